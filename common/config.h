@@ -1,0 +1,77 @@
+// Server configuration: one typed struct, filled from four layers in increasing precedence:
+//   built-in defaults < TOML file (--config / ATELIER_CONFIG) < environment (ATELIER_<KEY>) <
+//   command-line flags (--<key-with-dashes>).
+//
+// Every option is declared once in option_specs() (key, flag, env name, help, default), so the
+// CLI's --help, the TOML reader and the environment reader cannot disagree. Unknown keys in the
+// file and invalid values anywhere are errors whose Status::field() names the key.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/logging.h"
+#include "common/status.h"
+
+namespace atelier {
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0 picks a free port; the chosen one is logged
+  std::filesystem::path data_dir = "./data";
+  std::filesystem::path config_file;  // the TOML file that was read, if any
+  log::Format log_format = log::Format::kText;
+  log::Level log_level = log::Level::kInfo;
+  int io_threads = 2;
+  int64_t max_body_bytes = 1 << 20;      // larger request bodies get 413
+  int64_t max_header_bytes = 16 << 10;   // larger request headers get 431
+  int64_t header_timeout_ms = 10'000;    // whole request header must arrive within this
+  int64_t read_timeout_ms = 30'000;      // each read of a request body must progress within this
+  int64_t idle_timeout_ms = 60'000;      // keep-alive connections idle this long are closed
+  int64_t shutdown_timeout_ms = 10'000;  // graceful shutdown deadline
+  // On shutdown, keep serving this long with /readyz answering 503 before the listener closes,
+  // so load balancers stop routing here first. Counts against shutdown_timeout_ms.
+  int64_t shutdown_drain_delay_ms = 0;
+  std::filesystem::path web_root;         // empty: the source tree's web-client/dist
+  std::vector<std::string> cors_origins;  // empty: CORS off
+  int db_readers = 4;
+  int64_t checkpoint_interval_ms = 30'000;
+};
+
+struct OptionSpec {
+  enum class Kind { kString, kInt, kPath, kStringList };
+  std::string key;   // TOML key, snake_case: "max_body_bytes"
+  std::string flag;  // "--max-body-bytes"
+  std::string env;   // "ATELIER_MAX_BODY_BYTES"
+  Kind kind;
+  std::string help;
+};
+
+// Every option, in the order --help lists them.
+const std::vector<OptionSpec>& option_specs();
+
+struct ConfigSources {
+  // TOML file to read (from --config or ATELIER_CONFIG); none when empty.
+  std::filesystem::path file;
+  // Environment snapshot: name -> value. Only ATELIER_* names are looked at.
+  std::map<std::string, std::string> env;
+  // Options given on the command line: key -> raw value (lists comma-separated).
+  std::map<std::string, std::string> flags;
+};
+
+// Builds the configuration from the layers. Errors name the key (Status::field()) and say which
+// layer held the bad value. `warnings` collects non-fatal notes (unknown ATELIER_* variables).
+Result<ServerConfig> load_config(const ConfigSources& sources,
+                                 std::vector<std::string>* warnings = nullptr);
+
+// The process environment as a map (for ConfigSources::env).
+std::map<std::string, std::string> environment_snapshot();
+
+// The default shown in --help for `key`.
+std::string default_value_text(const std::string& key);
+
+}  // namespace atelier

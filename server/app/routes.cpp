@@ -1,0 +1,25 @@
+#include "server/app/routes.h"
+
+#include "server/api/system_routes.h"
+
+namespace atelier::app {
+
+Status build_router(http::Router& router, const RouteServices& s) {
+  // Order matters: the request id exists before anything logs, and response hooks run in
+  // reverse order, so the recorder sees the status after every later middleware amended it.
+  router.use(http::request_id_middleware());
+  if (s.recorder) router.use(s.recorder->middleware());
+  router.use(http::cors_middleware(s.cors_origins));
+
+  ATELIER_RETURN_IF_ERROR(
+      api::register_system_routes(router, {s.readiness, s.registry, s.version, s.instance_id}));
+
+  if (s.static_files) {
+    router.set_fallback([files = s.static_files](const http::ExchangePtr& ex) {
+      ex->respond(files->serve(ex->request()));
+    });
+  }
+  return Status::ok();
+}
+
+}  // namespace atelier::app

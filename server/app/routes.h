@@ -1,0 +1,30 @@
+// Builds the server's complete router: middleware in order, every API route, static fallback.
+// The OpenAPI conformance test builds the router through this same function, so the spec is
+// compared with exactly what the server serves.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/metrics.h"
+#include "common/readiness.h"
+#include "common/status.h"
+#include "server/http/middleware.h"
+#include "server/http/router.h"
+#include "server/http/static_files.h"
+
+namespace atelier::app {
+
+struct RouteServices {
+  const Readiness* readiness = nullptr;
+  metrics::Registry* registry = nullptr;
+  http::RequestRecorder* recorder = nullptr;        // access log + request metrics; may be null
+  const http::StaticFiles* static_files = nullptr;  // may be null: no static fallback
+  std::vector<std::string> cors_origins;
+  std::string version;
+  std::string instance_id;
+};
+
+Status build_router(http::Router& router, const RouteServices& services);
+
+}  // namespace atelier::app

@@ -1,0 +1,37 @@
+// Standard middleware for every request: request ids, access logging with metrics, and CORS.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/metrics.h"
+#include "server/http/router.h"
+
+namespace atelier::http {
+
+// Accepts a client's `X-Request-Id` when it is 1-64 characters of [A-Za-z0-9._-], else makes
+// one; stores it in Exchange::request_id and echoes it in the response.
+Middleware request_id_middleware();
+
+// Records one finished request: an access-log line (method, path, route, status, duration,
+// request id, remote address; never headers or bodies, which may hold secrets) and metrics
+// (requests by route/method/status, latency by route). Thread-safe.
+class RequestRecorder {
+ public:
+  explicit RequestRecorder(metrics::Registry* registry) : registry_(registry) {}
+  void record(const Request& request, const std::string& route, int status, double seconds,
+              const std::string& request_id);
+  // Middleware that calls record() when the response is sent.
+  Middleware middleware();
+
+ private:
+  metrics::Registry* registry_;
+};
+
+// CORS is off unless origins are configured. With origins: preflight OPTIONS from an allowed
+// origin gets 204 with the allow headers; responses to allowed origins get
+// Access-Control-Allow-Origin + Vary: Origin. Requests from other origins are not blocked here
+// (the browser enforces CORS; the auth layer checks Origin on unsafe requests).
+Middleware cors_middleware(std::vector<std::string> allowed_origins);
+
+}  // namespace atelier::http

@@ -1,0 +1,334 @@
+#include "server/http/session.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <ctime>
+
+#include "common/logging.h"
+
+namespace atelier::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// After a response that ends the connection, how long unread request bytes are drained so the
+// client sees the response instead of a reset (e.g. after 413 on a large upload).
+constexpr std::chrono::milliseconds kLingerTime{1000};
+
+// IMF-fixdate for the Date header, recomputed at most once a second per thread.
+std::string_view http_date() {
+  thread_local std::time_t cached_second = 0;
+  thread_local char buf[64];
+  thread_local size_t len = 0;
+  std::time_t now = std::time(nullptr);
+  if (now != cached_second) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    len = std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached_second = now;
+  }
+  return {buf, len};
+}
+
+Method to_method(bhttp::verb v, std::string_view text) {
+  switch (v) {
+    case bhttp::verb::get:
+      return Method::kGet;
+    case bhttp::verb::head:
+      return Method::kHead;
+    case bhttp::verb::post:
+      return Method::kPost;
+    case bhttp::verb::put:
+      return Method::kPut;
+    case bhttp::verb::patch:
+      return Method::kPatch;
+    case bhttp::verb::delete_:
+      return Method::kDelete;
+    case bhttp::verb::options:
+      return Method::kOptions;
+    default:
+      return parse_method(text);
+  }
+}
+
+template <class Body>
+void copy_headers(const Response& from, bhttp::response<Body>& to) {
+  to.set(bhttp::field::server, "atelier");
+  to.set(bhttp::field::date, http_date());
+  for (const auto& f : from.headers) to.insert(f.name, f.value);
+}
+
+// Parse errors (bad method, bad header syntax, ...) deserve a 400; the end of the stream and
+// socket errors mean the peer is gone and nothing can be answered.
+bool is_malformed_request(const beast::error_code& ec) {
+  return ec.category() == beast::error_code(bhttp::error::end_of_stream).category() &&
+         ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
+}
+
+}  // namespace
+
+Session::Session(tcp::socket&& socket, std::shared_ptr<ServerState> state)
+    : stream_(std::move(socket)), state_(std::move(state)) {
+  boost::system::error_code ec;
+  auto ep = stream_.socket().remote_endpoint(ec);
+  if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  if (state_->open_connections) state_->open_connections->add(1);
+  state_->session_count.fetch_add(1);
+}
+
+Session::~Session() {
+  {
+    std::lock_guard lock(state_->sessions_mu);
+    state_->sessions.erase(this);
+  }
+  if (state_->open_connections) state_->open_connections->add(-1);
+  state_->session_count.fetch_sub(1);
+}
+
+void Session::start() {
+  {
+    std::lock_guard lock(state_->sessions_mu);
+    state_->sessions[this] = weak_from_this();
+  }
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->wait_for_request(); });
+}
+
+void Session::begin_drain() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] {
+    // Between requests nothing is lost by closing; otherwise the response in progress carries
+    // `Connection: close` (send() checks `draining`).
+    if (self->phase_ == Phase::kIdle) self->close_now();
+  });
+}
+
+void Session::force_close() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] { self->close_now(); });
+}
+
+void Session::wait_for_request() {
+  if (state_->draining.load()) return close_after_response();
+  phase_ = Phase::kIdle;
+  parser_.emplace();
+  parser_->header_limit(state_->options.max_header_bytes);
+  parser_->body_limit(state_->options.max_body_bytes);
+  if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
+  // The idle timeout applies until the first byte of the next request arrives; from then on
+  // the (shorter) header timeout bounds how long a slow client may take.
+  stream_.expires_after(state_->options.idle_timeout);
+  stream_.async_read_some(buffer_.prepare(4096),
+                          beast::bind_front_handler(&Session::on_first_bytes, shared_from_this()));
+}
+
+void Session::on_first_bytes(beast::error_code ec, size_t n) {
+  if (ec) return close_now();  // idle timeout, peer closed, or forced close
+  buffer_.commit(n);
+  read_header();
+}
+
+void Session::read_header() {
+  phase_ = Phase::kReadingHeader;
+  request_started_ = std::chrono::steady_clock::now();
+  stream_.expires_after(state_->options.header_timeout);
+  bhttp::async_read_header(stream_, buffer_, *parser_,
+                           beast::bind_front_handler(&Session::on_header, shared_from_this()));
+}
+
+void Session::on_header(beast::error_code ec, size_t) {
+  if (ec == bhttp::error::header_limit) {
+    return reject(431, "headers_too_large", "request header fields are too large");
+  }
+  if (ec == bhttp::error::body_limit) {
+    return reject(413, "body_too_large", "request body is larger than the server accepts");
+  }
+  if (ec) {
+    if (is_malformed_request(ec)) {
+      return reject(400, "bad_request", "malformed HTTP request: " + ec.message());
+    }
+    return close_now();  // timeout (slow client) or the peer went away
+  }
+  // The body limit is decided here, before routing and before any body byte is read.
+  if (auto len = parser_->content_length(); len && *len > state_->options.max_body_bytes) {
+    return reject(413, "body_too_large",
+                  "request body of " + std::to_string(*len) + " bytes exceeds the limit of " +
+                      std::to_string(state_->options.max_body_bytes));
+  }
+  if (parser_->is_done()) return handle_request();
+  const auto& req = parser_->get();
+  auto expect = req[bhttp::field::expect];
+  if (iequals(expect, "100-continue")) {
+    net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                     [self = shared_from_this()](beast::error_code wec, size_t) {
+                       if (wec) return self->close_now();
+                       self->read_body();
+                     });
+    return;
+  }
+  read_body();
+}
+
+void Session::read_body() {
+  phase_ = Phase::kReadingBody;
+  stream_.expires_after(state_->options.read_timeout);  // per read, not for the whole body
+  bhttp::async_read_some(stream_, buffer_, *parser_,
+                         beast::bind_front_handler(&Session::on_body_part, shared_from_this()));
+}
+
+void Session::on_body_part(beast::error_code ec, size_t) {
+  if (ec == bhttp::error::body_limit) {
+    return reject(413, "body_too_large", "request body is larger than the server accepts");
+  }
+  if (ec == bhttp::error::need_buffer) ec = {};
+  if (ec) {
+    if (is_malformed_request(ec)) {
+      return reject(400, "bad_request", "malformed HTTP request body: " + ec.message());
+    }
+    return close_now();
+  }
+  if (parser_->is_done()) return handle_request();
+  read_body();
+}
+
+Request Session::build_request() const {
+  const auto& req = parser_->get();
+  Request out;
+  out.method_text = std::string(req.method_string());
+  out.method = to_method(req.method(), out.method_text);
+  out.target = std::string(req.target());
+  size_t q = out.target.find('?');
+  out.path = out.target.substr(0, q);
+  if (q != std::string::npos) out.query = out.target.substr(q + 1);
+  for (const auto& field : req) out.headers.add(field.name_string(), field.value());
+  out.body = req.body();
+  out.remote_address = remote_;
+  out.version = req.version();
+  out.keep_alive = req.keep_alive();
+  return out;
+}
+
+void Session::handle_request() {
+  phase_ = Phase::kHandling;
+  stream_.expires_never();  // a handler may take its time; the write gets its own deadline
+  Request req = build_request();
+  request_keep_alive_ = req.keep_alive;
+  request_is_head_ = req.method == Method::kHead;
+  auto self = shared_from_this();
+  auto exchange = std::make_shared<Exchange>(std::move(req), [self](Response response) {
+    net::post(self->stream_.get_executor(),
+              [self, r = std::move(response)]() mutable { self->send(std::move(r)); });
+  });
+  state_->router->dispatch(exchange);
+}
+
+void Session::send(Response r) {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kWriting;
+  const bool keep_alive = request_keep_alive_ && !r.close && !state_->draining.load();
+  const unsigned version = parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
+  auto status = static_cast<bhttp::status>(r.status);
+  std::optional<bhttp::message_generator> message;
+
+  if (r.file) {
+    bhttp::response<bhttp::file_body> res{status, version};
+    beast::error_code ec;
+    res.body().open(r.file->c_str(), beast::file_mode::scan, ec);
+    if (!ec) {
+      copy_headers(r, res);
+      res.keep_alive(keep_alive);
+      uint64_t size = res.body().size();
+      if (request_is_head_) {
+        bhttp::response<bhttp::empty_body> head{status, version};
+        copy_headers(r, head);
+        head.keep_alive(keep_alive);
+        head.content_length(size);
+        message.emplace(std::move(head));
+      } else {
+        res.content_length(size);
+        message.emplace(std::move(res));
+      }
+    } else {
+      log::warn("cannot open {} for a response: {}", r.file->string(), ec.message());
+      r = Response::error(404, "not_found", "no such resource");
+    }
+  }
+  if (!message) {
+    bhttp::response<bhttp::string_body> res{status, version};
+    copy_headers(r, res);
+    res.keep_alive(keep_alive);
+    const bool bodiless = r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
+    if (request_is_head_) {
+      if (!bodiless) res.content_length(r.body.size());
+    } else if (!bodiless) {
+      res.body() = std::move(r.body);
+      res.prepare_payload();
+    }
+    message.emplace(std::move(res));
+  }
+
+  stream_.expires_after(state_->options.read_timeout);
+  beast::async_write(stream_, std::move(*message),
+                     [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                       self->on_written(keep_alive, ec);
+                     });
+}
+
+void Session::on_written(bool keep_alive, beast::error_code ec) {
+  if (ec) return close_now();
+  if (!keep_alive) return close_after_response();
+  wait_for_request();
+}
+
+void Session::reject(int status, std::string_view code, std::string_view message) {
+  Request req;
+  if (parser_ && parser_->is_header_done()) {
+    req = build_request();
+  } else {
+    req.method_text = "-";
+    req.target = req.path = "-";
+    req.remote_address = remote_;
+  }
+  Response r = Response::error(status, code, message);
+  r.close = true;
+  if (state_->rejection_observer) state_->rejection_observer(req, r);
+  request_is_head_ = req.method == Method::kHead;
+  send(std::move(r));
+}
+
+void Session::close_now() {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.close();  // a pending read completes with operation_aborted and lets go of us
+}
+
+void Session::close_after_response() {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) {
+    stream_.close();
+    return;
+  }
+  // Drain what the client still sends (bounded in time) so our last response isn't destroyed
+  // by a reset; the socket closes when this last operation ends and the session is released.
+  auto scratch = std::make_shared<std::array<char, 4096>>();
+  stream_.expires_after(kLingerTime);
+  auto drain = std::make_shared<std::function<void(beast::error_code, size_t)>>();
+  *drain = [self = shared_from_this(), scratch, drain](beast::error_code rec, size_t) mutable {
+    if (rec) {
+      self->stream_.close();
+      *drain = nullptr;  // break the self-reference cycle
+      return;
+    }
+    self->stream_.async_read_some(net::buffer(*scratch), *drain);
+  };
+  stream_.async_read_some(net::buffer(*scratch), *drain);
+}
+
+}  // namespace atelier::http

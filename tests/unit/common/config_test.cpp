@@ -1,0 +1,150 @@
+#include "common/config.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/support/temp_dir.h"
+
+namespace atelier {
+namespace {
+
+using testing::TempDir;
+using testing::write_file;
+
+TEST(ConfigTest, DefaultsWithNoSources) {
+  auto cfg = load_config({});
+  ASSERT_TRUE(cfg.is_ok()) << cfg.status().to_string();
+  EXPECT_EQ(cfg->host, "127.0.0.1");
+  EXPECT_EQ(cfg->port, 8080);
+  EXPECT_EQ(cfg->data_dir, "./data");
+  EXPECT_EQ(cfg->max_body_bytes, 1 << 20);
+  EXPECT_EQ(cfg->log_format, log::Format::kText);
+  EXPECT_TRUE(cfg->cors_origins.empty());
+}
+
+TEST(ConfigTest, PrecedenceDefaultsFileEnvFlags) {
+  TempDir dir;
+  write_file(dir / "a.toml",
+             "port = 9000\nhost = \"0.0.0.0\"\nlog_format = \"json\"\nio_threads = 3\n");
+  ConfigSources src;
+  src.file = dir / "a.toml";
+  src.env = {{"ATELIER_PORT", "9100"}, {"ATELIER_HOST", "127.0.0.2"}};
+  src.flags = {{"port", "9200"}};
+  auto cfg = load_config(src);
+  ASSERT_TRUE(cfg.is_ok()) << cfg.status().to_string();
+  EXPECT_EQ(cfg->port, 9200);                      // flag beats env and file
+  EXPECT_EQ(cfg->host, "127.0.0.2");               // env beats file
+  EXPECT_EQ(cfg->log_format, log::Format::kJson);  // file beats default
+  EXPECT_EQ(cfg->io_threads, 3);
+  EXPECT_EQ(cfg->config_file, dir / "a.toml");
+}
+
+TEST(ConfigTest, ConfigFileFromFlagOrEnv) {
+  TempDir dir;
+  write_file(dir / "env.toml", "port = 1111\n");
+  write_file(dir / "flag.toml", "port = 2222\n");
+  ConfigSources src;
+  src.env = {{"ATELIER_CONFIG", (dir / "env.toml").string()}};
+  auto from_env = load_config(src);
+  ASSERT_TRUE(from_env.is_ok());
+  EXPECT_EQ(from_env->port, 1111);
+  src.flags = {{"config", (dir / "flag.toml").string()}};
+  auto from_flag = load_config(src);
+  ASSERT_TRUE(from_flag.is_ok());
+  EXPECT_EQ(from_flag->port, 2222);
+}
+
+TEST(ConfigTest, UnknownFileKeyIsNamed) {
+  TempDir dir;
+  write_file(dir / "c.toml", "port = 1\nprot = 2\n");
+  auto cfg = load_config({.file = dir / "c.toml"});
+  ASSERT_FALSE(cfg.is_ok());
+  EXPECT_EQ(cfg.status().field(), "prot");
+  EXPECT_NE(cfg.status().message().find("unknown key 'prot'"), std::string::npos);
+}
+
+TEST(ConfigTest, WrongTypeInFileIsNamed) {
+  TempDir dir;
+  write_file(dir / "c.toml", "port = \"eighty\"\n");
+  auto cfg = load_config({.file = dir / "c.toml"});
+  ASSERT_FALSE(cfg.is_ok());
+  EXPECT_EQ(cfg.status().field(), "port");
+  EXPECT_NE(cfg.status().message().find("expected an integer"), std::string::npos);
+}
+
+TEST(ConfigTest, SyntaxErrorNamesFileAndLine) {
+  TempDir dir;
+  write_file(dir / "c.toml", "port = 1\nhost = \n");
+  auto cfg = load_config({.file = dir / "c.toml"});
+  ASSERT_FALSE(cfg.is_ok());
+  EXPECT_NE(cfg.status().message().find("line 2"), std::string::npos) << cfg.status().message();
+}
+
+TEST(ConfigTest, MissingFileIsAnError) {
+  auto cfg = load_config({.file = "/nonexistent/atelier.toml"});
+  ASSERT_FALSE(cfg.is_ok());
+  EXPECT_EQ(cfg.status().field(), "config");
+}
+
+TEST(ConfigTest, InvalidValuesNameTheKeyInEveryLayer) {
+  struct Case {
+    ConfigSources src;
+    std::string field;
+    std::string fragment;
+  };
+  std::vector<Case> cases = {
+      {{.flags = {{"port", "70000"}}}, "port", "out of range"},
+      {{.flags = {{"port", "80x"}}}, "port", "not an integer"},
+      {{.env = {{"ATELIER_IO_THREADS", "0"}}}, "io_threads", "environment ATELIER_IO_THREADS"},
+      {{.flags = {{"log_format", "xml"}}}, "log_format", "text|json"},
+      {{.flags = {{"log_level", "loud"}}}, "log_level", "trace|debug"},
+      {{.flags = {{"cors_origins", "example.com"}}}, "cors_origins", "not an origin"},
+      {{.flags = {{"max_body_bytes", "0"}}}, "max_body_bytes", "out of range"},
+      {{.flags = {{"host", ""}}}, "host", "must not be empty"},
+      {{.flags = {{"nope", "1"}}}, "nope", "unknown option"},
+  };
+  for (const auto& c : cases) {
+    auto cfg = load_config(c.src);
+    ASSERT_FALSE(cfg.is_ok()) << c.field;
+    EXPECT_EQ(cfg.status().field(), c.field);
+    EXPECT_NE(cfg.status().message().find(c.fragment), std::string::npos) << cfg.status().message();
+  }
+}
+
+TEST(ConfigTest, ListsFromFileAndEnv) {
+  TempDir dir;
+  write_file(dir / "c.toml", "cors_origins = [\"https://a.example\", \"http://b.example:8080\"]\n");
+  auto cfg = load_config({.file = dir / "c.toml"});
+  ASSERT_TRUE(cfg.is_ok()) << cfg.status().to_string();
+  EXPECT_EQ(cfg->cors_origins,
+            (std::vector<std::string>{"https://a.example", "http://b.example:8080"}));
+  auto env =
+      load_config({.env = {{"ATELIER_CORS_ORIGINS", "https://x.example, https://y.example"}}});
+  ASSERT_TRUE(env.is_ok());
+  EXPECT_EQ(env->cors_origins.size(), 2u);
+}
+
+TEST(ConfigTest, UnknownEnvironmentVariablesWarnOnly) {
+  std::vector<std::string> warnings;
+  auto cfg = load_config({.env = {{"ATELIER_BIN", "/x"}, {"PATH", "/bin"}}}, &warnings);
+  ASSERT_TRUE(cfg.is_ok());
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("ATELIER_BIN"), std::string::npos);
+}
+
+TEST(ConfigTest, EveryOptionHasFlagEnvAndHelp) {
+  for (const auto& spec : option_specs()) {
+    EXPECT_EQ(spec.flag.rfind("--", 0), 0u) << spec.key;
+    EXPECT_EQ(spec.env.rfind("ATELIER_", 0), 0u) << spec.key;
+    EXPECT_FALSE(spec.help.empty()) << spec.key;
+  }
+  for (const char* key : {"host", "port", "data_dir", "config", "log_format"}) {
+    bool found = false;
+    for (const auto& spec : option_specs()) found |= spec.key == key;
+    EXPECT_TRUE(found) << key;
+  }
+  EXPECT_EQ(default_value_text("port"), "8080");
+  EXPECT_EQ(default_value_text("host"), "127.0.0.1");
+}
+
+}  // namespace
+}  // namespace atelier
