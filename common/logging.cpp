@@ -84,6 +84,8 @@ void append_text_value(std::string& out, const FieldValue& v) {
       v);
 }
 
+void write_unfiltered(Level level, std::string_view message, std::initializer_list<Field> fields);
+
 }  // namespace
 
 Result<Level> parse_level(std::string_view name) {
@@ -134,8 +136,18 @@ bool enabled(Level level) {
   return level != Level::kOff && static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
 }
 
+void write_always(std::string_view message) {
+  if (g_level.load(std::memory_order_relaxed) == static_cast<int>(Level::kOff)) return;
+  write_unfiltered(Level::kInfo, message, {});
+}
+
 void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
   if (!enabled(level)) return;
+  write_unfiltered(level, message, fields);
+}
+
+namespace {
+void write_unfiltered(Level level, std::string_view message, std::initializer_list<Field> fields) {
   std::string line;
   if (g_format.load(std::memory_order_relaxed) == Format::kJson) {
     nlohmann::json j;
@@ -161,5 +173,7 @@ void write(Level level, std::string_view message, std::initializer_list<Field> f
   }
   logger()->info("{}", line);
 }
+
+}  // namespace
 
 }  // namespace atelier::log

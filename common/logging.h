@@ -44,6 +44,14 @@ struct Field {
 // `{"ts":"...","level":"...","msg":"...","key":value,...}` on one line.
 void write(Level level, std::string_view message, std::initializer_list<Field> fields = {});
 
+// Lines operators and tools must always see (the listening address, shutdown), whatever the
+// level: written as info unless logging is off.
+void write_always(std::string_view message);
+template <typename... Args>
+void announce(fmt::format_string<Args...> f, Args&&... args) {
+  write_always(fmt::format(f, std::forward<Args>(args)...));
+}
+
 template <typename... Args>
 void trace(fmt::format_string<Args...> f, Args&&... args) {
   if (enabled(Level::kTrace)) write(Level::kTrace, fmt::format(f, std::forward<Args>(args)...));

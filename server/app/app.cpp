@@ -96,7 +96,7 @@ class App::Impl {
     auto port = server_->start();
     if (!port) return port.status();
     port_ = *port;
-    log::info("listening on http://{}:{}", config_.host, port_);
+    log::announce("listening on http://{}:{}", config_.host, port_);
     return Status::ok();
   }
 
@@ -132,7 +132,7 @@ class App::Impl {
     }
     if (server_) server_->shutdown(deadline);
     if (store_) store_->close();
-    log::info("shut down in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+    log::announce("shut down in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::chrono::steady_clock::now() - started)
                                         .count());
     log::flush();

@@ -9,7 +9,8 @@ Status build_router(http::Router& router, const RouteServices& s) {
   // reverse order, so the recorder sees the status after every later middleware amended it.
   router.use(http::request_id_middleware());
   if (s.recorder) router.use(s.recorder->middleware());
-  router.use(http::cors_middleware(s.cors_origins));
+  if (!s.cors_origins.empty()) router.use(http::cors_middleware(s.cors_origins));
+  if (s.auth) router.use(s.auth);
 
   ATELIER_RETURN_IF_ERROR(
       api::register_system_routes(router, {s.readiness, s.registry, s.version, s.instance_id}));

@@ -21,6 +21,10 @@ struct RouteServices {
   http::RequestRecorder* recorder = nullptr;        // access log + request metrics; may be null
   const http::StaticFiles* static_files = nullptr;  // may be null: no static fallback
   std::vector<std::string> cors_origins;
+  // Authentication hook: runs after CORS and before every handler (and the static fallback),
+  // knowing the matched route (Exchange::route()). It attaches the caller's identity or answers
+  // 401/403 itself. Empty until accounts exist.
+  http::Middleware auth;
   std::string version;
   std::string instance_id;
 };

@@ -40,20 +40,39 @@ Middleware request_id_middleware() {
   };
 }
 
+RequestRecorder::Series RequestRecorder::series(const std::string& route, Method method,
+                                                int status) {
+  std::string key;
+  key.reserve(route.size() + 12);
+  key += method_name(method);
+  key += '\x1f';
+  key += std::to_string(status);
+  key += '\x1f';
+  key += route;
+  {
+    std::shared_lock lock(mu_);
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  }
+  Series s{&registry_->counter("atelier_http_requests_total",
+                               "HTTP requests by route, method and status",
+                               {{"route", route},
+                                {"method", std::string(method_name(method))},
+                                {"status", std::to_string(status)}}),
+           &registry_->histogram("atelier_http_request_duration_seconds",
+                                 "HTTP request latency by route, from full request to response",
+                                 {{"route", route}})};
+  std::unique_lock lock(mu_);
+  cache_.emplace(std::move(key), s);
+  return s;
+}
+
 void RequestRecorder::record(const Request& request, const std::string& route, int status,
                              double seconds, const std::string& request_id) {
   if (registry_) {
-    std::string status_text = std::to_string(status);
-    std::string method(request.method == Method::kOther ? "OTHER" : method_name(request.method));
-    registry_
-        ->counter("atelier_http_requests_total", "HTTP requests by route, method and status",
-                  {{"route", route}, {"method", method}, {"status", status_text}})
-        .inc();
-    registry_
-        ->histogram("atelier_http_request_duration_seconds",
-                    "HTTP request latency by route, from full request to response",
-                    {{"route", route}})
-        .observe(seconds);
+    // Unknown methods share one label value, so clients cannot mint label values at will.
+    Series s = series(route, request.method, status);
+    s.requests->inc();
+    s.latency->observe(seconds);
   }
   if (log::enabled(log::Level::kInfo)) {
     // The path without its query string: queries may carry tokens or invite codes.

@@ -28,7 +28,9 @@ int64_t PathParams::get_int(std::string_view name) const {
 Exchange::Exchange(Request request, Sink sink)
     : request_(std::move(request)),
       sink_(std::move(sink)),
-      started_(std::chrono::steady_clock::now()) {}
+      started_(std::chrono::steady_clock::now()) {
+  hooks_.reserve(4);  // the standard middleware adds two; avoid regrowing per request
+}
 
 Exchange::~Exchange() {
   if (!responded_.load()) {
@@ -151,16 +153,19 @@ std::vector<Router::RouteInfo> Router::routes() const {
 
 Router::Match Router::match(const Request& request) const {
   Match result;
-  std::vector<std::string_view> raw = split_path(request.path);
-  std::vector<std::string> segs;
-  segs.reserve(raw.size());
-  for (std::string_view s : raw) {
-    auto decoded = percent_decode(s);
-    if (!decoded) {
+  std::vector<std::string_view> segs = split_path(request.path);
+  // Segments are percent-decoded only when they hold an escape, which most paths never do.
+  std::vector<std::string> decoded;
+  decoded.reserve(segs.size());  // no reallocation: `segs` keeps views into it
+  for (std::string_view& seg : segs) {
+    if (seg.find('%') == std::string_view::npos) continue;
+    auto d = percent_decode(seg);
+    if (!d) {
       result.early = Response::error(400, "bad_path", "malformed percent-encoding in path", "path");
       return result;
     }
-    segs.push_back(std::move(*decoded));
+    decoded.push_back(std::move(*d));
+    seg = decoded.back();
   }
 
   const Method want = request.method == Method::kHead ? Method::kGet : request.method;
@@ -182,7 +187,7 @@ Router::Match Router::match(const Request& request) const {
           break;
         case Segment::kString:
           shape_ok = !segs[i].empty();
-          if (shape_ok) params.set(s.text, segs[i]);
+          if (shape_ok) params.set(s.text, std::string(segs[i]));
           break;
         case Segment::kInt: {
           int64_t v;
@@ -193,7 +198,7 @@ Router::Match Router::match(const Request& request) const {
                                   "path parameter '" + s.text + "' must be an integer", s.text);
             }
           } else {
-            params.set(s.text, segs[i]);
+            params.set(s.text, std::string(segs[i]));
           }
           break;
         }

@@ -21,10 +21,10 @@ using tcp = net::ip::tcp;
 class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
  public:
   Impl(HttpServerOptions options, const Router& router, metrics::Registry* registry)
-      : ioc_(options.io_threads),
+      : state_(std::make_shared<ServerState>(options.io_threads)),
+        ioc_(state_->ioc),
         acceptor_(net::make_strand(ioc_)),
-        retry_timer_(acceptor_.get_executor()),
-        state_(std::make_shared<ServerState>()) {
+        retry_timer_(acceptor_.get_executor()) {
     state_->options = std::move(options);
     state_->router = &router;
     if (registry) {
@@ -101,6 +101,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     // the sessions and this object they hold.
     ioc_.restart();
     ioc_.poll();
+    state_->io_stopped = true;
   }
 
   uint16_t port() const { return port_; }
@@ -138,11 +139,11 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
         });
   }
 
-  net::io_context ioc_;
+  std::shared_ptr<ServerState> state_;  // owns the io_context; first, so built first
+  net::io_context& ioc_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   tcp::acceptor acceptor_;
   net::steady_timer retry_timer_;
-  std::shared_ptr<ServerState> state_;
   std::vector<std::thread> threads_;
   std::atomic<bool> running_{false};
   uint16_t port_ = 0;

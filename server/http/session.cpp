@@ -1,5 +1,6 @@
 #include "server/http/session.h"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <ctime>
@@ -73,7 +74,7 @@ bool is_malformed_request(const beast::error_code& ec) {
 }  // namespace
 
 Session::Session(tcp::socket&& socket, std::shared_ptr<ServerState> state)
-    : stream_(std::move(socket)), state_(std::move(state)) {
+    : state_(std::move(state)), stream_(std::move(socket)) {
   boost::system::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
   if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -82,11 +83,10 @@ Session::Session(tcp::socket&& socket, std::shared_ptr<ServerState> state)
 }
 
 Session::~Session() {
-  {
-    std::lock_guard lock(state_->sessions_mu);
-    state_->sessions.erase(this);
-  }
-  if (state_->open_connections) state_->open_connections->add(-1);
+  std::lock_guard lock(state_->sessions_mu);
+  state_->sessions.erase(this);
+  // After shutdown the server (and the metrics it pointed at) may be gone.
+  if (state_->open_connections && !state_->io_stopped.load()) state_->open_connections->add(-1);
   state_->session_count.fetch_sub(1);
 }
 
@@ -218,8 +218,11 @@ void Session::handle_request() {
   request_is_head_ = req.method == Method::kHead;
   auto self = shared_from_this();
   auto exchange = std::make_shared<Exchange>(std::move(req), [self](Response response) {
-    net::post(self->stream_.get_executor(),
-              [self, r = std::move(response)]() mutable { self->send(std::move(r)); });
+    if (self->state_->io_stopped.load()) return;  // answered after shutdown: nobody to tell
+    // A handler answering inline is already on our strand: dispatch then writes at once,
+    // saving a trip through the scheduler; from any other thread it queues on the strand.
+    net::dispatch(self->stream_.get_executor(),
+                  [self, r = std::move(response)]() mutable { self->send(std::move(r)); });
   });
   state_->router->dispatch(exchange);
 }

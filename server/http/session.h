@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
@@ -25,8 +26,13 @@ namespace atelier::http {
 
 class Session;
 
-// What every session of one server shares.
+// What every session of one server shares. Sessions hold it by shared_ptr, and it owns the
+// io_context, so a session kept alive past shutdown (by a handler that has not answered yet)
+// never outlives the io_context its socket belongs to.
 struct ServerState {
+  explicit ServerState(int threads) : ioc(threads) {}
+
+  boost::asio::io_context ioc;
   HttpServerOptions options;
   const Router* router = nullptr;
   metrics::Gauge* open_connections = nullptr;  // may be null
@@ -37,6 +43,10 @@ struct ServerState {
   std::mutex sessions_mu;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
   std::atomic<size_t> session_count{0};
+
+  // Set once the I/O threads have stopped for good: late answers are dropped instead of being
+  // queued on an io_context that will never run them.
+  std::atomic<bool> io_stopped{false};
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -72,10 +82,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Request build_request() const;
 
+  // First member, so it is destroyed last: the socket below must go before the io_context.
+  std::shared_ptr<ServerState> state_;
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
-  std::shared_ptr<ServerState> state_;
   std::string remote_;
   Phase phase_ = Phase::kIdle;
   bool request_keep_alive_ = true;

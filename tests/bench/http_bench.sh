@@ -188,8 +188,12 @@ bench "baseline /" "$PORT" /
 BASELINE_RPS=$LAST_RPS
 stop_server
 
+# One I/O thread per core the server gets: pinned to one core, a second thread only adds
+# context switches (measured: ~10% fewer req/s and 6x the p99).
+if [[ ${#SERVER_PREFIX[@]} -gt 0 ]]; then IO_THREADS=1; else IO_THREADS=$(nproc); fi
+
 # 2. Atelier as deployed for load: warnings only.
-start_server atelier-warn /readyz "$ATELIER_BIN" serve --port 0 \
+start_server atelier-warn /readyz "$ATELIER_BIN" serve --port 0 --io-threads "$IO_THREADS" \
   --data-dir "$(mktemp -d "$WORK/data.XXXXXX")" --log-level warn
 bench "atelier /healthz" "$PORT" /healthz
 HEALTHZ_RPS=$LAST_RPS
@@ -197,7 +201,7 @@ bench "atelier /api/v1/info" "$PORT" /api/v1/info
 stop_server
 
 # 3. The price of access logging: every request logged (to a file here, not a terminal).
-start_server atelier-info /readyz "$ATELIER_BIN" serve --port 0 \
+start_server atelier-info /readyz "$ATELIER_BIN" serve --port 0 --io-threads "$IO_THREADS" \
   --data-dir "$(mktemp -d "$WORK/data.XXXXXX")" --log-level info
 bench "atelier /healthz (log info)" "$PORT" /healthz
 stop_server

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/app/routes.h"
 #include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
 
@@ -195,6 +196,34 @@ TEST_F(AppTest, ReadyzTurns503WhileDrainingThenListenerCloses) {
   stopper.join();
   EXPECT_TRUE(conn.closed_within(2s));
   EXPECT_THROW(Connection again(port), std::runtime_error);
+}
+
+TEST(BuildRouterTest, AuthHookSeesTheRouteAndCanRefuse) {
+  http::Router router;
+  std::vector<std::string> seen;
+  RouteServices services;
+  services.auth = [&](const http::ExchangePtr& ex, const http::Next& next) {
+    seen.push_back(ex->route());
+    if (ex->route() == "/api/v1/info") {
+      return ex->respond(http::Response::error(401, "unauthenticated", "log in first"));
+    }
+    next();
+  };
+  ASSERT_TRUE(build_router(router, services).is_ok());
+  auto run = [&](const std::string& path) {
+    http::Request req;
+    req.method = http::Method::kGet;
+    req.method_text = "GET";
+    req.path = req.target = path;
+    std::optional<http::Response> out;
+    router.dispatch(std::make_shared<http::Exchange>(
+        std::move(req), [&](http::Response r) { out = std::move(r); }));
+    return out.value_or(http::Response{});
+  };
+  EXPECT_EQ(run("/healthz").status, 200);
+  EXPECT_EQ(run("/api/v1/info").status, 401);
+  EXPECT_EQ(run("/nowhere").status, 404);
+  EXPECT_EQ(seen, (std::vector<std::string>{"/healthz", "/api/v1/info", "unmatched"}));
 }
 
 }  // namespace

@@ -60,6 +60,23 @@ TEST_F(LoggingTest, LevelsFilter) {
   EXPECT_TRUE(log::enabled(log::Level::kError));
 }
 
+TEST_F(LoggingTest, AnnounceShowsAtAnyLevelButOff) {
+  auto path = (dir_ / "log.txt").string();
+  ASSERT_TRUE(log::init_file(path, log::Format::kText, log::Level::kError).is_ok());
+  log::info("hidden");
+  log::announce("listening on http://{}:{}", "127.0.0.1", 8080);
+  log::flush();
+  auto lines = lines_of(read_file(path));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("listening on http://127.0.0.1:8080"), std::string::npos);
+
+  auto off = (dir_ / "off.txt").string();
+  ASSERT_TRUE(log::init_file(off, log::Format::kText, log::Level::kOff).is_ok());
+  log::announce("nothing");
+  log::flush();
+  EXPECT_TRUE(read_file(off).empty());
+}
+
 TEST_F(LoggingTest, TextFieldsQuotedWhenNeeded) {
   auto path = (dir_ / "log.txt").string();
   ASSERT_TRUE(log::init_file(path, log::Format::kText, log::Level::kInfo).is_ok());

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 namespace atelier::store {
 namespace {
 
@@ -19,18 +21,6 @@ using ::testing::HasSubstr;
 
 class MigrationsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("atelier_migrations_" + std::string(info->name()) + "_" +
-            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   Db open_db() {
     Result<Db> db = Db::open(dir_ / "m.db", OpenMode::kReadWriteCreate);
     EXPECT_TRUE(db.is_ok()) << db.status().to_string();
@@ -57,7 +47,8 @@ class MigrationsTest : public ::testing::Test {
     return out;
   }
 
-  fs::path dir_;
+  testing::TempDir tmp_{"atelier-store-test"};
+  fs::path dir_ = tmp_.path();
 };
 
 // Each migration depends on the one before, so applying out of order would fail.

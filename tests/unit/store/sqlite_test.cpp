@@ -10,6 +10,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 namespace atelier::store {
 namespace {
 
@@ -20,25 +22,14 @@ using ::testing::Not;
 // A fresh directory per test, removed afterwards.
 class SqliteTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("atelier_sqlite_" + std::string(info->name()) + "_" +
-            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   Db open_rw(const std::string& name = "test.db") {
     Result<Db> db = Db::open(dir_ / name, OpenMode::kReadWriteCreate);
     EXPECT_TRUE(db.is_ok()) << db.status().to_string();
     return std::move(db).value();
   }
 
-  fs::path dir_;
+  testing::TempDir tmp_{"atelier-store-test"};
+  fs::path dir_ = tmp_.path();
 };
 
 static_assert(!std::is_copy_constructible_v<Db> && std::is_nothrow_move_constructible_v<Db>);

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 namespace atelier::store {
 namespace {
 
@@ -43,18 +45,10 @@ Status insert_item(Db& db, const std::string& value) {
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("atelier_store_" + std::string(info->name()) + "_" +
-            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
     options_.path = dir_ / "nested" / "dir" / "atelier.db";
     options_.busy_timeout = 2000ms;
   }
-  void TearDown() override {
-    store_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void TearDown() override { store_.reset(); }
 
   void open() {
     Result<std::unique_ptr<Store>> store = Store::open(options_, test_migrations());
@@ -81,7 +75,8 @@ class StoreTest : public ::testing::Test {
     return ec ? 0 : size;
   }
 
-  fs::path dir_;
+  testing::TempDir tmp_{"atelier-store-test"};
+  fs::path dir_ = tmp_.path();
   StoreOptions options_;
   std::unique_ptr<Store> store_;
 };
