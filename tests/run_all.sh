@@ -13,6 +13,7 @@ build_dir="${1:-build/release}"
 case "$build_dir" in /*) ;; *) build_dir="$root/$build_dir" ;; esac
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
+export NO_COLOR=1
 
 total_passed=0
 total_failed=0
@@ -28,7 +29,9 @@ run_suite() {
   ( cd "$root" && "$@" ) 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local passed=0 failed=0
-  read -r passed failed < <("$parser" "$log")
+  # Counts are read from the output without colour codes (some runners colour even when piped).
+  sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g' "$log" >"$log.plain"
+  read -r passed failed < <("$parser" "$log.plain")
   if [[ $rc -ne 0 && $failed -eq 0 ]]; then failed=1; fi  # a crash or a failed step counts
   if [[ $rc -eq 0 && $passed -eq 0 ]]; then
     echo "$name: ran no test" >&2

@@ -1,0 +1,511 @@
+#include "server/api/json_body.h"
+
+#include <algorithm>
+#include <exception>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <unordered_set>
+
+#include "server/api/errors.h"
+
+namespace atelier::api {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr size_t kMaxShownKeyBytes = 64;
+
+// Returns the offset where the first ill-formed UTF-8 sequence starts (Unicode 15, table 3-7: no
+// overlong forms, no surrogates, nothing above U+10FFFF, no truncated sequences), or nullopt.
+std::optional<size_t> first_invalid_utf8(std::string_view s) {
+  auto in = [](unsigned char c, unsigned char lo, unsigned char hi) { return c >= lo && c <= hi; };
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte; later ones are 80..BF
+    if (in(c, 0xC2, 0xDF)) {
+      need = 1;
+    } else if (in(c, 0xE0, 0xEF)) {
+      need = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;  // U+D800..U+DFFF are surrogates
+    } else if (in(c, 0xF0, 0xF4)) {
+      need = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    for (size_t k = 1; k <= need; ++k) {
+      if (i + k >= s.size()) return i;
+      auto b = static_cast<unsigned char>(s[i + k]);
+      if (k == 1 ? !in(b, lo, hi) : !in(b, 0x80, 0xBF)) return i;
+    }
+    i += need + 1;
+  }
+  return std::nullopt;
+}
+
+// Code points in valid UTF-8: every byte that is not a continuation byte starts one.
+size_t count_chars(std::string_view s) {
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+// True when valid UTF-8 `s` holds a C0 or C1 control character or DEL (tab, LF and CR pass when
+// `multiline`). C1 controls U+0080..U+009F are encoded as C2 80..C2 9F.
+bool has_control_chars(std::string_view s, bool multiline) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20) {
+      if (multiline && (c == '\t' || c == '\n' || c == '\r')) continue;
+      return true;
+    }
+    if (c == 0x7F) return true;
+    if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) <= 0x9F) return true;
+  }
+  return false;
+}
+
+// A client-chosen key as it may appear in a message: control characters replaced, long keys cut
+// (on a code point boundary) so an error cannot echo a megabyte back.
+std::string shown_key(std::string_view key) {
+  std::string out;
+  size_t end = key.size();
+  if (end > kMaxShownKeyBytes) {
+    end = kMaxShownKeyBytes;
+    while (end > 0 && (static_cast<unsigned char>(key[end]) & 0xC0) == 0x80) --end;
+  }
+  for (size_t i = 0; i < end; ++i) {
+    auto c = static_cast<unsigned char>(key[i]);
+    bool c1 = c == 0xC2 && i + 1 < end && static_cast<unsigned char>(key[i + 1]) <= 0x9F;
+    if (c < 0x20 || c == 0x7F || c1) {
+      out += '?';
+      if (c1) ++i;
+      continue;
+    }
+    out += key[i];
+  }
+  if (end < key.size()) out += "...";
+  return out;
+}
+
+Status body_error(std::string message) {
+  return Status::invalid_argument(std::move(message), std::string(JsonBody::kBodyField));
+}
+
+Status field_error(std::string_view field, std::string_view message) {
+  std::string shown = shown_key(field);
+  std::string text = "field '" + shown + "' ";
+  text += message;
+  return Status::invalid_argument(std::move(text), std::move(shown));
+}
+
+// Trims HTTP optional whitespace.
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Accepts "application/json" with any parameters, as long as a charset parameter says utf-8
+// (the only encoding the parser reads).
+bool is_json_media_type(std::string_view value) {
+  size_t semi = value.find(';');
+  if (!http::iequals(trim(value.substr(0, semi)), "application/json")) return false;
+  while (semi != std::string_view::npos) {
+    value.remove_prefix(semi + 1);
+    semi = value.find(';');
+    std::string_view param = trim(value.substr(0, semi));
+    size_t eq = param.find('=');
+    if (eq == std::string_view::npos) continue;
+    if (!http::iequals(trim(param.substr(0, eq)), "charset")) continue;
+    std::string_view charset = trim(param.substr(eq + 1));
+    if (charset.size() >= 2 && charset.front() == '"' && charset.back() == '"') {
+      charset = charset.substr(1, charset.size() - 2);
+    }
+    if (!http::iequals(charset, "utf-8")) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// Builds JsonBody::fields_ from SAX events. Only top-level values are kept; nested ones are
+// walked for the depth limit and duplicate keys, then dropped, since no getter reads them.
+// Returning false stops the parser; error_ then says why.
+class JsonBody::Parser : public nlohmann::json_sax<json> {
+ public:
+  explicit Parser(JsonBody& out) : out_(out) {}
+  Status error() const { return error_; }
+
+  static std::string_view kind_name(Kind kind) {
+    switch (kind) {
+      case Kind::kNull:
+        return "null";
+      case Kind::kBool:
+        return "a boolean";
+      case Kind::kString:
+        return "a string";
+      case Kind::kObject:
+        return "an object";
+      case Kind::kArray:
+        return "an array";
+      case Kind::kInteger:
+      case Kind::kOutOfRangeInteger:
+      case Kind::kNonInteger:
+        break;
+    }
+    return "a number";
+  }
+
+  bool null() override { return scalar(Kind::kNull); }
+  bool boolean(bool value) override {
+    if (!scalar(Kind::kBool)) return false;
+    if (depth() == 1) out_.fields_.back().boolean = value;
+    return true;
+  }
+  bool number_integer(number_integer_t value) override {
+    if (!scalar(Kind::kInteger)) return false;
+    if (depth() == 1) out_.fields_.back().integer = value;
+    return true;
+  }
+  bool number_unsigned(number_unsigned_t value) override {
+    constexpr auto kMax = static_cast<number_unsigned_t>(std::numeric_limits<int64_t>::max());
+    if (value > kMax) return scalar(Kind::kOutOfRangeInteger);
+    return number_integer(static_cast<number_integer_t>(value));
+  }
+  bool number_float(number_float_t, const string_t& literal) override {
+    // The parser hands integer literals beyond 64 bits over as floats; the literal tells them
+    // apart from real fractions, so the message can say which it was.
+    bool integer_literal = literal.find_first_of(".eE") == string_t::npos;
+    return scalar(integer_literal ? Kind::kOutOfRangeInteger : Kind::kNonInteger);
+  }
+  bool string(string_t& value) override {
+    if (!scalar(Kind::kString)) return false;
+    if (depth() == 1) out_.fields_.back().text = std::move(value);
+    return true;
+  }
+  bool binary(binary_t&) override {  // only binary formats produce it, never JSON text
+    return fail(Status::internal("JSON parser reported a binary value"));
+  }
+
+  bool start_object(std::size_t) override { return open(Kind::kObject); }
+  bool start_array(std::size_t) override { return open(Kind::kArray); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+
+  bool key(string_t& key) override {
+    if (!frames_.back().keys.insert(key).second) {
+      if (depth() == 1) return fail(field_error(key, "appears more than once"));
+      return fail(field_error(
+          top_key_, "contains an object with the key '" + shown_key(key) + "' more than once"));
+    }
+    if (depth() == 1) top_key_ = std::move(key);
+    return true;
+  }
+
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception&) override {
+    // The library's own message quotes the input it choked on, which may be a secret, so only
+    // the position is kept. `position` counts bytes read, the offending one included.
+    size_t offset = std::min(position > 0 ? position - 1 : 0, size_);
+    if (offset >= size_) {
+      return fail(body_error("request body is not valid JSON: unexpected end at byte " +
+                             std::to_string(offset)));
+    }
+    return fail(body_error("request body is not valid JSON: syntax error at byte " +
+                           std::to_string(offset)));
+  }
+
+  void set_size(size_t size) { size_ = size; }
+
+ private:
+  struct Frame {
+    bool object = false;
+    std::unordered_set<std::string> keys;  // objects only
+  };
+
+  size_t depth() const { return frames_.size(); }
+
+  bool fail(Status status) {
+    error_ = std::move(status);
+    return false;
+  }
+
+  // A value at the current position. At depth 0 it is the whole body, which must be an object.
+  bool scalar(Kind kind) {
+    if (depth() == 0) {
+      return fail(
+          body_error("request body must be a JSON object, got " + std::string(kind_name(kind))));
+    }
+    if (depth() == 1) out_.fields_.push_back(Field{.name = top_key_, .kind = kind});
+    return true;
+  }
+
+  bool open(Kind kind) {
+    if (depth() == 0 && kind == Kind::kArray) return scalar(kind);
+    if (depth() >= static_cast<size_t>(kMaxDepth)) {
+      return fail(field_error(top_key_, "nests objects and arrays deeper than " +
+                                            std::to_string(kMaxDepth) +
+                                            " levels (the body counts as one)"));
+    }
+    if (depth() > 0 && !scalar(kind)) return false;
+    frames_.push_back(Frame{.object = kind == Kind::kObject});
+    return true;
+  }
+
+  bool close() {
+    frames_.pop_back();
+    return true;
+  }
+
+  JsonBody& out_;
+  std::vector<Frame> frames_;
+  std::string top_key_;  // the top-level field whose value is being parsed
+  size_t size_ = 0;
+  Status error_;
+};
+
+Result<JsonBody> JsonBody::parse(const http::Request& request, BodyPolicy policy) {
+  // An empty body has nothing to misinterpret, so its Content-Type does not matter.
+  if (!request.body.empty()) {
+    std::optional<std::string_view> type = request.headers.get(kContentTypeField);
+    if (type && !is_json_media_type(*type)) {
+      return unsupported_media_type(
+          "Content-Type must be application/json (with charset utf-8, if one is given)");
+    }
+  }
+  return parse_text(request.body, policy);
+}
+
+Result<JsonBody> JsonBody::parse_text(std::string_view text, BodyPolicy policy) {
+  JsonBody body;
+  if (text.empty()) {
+    if (policy == BodyPolicy::kOptional) return body;
+    return body_error("request body is required: expected a JSON object");
+  }
+  if (std::optional<size_t> bad = first_invalid_utf8(text)) {
+    return body_error("request body is not valid UTF-8: bad byte at offset " +
+                      std::to_string(*bad));
+  }
+  Parser parser(body);
+  parser.set_size(text.size());
+  try {
+    if (!json::sax_parse(text, &parser, json::input_format_t::json, /*strict=*/true,
+                         /*ignore_comments=*/false)) {
+      Status error = parser.error();
+      if (error.is_ok()) return Status::internal("JSON parser stopped without a reason");
+      return error;
+    }
+  } catch (const std::exception& e) {
+    // The SAX interface reports through parse_error; only allocation failures should land here.
+    return Status::internal(std::string("JSON parser failed: ") + e.what());
+  }
+  return body;
+}
+
+JsonBody::Field* JsonBody::declare(std::string_view field) {
+  if (std::find(declared_.begin(), declared_.end(), field) == declared_.end()) {
+    declared_.emplace_back(field);
+  }
+  for (Field& f : fields_) {
+    if (f.name == field) {
+      f.declared = true;
+      return &f;
+    }
+  }
+  return nullptr;
+}
+
+namespace {
+
+std::string describe_text(const TextRule& rule) {
+  std::string max = std::to_string(rule.max_chars);
+  if (rule.min_chars == 0) return "a string of at most " + max + " characters";
+  if (rule.min_chars == rule.max_chars) return "a string of exactly " + max + " characters";
+  return "a string of " + std::to_string(rule.min_chars) + " to " + max + " characters";
+}
+
+std::string describe_int(int64_t lo, int64_t hi) {
+  return "an integer between " + std::to_string(lo) + " and " + std::to_string(hi);
+}
+
+std::string describe_enum(std::initializer_list<std::string_view> allowed) {
+  std::string out = "one of ";
+  bool first = true;
+  for (std::string_view a : allowed) {
+    if (!first) out += ", ";
+    first = false;
+    out += '\'';
+    out += a;
+    out += '\'';
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<JsonBody::Field*> JsonBody::find_present(std::string_view field, bool required,
+                                                const std::string& expected) {
+  Field* f = declare(field);
+  if (f != nullptr && f->kind != Kind::kNull) return f;
+  if (!required) return static_cast<Field*>(nullptr);
+  if (f == nullptr) return field_error(field, "is required: expected " + expected);
+  return field_error(field, "must be " + expected + ", got null");
+}
+
+Result<std::optional<std::string>> JsonBody::read_string(std::string_view field,
+                                                         const TextRule& rule, bool required) {
+  if (rule.max_chars == 0 || rule.min_chars > rule.max_chars) {
+    return Status::internal("string field '" + std::string(field) + "' declared with bad bounds");
+  }
+  std::string expected = describe_text(rule);
+  Result<Field*> found = find_present(field, required, expected);
+  if (!found.is_ok()) return found.status();
+  Field* f = *found;
+  if (f == nullptr) return std::optional<std::string>();
+  if (f->kind != Kind::kString) {
+    return field_error(field,
+                       "must be " + expected + ", got " + std::string(Parser::kind_name(f->kind)));
+  }
+  size_t chars = count_chars(f->text);
+  if (chars < rule.min_chars) {
+    return field_error(
+        field, "must be " + expected + (chars == 0 ? ", got an empty one" : ", got a shorter one"));
+  }
+  if (chars > rule.max_chars)
+    return field_error(field, "must be " + expected + ", got a longer one");
+  if (has_control_chars(f->text, rule.multiline)) {
+    return field_error(field, rule.multiline ? "must not contain control characters other than "
+                                               "tab, line feed and carriage return"
+                                             : "must not contain control characters");
+  }
+  return std::optional<std::string>(f->text);
+}
+
+Result<std::optional<int64_t>> JsonBody::read_int(std::string_view field, int64_t lo, int64_t hi,
+                                                  bool required) {
+  if (lo > hi) {
+    return Status::internal("integer field '" + std::string(field) + "' declared with lo > hi");
+  }
+  std::string expected = describe_int(lo, hi);
+  Result<Field*> found = find_present(field, required, expected);
+  if (!found.is_ok()) return found.status();
+  Field* f = *found;
+  if (f == nullptr) return std::optional<int64_t>();
+  switch (f->kind) {
+    case Kind::kInteger:
+      if (f->integer < lo || f->integer > hi) {
+        return field_error(field, "must be " + expected + ", got an integer outside that range");
+      }
+      return std::optional<int64_t>(f->integer);
+    case Kind::kOutOfRangeInteger:
+      return field_error(field, "must be " + expected + ", got an integer outside that range");
+    case Kind::kNonInteger:
+      return field_error(field,
+                         "must be " + expected + ", got a number with a fraction or exponent");
+    default:
+      return field_error(
+          field, "must be " + expected + ", got " + std::string(Parser::kind_name(f->kind)));
+  }
+}
+
+Result<std::optional<bool>> JsonBody::read_bool(std::string_view field, bool required) {
+  std::string expected = "a boolean";
+  Result<Field*> found = find_present(field, required, expected);
+  if (!found.is_ok()) return found.status();
+  Field* f = *found;
+  if (f == nullptr) return std::optional<bool>();
+  if (f->kind != Kind::kBool) {
+    return field_error(field,
+                       "must be " + expected + ", got " + std::string(Parser::kind_name(f->kind)));
+  }
+  return std::optional<bool>(f->boolean);
+}
+
+Result<std::optional<std::string>> JsonBody::read_enum(
+    std::string_view field, std::initializer_list<std::string_view> allowed, bool required) {
+  if (allowed.size() == 0) {
+    return Status::internal("enum field '" + std::string(field) + "' declared with no values");
+  }
+  std::string expected = describe_enum(allowed);
+  Result<Field*> found = find_present(field, required, expected);
+  if (!found.is_ok()) return found.status();
+  Field* f = *found;
+  if (f == nullptr) return std::optional<std::string>();
+  if (f->kind != Kind::kString) {
+    return field_error(field,
+                       "must be " + expected + ", got " + std::string(Parser::kind_name(f->kind)));
+  }
+  if (std::find(allowed.begin(), allowed.end(), f->text) == allowed.end()) {
+    return field_error(field, "must be " + expected + ", got another string");
+  }
+  return std::optional<std::string>(f->text);
+}
+
+Result<std::string> JsonBody::required_string(std::string_view field, const TextRule& rule) {
+  auto r = read_string(field, rule, true);
+  if (!r.is_ok()) return r.status();
+  return std::move(**r);
+}
+
+Result<std::optional<std::string>> JsonBody::optional_string(std::string_view field,
+                                                             const TextRule& rule) {
+  return read_string(field, rule, false);
+}
+
+Result<int64_t> JsonBody::required_int(std::string_view field, int64_t lo, int64_t hi) {
+  auto r = read_int(field, lo, hi, true);
+  if (!r.is_ok()) return r.status();
+  return **r;
+}
+
+Result<std::optional<int64_t>> JsonBody::optional_int(std::string_view field, int64_t lo,
+                                                      int64_t hi) {
+  return read_int(field, lo, hi, false);
+}
+
+Result<bool> JsonBody::required_bool(std::string_view field) {
+  auto r = read_bool(field, true);
+  if (!r.is_ok()) return r.status();
+  return **r;
+}
+
+Result<std::optional<bool>> JsonBody::optional_bool(std::string_view field) {
+  return read_bool(field, false);
+}
+
+Result<std::string> JsonBody::required_enum(std::string_view field,
+                                            std::initializer_list<std::string_view> allowed) {
+  auto r = read_enum(field, allowed, true);
+  if (!r.is_ok()) return r.status();
+  return std::move(**r);
+}
+
+Result<std::optional<std::string>> JsonBody::optional_enum(
+    std::string_view field, std::initializer_list<std::string_view> allowed) {
+  return read_enum(field, allowed, false);
+}
+
+Status JsonBody::finish() const {
+  for (const Field& f : fields_) {
+    if (f.declared) continue;
+    if (declared_.empty())
+      return field_error(f.name, "is not accepted: this request takes no fields");
+    std::string accepted;
+    for (const std::string& d : declared_) {
+      if (!accepted.empty()) accepted += ", ";
+      accepted += d;
+    }
+    return field_error(f.name, "is not accepted here; accepted fields: " + accepted);
+  }
+  return Status::ok();
+}
+
+}  // namespace atelier::api
