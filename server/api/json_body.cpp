@@ -141,7 +141,8 @@ bool is_json_media_type(std::string_view value) {
 // Returning false stops the parser; error_ then says why.
 class JsonBody::Parser : public nlohmann::json_sax<json> {
  public:
-  explicit Parser(JsonBody& out) : out_(out) {}
+  // `size` is the length of the text being parsed, to tell "unexpected end" from other errors.
+  Parser(JsonBody& out, size_t size) : out_(out), size_(size) {}
   Status error() const { return error_; }
 
   static std::string_view kind_name(Kind kind) {
@@ -223,12 +224,9 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
                            std::to_string(offset)));
   }
 
-  void set_size(size_t size) { size_ = size; }
-
  private:
   struct Frame {
-    bool object = false;
-    std::unordered_set<std::string> keys;  // objects only
+    std::unordered_set<std::string> keys;  // stays empty for arrays
   };
 
   size_t depth() const { return frames_.size(); }
@@ -256,7 +254,7 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
                                             " levels (the body counts as one)"));
     }
     if (depth() > 0 && !scalar(kind)) return false;
-    frames_.push_back(Frame{.object = kind == Kind::kObject});
+    frames_.emplace_back();
     return true;
   }
 
@@ -268,7 +266,7 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
   JsonBody& out_;
   std::vector<Frame> frames_;
   std::string top_key_;  // the top-level field whose value is being parsed
-  size_t size_ = 0;
+  size_t size_;
   Status error_;
 };
 
@@ -294,8 +292,7 @@ Result<JsonBody> JsonBody::parse_text(std::string_view text, BodyPolicy policy) 
     return body_error("request body is not valid UTF-8: bad byte at offset " +
                       std::to_string(*bad));
   }
-  Parser parser(body);
-  parser.set_size(text.size());
+  Parser parser(body, text.size());
   try {
     if (!json::sax_parse(text, &parser, json::input_format_t::json, /*strict=*/true,
                          /*ignore_comments=*/false)) {

@@ -34,7 +34,8 @@
 //     send a cross-site POST without Content-Type and without a CORS preflight, so CSRF defence
 //     must not rest on this check alone (SameSite cookies or an Origin check do that job);
 //   - an empty body under BodyPolicy::kRequired (under kOptional it reads as `{}`);
-//   - bytes that are not UTF-8 (the message gives the byte offset);
+//   - bytes that are not UTF-8 (the message gives the byte offset; a leading byte order mark
+//     is skipped);
 //   - malformed JSON, including trailing content (the message gives the 0-based byte offset);
 //   - a top-level value that is not an object;
 //   - a key that appears twice in one object (JSON parsers disagree on which copy wins, so a

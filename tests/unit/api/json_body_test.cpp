@@ -312,6 +312,7 @@ TEST(JsonBodyTest, MalformedJsonSaysWhere) {
   expect_invalid(parse_error("{\"a\":\"x\ny\"}"), "body", "not valid JSON");   // raw newline
   expect_invalid(parse_error("   "), "body", "unexpected end at byte 3");
   EXPECT_TRUE(JsonBody::parse(make_request(" \n{ \"a\" : 1 }\n")).is_ok());
+  EXPECT_TRUE(JsonBody::parse(make_request("\xef\xbb\xbf{}")).is_ok());  // byte order mark
 }
 
 TEST(JsonBodyTest, TopLevelMustBeAnObject) {
