@@ -181,6 +181,31 @@ const std::vector<OptionDef>& option_defs() {
            return Status::ok();
          },
          [](const ServerConfig& c) { return join_list(c.cors_origins); }});
+    d.push_back(
+        {{"registration", "--registration", "ATELIER_REGISTRATION", OptionSpec::Kind::kString,
+          "who may sign up: open, invite (needs a project invite code) or closed"},
+         [](ServerConfig& c, const std::string& t) -> Status {
+           if (t != "open" && t != "invite" && t != "closed") {
+             return bad("registration", "'" + t + "' is not one of open|invite|closed");
+           }
+           c.registration = t;
+           return Status::ok();
+         },
+         [](const ServerConfig& c) { return c.registration; }});
+    d.push_back({{"public_url", "--public-url", "ATELIER_PUBLIC_URL", OptionSpec::Kind::kString,
+                  "address people reach this server at, for invite links (default: from Host)"},
+                 [](ServerConfig& c, const std::string& t) -> Status {
+                   std::string url = t;
+                   while (!url.empty() && url.back() == '/') url.pop_back();
+                   if (!url.empty() && !valid_origin(url)) {
+                     return bad("public_url", "'" + t + "' is not like https://host[:port]");
+                   }
+                   c.public_url = url;
+                   return Status::ok();
+                 },
+                 [](const ServerConfig& c) { return c.public_url; }});
+    d.push_back(int_option("session_ttl_s", &ServerConfig::session_ttl_s, 60,
+                           int64_t{365} * 24 * 3600, "browser sessions expire after (seconds)"));
     d.push_back(int_option("db_readers", &ServerConfig::db_readers, 1, 64,
                            "read-only database connections"));
     d.push_back(int_option("checkpoint_interval_ms", &ServerConfig::checkpoint_interval_ms, 100,

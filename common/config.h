@@ -39,6 +39,13 @@ struct ServerConfig {
   std::filesystem::path web_root;         // empty: the source tree's web-client/dist
   std::vector<std::string> cors_origins;  // empty: CORS off
   int db_readers = 4;
+  // Who may create an account: "open" (anyone), "invite" (with a project invite code), "closed"
+  // (only `atelier admin create-user`). The first account can always be created.
+  std::string registration = "open";
+  // The address people use to reach this server (for invite links), e.g.
+  // "https://art.example.com". Empty: derived from each request's Host header.
+  std::string public_url;
+  int64_t session_ttl_s = 30 * 24 * 3600;  // browser sessions expire after this
   int64_t checkpoint_interval_ms = 30'000;
 };
 

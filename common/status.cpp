@@ -20,6 +20,8 @@ std::string_view status_code_name(StatusCode code) {
       return "FailedPrecondition";
     case StatusCode::kResourceExhausted:
       return "ResourceExhausted";
+    case StatusCode::kGone:
+      return "Gone";
     case StatusCode::kUnavailable:
       return "Unavailable";
     case StatusCode::kIoError:

@@ -23,6 +23,7 @@ enum class StatusCode {
   kUnauthenticated,     // (401)
   kFailedPrecondition,  // state does not allow it (409)
   kResourceExhausted,   // limits, quotas, full queues (429 / 413)
+  kGone,                // existed, no longer usable: expired or used-up invites (410)
   kUnavailable,         // try again later (503)
   kIoError,             // file system, database, network
   kCorruption,          // stored data does not parse

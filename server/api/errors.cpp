@@ -30,6 +30,8 @@ HttpError http_error_for(const Status& status) {
       return {429, "rate_limited"};
     case StatusCode::kUnavailable:
       return {503, "unavailable"};
+    case StatusCode::kGone:
+      return {410, "gone"};
     case StatusCode::kOk:
     case StatusCode::kIoError:
     case StatusCode::kCorruption:

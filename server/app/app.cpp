@@ -14,7 +14,10 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/readiness.h"
+#include "common/thread_pool.h"
+#include "server/api/api_context.h"
 #include "server/app/routes.h"
+#include "server/auth/rate_limiter.h"
 #include "server/http/middleware.h"
 #include "server/http/router.h"
 #include "server/http/server.h"
@@ -71,11 +74,28 @@ class App::Impl {
       log::warn("no web client build in {}; / serves a page on how to build it", web_root.string());
     }
 
+    api_.store = store_.get();
+    api_.hash_pool = &hash_pool_;
+    api_.login_limiter = &login_limiter_;
+    api_.registration = config_.registration == "invite"   ? api::RegistrationMode::kInvite
+                        : config_.registration == "closed" ? api::RegistrationMode::kClosed
+                                                           : api::RegistrationMode::kOpen;
+    api_.session_ttl_s = config_.session_ttl_s;
+    api_.public_url = config_.public_url;
+    api_.trusted_origins = config_.cors_origins;
+    api_.password_cost = password_cost_;
+    api_.now = [] {
+      return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count());
+    };
+
     RouteServices services{.readiness = &readiness_,
                            .registry = &registry_,
                            .recorder = &recorder_,
                            .static_files = static_files_.get(),
                            .cors_origins = config_.cors_origins,
+                           .api = &api_,
                            .version = ATELIER_VERSION,
                            .instance_id = store_->instance_id()};
     ATELIER_RETURN_IF_ERROR(build_router(router_, services));
@@ -131,10 +151,12 @@ class App::Impl {
       deadline -= delay;
     }
     if (server_) server_->shutdown(deadline);
+    // Hashing tasks still queued answer into closed connections; let them end before the store.
+    hash_pool_.stop();
     if (store_) store_->close();
     log::announce("shut down in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::steady_clock::now() - started)
-                                        .count());
+                                            std::chrono::steady_clock::now() - started)
+                                            .count());
     log::flush();
   }
 
@@ -179,6 +201,11 @@ class App::Impl {
   http::RequestRecorder recorder_;
   http::Router router_;
   std::unique_ptr<store::Store> store_;
+  // Two hashes at a time (64 MiB each), a short queue beyond that: logins are bursty, not bulk.
+  ThreadPool hash_pool_{2, 64};
+  auth::RateLimiter login_limiter_;
+  auth::PasswordCost password_cost_ = auth::PasswordCost::interactive();
+  api::ApiContext api_;
   std::unique_ptr<http::StaticFiles> static_files_;
   std::unique_ptr<http::HttpServer> server_;
   net::io_context signal_ioc_;

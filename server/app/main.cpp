@@ -2,11 +2,14 @@
 // admin) join here as their modules arrive.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "common/config.h"
 #include "common/logging.h"
+#include "server/app/admin_command.h"
 #include "server/app/app.h"
 
 #ifndef ATELIER_VERSION
@@ -45,6 +48,57 @@ int run_serve(const std::map<std::string, CLI::Option*>& options,
   return app.run_until_stopped();
 }
 
+struct AdminArgs {
+  std::string username;
+  std::string password;
+  bool password_stdin = false;
+  bool make_admin = false;
+  std::string data_dir;
+  std::string config;
+};
+
+// The data dir and config file of an admin command, through the same layers as `serve`.
+std::optional<atelier::ServerConfig> admin_config(const AdminArgs& a) {
+  atelier::ConfigSources sources;
+  sources.env = atelier::environment_snapshot();
+  if (!a.data_dir.empty()) sources.flags["data_dir"] = a.data_dir;
+  if (!a.config.empty()) sources.flags["config"] = a.config;
+  auto config = atelier::load_config(sources);
+  if (!config) {
+    std::fprintf(stderr, "atelier: configuration error: %s\n", config.status().message().c_str());
+    return std::nullopt;
+  }
+  return std::move(*config);
+}
+
+// The password from --password-stdin (one line) or --password; never echoed anywhere.
+std::optional<std::string> admin_password(const AdminArgs& a) {
+  if (a.password_stdin) {
+    std::string line;
+    if (!std::getline(std::cin, line)) {
+      std::fprintf(stderr, "atelier admin: no password on standard input\n");
+      return std::nullopt;
+    }
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
+  }
+  if (a.password.empty()) {
+    std::fprintf(stderr, "atelier admin: give --password-stdin (preferred) or --password\n");
+    return std::nullopt;
+  }
+  return a.password;
+}
+
+void add_admin_options(CLI::App* cmd, AdminArgs& a) {
+  cmd->add_option("--username", a.username, "account name (3-32 of a-z 0-9 _ . -)")->required();
+  cmd->add_option("--password", a.password,
+                  "new password (visible to other local users in the process list; prefer "
+                  "--password-stdin)");
+  cmd->add_flag("--password-stdin", a.password_stdin, "read the password from standard input");
+  cmd->add_option("--data-dir", a.data_dir, "data directory of the server [default ./data]");
+  cmd->add_option("--config", a.config, "TOML configuration file (for data_dir)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,6 +122,29 @@ int main(int argc, char** argv) {
 
   int exit_code = 0;
   serve->callback([&] { exit_code = run_serve(options, values); });
+
+  auto* admin = cli.add_subcommand("admin", "Headless administration of the data directory");
+  admin->require_subcommand(1);
+  AdminArgs admin_args;
+  auto* create_user = admin->add_subcommand("create-user", "Create an account");
+  add_admin_options(create_user, admin_args);
+  create_user->add_flag("--admin", admin_args.make_admin, "make it an instance admin");
+  create_user->callback([&] {
+    auto config = admin_config(admin_args);
+    auto password = config ? admin_password(admin_args) : std::nullopt;
+    exit_code = password ? atelier::app::admin_create_user(*config, admin_args.username, *password,
+                                                           admin_args.make_admin)
+                         : 2;
+  });
+  auto* reset = admin->add_subcommand(
+      "reset-password", "Set a new password and revoke every session and token of the account");
+  add_admin_options(reset, admin_args);
+  reset->callback([&] {
+    auto config = admin_config(admin_args);
+    auto password = config ? admin_password(admin_args) : std::nullopt;
+    exit_code =
+        password ? atelier::app::admin_reset_password(*config, admin_args.username, *password) : 2;
+  });
   CLI11_PARSE(cli, argc, argv);
   return exit_code;
 }

@@ -1,5 +1,8 @@
 #include "server/app/routes.h"
 
+#include "server/api/access.h"
+#include "server/api/account_routes.h"
+#include "server/api/project_routes.h"
 #include "server/api/system_routes.h"
 
 namespace atelier::app {
@@ -10,10 +13,16 @@ Status build_router(http::Router& router, const RouteServices& s) {
   router.use(http::request_id_middleware());
   if (s.recorder) router.use(s.recorder->middleware());
   if (!s.cors_origins.empty()) router.use(http::cors_middleware(s.cors_origins));
+  if (s.api) router.use(api::authenticate_middleware(*s.api));
   if (s.auth) router.use(s.auth);
 
   ATELIER_RETURN_IF_ERROR(
       api::register_system_routes(router, {s.readiness, s.registry, s.version, s.instance_id}));
+
+  static const api::ApiContext kUnwired;
+  const api::ApiContext& api_ctx = s.api ? *s.api : kUnwired;
+  ATELIER_RETURN_IF_ERROR(api::register_account_routes(router, api_ctx));
+  ATELIER_RETURN_IF_ERROR(api::register_project_routes(router, api_ctx));
 
   if (s.static_files) {
     router.set_fallback([files = s.static_files](const http::ExchangePtr& ex) {

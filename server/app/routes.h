@@ -9,6 +9,7 @@
 #include "common/metrics.h"
 #include "common/readiness.h"
 #include "common/status.h"
+#include "server/api/api_context.h"
 #include "server/http/middleware.h"
 #include "server/http/router.h"
 #include "server/http/static_files.h"
@@ -25,6 +26,9 @@ struct RouteServices {
   // knowing the matched route (Exchange::route()). It attaches the caller's identity or answers
   // 401/403 itself. Empty until accounts exist.
   http::Middleware auth;
+  // The REST API's shared services. Null: the API routes are still registered (so the route
+  // table is complete for the OpenAPI test) but must not be called.
+  const api::ApiContext* api = nullptr;
   std::string version;
   std::string instance_id;
 };

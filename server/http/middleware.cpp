@@ -30,6 +30,27 @@ std::string next_request_id() {
 
 }  // namespace
 
+std::string redact_secrets(std::string_view path) {
+  std::string out;
+  out.reserve(path.size());
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t slash = path.find('/', i);
+    std::string_view seg = path.substr(i, slash == std::string_view::npos ? path.npos : slash - i);
+    // Every secret the server mints starts with "atl_" (sessions, tokens, invite codes).
+    if (seg.size() > 6 && seg.substr(0, 4) == "atl_") {
+      out += seg.substr(0, 6);
+      out += "[redacted]";
+    } else {
+      out += seg;
+    }
+    if (slash == std::string_view::npos) break;
+    out += '/';
+    i = slash + 1;
+  }
+  return out;
+}
+
 Middleware request_id_middleware() {
   return [](const ExchangePtr& ex, const Next& next) {
     auto given = ex->request().headers.get("X-Request-Id");
@@ -75,10 +96,12 @@ void RequestRecorder::record(const Request& request, const std::string& route, i
     s.latency->observe(seconds);
   }
   if (log::enabled(log::Level::kInfo)) {
-    // The path without its query string: queries may carry tokens or invite codes.
+    // The path without its query string (queries may carry secrets), and with secret path
+    // segments (invite codes in /invites/{code}/accept) masked.
+    std::string path = redact_secrets(request.path);
     log::write(log::Level::kInfo, "request",
                {{"method", std::string_view(request.method_text)},
-                {"path", std::string_view(request.path)},
+                {"path", std::string_view(path)},
                 {"route", std::string_view(route)},
                 {"status", static_cast<int64_t>(status)},
                 {"duration_ms", seconds * 1000.0},

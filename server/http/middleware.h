@@ -15,6 +15,9 @@ namespace atelier::http {
 // one; stores it in Exchange::request_id and echoes it in the response.
 Middleware request_id_middleware();
 
+// `path` with every segment that holds a server-minted secret ("atl_...") masked, for logs.
+std::string redact_secrets(std::string_view path);
+
 // Records one finished request: an access-log line (method, path, route, status, duration,
 // request id, remote address; never headers or bodies, which may hold secrets) and metrics
 // (requests by route/method/status, latency by route). Thread-safe.

@@ -66,6 +66,14 @@ TEST(MiddlewareTest, RecorderCountsByRouteNotPath) {
             std::string::npos);
 }
 
+TEST(MiddlewareTest, SecretsInPathsAreRedactedForLogs) {
+  EXPECT_EQ(redact_secrets("/api/v1/invites/atl_i_abcdefSECRET/accept"),
+            "/api/v1/invites/atl_i_[redacted]/accept");
+  EXPECT_EQ(redact_secrets("/api/v1/projects/12"), "/api/v1/projects/12");
+  EXPECT_EQ(redact_secrets("/"), "/");
+  EXPECT_EQ(redact_secrets("/x/atl_t_zzzzzzzz"), "/x/atl_t_[redacted]");
+}
+
 TEST(MiddlewareTest, CorsOffByDefault) {
   Router r;
   r.use(cors_middleware({}));

@@ -1,0 +1,178 @@
+#include "server/api/access.h"
+
+#include <algorithm>
+
+#include "server/auth/token.h"
+
+namespace atelier::api {
+
+namespace {
+
+constexpr std::string_view kCallerKey = "caller";
+
+bool unsafe_method(http::Method m) {
+  return m == http::Method::kPost || m == http::Method::kPut || m == http::Method::kPatch ||
+         m == http::Method::kDelete || m == http::Method::kOther;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// "https://host:port/path?x" -> "https://host:port"
+std::string origin_of_url(std::string_view url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return {};
+  size_t slash = url.find('/', scheme + 3);
+  return std::string(url.substr(0, slash));
+}
+
+// Same-origin: the Origin's host[:port] equals the request's Host (scheme is not compared:
+// behind a TLS-terminating proxy the server itself sees plain HTTP).
+bool origin_allowed(const ApiContext& ctx, const http::Request& req, const std::string& origin) {
+  if (origin.empty() || origin == "null") return false;
+  for (const auto& trusted : ctx.trusted_origins) {
+    if (origin == trusted) return true;
+  }
+  if (!ctx.public_url.empty() && origin == ctx.public_url) return true;
+  auto host = req.headers.get("Host");
+  if (!host || host->empty()) return false;
+  size_t scheme = origin.find("://");
+  if (scheme == std::string::npos) return false;
+  return http::iequals(std::string_view(origin).substr(scheme + 3), *host);
+}
+
+}  // namespace
+
+std::string cookie_value(const http::Request& request, std::string_view name) {
+  for (const auto& field : request.headers) {
+    if (!http::iequals(field.name, "Cookie")) continue;
+    std::string_view rest = field.value;
+    while (!rest.empty()) {
+      size_t semi = rest.find(';');
+      std::string_view pair = trim(rest.substr(0, semi));
+      rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+      size_t eq = pair.find('=');
+      if (eq != std::string_view::npos && trim(pair.substr(0, eq)) == name) {
+        return std::string(trim(pair.substr(eq + 1)));
+      }
+    }
+  }
+  return {};
+}
+
+std::string session_cookie(const std::string& token, int64_t max_age_s) {
+  // HttpOnly: scripts cannot read it. SameSite=Strict: other sites' requests never carry it.
+  return std::string(kSessionCookie) + "=" + token +
+         "; Path=/; Max-Age=" + std::to_string(max_age_s) + "; HttpOnly; SameSite=Strict";
+}
+
+std::string request_origin(const ApiContext& ctx, const http::Request& request) {
+  if (!ctx.public_url.empty()) return ctx.public_url;
+  auto host = request.headers.get("Host");
+  return "http://" + std::string(host ? *host : std::string_view("127.0.0.1"));
+}
+
+http::Middleware authenticate_middleware(const ApiContext& ctx) {
+  return [&ctx](const http::ExchangePtr& ex, const http::Next& next) {
+    const http::Request& req = ex->request();
+    std::string secret;
+    bool via_cookie = false;
+    if (auto authz = req.headers.get("Authorization"); authz) {
+      std::string_view v = trim(*authz);
+      if (v.size() > 7 && http::iequals(v.substr(0, 7), "Bearer ")) {
+        secret = std::string(trim(v.substr(7)));
+      }
+      if (secret.empty()) {
+        return ex->respond(http::Response::error(
+            401, "unauthenticated", "the Authorization header must be 'Bearer <token>'",
+            "Authorization"));
+      }
+    } else {
+      secret = cookie_value(req, kSessionCookie);
+      via_cookie = !secret.empty();
+    }
+    if (secret.empty() || !ctx.store) return next();
+
+    Caller caller;
+    caller.via_cookie = via_cookie;
+    caller.secret_hash = auth::hash_secret(secret);
+    bool found = false;
+    Status st = ctx.store->read([&](store::Db& db) -> Status {
+      auto p = auth::account_db::find_principal(db, caller.secret_hash, ctx.now());
+      if (!p.is_ok()) return p.status();
+      if (*p) {
+        caller.principal = std::move(**p);
+        found = true;
+      }
+      return Status::ok();
+    });
+    if (!st.is_ok()) {
+      return ex->respond(
+          http::Response::error(503, "unavailable", "cannot check credentials right now"));
+    }
+    if (!found) return next();  // anonymous: protected routes answer 401
+
+    if (via_cookie && unsafe_method(req.method)) {
+      std::string origin;
+      if (auto o = req.headers.get("Origin"); o) {
+        origin = std::string(*o);
+      } else if (auto r = req.headers.get("Referer"); r) {
+        origin = origin_of_url(*r);
+      }
+      if (!origin_allowed(ctx, req, origin)) {
+        return ex->respond(http::Response::error(
+            403, "forbidden", "cross-origin request refused: Origin does not match this server",
+            "Origin"));
+      }
+    }
+    ex->attributes.emplace(std::string(kCallerKey), std::move(caller));
+    next();
+  };
+}
+
+const Caller* caller_of(const http::Exchange& ex) {
+  auto it = ex.attributes.find(std::string(kCallerKey));
+  if (it == ex.attributes.end()) return nullptr;
+  return std::any_cast<Caller>(&it->second);
+}
+
+Result<const Caller*> require_caller(const http::Exchange& ex) {
+  const Caller* c = caller_of(ex);
+  if (!c) return Status(StatusCode::kUnauthenticated, "log in or send a valid API token");
+  return c;
+}
+
+Status require_scope(const Caller& caller, auth::Scope needed) {
+  if (static_cast<int>(caller.principal.scope) >= static_cast<int>(needed)) return Status::ok();
+  return Status(StatusCode::kPermissionDenied,
+                "this token's scope '" + std::string(auth::scope_name(caller.principal.scope)) +
+                    "' does not allow this; it needs '" + std::string(auth::scope_name(needed)) +
+                    "'");
+}
+
+Status require_instance_admin(const Caller& caller) {
+  if (!caller.principal.user.is_admin) {
+    return Status(StatusCode::kPermissionDenied, "only instance admins may do this");
+  }
+  return require_scope(caller, auth::Scope::kAdmin);
+}
+
+Result<projects::Role> project_role(store::Db& db, const Caller& caller, int64_t project_id) {
+  auto role = projects::project_db::member_role(db, project_id, caller.principal.user.id);
+  if (!role.is_ok()) return role.status();
+  if (!*role) return Status::not_found("no such project");
+  return **role;
+}
+
+Status require_role(projects::Role have, projects::Role needed) {
+  if (static_cast<int>(have) >= static_cast<int>(needed)) return Status::ok();
+  return Status(StatusCode::kPermissionDenied, "your role '" +
+                                                   std::string(projects::role_name(have)) +
+                                                   "' does not allow this; it needs '" +
+                                                   std::string(projects::role_name(needed)) + "'");
+}
+
+}  // namespace atelier::api

@@ -1,0 +1,60 @@
+// Who is calling, and what they may touch: the one place the authorization rules live.
+//
+// authenticate_middleware() runs before every handler. It reads a credential from
+// `Authorization: Bearer <token>` or, failing that, the session cookie, and attaches the Caller
+// when it is valid (unknown, revoked or expired credentials, and disabled users, leave the
+// request anonymous, so protected routes answer 401). Cookie-authenticated unsafe requests
+// (POST/PUT/PATCH/DELETE) must carry an Origin (or Referer) equal to the request's own origin
+// or a trusted one, else 403: a browser attaches cookies to cross-site requests, Bearer tokens
+// it never attaches by itself.
+//
+// Project rule: every lookup of a project or anything inside it goes through project_role().
+// Non-members get 404 (the id leaks nothing); members without the role get 403. Instance admins
+// get no access to projects they are not members of.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "server/api/api_context.h"
+#include "server/auth/account_db.h"
+#include "server/http/router.h"
+#include "server/projects/project_db.h"
+
+namespace atelier::api {
+
+inline constexpr std::string_view kSessionCookie = "atelier_session";
+
+struct Caller {
+  auth::Principal principal;
+  bool via_cookie = false;
+  std::string secret_hash;  // of the credential used (logout revokes it)
+};
+
+http::Middleware authenticate_middleware(const ApiContext& ctx);
+
+// The authenticated caller, or nullptr.
+const Caller* caller_of(const http::Exchange& ex);
+// kUnauthenticated (401) when anonymous.
+Result<const Caller*> require_caller(const http::Exchange& ex);
+// kPermissionDenied (403) when the credential's scope is below `needed`.
+Status require_scope(const Caller& caller, auth::Scope needed);
+// kPermissionDenied unless the user is an instance admin (and the credential has admin scope).
+Status require_instance_admin(const Caller& caller);
+
+// The caller's role in the project; kNotFound when the project does not exist or the caller is
+// not a member (the two are indistinguishable on purpose).
+Result<projects::Role> project_role(store::Db& db, const Caller& caller, int64_t project_id);
+// kPermissionDenied when `have` is below `needed`.
+Status require_role(projects::Role have, projects::Role needed);
+
+// The value of cookie `name` in the request's Cookie header(s), empty when absent.
+std::string cookie_value(const http::Request& request, std::string_view name);
+// Set-Cookie value for the session cookie; an empty token with max_age 0 clears it.
+std::string session_cookie(const std::string& token, int64_t max_age_s);
+// "http://host:port" for the request (public_url when configured).
+std::string request_origin(const ApiContext& ctx, const http::Request& request);
+
+}  // namespace atelier::api

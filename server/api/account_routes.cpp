@@ -1,0 +1,348 @@
+#include "server/api/account_routes.h"
+
+#include <memory>
+
+#include "common/logging.h"
+#include "server/api/access.h"
+#include "server/api/api_json.h"
+#include "server/api/errors.h"
+#include "server/api/invites.h"
+#include "server/api/json_body.h"
+#include "server/auth/password.h"
+#include "server/auth/token.h"
+#include "server/auth/username.h"
+
+namespace atelier::api {
+
+using http::ExchangePtr;
+using http::Method;
+using http::Response;
+namespace adb = auth::account_db;
+
+namespace {
+
+constexpr std::string_view kSessionPrefix = "atl_s_";
+constexpr std::string_view kApiTokenPrefix = "atl_t_";
+
+struct Credentials {
+  std::string username;  // normalized
+  std::string password;
+  std::optional<std::string> invite;
+};
+
+Result<Credentials> read_credentials(const http::Request& req, bool with_invite) {
+  return read_json_body(req, [&](JsonBody& body) -> Result<Credentials> {
+    auto username = body.required_string("username", 64);
+    if (!username.is_ok()) return username.status();
+    auto password =
+        body.required_string("password", {.min_chars = 1, .max_chars = 1024, .multiline = true});
+    if (!password.is_ok()) return password.status();
+    Credentials c{std::move(*username), std::move(*password), std::nullopt};
+    if (with_invite) {
+      auto invite = body.optional_string("invite", 200);
+      if (!invite.is_ok()) return invite.status();
+      c.invite = std::move(*invite);
+    }
+    return c;
+  });
+}
+
+// The client's IP without the port, the key for per-address login throttling.
+std::string client_ip(const http::Request& req) {
+  const std::string& a = req.remote_address;
+  size_t colon = a.rfind(':');
+  return colon == std::string::npos ? a : a.substr(0, colon);
+}
+
+// Stores a new browser session for `user` and builds the {user, token} answer with its cookie.
+Result<Response> start_session(store::Db& db, const ApiContext& ctx, const auth::User& user,
+                               int status) {
+  std::string secret = auth::generate_secret(kSessionPrefix);
+  int64_t now = ctx.now();
+  auto id = adb::insert_credential(db, user.id, auth::CredentialKind::kSession, "browser session",
+                                   auth::Scope::kAdmin, auth::hash_secret(secret), now,
+                                   now + ctx.session_ttl_s);
+  if (!id.is_ok()) return id.status();
+  Response r = json_response(status, {{"user", user_json(user)}, {"token", secret}});
+  r.headers.add("Set-Cookie", session_cookie(secret, ctx.session_ttl_s));
+  r.headers.set("Cache-Control", "no-store");
+  return r;
+}
+
+// Hashing takes ~0.15 s and 64 MiB: a bounded pool does it, and a full pool means "busy".
+bool run_on_hash_pool(const ApiContext& ctx, const ExchangePtr& ex, std::function<void()> task) {
+  if (ctx.hash_pool && ctx.hash_pool->try_submit(std::move(task))) return true;
+  ex->respond(Response::error(503, "unavailable", "the server is busy; try again shortly"));
+  return false;
+}
+
+void handle_register(const ApiContext& ctx, const ExchangePtr& ex) {
+  auto input = read_credentials(ex->request(), /*with_invite=*/true);
+  if (!input.is_ok()) return respond_error(ex, input.status());
+  auto username = auth::normalize_username(input->username);
+  if (!username.is_ok()) return respond_error(ex, username.status());
+  if (Status st = auth::validate_password(input->password); !st.is_ok()) {
+    return respond_error(ex, st);
+  }
+  if (ctx.registration == RegistrationMode::kInvite && !input->invite) {
+    // Checked again in the transaction with the user count (the first account needs none).
+    int64_t users = 0;
+    Status st = ctx.store->read([&](store::Db& db) -> Status {
+      auto n = adb::count_users(db);
+      if (!n.is_ok()) return n.status();
+      users = *n;
+      return Status::ok();
+    });
+    if (!st.is_ok()) return respond_error(ex, st);
+    if (users > 0) {
+      return respond_error(ex, Status::invalid_argument(
+                                   "registration needs an invite code on this server", "invite"));
+    }
+  }
+  auto creds = std::make_shared<Credentials>(std::move(*input));
+  creds->username = std::move(*username);
+  run_on_hash_pool(ctx, ex, [&ctx, ex, creds] {
+    auto hash = auth::hash_password(creds->password, ctx.password_cost);
+    if (!hash.is_ok()) return respond_error(ex, hash.status());
+    respond_after_write(
+        ex, *ctx.store, [&ctx, creds, hash = *hash](store::Db& db) -> Result<Response> {
+          auto count = adb::count_users(db);
+          if (!count.is_ok()) return count.status();
+          const bool first = *count == 0;
+          if (!first && ctx.registration == RegistrationMode::kClosed) {
+            return Status(StatusCode::kPermissionDenied,
+                          "registration is closed on this server; ask an admin for an account");
+          }
+          if (!first && ctx.registration == RegistrationMode::kInvite && !creds->invite) {
+            return Status::invalid_argument("registration needs an invite code on this server",
+                                            "invite");
+          }
+          auto user = adb::insert_user(db, creds->username, hash, /*is_admin=*/first, ctx.now());
+          if (!user.is_ok()) return user.status();
+          if (creds->invite) {
+            auto joined = accept_invite(db, ctx, *creds->invite, user->id);
+            if (!joined.is_ok()) return joined.status();
+          }
+          return start_session(db, ctx, *user, 201);
+        });
+  });
+}
+
+void handle_login(const ApiContext& ctx, const ExchangePtr& ex) {
+  auto input = read_credentials(ex->request(), /*with_invite=*/false);
+  if (!input.is_ok()) return respond_error(ex, input.status());
+  auto creds = std::make_shared<Credentials>(std::move(*input));
+  auto normalized = auth::normalize_username(creds->username);
+  creds->username = normalized.is_ok() ? *normalized : std::string();
+  const std::string user_key = "user:" + creds->username;
+  const std::string ip_key = "ip:" + client_ip(ex->request());
+  if (ctx.login_limiter) {
+    auto wait = ctx.login_limiter->retry_after(user_key);
+    if (!wait) wait = ctx.login_limiter->retry_after(ip_key);
+    if (wait) {
+      Response r = Response::error(
+          429, "rate_limited",
+          "too many failed logins; try again in " + std::to_string(wait->count()) + " s");
+      r.headers.set("Retry-After", std::to_string(wait->count()));
+      return ex->respond(std::move(r));
+    }
+  }
+  std::optional<auth::UserWithHash> found;
+  if (!creds->username.empty()) {
+    Status st = ctx.store->read([&](store::Db& db) -> Status {
+      auto u = adb::find_user_by_username(db, creds->username);
+      if (!u.is_ok()) return u.status();
+      found = std::move(*u);
+      return Status::ok();
+    });
+    if (!st.is_ok()) return respond_error(ex, st);
+  }
+  auto user = std::make_shared<std::optional<auth::UserWithHash>>(std::move(found));
+  run_on_hash_pool(ctx, ex, [&ctx, ex, creds, user, user_key, ip_key] {
+    // An unknown user still costs one verification, so timing does not tell who exists.
+    static const std::string dummy =
+        auth::hash_password("not the password of anyone", ctx.password_cost).value();
+    bool ok = auth::verify_password(*user ? (*user)->password_hash : dummy, creds->password);
+    if (!ok || !*user) {
+      if (ctx.login_limiter) {
+        ctx.login_limiter->record_failure(user_key);
+        ctx.login_limiter->record_failure(ip_key);
+      }
+      return respond_error(
+          ex, Status(StatusCode::kUnauthenticated, "wrong username or password", "password"));
+    }
+    if ((*user)->user.disabled) {
+      return respond_error(
+          ex, Status(StatusCode::kPermissionDenied, "this account has been disabled by an admin"));
+    }
+    if (ctx.login_limiter) ctx.login_limiter->record_success(user_key);
+    auth::User u = (*user)->user;
+    respond_after_write(ex, *ctx.store, [&ctx, u](store::Db& db) -> Result<Response> {
+      return start_session(db, ctx, u, 200);
+    });
+  });
+}
+
+void handle_logout(const ApiContext& ctx, const ExchangePtr& ex) {
+  auto caller = require_caller(*ex);
+  if (!caller.is_ok()) return respond_error(ex, caller.status());
+  int64_t user_id = (*caller)->principal.user.id;
+  int64_t credential_id = (*caller)->principal.credential_id;
+  respond_after_write(
+      ex, *ctx.store, [&ctx, user_id, credential_id](store::Db& db) -> Result<Response> {
+        ATELIER_RETURN_IF_ERROR(adb::revoke_credential(db, user_id, credential_id, ctx.now()));
+        Response r;
+        r.status = 204;
+        r.headers.add("Set-Cookie", session_cookie("", 0));
+        return r;
+      });
+}
+
+void handle_me(const ExchangePtr& ex) {
+  auto caller = require_caller(*ex);
+  if (!caller.is_ok()) return respond_error(ex, caller.status());
+  const auth::Principal& p = (*caller)->principal;
+  ex->respond(json_response(
+      200, {{"user", user_json(p.user)},
+            {"credential",
+             {{"kind", p.kind == auth::CredentialKind::kSession ? "session" : "api_token"},
+              {"scope", auth::scope_name(p.scope)}}}}));
+}
+
+struct NewToken {
+  std::string name;
+  auth::Scope scope;
+  std::optional<int64_t> expires_in_s;
+};
+
+void handle_create_token(const ApiContext& ctx, const ExchangePtr& ex) {
+  auto caller = require_caller(*ex);
+  if (!caller.is_ok()) return respond_error(ex, caller.status());
+  if (Status st = require_scope(**caller, auth::Scope::kAdmin); !st.is_ok()) {
+    return respond_error(ex, st);
+  }
+  auto input = read_json_body(ex->request(), [](JsonBody& body) -> Result<NewToken> {
+    auto name = body.required_string("name", {.min_chars = 1, .max_chars = 100});
+    if (!name.is_ok()) return name.status();
+    auto scope = body.required_enum("scope", {"read", "submit", "admin"});
+    if (!scope.is_ok()) return scope.status();
+    auto expires = body.optional_int("expires_in_s", 60, int64_t{10} * 365 * 24 * 3600);
+    if (!expires.is_ok()) return expires.status();
+    return NewToken{std::move(*name), *auth::parse_scope(*scope), *expires};
+  });
+  if (!input.is_ok()) return respond_error(ex, input.status());
+  int64_t user_id = (*caller)->principal.user.id;
+  respond_after_write(
+      ex, *ctx.store, [&ctx, user_id, in = *input](store::Db& db) -> Result<Response> {
+        std::string secret = auth::generate_secret(kApiTokenPrefix);
+        int64_t now = ctx.now();
+        std::optional<int64_t> expires_at;
+        if (in.expires_in_s) expires_at = now + *in.expires_in_s;
+        auto id = adb::insert_credential(db, user_id, auth::CredentialKind::kApiToken, in.name,
+                                         in.scope, auth::hash_secret(secret), now, expires_at);
+        if (!id.is_ok()) return id.status();
+        auto body = api_token_json({*id, in.name, in.scope, now, expires_at, std::nullopt});
+        body["token"] = secret;  // shown this once; only its hash is kept
+        Response r = json_response(201, body);
+        r.headers.set("Cache-Control", "no-store");
+        return r;
+      });
+}
+
+void handle_list_tokens(const ApiContext& ctx, const ExchangePtr& ex) {
+  auto caller = require_caller(*ex);
+  if (!caller.is_ok()) return respond_error(ex, caller.status());
+  if (Status st = require_scope(**caller, auth::Scope::kAdmin); !st.is_ok()) {
+    return respond_error(ex, st);
+  }
+  nlohmann::json list = nlohmann::json::array();
+  Status st = ctx.store->read([&](store::Db& db) -> Status {
+    auto tokens = adb::list_api_tokens(db, (*caller)->principal.user.id, ctx.now());
+    if (!tokens.is_ok()) return tokens.status();
+    for (const auto& t : *tokens) list.push_back(api_token_json(t));
+    return Status::ok();
+  });
+  if (!st.is_ok()) return respond_error(ex, st);
+  ex->respond(json_response(200, {{"tokens", list}}));
+}
+
+void handle_delete_token(const ApiContext& ctx, const ExchangePtr& ex) {
+  auto caller = require_caller(*ex);
+  if (!caller.is_ok()) return respond_error(ex, caller.status());
+  if (Status st = require_scope(**caller, auth::Scope::kAdmin); !st.is_ok()) {
+    return respond_error(ex, st);
+  }
+  int64_t user_id = (*caller)->principal.user.id;
+  int64_t token_id = ex->params().get_int("id");
+  respond_after_write(ex, *ctx.store, [&ctx, user_id, token_id](store::Db& db) -> Result<Response> {
+    Status st = adb::revoke_credential(db, user_id, token_id, ctx.now());
+    if (st.code() == StatusCode::kNotFound) return Status::not_found("no such token");
+    ATELIER_RETURN_IF_ERROR(st);
+    Response r;
+    r.status = 204;
+    return r;
+  });
+}
+
+void handle_admin_list_users(const ApiContext& ctx, const ExchangePtr& ex) {
+  auto caller = require_caller(*ex);
+  if (!caller.is_ok()) return respond_error(ex, caller.status());
+  if (Status st = require_instance_admin(**caller); !st.is_ok()) return respond_error(ex, st);
+  nlohmann::json list = nlohmann::json::array();
+  Status st = ctx.store->read([&](store::Db& db) -> Status {
+    auto users = adb::list_users(db);
+    if (!users.is_ok()) return users.status();
+    for (const auto& u : *users) list.push_back(user_json(u));
+    return Status::ok();
+  });
+  if (!st.is_ok()) return respond_error(ex, st);
+  ex->respond(json_response(200, {{"users", list}}));
+}
+
+void handle_admin_update_user(const ApiContext& ctx, const ExchangePtr& ex) {
+  auto caller = require_caller(*ex);
+  if (!caller.is_ok()) return respond_error(ex, caller.status());
+  if (Status st = require_instance_admin(**caller); !st.is_ok()) return respond_error(ex, st);
+  auto disabled = read_json_body(
+      ex->request(), [](JsonBody& body) -> Result<bool> { return body.required_bool("disabled"); });
+  if (!disabled.is_ok()) return respond_error(ex, disabled.status());
+  int64_t target = ex->params().get_int("id");
+  if (target == (*caller)->principal.user.id && *disabled) {
+    return respond_error(ex, Status::failed_precondition("you cannot disable your own account"));
+  }
+  respond_after_write(
+      ex, *ctx.store, [&ctx, target, off = *disabled](store::Db& db) -> Result<Response> {
+        Status st = adb::set_disabled(db, target, off);
+        if (st.code() == StatusCode::kNotFound) return Status::not_found("no such user");
+        ATELIER_RETURN_IF_ERROR(st);
+        // Disabling takes effect at once: every session and token of the user stops working.
+        if (off) ATELIER_RETURN_IF_ERROR(adb::revoke_all_credentials(db, target, ctx.now()));
+        auto user = adb::find_user(db, target);
+        if (!user.is_ok()) return user.status();
+        return json_response(200, {{"user", user_json(**user)}});
+      });
+}
+
+}  // namespace
+
+Status register_account_routes(http::Router& router, const ApiContext& ctx) {
+  const ApiContext* c = &ctx;
+  auto route = [&](Method m, std::string_view pattern,
+                   void (*fn)(const ApiContext&, const ExchangePtr&)) {
+    return router.add(m, pattern, [c, fn](const ExchangePtr& ex) { fn(*c, ex); });
+  };
+  ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/auth/register", handle_register));
+  ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/auth/login", handle_login));
+  ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/auth/logout", handle_logout));
+  ATELIER_RETURN_IF_ERROR(
+      router.add(Method::kGet, "/api/v1/me", [](const ExchangePtr& ex) { handle_me(ex); }));
+  ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/tokens", handle_list_tokens));
+  ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/tokens", handle_create_token));
+  ATELIER_RETURN_IF_ERROR(route(Method::kDelete, "/api/v1/tokens/{id:int}", handle_delete_token));
+  ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/admin/users", handle_admin_list_users));
+  ATELIER_RETURN_IF_ERROR(
+      route(Method::kPatch, "/api/v1/admin/users/{id:int}", handle_admin_update_user));
+  return Status::ok();
+}
+
+}  // namespace atelier::api

@@ -1,0 +1,33 @@
+// What the REST handlers share: the store, the clock, the password-hashing pool, login
+// throttling and the settings they act on. Owned by the app; outlives the router.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/thread_pool.h"
+#include "server/auth/password.h"
+#include "server/auth/rate_limiter.h"
+#include "server/store/store.h"
+
+namespace atelier::api {
+
+enum class RegistrationMode { kOpen, kInvite, kClosed };
+
+struct ApiContext {
+  store::Store* store = nullptr;
+  // Argon2id is slow on purpose; it runs here, never on an I/O or the writer thread.
+  ThreadPool* hash_pool = nullptr;
+  auth::RateLimiter* login_limiter = nullptr;
+  auth::PasswordCost password_cost = auth::PasswordCost::interactive();
+  RegistrationMode registration = RegistrationMode::kOpen;
+  int64_t session_ttl_s = 30 * 24 * 3600;
+  std::string public_url;                    // empty: from the request's Host
+  std::vector<std::string> trusted_origins;  // besides the request's own origin
+  // Unix seconds; injectable so tests can move time.
+  std::function<int64_t()> now;
+};
+
+}  // namespace atelier::api

@@ -1,0 +1,313 @@
+#include "server/api/project_routes.h"
+
+#include "server/api/access.h"
+#include "server/api/api_json.h"
+#include "server/api/errors.h"
+#include "server/api/invites.h"
+#include "server/api/json_body.h"
+#include "server/auth/token.h"
+
+namespace atelier::api {
+
+using http::ExchangePtr;
+using http::Method;
+using http::Response;
+using projects::Role;
+namespace pdb = projects::project_db;
+
+namespace {
+
+constexpr TextRule kNameRule{.min_chars = 1, .max_chars = 100};
+constexpr TextRule kDescriptionRule{.max_chars = 4000, .multiline = true};
+constexpr std::string_view kInvitePrefix = "atl_i_";
+
+Response no_content() {
+  Response r;
+  r.status = 204;
+  return r;
+}
+
+// Membership (404), then scope and role (403): the order that leaks nothing to outsiders.
+Result<Role> authorize(store::Db& db, const Caller& caller, int64_t project_id, auth::Scope scope,
+                       Role role) {
+  auto have = project_role(db, caller, project_id);
+  if (!have.is_ok()) return have.status();
+  ATELIER_RETURN_IF_ERROR(require_scope(caller, scope));
+  ATELIER_RETURN_IF_ERROR(require_role(*have, role));
+  return *have;
+}
+
+Status record(store::Db& db, const ApiContext& ctx, int64_t project_id, const std::string& type,
+              int64_t actor, const nlohmann::json& data) {
+  auto seq = pdb::append_event(db, project_id, type, actor, data.dump(), ctx.now());
+  return seq.status();
+}
+
+// Runs a read-only check-and-fetch and answers with what `fn` returns.
+void respond_after_read(const ExchangePtr& ex, const ApiContext& ctx,
+                        const std::function<Result<Response>(store::Db&)>& fn) {
+  Response out;
+  Status st = ctx.store->read([&](store::Db& db) -> Status {
+    auto r = fn(db);
+    if (!r.is_ok()) return r.status();
+    out = std::move(*r);
+    return Status::ok();
+  });
+  if (!st.is_ok()) return respond_error(ex, st);
+  ex->respond(std::move(out));
+}
+
+struct ProjectFields {
+  std::optional<std::string> name;
+  std::optional<std::string> description;
+};
+
+void handle_create(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  if (Status st = require_scope(caller, auth::Scope::kAdmin); !st.is_ok()) {
+    return respond_error(ex, st);
+  }
+  auto in = read_json_body(ex->request(), [](JsonBody& body) -> Result<ProjectFields> {
+    auto name = body.required_string("name", kNameRule);
+    if (!name.is_ok()) return name.status();
+    auto description = body.optional_string("description", kDescriptionRule);
+    if (!description.is_ok()) return description.status();
+    return ProjectFields{std::move(*name), std::move(*description)};
+  });
+  if (!in.is_ok()) return respond_error(ex, in.status());
+  int64_t user = caller.principal.user.id;
+  respond_after_write(ex, *ctx.store, [&ctx, user, in = *in](store::Db& db) -> Result<Response> {
+    auto p = pdb::insert_project(db, *in.name, in.description.value_or(""), user, ctx.now());
+    if (!p.is_ok()) return p.status();
+    ATELIER_RETURN_IF_ERROR(record(db, ctx, p->id, "project.created", user, {{"name", p->name}}));
+    return json_response(201, project_json(*p, Role::kOwner));
+  });
+}
+
+void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  if (Status st = require_scope(caller, auth::Scope::kRead); !st.is_ok()) {
+    return respond_error(ex, st);
+  }
+  respond_after_read(ex, ctx, [&](store::Db& db) -> Result<Response> {
+    auto list = pdb::list_projects_for_user(db, caller.principal.user.id);
+    if (!list.is_ok()) return list.status();
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& p : *list) out.push_back(project_json(p.project, p.role));
+    return json_response(200, {{"projects", out}});
+  });
+}
+
+void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  int64_t id = ex->params().get_int("id");
+  respond_after_read(ex, ctx, [&](store::Db& db) -> Result<Response> {
+    auto role = authorize(db, caller, id, auth::Scope::kRead, Role::kViewer);
+    if (!role.is_ok()) return role.status();
+    auto p = pdb::find_project(db, id);
+    if (!p.is_ok()) return p.status();
+    if (!*p) return Status::not_found("no such project");
+    return json_response(200, project_json(**p, *role));
+  });
+}
+
+void handle_update(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  auto in = read_json_body(ex->request(), [](JsonBody& body) -> Result<ProjectFields> {
+    auto name = body.optional_string("name", kNameRule);
+    if (!name.is_ok()) return name.status();
+    auto description = body.optional_string("description", kDescriptionRule);
+    if (!description.is_ok()) return description.status();
+    return ProjectFields{std::move(*name), std::move(*description)};
+  });
+  if (!in.is_ok()) return respond_error(ex, in.status());
+  int64_t id = ex->params().get_int("id");
+  respond_after_write(
+      ex, *ctx.store, [&ctx, caller, id, in = *in](store::Db& db) -> Result<Response> {
+        auto role = authorize(db, caller, id, auth::Scope::kAdmin, Role::kEditor);
+        if (!role.is_ok()) return role.status();
+        ATELIER_RETURN_IF_ERROR(pdb::update_project(db, id, in.name, in.description, ctx.now()));
+        nlohmann::json changed = nlohmann::json::object();
+        if (in.name) changed["name"] = *in.name;
+        if (in.description) changed["description"] = *in.description;
+        ATELIER_RETURN_IF_ERROR(
+            record(db, ctx, id, "project.updated", caller.principal.user.id, changed));
+        auto p = pdb::find_project(db, id);
+        if (!p.is_ok()) return p.status();
+        return json_response(200, project_json(**p, *role));
+      });
+}
+
+void handle_delete(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  int64_t id = ex->params().get_int("id");
+  respond_after_write(ex, *ctx.store, [caller, id](store::Db& db) -> Result<Response> {
+    auto role = authorize(db, caller, id, auth::Scope::kAdmin, Role::kOwner);
+    if (!role.is_ok()) return role.status();
+    ATELIER_RETURN_IF_ERROR(pdb::delete_project(db, id));
+    return no_content();
+  });
+}
+
+void handle_list_members(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  int64_t id = ex->params().get_int("id");
+  respond_after_read(ex, ctx, [&](store::Db& db) -> Result<Response> {
+    auto role = authorize(db, caller, id, auth::Scope::kRead, Role::kViewer);
+    if (!role.is_ok()) return role.status();
+    auto members = pdb::list_members(db, id);
+    if (!members.is_ok()) return members.status();
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& m : *members) out.push_back(member_json(m));
+    return json_response(200, {{"members", out}});
+  });
+}
+
+// The last owner may neither leave, be removed nor be demoted: a project always has an owner.
+Status keep_an_owner(store::Db& db, int64_t project_id, int64_t user_id,
+                     std::optional<Role> new_role) {
+  auto current = pdb::member_role(db, project_id, user_id);
+  if (!current.is_ok()) return current.status();
+  if (!*current || **current != Role::kOwner) return Status::ok();
+  if (new_role && *new_role == Role::kOwner) return Status::ok();
+  auto owners = pdb::count_owners(db, project_id);
+  if (!owners.is_ok()) return owners.status();
+  if (*owners <= 1) {
+    return Status::failed_precondition(
+        "a project needs at least one owner: make someone else owner first");
+  }
+  return Status::ok();
+}
+
+void handle_set_member(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  auto in = read_json_body(ex->request(), [](JsonBody& body) -> Result<std::string> {
+    return body.required_enum("role", {"owner", "editor", "viewer"});
+  });
+  if (!in.is_ok()) return respond_error(ex, in.status());
+  Role role = *projects::parse_role(*in);
+  int64_t id = ex->params().get_int("id");
+  int64_t target = ex->params().get_int("user_id");
+  respond_after_write(
+      ex, *ctx.store, [&ctx, caller, id, target, role](store::Db& db) -> Result<Response> {
+        auto mine = authorize(db, caller, id, auth::Scope::kAdmin, Role::kOwner);
+        if (!mine.is_ok()) return mine.status();
+        auto user = auth::account_db::find_user(db, target);
+        if (!user.is_ok()) return user.status();
+        if (!*user) return Status::not_found("no such user");
+        ATELIER_RETURN_IF_ERROR(keep_an_owner(db, id, target, role));
+        auto before = pdb::member_role(db, id, target);
+        if (!before.is_ok()) return before.status();
+        ATELIER_RETURN_IF_ERROR(pdb::upsert_member(db, id, target, role, ctx.now()));
+        ATELIER_RETURN_IF_ERROR(record(
+            db, ctx, id, *before ? "member.role_changed" : "member.added", caller.principal.user.id,
+            {{"user_id", target},
+             {"username", (*user)->username},
+             {"role", projects::role_name(role)}}));
+        auto members = pdb::list_members(db, id);
+        if (!members.is_ok()) return members.status();
+        for (const auto& m : *members) {
+          if (m.user_id == target) return json_response(200, member_json(m));
+        }
+        return Status::internal("member missing right after it was written");
+      });
+}
+
+void handle_remove_member(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  int64_t id = ex->params().get_int("id");
+  int64_t target = ex->params().get_int("user_id");
+  respond_after_write(
+      ex, *ctx.store, [&ctx, caller, id, target](store::Db& db) -> Result<Response> {
+        const bool leaving = target == caller.principal.user.id;
+        auto mine =
+            authorize(db, caller, id, auth::Scope::kAdmin, leaving ? Role::kViewer : Role::kOwner);
+        if (!mine.is_ok()) return mine.status();
+        ATELIER_RETURN_IF_ERROR(keep_an_owner(db, id, target, std::nullopt));
+        Status st = pdb::remove_member(db, id, target);
+        if (st.code() == StatusCode::kNotFound) return Status::not_found("no such member");
+        ATELIER_RETURN_IF_ERROR(st);
+        ATELIER_RETURN_IF_ERROR(record(db, ctx, id, leaving ? "member.left" : "member.removed",
+                                       caller.principal.user.id, {{"user_id", target}}));
+        return no_content();
+      });
+}
+
+struct NewInvite {
+  Role role;
+  int64_t max_uses;
+  int64_t expires_in_s;
+};
+
+void handle_create_invite(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  auto in = read_json_body(ex->request(), [](JsonBody& body) -> Result<NewInvite> {
+    auto role = body.required_enum("role", {"owner", "editor", "viewer"});
+    if (!role.is_ok()) return role.status();
+    auto uses = body.optional_int("max_uses", 1, 1000);
+    if (!uses.is_ok()) return uses.status();
+    auto expires = body.optional_int("expires_in_s", 60, int64_t{30} * 24 * 3600);
+    if (!expires.is_ok()) return expires.status();
+    return NewInvite{*projects::parse_role(*role), uses->value_or(1),
+                     expires->value_or(7 * 24 * 3600)};
+  });
+  if (!in.is_ok()) return respond_error(ex, in.status());
+  int64_t id = ex->params().get_int("id");
+  std::string origin = request_origin(ctx, ex->request());
+  respond_after_write(
+      ex, *ctx.store, [&ctx, caller, id, in = *in, origin](store::Db& db) -> Result<Response> {
+        // Only owners invite, so any role (owner included) is theirs to grant.
+        auto mine = authorize(db, caller, id, auth::Scope::kAdmin, Role::kOwner);
+        if (!mine.is_ok()) return mine.status();
+        std::string code = auth::generate_secret(kInvitePrefix);
+        int64_t now = ctx.now();
+        auto invite_id = pdb::insert_invite(db, id, auth::hash_secret(code), in.role, in.max_uses,
+                                            now + in.expires_in_s, caller.principal.user.id, now);
+        if (!invite_id.is_ok()) return invite_id.status();
+        Response r = json_response(201, {{"code", code},
+                                         {"url", origin + "/invite/" + code},
+                                         {"role", projects::role_name(in.role)},
+                                         {"max_uses", in.max_uses},
+                                         {"expires_at", format_time(now + in.expires_in_s)}});
+        r.headers.set("Cache-Control", "no-store");
+        return r;
+      });
+}
+
+void handle_accept_invite(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  if (Status st = require_scope(caller, auth::Scope::kAdmin); !st.is_ok()) {
+    return respond_error(ex, st);
+  }
+  std::string code(ex->params().get("code"));
+  int64_t user = caller.principal.user.id;
+  respond_after_write(ex, *ctx.store, [&ctx, code, user](store::Db& db) -> Result<Response> {
+    auto joined = accept_invite(db, ctx, code, user);
+    if (!joined.is_ok()) return joined.status();
+    return json_response(200, {{"project", project_json(joined->project, joined->role)}});
+  });
+}
+
+using Handler = void (*)(const ApiContext&, const ExchangePtr&, const Caller&);
+
+}  // namespace
+
+Status register_project_routes(http::Router& router, const ApiContext& ctx) {
+  const ApiContext* c = &ctx;
+  // Every route here needs a caller; the wrapper answers 401 for anonymous requests.
+  auto route = [&](Method m, std::string_view pattern, Handler fn) {
+    return router.add(m, pattern, [c, fn](const ExchangePtr& ex) {
+      auto caller = require_caller(*ex);
+      if (!caller.is_ok()) return respond_error(ex, caller.status());
+      fn(*c, ex, **caller);
+    });
+  };
+  ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/projects", handle_create));
+  ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/projects", handle_list));
+  ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/projects/{id:int}", handle_get));
+  ATELIER_RETURN_IF_ERROR(route(Method::kPatch, "/api/v1/projects/{id:int}", handle_update));
+  ATELIER_RETURN_IF_ERROR(route(Method::kDelete, "/api/v1/projects/{id:int}", handle_delete));
+  ATELIER_RETURN_IF_ERROR(
+      route(Method::kGet, "/api/v1/projects/{id:int}/members", handle_list_members));
+  ATELIER_RETURN_IF_ERROR(
+      route(Method::kPut, "/api/v1/projects/{id:int}/members/{user_id:int}", handle_set_member));
+  ATELIER_RETURN_IF_ERROR(route(Method::kDelete, "/api/v1/projects/{id:int}/members/{user_id:int}",
+                                handle_remove_member));
+  ATELIER_RETURN_IF_ERROR(
+      route(Method::kPost, "/api/v1/projects/{id:int}/invites", handle_create_invite));
+  ATELIER_RETURN_IF_ERROR(
+      route(Method::kPost, "/api/v1/invites/{code}/accept", handle_accept_invite));
+  return Status::ok();
+}
+
+}  // namespace atelier::api

@@ -1,0 +1,102 @@
+// Projects (the shared rooms), their members, invites and the per-project event log, in the
+// database. Plain functions over a store::Db; callers choose the transaction (writes inside
+// Store::write/submit_write, reads inside Store::read). Times are Unix seconds.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "server/store/sqlite.h"
+
+namespace atelier::projects {
+
+// Ordered: a higher role can do everything a lower one can.
+enum class Role { kViewer = 1, kEditor = 2, kOwner = 3 };
+std::string_view role_name(Role role);            // "viewer" | "editor" | "owner"
+std::optional<Role> parse_role(std::string_view);  // inverse of role_name
+
+struct Project {
+  int64_t id = 0;
+  std::string name;
+  std::string description;
+  int64_t created_by = 0;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+struct ProjectWithRole {
+  Project project;
+  Role role = Role::kViewer;
+};
+
+struct Member {
+  int64_t user_id = 0;
+  std::string username;
+  Role role = Role::kViewer;
+  int64_t added_at = 0;
+};
+
+struct Invite {
+  int64_t id = 0;
+  int64_t project_id = 0;
+  Role role = Role::kViewer;
+  int64_t max_uses = 1;
+  int64_t uses = 0;
+  int64_t expires_at = 0;
+  int64_t created_by = 0;
+  bool revoked = false;
+};
+
+struct Event {
+  int64_t project_id = 0;
+  int64_t seq = 0;
+  std::string type;        // "member.joined", "project.updated", ...
+  int64_t actor = 0;       // user id (0 = system)
+  std::string data_json;   // a JSON object, serialized
+  int64_t ts = 0;
+};
+
+namespace project_db {
+
+// Creates the project with `owner` as its first member (role owner).
+Result<Project> insert_project(store::Db& db, const std::string& name,
+                               const std::string& description, int64_t owner, int64_t now);
+Result<std::optional<Project>> find_project(store::Db& db, int64_t project_id);
+// Projects `user_id` is a member of, with their role, ordered by id.
+Result<std::vector<ProjectWithRole>> list_projects_for_user(store::Db& db, int64_t user_id);
+// kNotFound when the project does not exist.
+Status update_project(store::Db& db, int64_t project_id, const std::optional<std::string>& name,
+                      const std::optional<std::string>& description, int64_t now);
+// Deletes the project and everything in it (members, invites, events).
+Status delete_project(store::Db& db, int64_t project_id);
+
+// nullopt when `user_id` is not a member (or the project does not exist).
+Result<std::optional<Role>> member_role(store::Db& db, int64_t project_id, int64_t user_id);
+Result<std::vector<Member>> list_members(store::Db& db, int64_t project_id);  // ordered by user id
+// Adds or changes a membership.
+Status upsert_member(store::Db& db, int64_t project_id, int64_t user_id, Role role, int64_t now);
+// kNotFound when `user_id` is not a member.
+Status remove_member(store::Db& db, int64_t project_id, int64_t user_id);
+Result<int64_t> count_owners(store::Db& db, int64_t project_id);
+
+// Stores an invite (only the code's hash); returns its id.
+Result<int64_t> insert_invite(store::Db& db, int64_t project_id, const std::string& code_hash,
+                              Role role, int64_t max_uses, int64_t expires_at,
+                              int64_t created_by, int64_t now);
+Result<std::optional<Invite>> find_invite(store::Db& db, const std::string& code_hash);
+Status record_invite_use(store::Db& db, int64_t invite_id);
+
+// Appends to the project's event log with the next gap-free seq (1, 2, 3, ...); call inside
+// the same write transaction as the change it records. Returns the seq.
+Result<int64_t> append_event(store::Db& db, int64_t project_id, const std::string& type,
+                             int64_t actor, const std::string& data_json, int64_t now);
+// Events with seq > after_seq, ascending, at most `limit`.
+Result<std::vector<Event>> list_events(store::Db& db, int64_t project_id, int64_t after_seq,
+                                       int64_t limit);
+Result<int64_t> head_seq(store::Db& db, int64_t project_id);  // 0 when none
+
+}  // namespace project_db
+}  // namespace atelier::projects

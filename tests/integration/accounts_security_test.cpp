@@ -1,0 +1,296 @@
+// The defences around accounts, against a real in-process server: login throttling (per
+// username and per client address), the Origin check on cookie-authenticated writes, and strict
+// request bodies (unknown fields, malformed JSON, oversized bodies write nothing).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/api_test_helpers.h"
+
+namespace atelier::apitest {
+namespace {
+
+using testing::TempDir;
+
+// One request from `source_ip` (any 127.x.y.z address is local on Linux), answered on a
+// connection the server closes afterwards. The shared client always connects from 127.0.0.1, so
+// it cannot tell per-address throttling from per-username throttling; this can.
+std::optional<Reply> call_from(const std::string& source_ip, uint16_t port,
+                               const std::string& method, const std::string& target,
+                               const std::string& body) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source_ip.c_str(), &src.sin_addr);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(port);
+  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)) != 0) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  std::string request = testing::make_request(method, target, body, "Connection: close");
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string raw;
+  char buf[4096];
+  while (true) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 10'000) <= 0) break;
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  size_t head_end = raw.find("\r\n\r\n");
+  if (raw.rfind("HTTP/1.1 ", 0) != 0 || head_end == std::string::npos) return std::nullopt;
+  Reply r;
+  r.status = std::stoi(raw.substr(9, 3));
+  size_t pos = raw.find("\r\n") + 2;
+  while (pos < head_end) {
+    size_t e = raw.find("\r\n", pos);
+    std::string line = raw.substr(pos, e - pos);
+    size_t colon = line.find(':');
+    if (colon != std::string::npos) {
+      std::string name = line.substr(0, colon);
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+    pos = e + 2;
+  }
+  r.body = raw.substr(head_end + 4);
+  r.json = nlohmann::json::parse(r.body, nullptr, false);
+  return r;
+}
+
+int login_from(const std::string& ip, uint16_t port, const std::string& username,
+               const std::string& password, Reply* out = nullptr) {
+  nlohmann::json body = {{"username", username}, {"password", password}};
+  auto r = call_from(ip, port, "POST", "/api/v1/auth/login", body.dump());
+  if (!r) return 0;
+  if (out) *out = *r;
+  return r->status;
+}
+
+class AccountsSecurityTest : public ::testing::Test {
+ protected:
+  uint16_t start(int64_t max_body_bytes = 1 << 20) {
+    ServerConfig c = test_config(dir_);
+    c.max_body_bytes = max_body_bytes;
+    server_ = std::make_unique<TestServer>(c);
+    return server_->port();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<TestServer> server_;
+};
+
+void expect_retry_after(const Reply& r) {
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(r.error_code(), "rate_limited");
+  std::string retry = r.header("retry-after");
+  ASSERT_FALSE(retry.empty()) << "429 without Retry-After";
+  int seconds = std::stoi(retry);
+  EXPECT_GE(seconds, 1);
+  EXPECT_LE(seconds, 15 * 60);  // the limiter's lockout
+}
+
+TEST_F(AccountsSecurityTest, FiveFailuresForOneUsernameLockItFromEveryAddress) {
+  uint16_t port = start();
+  Account ada = register_account(port, "ada");
+  register_account(port, "grace");
+  if (login_from("127.0.0.2", port, "grace", kPassword) != 200) {
+    GTEST_SKIP() << "cannot connect from 127.0.0.2 here";
+  }
+  // Five wrong passwords, spread over two addresses so that neither address reaches five.
+  const char* ips[] = {"127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"};
+  for (const char* ip : ips) EXPECT_EQ(login_from(ip, port, "ada", "wrong password"), 401);
+
+  // The username is locked everywhere, even for the right password (it is not even checked).
+  Reply locked;
+  login_from("127.0.0.4", port, "ada", kPassword, &locked);
+  expect_retry_after(locked);
+  login_from("127.0.0.4", port, "ADA", kPassword, &locked);  // the normalized name is the key
+  expect_retry_after(locked);
+  // Other users, from the same addresses, are not affected.
+  EXPECT_EQ(login_from("127.0.0.2", port, "grace", kPassword), 200);
+  EXPECT_EQ(login_from("127.0.0.4", port, "grace", kPassword), 200);
+  // Sessions that already exist keep working: the lock is about guessing, not about the account.
+  EXPECT_EQ(call(port, "GET", "/api/v1/me", "", bearer(ada.token)).status, 200);
+}
+
+TEST_F(AccountsSecurityTest, FiveFailuresFromOneAddressLockItForEveryUsername) {
+  uint16_t port = start();
+  register_account(port, "ada");
+  if (login_from("127.0.0.5", port, "ada", kPassword) != 200) {
+    GTEST_SKIP() << "cannot connect from 127.0.0.5 here";
+  }
+  // Five different usernames (existing or not): no username reaches five, the address does.
+  for (const char* name : {"ada", "bob", "carol", "dave", "erin"}) {
+    EXPECT_EQ(login_from("127.0.0.5", port, name, "wrong password"), 401) << name;
+  }
+  Reply locked;
+  login_from("127.0.0.5", port, "ada", kPassword, &locked);
+  expect_retry_after(locked);
+  login_from("127.0.0.5", port, "frank", "anything at all", &locked);
+  expect_retry_after(locked);
+  // The same user from another address is fine.
+  EXPECT_EQ(login_from("127.0.0.6", port, "ada", kPassword), 200);
+}
+
+TEST_F(AccountsSecurityTest, LoginIsLimitedAfterFiveFailuresFromTheDefaultClient) {
+  // The plain 127.0.0.1 client, as every other suite uses it: the sixth attempt is refused.
+  uint16_t port = start();
+  register_account(port, "ada");
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(try_login(port, "ada", "wrong password").status, 401) << "attempt " << i + 1;
+  }
+  expect_retry_after(try_login(port, "ada"));
+}
+
+TEST_F(AccountsSecurityTest, ASuccessfulLoginResetsTheUsernameCount) {
+  uint16_t port = start();
+  register_account(port, "ada");
+  if (login_from("127.0.0.7", port, "ada", kPassword) != 200) {
+    GTEST_SKIP() << "cannot connect from 127.0.0.7 here";
+  }
+  // Four failures, a success, four more (from other addresses, so no address reaches five):
+  // without the reset the username would have eight and be locked.
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(login_from("127.0.0.8", port, "ada", "wrong pw!"), 401);
+  EXPECT_EQ(login_from("127.0.0.9", port, "ada", kPassword), 200);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(login_from("127.0.0.10", port, "ada", "wrong pw!"), 401);
+  EXPECT_EQ(login_from("127.0.0.11", port, "ada", kPassword), 200);
+}
+
+// A browser attaches cookies to cross-site requests; the Origin check is what stops a page on
+// another site from acting with them.
+TEST_F(AccountsSecurityTest, CookieAuthenticatedWritesNeedASameOriginOrigin) {
+  uint16_t port = start();
+  Account ada = register_account(port, "ada");
+  const std::string body = R"({"name":"Room"})";
+  auto projects = [&] {
+    return call(port, "GET", "/api/v1/projects", "", bearer(ada.token)).json["projects"].size();
+  };
+
+  auto foreign = call(port, "POST", "/api/v1/projects", body,
+                      header_lines({cookie(ada.token), "Origin: http://evil.example"}));
+  EXPECT_EQ(foreign.status, 403) << foreign.body;
+  EXPECT_EQ(foreign.error_field(), "Origin");
+  // Same host, other port: another origin.
+  EXPECT_EQ(call(port, "POST", "/api/v1/projects", body,
+                 header_lines({cookie(ada.token), "Origin: http://127.0.0.1:1"}))
+                .status,
+            403);
+  EXPECT_EQ(call(port, "POST", "/api/v1/projects", body,
+                 header_lines({cookie(ada.token), "Origin: null"}))
+                .status,
+            403);
+  auto missing = call(port, "POST", "/api/v1/projects", body, cookie(ada.token));
+  EXPECT_EQ(missing.status, 403) << missing.body;
+  EXPECT_EQ(call(port, "POST", "/api/v1/projects", body,
+                 header_lines({cookie(ada.token), "Referer: http://evil.example/p/1"}))
+                .status,
+            403);
+  EXPECT_EQ(projects(), 0u);  // none of the refused requests wrote anything
+
+  // The client sends "Host: 127.0.0.1", so that is this server's own origin.
+  auto same = call(port, "POST", "/api/v1/projects", body,
+                   header_lines({cookie(ada.token), "Origin: http://127.0.0.1"}));
+  EXPECT_EQ(same.status, 201) << same.body;
+  auto referer = call(port, "POST", "/api/v1/projects", body,
+                      header_lines({cookie(ada.token), "Referer: http://127.0.0.1/p/1?x=2"}));
+  EXPECT_EQ(referer.status, 201) << referer.body;
+  EXPECT_EQ(projects(), 2u);
+
+  // Safe methods need no Origin: reading cannot change anything.
+  EXPECT_EQ(call(port, "GET", "/api/v1/projects", "",
+                 header_lines({cookie(ada.token), "Origin: http://evil.example"}))
+                .status,
+            200);
+  // Bearer tokens are never attached by a browser on its own, so no Origin check applies.
+  auto scripted = call(port, "POST", "/api/v1/projects", body,
+                       header_lines({bearer(ada.token), "Origin: http://evil.example"}));
+  EXPECT_EQ(scripted.status, 201) << scripted.body;
+  EXPECT_EQ(call(port, "POST", "/api/v1/projects", body, bearer(ada.token)).status, 201);
+}
+
+TEST_F(AccountsSecurityTest, UnknownBodyFieldsAre400AndWriteNothing) {
+  uint16_t port = start();
+  Account ada = register_account(port, "ada");
+
+  auto owner =
+      call(port, "POST", "/api/v1/projects", R"({"name":"Room","owner_id":5})", bearer(ada.token));
+  EXPECT_EQ(owner.status, 400) << owner.body;
+  EXPECT_EQ(owner.error_field(), "owner_id");
+  auto list = call(port, "GET", "/api/v1/projects", "", bearer(ada.token));
+  ASSERT_EQ(list.status, 200);
+  EXPECT_TRUE(list.json["projects"].empty()) << list.body;
+
+  // Registration cannot make an admin (ada is the first account, so mallory would not be one).
+  auto sneaky = call(port, "POST", "/api/v1/auth/register",
+                     R"({"username":"mallory","password":"correct horse 1","is_admin":true})");
+  EXPECT_EQ(sneaky.status, 400) << sneaky.body;
+  EXPECT_EQ(sneaky.error_field(), "is_admin");
+  EXPECT_EQ(try_login(port, "mallory", "correct horse 1").status, 401);  // not created
+
+  int64_t project = create_project(port, ada.token);
+  auto role = call(port, "PATCH", project_path(project), R"({"name":"New","role":"owner"})",
+                   bearer(ada.token));
+  EXPECT_EQ(role.status, 400) << role.body;
+  EXPECT_EQ(role.error_field(), "role");
+  auto after = call(port, "GET", project_path(project), "", bearer(ada.token));
+  EXPECT_EQ(after.json["name"], "Room");  // the known field was not applied either
+}
+
+TEST_F(AccountsSecurityTest, MalformedBodiesAre400) {
+  uint16_t port = start();
+  Account ada = register_account(port, "ada");
+  for (const std::string& body :
+       {std::string(R"({"name":)"), std::string(R"({"name":"a"} x)"), std::string("[1,2]"),
+        std::string("{'name':'a'}"), std::string("\xff\xfe")}) {
+    auto r = call(port, "POST", "/api/v1/projects", body, bearer(ada.token));
+    EXPECT_EQ(r.status, 400) << body << " -> " << r.body;
+    EXPECT_EQ(r.error_field(), "body") << body;
+    EXPECT_EQ(r.error_code(), "invalid_argument");
+  }
+  // A repeated key is refused too (parsers disagree on which copy wins), naming the key.
+  auto twice =
+      call(port, "POST", "/api/v1/projects", R"({"name":"a","name":"b"})", bearer(ada.token));
+  EXPECT_EQ(twice.status, 400) << twice.body;
+  EXPECT_EQ(twice.error_field(), "name");
+  auto empty = call(port, "POST", "/api/v1/projects", "", bearer(ada.token));
+  EXPECT_EQ(empty.status, 400) << empty.body;
+  auto wrong_type = call(port, "POST", "/api/v1/projects", R"({"name":"a"})",
+                         header_lines({bearer(ada.token), "Content-Type: text/plain"}));
+  EXPECT_EQ(wrong_type.status, 415) << wrong_type.body;
+  EXPECT_EQ(call(port, "POST", "/api/v1/auth/login", "not json").status, 400);
+  EXPECT_TRUE(
+      call(port, "GET", "/api/v1/projects", "", bearer(ada.token)).json["projects"].empty());
+}
+
+TEST_F(AccountsSecurityTest, OversizedBodiesAre413) {
+  uint16_t port = start(/*max_body_bytes=*/256);
+  Account ada = register_account(port, "ada");
+  nlohmann::json big = {{"name", "Room"}, {"description", std::string(1000, 'x')}};
+  auto r = call(port, "POST", "/api/v1/projects", big.dump(), bearer(ada.token));
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_FALSE(r.error_code().empty()) << "413 must be a JSON error too: " << r.body;
+  nlohmann::json login_big = {{"username", "ada"}, {"password", std::string(1000, 'p')}};
+  EXPECT_EQ(call(port, "POST", "/api/v1/auth/login", login_big.dump()).status, 413);
+  EXPECT_TRUE(
+      call(port, "GET", "/api/v1/projects", "", bearer(ada.token)).json["projects"].empty());
+  // Under the limit everything works as usual.
+  EXPECT_EQ(call(port, "POST", "/api/v1/projects", R"({"name":"Room"})", bearer(ada.token)).status,
+            201);
+}
+
+}  // namespace
+}  // namespace atelier::apitest
