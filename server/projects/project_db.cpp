@@ -3,44 +3,16 @@
 #include <string_view>
 #include <utility>
 
+#include "server/store/sql_bind.h"
+
 namespace atelier::projects {
 
 namespace {
 
 using store::Db;
+using store::prepare_bound;
+using store::run;
 using store::Statement;
-
-// Binding overloads for prepare_bound(). An empty optional binds SQL NULL.
-Status bind_value(Statement& stmt, int index, int64_t value) {
-  return stmt.bind_int64(index, value);
-}
-Status bind_value(Statement& stmt, int index, std::string_view value) {
-  return stmt.bind_text(index, value);
-}
-Status bind_value(Statement& stmt, int index, const std::optional<std::string>& value) {
-  return value ? stmt.bind_text(index, *value) : stmt.bind_null(index);
-}
-
-// Prepares `sql` and binds `args` to parameters 1, 2, ... in order.
-template <typename... Args>
-Result<Statement> prepare_bound(Db& db, std::string_view sql, const Args&... args) {
-  Result<Statement> stmt = db.prepare(sql);
-  if (!stmt.is_ok()) return stmt.status();
-  int index = 0;
-  Status st;
-  // Stops binding at the first failure (the && short-circuits).
-  (void)((st = bind_value(*stmt, ++index, args), st.is_ok()) && ...);
-  if (!st.is_ok()) return st;
-  return stmt;
-}
-
-// Runs a statement that returns no rows (INSERT, UPDATE, DELETE).
-template <typename... Args>
-Status run(Db& db, std::string_view sql, const Args&... args) {
-  Result<Statement> stmt = prepare_bound(db, sql, args...);
-  if (!stmt.is_ok()) return stmt.status();
-  return stmt->step().status();
-}
 
 // Runs a query whose first row's column 0 is an integer (counts, MAX).
 template <typename... Args>

@@ -2,14 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include <memory>
 #include <optional>
 #include <string>
-#include <type_traits>
-#include <utility>
 
 #include "server/store/store.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/store_fixture.h"
 
 namespace atelier::auth {
 namespace {
@@ -19,49 +16,9 @@ namespace adb = account_db;
 
 constexpr int64_t kNow = 1'700'000'000;
 
-const Status& status_of(const Status& st) {
-  return st;
-}
-template <typename T>
-const Status& status_of(const Result<T>& r) {
-  return r.status();
-}
-
-// A real Store (embedded migrations, WAL, foreign keys on) in a fresh directory per test.
-class AccountDbTest : public ::testing::Test {
+class AccountDbTest : public testing::StoreFixture {
  protected:
-  void SetUp() override {
-    auto store = store::Store::open({.path = tmp_ / "atelier.db"});
-    ASSERT_TRUE(store.is_ok()) << store.status().to_string();
-    store_ = std::move(store).value();
-  }
-
-  // Runs `fn` in a write transaction (committed when it returns OK) and returns what it returned,
-  // or the commit's error.
-  template <typename Fn>
-  std::invoke_result_t<Fn, Db&> in_write(Fn fn) {
-    using R = std::invoke_result_t<Fn, Db&>;
-    std::optional<R> out;
-    Status st = store_->write([&](Db& db) {
-      out.emplace(fn(db));
-      return status_of(*out);
-    });
-    if (!out || (status_of(*out).is_ok() && !st.is_ok())) return R(st);
-    return std::move(*out);
-  }
-
-  // Runs `fn` on a read-only connection and returns what it returned.
-  template <typename Fn>
-  std::invoke_result_t<Fn, Db&> in_read(Fn fn) {
-    using R = std::invoke_result_t<Fn, Db&>;
-    std::optional<R> out;
-    Status st = store_->read([&](Db& db) {
-      out.emplace(fn(db));
-      return status_of(*out);
-    });
-    if (!out || (status_of(*out).is_ok() && !st.is_ok())) return R(st);
-    return std::move(*out);
-  }
+  AccountDbTest() : StoreFixture("atelier-account-db-test") {}
 
   User add_user(const std::string& name, bool is_admin = false) {
     Result<User> user = in_write(
@@ -88,9 +45,6 @@ class AccountDbTest : public ::testing::Test {
     EXPECT_TRUE(p.is_ok()) << p.status().to_string();
     return p.is_ok() ? *p : std::nullopt;
   }
-
-  testing::TempDir tmp_{"atelier-account-db-test"};
-  std::unique_ptr<store::Store> store_;
 };
 
 TEST(ScopeNameTest, RoundTripsAndRejectsUnknown) {

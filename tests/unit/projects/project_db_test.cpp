@@ -2,16 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include <memory>
 #include <optional>
 #include <string>
-#include <type_traits>
-#include <utility>
 #include <vector>
 
 #include "server/auth/account_db.h"
 #include "server/store/store.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/store_fixture.h"
 
 namespace atelier::projects {
 namespace {
@@ -21,14 +18,6 @@ namespace pdb = project_db;
 namespace adb = auth::account_db;
 
 constexpr int64_t kNow = 1'700'000'000;
-
-const Status& status_of(const Status& st) {
-  return st;
-}
-template <typename T>
-const Status& status_of(const Result<T>& r) {
-  return r.status();
-}
 
 // Runs one statement with integer parameters; for setting up states the API has no call for.
 Status exec_with(Db& db, const std::string& sql, const std::vector<int64_t>& params) {
@@ -51,43 +40,17 @@ Result<int64_t> count_with(Db& db, const std::string& sql, const std::vector<int
   return stmt->column_int64(0);
 }
 
-// A real Store (embedded migrations, WAL, foreign keys on) with three users.
-class ProjectDbTest : public ::testing::Test {
+// The fixture's Store with three users.
+class ProjectDbTest : public testing::StoreFixture {
  protected:
+  ProjectDbTest() : StoreFixture("atelier-project-db-test") {}
+
   void SetUp() override {
-    auto store = store::Store::open({.path = tmp_ / "atelier.db"});
-    ASSERT_TRUE(store.is_ok()) << store.status().to_string();
-    store_ = std::move(store).value();
+    StoreFixture::SetUp();
+    if (HasFatalFailure()) return;
     alice_ = add_user("alice");
     bob_ = add_user("bob");
     carol_ = add_user("carol");
-  }
-
-  // Runs `fn` in a write transaction (committed when it returns OK) and returns what it returned,
-  // or the commit's error.
-  template <typename Fn>
-  std::invoke_result_t<Fn, Db&> in_write(Fn fn) {
-    using R = std::invoke_result_t<Fn, Db&>;
-    std::optional<R> out;
-    Status st = store_->write([&](Db& db) {
-      out.emplace(fn(db));
-      return status_of(*out);
-    });
-    if (!out || (status_of(*out).is_ok() && !st.is_ok())) return R(st);
-    return std::move(*out);
-  }
-
-  // Runs `fn` on a read-only connection and returns what it returned.
-  template <typename Fn>
-  std::invoke_result_t<Fn, Db&> in_read(Fn fn) {
-    using R = std::invoke_result_t<Fn, Db&>;
-    std::optional<R> out;
-    Status st = store_->read([&](Db& db) {
-      out.emplace(fn(db));
-      return status_of(*out);
-    });
-    if (!out || (status_of(*out).is_ok() && !st.is_ok())) return R(st);
-    return std::move(*out);
   }
 
   int64_t add_user(const std::string& name) {
@@ -127,8 +90,6 @@ class ProjectDbTest : public ::testing::Test {
     return n.is_ok() ? *n : -1;
   }
 
-  testing::TempDir tmp_{"atelier-project-db-test"};
-  std::unique_ptr<store::Store> store_;
   int64_t alice_ = 0;
   int64_t bob_ = 0;
   int64_t carol_ = 0;
