@@ -115,6 +115,18 @@ http::Middleware authenticate_middleware(const ApiContext& ctx) {
     }
     if (!found) return next();  // anonymous: protected routes answer 401
 
+    // Remember when a credential was last used (shown in GET /tokens), at most once a minute
+    // per credential so that a busy script does not turn every request into a write. Nobody
+    // waits for it: losing one such update costs nothing.
+    const int64_t now = ctx.now();
+    if (!caller.principal.last_used_at || now - *caller.principal.last_used_at >= 60) {
+      ctx.store->submit_write(
+          [id = caller.principal.credential_id, now](store::Db& db) {
+            return auth::account_db::touch_credential(db, id, now);
+          },
+          [](Status) {});
+    }
+
     if (via_cookie && unsafe_method(req.method)) {
       std::string origin;
       if (auto o = req.headers.get("Origin"); o) {

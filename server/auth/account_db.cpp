@@ -165,7 +165,8 @@ Result<std::optional<Principal>> find_principal(Db& db, const std::string& secre
                                                 int64_t now) {
   Result<Statement> stmt = prepare_bound(
       db,
-      "SELECT c.id, c.kind, c.scope, u.id, u.username, u.is_admin, u.disabled, u.created_at "
+      "SELECT c.id, c.kind, c.scope, u.id, u.username, u.is_admin, u.disabled, u.created_at, "
+      "c.last_used_at "
       "FROM credentials c JOIN users u ON u.id = c.user_id "
       "WHERE c.secret_hash = ? AND c.revoked_at IS NULL "
       "AND (c.expires_at IS NULL OR c.expires_at > ?) AND u.disabled = 0",
@@ -185,7 +186,15 @@ Result<std::optional<Principal>> find_principal(Db& db, const std::string& secre
   if (!scope.is_ok()) return scope.status();
   principal.scope = *scope;
   principal.user = read_user(*stmt, 3);
+  if (!stmt->column_is_null(8)) principal.last_used_at = stmt->column_int64(8);
   return std::optional<Principal>(std::move(principal));
+}
+
+Status touch_credential(Db& db, int64_t credential_id, int64_t now) {
+  ATELIER_RETURN_IF_ERROR(
+      run(db, "UPDATE credentials SET last_used_at = ? WHERE id = ?", now, credential_id));
+  if (db.changes() == 0) return Status::not_found("no such credential");
+  return Status::ok();
 }
 
 Status revoke_credential(Db& db, int64_t user_id, int64_t credential_id, int64_t now) {

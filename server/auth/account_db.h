@@ -44,6 +44,7 @@ struct Principal {
   int64_t credential_id = 0;
   CredentialKind kind = CredentialKind::kSession;
   Scope scope = Scope::kAdmin;
+  std::optional<int64_t> last_used_at;  // when the credential was last recorded in use
 };
 
 struct ApiTokenInfo {
@@ -78,6 +79,8 @@ Result<int64_t> insert_credential(store::Db& db, int64_t user_id, CredentialKind
 // its user is disabled.
 Result<std::optional<Principal>> find_principal(store::Db& db, const std::string& secret_hash,
                                                 int64_t now);
+// Records that a credential was used at `now` (kNotFound for an unknown id).
+Status touch_credential(store::Db& db, int64_t credential_id, int64_t now);
 // Revokes one credential of `user_id` (kNotFound if it is not theirs or does not exist).
 Status revoke_credential(store::Db& db, int64_t user_id, int64_t credential_id, int64_t now);
 // Revokes every credential of a user (disabling, password reset).

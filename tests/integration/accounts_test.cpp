@@ -195,6 +195,27 @@ TEST_F(AccountsTest, DeletingATokenRevokesItAtOnce) {
   EXPECT_EQ(call(port, "DELETE", path, "", bearer(ada.token)).status, 404);  // already gone
 }
 
+TEST_F(AccountsTest, TokenListShowsWhenATokenWasLastUsed) {
+  uint16_t port = start();
+  Account ada = register_account(port, "ada");
+  ApiToken token = create_api_token(port, ada.token, "read", "ci");
+  auto before = call(port, "GET", "/api/v1/tokens", "", bearer(ada.token));
+  ASSERT_EQ(before.status, 200) << before.body;
+  EXPECT_TRUE(before.json["tokens"][0]["last_used_at"].is_null());
+
+  ASSERT_EQ(call(port, "GET", "/api/v1/projects", "", bearer(token.secret)).status, 200);
+  // The use is recorded by a write nobody waits for; it lands within moments.
+  nlohmann::json last_used;
+  for (int i = 0; i < 100 && (last_used.is_null()); ++i) {
+    auto after = call(port, "GET", "/api/v1/tokens", "", bearer(ada.token));
+    ASSERT_EQ(after.status, 200) << after.body;
+    last_used = after.json["tokens"][0]["last_used_at"];
+    if (last_used.is_null()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(last_used.is_string());
+  EXPECT_EQ(last_used.get<std::string>().size(), 20u);  // 2026-11-26T07:22:45Z
+}
+
 TEST_F(AccountsTest, TokenScopeLimitsWhatATokenMayDo) {
   uint16_t port = start();
   Account ada = register_account(port, "ada");

@@ -178,6 +178,21 @@ TEST_F(AccountDbTest, FindsPrincipalForValidCredential) {
   EXPECT_FALSE(principal("unknown-hash").has_value());
 }
 
+TEST_F(AccountDbTest, TouchRecordsLastUse) {
+  User alice = add_user("alice");
+  int64_t token = add_credential(alice.id, CredentialKind::kApiToken, Scope::kRead, "h-t");
+  ASSERT_TRUE(principal("h-t").has_value());
+  EXPECT_EQ(principal("h-t")->last_used_at, std::nullopt);
+  ASSERT_TRUE(in_write([&](Db& db) { return adb::touch_credential(db, token, kNow + 5); }).is_ok());
+  EXPECT_EQ(principal("h-t")->last_used_at, kNow + 5);
+  auto listed = in_read([&](Db& db) { return adb::list_api_tokens(db, alice.id, kNow); });
+  ASSERT_TRUE(listed.is_ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].last_used_at, kNow + 5);
+  EXPECT_EQ(in_write([&](Db& db) { return adb::touch_credential(db, 9999, kNow); }).code(),
+            StatusCode::kNotFound);
+}
+
 TEST_F(AccountDbTest, CredentialExpiresExactlyAtExpiresAt) {
   User alice = add_user("alice");
   add_credential(alice.id, CredentialKind::kApiToken, Scope::kRead, "h", kNow, kNow + 10);
