@@ -357,20 +357,27 @@ Result<JsonBody::Field*> JsonBody::find_present(std::string_view field, bool req
   return field_error(field, "must be " + expected + ", got null");
 }
 
+Result<JsonBody::Field*> JsonBody::find_string(std::string_view field, bool required,
+                                               const std::string& expected) {
+  Result<Field*> found = find_present(field, required, expected);
+  if (!found.is_ok() || *found == nullptr) return found;
+  if ((*found)->kind != Kind::kString) {
+    return field_error(
+        field, "must be " + expected + ", got " + std::string(Parser::kind_name((*found)->kind)));
+  }
+  return found;
+}
+
 Result<std::optional<std::string>> JsonBody::read_string(std::string_view field,
                                                          const TextRule& rule, bool required) {
   if (rule.max_chars == 0 || rule.min_chars > rule.max_chars) {
     return Status::internal("string field '" + std::string(field) + "' declared with bad bounds");
   }
   std::string expected = describe_text(rule);
-  Result<Field*> found = find_present(field, required, expected);
+  Result<Field*> found = find_string(field, required, expected);
   if (!found.is_ok()) return found.status();
   Field* f = *found;
   if (f == nullptr) return std::optional<std::string>();
-  if (f->kind != Kind::kString) {
-    return field_error(field,
-                       "must be " + expected + ", got " + std::string(Parser::kind_name(f->kind)));
-  }
   size_t chars = count_chars(f->text);
   if (chars < rule.min_chars) {
     return field_error(
@@ -432,14 +439,10 @@ Result<std::optional<std::string>> JsonBody::read_enum(
     return Status::internal("enum field '" + std::string(field) + "' declared with no values");
   }
   std::string expected = describe_enum(allowed);
-  Result<Field*> found = find_present(field, required, expected);
+  Result<Field*> found = find_string(field, required, expected);
   if (!found.is_ok()) return found.status();
   Field* f = *found;
   if (f == nullptr) return std::optional<std::string>();
-  if (f->kind != Kind::kString) {
-    return field_error(field,
-                       "must be " + expected + ", got " + std::string(Parser::kind_name(f->kind)));
-  }
   if (std::find(allowed.begin(), allowed.end(), f->text) == allowed.end()) {
     return field_error(field, "must be " + expected + ", got another string");
   }

@@ -147,6 +147,8 @@ class JsonBody {
   // Declares `field`; returns it when present and not null, nullptr when absent or null and not
   // `required`, else the error ("is required" / "got null") stating `expected`.
   Result<Field*> find_present(std::string_view field, bool required, const std::string& expected);
+  // find_present, then refuses a value that is not a JSON string.
+  Result<Field*> find_string(std::string_view field, bool required, const std::string& expected);
   Result<std::optional<std::string>> read_string(std::string_view field, const TextRule& rule,
                                                  bool required);
   Result<std::optional<int64_t>> read_int(std::string_view field, int64_t lo, int64_t hi,
