@@ -183,11 +183,9 @@ void handle_login(const ApiContext& ctx, const ExchangePtr& ex) {
   });
 }
 
-void handle_logout(const ApiContext& ctx, const ExchangePtr& ex) {
-  auto caller = require_caller(*ex);
-  if (!caller.is_ok()) return respond_error(ex, caller.status());
-  int64_t user_id = (*caller)->principal.user.id;
-  int64_t credential_id = (*caller)->principal.credential_id;
+void handle_logout(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  int64_t user_id = caller.principal.user.id;
+  int64_t credential_id = caller.principal.credential_id;
   respond_after_write(
       ex, *ctx.store, [&ctx, user_id, credential_id](store::Db& db) -> Result<Response> {
         ATELIER_RETURN_IF_ERROR(adb::revoke_credential(db, user_id, credential_id, ctx.now()));
@@ -198,10 +196,8 @@ void handle_logout(const ApiContext& ctx, const ExchangePtr& ex) {
       });
 }
 
-void handle_me(const ExchangePtr& ex) {
-  auto caller = require_caller(*ex);
-  if (!caller.is_ok()) return respond_error(ex, caller.status());
-  const auth::Principal& p = (*caller)->principal;
+void handle_me(const ApiContext&, const ExchangePtr& ex, const Caller& caller) {
+  const auth::Principal& p = caller.principal;
   ex->respond(json_response(
       200, {{"user", user_json(p.user)},
             {"credential",
@@ -215,12 +211,7 @@ struct NewToken {
   std::optional<int64_t> expires_in_s;
 };
 
-void handle_create_token(const ApiContext& ctx, const ExchangePtr& ex) {
-  auto caller = require_caller(*ex);
-  if (!caller.is_ok()) return respond_error(ex, caller.status());
-  if (Status st = require_scope(**caller, auth::Scope::kAdmin); !st.is_ok()) {
-    return respond_error(ex, st);
-  }
+void handle_create_token(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   auto input = read_json_body(ex->request(), [](JsonBody& body) -> Result<NewToken> {
     auto name = body.required_string("name", {.min_chars = 1, .max_chars = 100});
     if (!name.is_ok()) return name.status();
@@ -231,7 +222,7 @@ void handle_create_token(const ApiContext& ctx, const ExchangePtr& ex) {
     return NewToken{std::move(*name), *auth::parse_scope(*scope), *expires};
   });
   if (!input.is_ok()) return respond_error(ex, input.status());
-  int64_t user_id = (*caller)->principal.user.id;
+  int64_t user_id = caller.principal.user.id;
   respond_after_write(
       ex, *ctx.store, [&ctx, user_id, in = *input](store::Db& db) -> Result<Response> {
         std::string secret = auth::generate_secret(kApiTokenPrefix);
@@ -249,30 +240,18 @@ void handle_create_token(const ApiContext& ctx, const ExchangePtr& ex) {
       });
 }
 
-void handle_list_tokens(const ApiContext& ctx, const ExchangePtr& ex) {
-  auto caller = require_caller(*ex);
-  if (!caller.is_ok()) return respond_error(ex, caller.status());
-  if (Status st = require_scope(**caller, auth::Scope::kAdmin); !st.is_ok()) {
-    return respond_error(ex, st);
-  }
-  nlohmann::json list = nlohmann::json::array();
-  Status st = ctx.store->read([&](store::Db& db) -> Status {
-    auto tokens = adb::list_api_tokens(db, (*caller)->principal.user.id, ctx.now());
+void handle_list_tokens(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
+    auto tokens = adb::list_api_tokens(db, caller.principal.user.id, ctx.now());
     if (!tokens.is_ok()) return tokens.status();
+    nlohmann::json list = nlohmann::json::array();
     for (const auto& t : *tokens) list.push_back(api_token_json(t));
-    return Status::ok();
+    return json_response(200, {{"tokens", list}});
   });
-  if (!st.is_ok()) return respond_error(ex, st);
-  ex->respond(json_response(200, {{"tokens", list}}));
 }
 
-void handle_delete_token(const ApiContext& ctx, const ExchangePtr& ex) {
-  auto caller = require_caller(*ex);
-  if (!caller.is_ok()) return respond_error(ex, caller.status());
-  if (Status st = require_scope(**caller, auth::Scope::kAdmin); !st.is_ok()) {
-    return respond_error(ex, st);
-  }
-  int64_t user_id = (*caller)->principal.user.id;
+void handle_delete_token(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  int64_t user_id = caller.principal.user.id;
   int64_t token_id = ex->params().get_int("id");
   respond_after_write(ex, *ctx.store, [&ctx, user_id, token_id](store::Db& db) -> Result<Response> {
     Status st = adb::revoke_credential(db, user_id, token_id, ctx.now());
@@ -284,30 +263,22 @@ void handle_delete_token(const ApiContext& ctx, const ExchangePtr& ex) {
   });
 }
 
-void handle_admin_list_users(const ApiContext& ctx, const ExchangePtr& ex) {
-  auto caller = require_caller(*ex);
-  if (!caller.is_ok()) return respond_error(ex, caller.status());
-  if (Status st = require_instance_admin(**caller); !st.is_ok()) return respond_error(ex, st);
-  nlohmann::json list = nlohmann::json::array();
-  Status st = ctx.store->read([&](store::Db& db) -> Status {
+void handle_admin_list_users(const ApiContext& ctx, const ExchangePtr& ex, const Caller&) {
+  respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
     auto users = adb::list_users(db);
     if (!users.is_ok()) return users.status();
+    nlohmann::json list = nlohmann::json::array();
     for (const auto& u : *users) list.push_back(user_json(u));
-    return Status::ok();
+    return json_response(200, {{"users", list}});
   });
-  if (!st.is_ok()) return respond_error(ex, st);
-  ex->respond(json_response(200, {{"users", list}}));
 }
 
-void handle_admin_update_user(const ApiContext& ctx, const ExchangePtr& ex) {
-  auto caller = require_caller(*ex);
-  if (!caller.is_ok()) return respond_error(ex, caller.status());
-  if (Status st = require_instance_admin(**caller); !st.is_ok()) return respond_error(ex, st);
+void handle_admin_update_user(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   auto disabled = read_json_body(
       ex->request(), [](JsonBody& body) -> Result<bool> { return body.required_bool("disabled"); });
   if (!disabled.is_ok()) return respond_error(ex, disabled.status());
   int64_t target = ex->params().get_int("id");
-  if (target == (*caller)->principal.user.id && *disabled) {
+  if (target == caller.principal.user.id && *disabled) {
     return respond_error(ex, Status::failed_precondition("you cannot disable your own account"));
   }
   respond_after_write(
@@ -331,17 +302,37 @@ Status register_account_routes(http::Router& router, const ApiContext& ctx) {
                    void (*fn)(const ApiContext&, const ExchangePtr&)) {
     return router.add(m, pattern, [c, fn](const ExchangePtr& ex) { fn(*c, ex); });
   };
+  // Routes for signed-in callers: 401 when anonymous, 403 when the gate refuses.
+  enum class Gate { kAnyScope, kAdminScope, kInstanceAdmin };
+  auto signed_in = [&](Method m, std::string_view pattern, Gate gate,
+                       void (*fn)(const ApiContext&, const ExchangePtr&, const Caller&)) {
+    return router.add(m, pattern, [c, fn, gate](const ExchangePtr& ex) {
+      auto caller = require_caller(*ex);
+      if (!caller.is_ok()) return respond_error(ex, caller.status());
+      Status st = gate == Gate::kAdminScope      ? require_scope(**caller, auth::Scope::kAdmin)
+                  : gate == Gate::kInstanceAdmin ? require_instance_admin(**caller)
+                                                 : Status::ok();
+      if (!st.is_ok()) return respond_error(ex, st);
+      fn(*c, ex, **caller);
+    });
+  };
   ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/auth/register", handle_register));
   ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/auth/login", handle_login));
-  ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/auth/logout", handle_logout));
+  // Logging out needs no scope: any credential may revoke itself.
   ATELIER_RETURN_IF_ERROR(
-      router.add(Method::kGet, "/api/v1/me", [](const ExchangePtr& ex) { handle_me(ex); }));
-  ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/tokens", handle_list_tokens));
-  ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/tokens", handle_create_token));
-  ATELIER_RETURN_IF_ERROR(route(Method::kDelete, "/api/v1/tokens/{id:int}", handle_delete_token));
-  ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/admin/users", handle_admin_list_users));
+      signed_in(Method::kPost, "/api/v1/auth/logout", Gate::kAnyScope, handle_logout));
+  ATELIER_RETURN_IF_ERROR(signed_in(Method::kGet, "/api/v1/me", Gate::kAnyScope, handle_me));
+  // Tokens are account management: sessions and admin-scope tokens only.
   ATELIER_RETURN_IF_ERROR(
-      route(Method::kPatch, "/api/v1/admin/users/{id:int}", handle_admin_update_user));
+      signed_in(Method::kGet, "/api/v1/tokens", Gate::kAdminScope, handle_list_tokens));
+  ATELIER_RETURN_IF_ERROR(
+      signed_in(Method::kPost, "/api/v1/tokens", Gate::kAdminScope, handle_create_token));
+  ATELIER_RETURN_IF_ERROR(signed_in(Method::kDelete, "/api/v1/tokens/{id:int}", Gate::kAdminScope,
+                                    handle_delete_token));
+  ATELIER_RETURN_IF_ERROR(signed_in(Method::kGet, "/api/v1/admin/users", Gate::kInstanceAdmin,
+                                    handle_admin_list_users));
+  ATELIER_RETURN_IF_ERROR(signed_in(Method::kPatch, "/api/v1/admin/users/{id:int}",
+                                    Gate::kInstanceAdmin, handle_admin_update_user));
   return Status::ok();
 }
 

@@ -81,4 +81,17 @@ void respond_after_write(const http::ExchangePtr& ex, store::Store& store,
       });
 }
 
+void respond_after_read(const http::ExchangePtr& ex, store::Store& store,
+                        const std::function<Result<http::Response>(store::Db&)>& fn) {
+  http::Response out;
+  Status st = store.read([&](store::Db& db) -> Status {
+    auto r = fn(db);
+    if (!r.is_ok()) return r.status();
+    out = std::move(*r);
+    return Status::ok();
+  });
+  if (!st.is_ok()) return ex->respond(error_response(st));
+  ex->respond(std::move(out));
+}
+
 }  // namespace atelier::api

@@ -33,4 +33,9 @@ void respond_error(const http::ExchangePtr& ex, const Status& status);
 void respond_after_write(const http::ExchangePtr& ex, store::Store& store,
                          std::function<Result<http::Response>(store::Db&)> txn);
 
+// Runs `fn` in one read transaction (on the calling thread: reads are short and never wait
+// for the writer) and answers with the response it returns, or with its error.
+void respond_after_read(const http::ExchangePtr& ex, store::Store& store,
+                        const std::function<Result<http::Response>(store::Db&)>& fn);
+
 }  // namespace atelier::api

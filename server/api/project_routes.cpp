@@ -43,20 +43,6 @@ Status record(store::Db& db, const ApiContext& ctx, int64_t project_id, const st
   return seq.status();
 }
 
-// Runs a read-only check-and-fetch and answers with what `fn` returns.
-void respond_after_read(const ExchangePtr& ex, const ApiContext& ctx,
-                        const std::function<Result<Response>(store::Db&)>& fn) {
-  Response out;
-  Status st = ctx.store->read([&](store::Db& db) -> Status {
-    auto r = fn(db);
-    if (!r.is_ok()) return r.status();
-    out = std::move(*r);
-    return Status::ok();
-  });
-  if (!st.is_ok()) return respond_error(ex, st);
-  ex->respond(std::move(out));
-}
-
 struct ProjectFields {
   std::optional<std::string> name;
   std::optional<std::string> description;
@@ -87,7 +73,7 @@ void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
   if (Status st = require_scope(caller, auth::Scope::kRead); !st.is_ok()) {
     return respond_error(ex, st);
   }
-  respond_after_read(ex, ctx, [&](store::Db& db) -> Result<Response> {
+  respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
     auto list = pdb::list_projects_for_user(db, caller.principal.user.id);
     if (!list.is_ok()) return list.status();
     nlohmann::json out = nlohmann::json::array();
@@ -98,7 +84,7 @@ void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
 
 void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   int64_t id = ex->params().get_int("id");
-  respond_after_read(ex, ctx, [&](store::Db& db) -> Result<Response> {
+  respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
     auto role = authorize(db, caller, id, auth::Scope::kRead, Role::kViewer);
     if (!role.is_ok()) return role.status();
     auto p = pdb::find_project(db, id);
@@ -146,7 +132,7 @@ void handle_delete(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
 
 void handle_list_members(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   int64_t id = ex->params().get_int("id");
-  respond_after_read(ex, ctx, [&](store::Db& db) -> Result<Response> {
+  respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
     auto role = authorize(db, caller, id, auth::Scope::kRead, Role::kViewer);
     if (!role.is_ok()) return role.status();
     auto members = pdb::list_members(db, id);

@@ -131,10 +131,8 @@ class App::Impl {
     return 0;
   }
 
-  void request_stop() {
-    net::post(signal_ioc_, [this] { signal_ioc_.stop(); });
-    signal_ioc_.stop();
-  }
+  // io_context::stop is thread-safe and sticky: a later run() returns at once.
+  void request_stop() { signal_ioc_.stop(); }
 
   void shutdown() {
     std::lock_guard lock(shutdown_mu_);
