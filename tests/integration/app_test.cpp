@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "server/app/routes.h"
 #include "tests/support/http_client.h"
@@ -196,6 +198,19 @@ TEST_F(AppTest, ReadyzTurns503WhileDrainingThenListenerCloses) {
   stopper.join();
   EXPECT_TRUE(conn.closed_within(2s));
   EXPECT_THROW(Connection again(port), std::runtime_error);
+}
+
+TEST_F(AppTest, RequestStopEndsRunUntilStopped) {
+  uint16_t port = start(config());
+  std::promise<int> exit_code;
+  std::thread runner([&] { exit_code.set_value(app_->run_until_stopped()); });
+  ASSERT_EQ(http_request(port, "GET", "/healthz")->status, 200);
+  app_->request_stop();
+  auto done = exit_code.get_future();
+  ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(done.get(), 0);
+  runner.join();
+  EXPECT_THROW(Connection again(port), std::runtime_error);  // shut down, not just returned
 }
 
 TEST(BuildRouterTest, AuthHookSeesTheRouteAndCanRefuse) {
