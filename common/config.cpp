@@ -83,6 +83,22 @@ OptionDef int_option(const char* key, T ServerConfig::*member, int64_t lo, int64
           [member](const ServerConfig& c) { return std::to_string(c.*member); }};
 }
 
+OptionDef bool_option(const char* key, bool ServerConfig::*member, const char* help) {
+  std::string k = key;
+  return {{k, to_flag(k), to_upper_env(k), OptionSpec::Kind::kBool, help},
+          [k, member](ServerConfig& c, const std::string& text) -> Status {
+            if (text == "true" || text == "1" || text == "yes" || text == "on") {
+              c.*member = true;
+            } else if (text == "false" || text == "0" || text == "no" || text == "off") {
+              c.*member = false;
+            } else {
+              return bad(k, "'" + text + "' is not one of true|false");
+            }
+            return Status::ok();
+          },
+          [member](const ServerConfig& c) { return std::string(c.*member ? "true" : "false"); }};
+}
+
 OptionDef path_option(const char* key, std::filesystem::path ServerConfig::*member,
                       const char* help) {
   std::string k = key;
@@ -210,6 +226,51 @@ const std::vector<OptionDef>& option_defs() {
                            "read-only database connections"));
     d.push_back(int_option("checkpoint_interval_ms", &ServerConfig::checkpoint_interval_ms, 100,
                            int64_t{86'400'000}, "how often the database WAL is checkpointed"));
+    d.push_back({{"sync_mode", "--sync-mode", "ATELIER_SYNC_MODE", OptionSpec::Kind::kString,
+                  "full: commits and images survive power loss; normal: they survive a killed "
+                  "process only, faster on slow disks"},
+                 [](ServerConfig& c, const std::string& t) -> Status {
+                   if (t != "full" && t != "normal") {
+                     return bad("sync_mode", "'" + t + "' is not one of full|normal");
+                   }
+                   c.sync_mode = t;
+                   return Status::ok();
+                 },
+                 [](const ServerConfig& c) { return c.sync_mode; }});
+    d.push_back(
+        {{"workers", "--workers", "ATELIER_WORKERS", OptionSpec::Kind::kStringList,
+          "generation workers, one per device: cpu, cuda:N, or auto (every CUDA device, else cpu)"},
+         [](ServerConfig& c, const std::string& t) -> Status {
+           auto list = split_list(t);
+           if (list.empty()) return bad("workers", "needs at least one device");
+           for (const auto& w : list) {
+             bool cuda = w == "cuda" || (w.rfind("cuda:", 0) == 0 && w.size() > 5 &&
+                                         w.find_first_not_of("0123456789", 5) == std::string::npos);
+             if (w != "cpu" && w != "auto" && !cuda) {
+               return bad("workers", "'" + w + "' is not one of cpu, cuda:N, auto");
+             }
+           }
+           c.workers = std::move(list);
+           return Status::ok();
+         },
+         [](const ServerConfig& c) { return join_list(c.workers); }});
+    d.push_back(int_option("torch_threads", &ServerConfig::torch_threads, 0, 1024,
+                           "CPU threads torch uses per operation; 0 means one per core"));
+    d.push_back(bool_option("enable_null_model", &ServerConfig::enable_null_model,
+                            "offer the instant `null` test model (tests and benchmarks)"));
+    d.push_back(int_option("null_step_ms", &ServerConfig::null_step_ms, 0, 60'000,
+                           "the null model sleeps this long per step (tests)"));
+    d.push_back(int_option("job_lease_ms", &ServerConfig::job_lease_ms, 100, 3'600'000,
+                           "a running job that makes no progress for this long is re-queued"));
+    d.push_back(int_option("job_max_attempts", &ServerConfig::job_max_attempts, 1, 100,
+                           "how often a job whose worker died is retried before it fails"));
+    d.push_back(int_option("max_queued_per_user", &ServerConfig::max_queued_per_user, 1, 1'000'000,
+                           "queued jobs one user may have; more get 429"));
+    d.push_back(int_option("queue_ageing_ms", &ServerConfig::queue_ageing_ms, 0,
+                           int64_t{86'400'000} * 365,
+                           "each wait this long raises a job's priority by 1 (0: no ageing)"));
+    d.push_back(int_option("job_reaper_interval_ms", &ServerConfig::job_reaper_interval_ms, 10,
+                           60'000, "how often running jobs are checked for expired leases"));
     return d;
   }();
   return defs;
@@ -234,6 +295,10 @@ Result<std::string> toml_value_text(const OptionDef& def, const toml::node& node
     case OptionSpec::Kind::kPath:
       if (auto v = node.value<std::string>(); v && node.is_string()) return *v;
       return bad(key, "expected a string in the config file");
+    case OptionSpec::Kind::kBool:
+      if (auto v = node.value<bool>(); v && node.is_boolean())
+        return std::string(*v ? "true" : "false");
+      return bad(key, "expected true or false in the config file");
     case OptionSpec::Kind::kStringList: {
       const toml::array* arr = node.as_array();
       if (!arr) return bad(key, "expected an array of strings in the config file");

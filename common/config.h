@@ -47,10 +47,26 @@ struct ServerConfig {
   std::string public_url;
   int64_t session_ttl_s = 30 * 24 * 3600;  // browser sessions expire after this
   int64_t checkpoint_interval_ms = 30'000;
+  // "full": every commit and image file is on disk before it is acknowledged (survives power
+  // loss). "normal": they survive the process being killed, not a power loss; much faster on
+  // disks with slow fsync.
+  std::string sync_mode = "full";
+
+  // Generation. One worker thread per entry: "cpu", "cuda:0", "cuda:1", ..., or "auto" (every
+  // CUDA device when the CUDA build of libtorch sees one, else one CPU worker).
+  std::vector<std::string> workers = {"cpu"};
+  int torch_threads = 0;                // CPU intra-op threads for torch; 0: one per core
+  bool enable_null_model = false;       // offer the `null` test model (tests, benchmarks)
+  int64_t null_step_ms = 0;             // the null model sleeps this long per step (tests)
+  int64_t job_lease_ms = 30'000;        // a running job without progress for this long is re-queued
+  int job_max_attempts = 3;             // claims before a job that keeps dying is failed
+  int64_t max_queued_per_user = 1'000;  // more queued jobs than this per user get 429
+  int64_t queue_ageing_ms = 60'000;     // each wait of this long adds 1 to a job's priority
+  int64_t job_reaper_interval_ms = 1'000;  // how often expired leases are looked for
 };
 
 struct OptionSpec {
-  enum class Kind { kString, kInt, kPath, kStringList };
+  enum class Kind { kString, kInt, kPath, kStringList, kBool };
   std::string key;   // TOML key, snake_case: "max_body_bytes"
   std::string flag;  // "--max-body-bytes"
   std::string env;   // "ATELIER_MAX_BODY_BYTES"

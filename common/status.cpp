@@ -30,6 +30,10 @@ std::string_view status_code_name(StatusCode code) {
       return "Corruption";
     case StatusCode::kInternal:
       return "Internal";
+    case StatusCode::kCancelled:
+      return "Cancelled";
+    case StatusCode::kUnprocessable:
+      return "Unprocessable";
   }
   return "Unknown";
 }

@@ -28,6 +28,8 @@ enum class StatusCode {
   kIoError,             // file system, database, network
   kCorruption,          // stored data does not parse
   kInternal,            // a bug
+  kCancelled,           // the operation was cancelled on request (a job's cancel) (409)
+  kUnprocessable,       // well-formed but contradicts earlier state: idempotency key reuse (422)
 };
 
 std::string_view status_code_name(StatusCode code);
@@ -57,6 +59,15 @@ class [[nodiscard]] Status {
     return Status(StatusCode::kCorruption, std::move(msg));
   }
   static Status internal(std::string msg) { return Status(StatusCode::kInternal, std::move(msg)); }
+  static Status cancelled(std::string msg) {
+    return Status(StatusCode::kCancelled, std::move(msg));
+  }
+  static Status unprocessable(std::string msg, std::string field = {}) {
+    return Status(StatusCode::kUnprocessable, std::move(msg), std::move(field));
+  }
+  static Status resource_exhausted(std::string msg) {
+    return Status(StatusCode::kResourceExhausted, std::move(msg));
+  }
 
   bool is_ok() const { return code_ == StatusCode::kOk; }
   explicit operator bool() const { return is_ok(); }

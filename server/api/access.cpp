@@ -187,4 +187,13 @@ Status require_role(projects::Role have, projects::Role needed) {
                                                    std::string(projects::role_name(needed)) + "'");
 }
 
+Result<projects::Role> authorize_project(store::Db& db, const Caller& caller, int64_t project_id,
+                                         auth::Scope scope, projects::Role role) {
+  auto have = project_role(db, caller, project_id);
+  if (!have.is_ok()) return have.status();
+  ATELIER_RETURN_IF_ERROR(require_scope(caller, scope));
+  ATELIER_RETURN_IF_ERROR(require_role(*have, role));
+  return *have;
+}
+
 }  // namespace atelier::api

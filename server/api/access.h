@@ -49,6 +49,10 @@ Status require_instance_admin(const Caller& caller);
 Result<projects::Role> project_role(store::Db& db, const Caller& caller, int64_t project_id);
 // kPermissionDenied when `have` is below `needed`.
 Status require_role(projects::Role have, projects::Role needed);
+// Membership (404), then scope and role (403): the order that leaks nothing to outsiders.
+// Returns the caller's role.
+Result<projects::Role> authorize_project(store::Db& db, const Caller& caller, int64_t project_id,
+                                         auth::Scope scope, projects::Role role);
 
 // The value of cookie `name` in the request's Cookie header(s), empty when absent.
 std::string cookie_value(const http::Request& request, std::string_view name);

@@ -12,6 +12,14 @@
 #include "server/auth/rate_limiter.h"
 #include "server/store/store.h"
 
+namespace atelier::inference {
+class ModelRegistry;
+}
+namespace atelier::jobs {
+class JobService;
+class ImageStore;
+}  // namespace atelier::jobs
+
 namespace atelier::api {
 
 enum class RegistrationMode { kOpen, kInvite, kClosed };
@@ -26,6 +34,11 @@ struct ApiContext {
   int64_t session_ttl_s = 30 * 24 * 3600;
   std::string public_url;                    // empty: from the request's Host
   std::vector<std::string> trusted_origins;  // besides the request's own origin
+  // Generation (null until the app wires them; job routes then answer 503).
+  jobs::JobService* jobs = nullptr;
+  const inference::ModelRegistry* models = nullptr;
+  jobs::ImageStore* images = nullptr;
+  ThreadPool* image_pool = nullptr;  // thumbnails: decode, resize, encode off the I/O threads
   // Unix seconds; injectable so tests can move time.
   std::function<int64_t()> now;
 };

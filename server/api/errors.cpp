@@ -32,6 +32,10 @@ HttpError http_error_for(const Status& status) {
       return {503, "unavailable"};
     case StatusCode::kGone:
       return {410, "gone"};
+    case StatusCode::kCancelled:
+      return {409, "cancelled"};
+    case StatusCode::kUnprocessable:
+      return {422, "unprocessable"};
     case StatusCode::kOk:
     case StatusCode::kIoError:
     case StatusCode::kCorruption:

@@ -1,6 +1,7 @@
 #include "server/api/json_body.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -173,7 +174,10 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
   }
   bool number_integer(number_integer_t value) override {
     if (!scalar(Kind::kInteger)) return false;
-    if (depth() == 1) out_.fields_.back().integer = value;
+    if (depth() == 1) {
+      out_.fields_.back().integer = value;
+      out_.fields_.back().number = static_cast<double>(value);
+    }
     return true;
   }
   bool number_unsigned(number_unsigned_t value) override {
@@ -181,11 +185,13 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
     if (value > kMax) return scalar(Kind::kOutOfRangeInteger);
     return number_integer(static_cast<number_integer_t>(value));
   }
-  bool number_float(number_float_t, const string_t& literal) override {
+  bool number_float(number_float_t value, const string_t& literal) override {
     // The parser hands integer literals beyond 64 bits over as floats; the literal tells them
     // apart from real fractions, so the message can say which it was.
     bool integer_literal = literal.find_first_of(".eE") == string_t::npos;
-    return scalar(integer_literal ? Kind::kOutOfRangeInteger : Kind::kNonInteger);
+    if (!scalar(integer_literal ? Kind::kOutOfRangeInteger : Kind::kNonInteger)) return false;
+    if (depth() == 1) out_.fields_.back().number = static_cast<double>(value);
+    return true;
   }
   bool string(string_t& value) override {
     if (!scalar(Kind::kString)) return false;
@@ -414,6 +420,30 @@ Result<std::optional<int64_t>> JsonBody::read_int(std::string_view field, int64_
     case Kind::kNonInteger:
       return field_error(field,
                          "must be " + expected + ", got a number with a fraction or exponent");
+    default:
+      return field_error(
+          field, "must be " + expected + ", got " + std::string(Parser::kind_name(f->kind)));
+  }
+}
+
+Result<std::optional<double>> JsonBody::optional_number(std::string_view field, double lo,
+                                                        double hi) {
+  char range[96];
+  std::snprintf(range, sizeof(range), "a number between %g and %g", lo, hi);
+  std::string expected = range;
+  Result<Field*> found = find_present(field, false, expected);
+  if (!found.is_ok()) return found.status();
+  Field* f = *found;
+  if (f == nullptr) return std::optional<double>();
+  switch (f->kind) {
+    case Kind::kInteger:
+    case Kind::kNonInteger:
+    case Kind::kOutOfRangeInteger:
+      // NaN fails both comparisons, so it cannot slip through.
+      if (!(f->number >= lo && f->number <= hi)) {
+        return field_error(field, "must be " + expected + ", got a number outside that range");
+      }
+      return std::optional<double>(f->number);
     default:
       return field_error(
           field, "must be " + expected + ", got " + std::string(Parser::kind_name(f->kind)));

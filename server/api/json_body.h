@@ -105,6 +105,9 @@ class JsonBody {
   Result<int64_t> required_int(std::string_view field, int64_t lo, int64_t hi);
   Result<std::optional<int64_t>> optional_int(std::string_view field, int64_t lo, int64_t hi);
 
+  // A JSON number (integer or not) within [lo, hi].
+  Result<std::optional<double>> optional_number(std::string_view field, double lo, double hi);
+
   Result<bool> required_bool(std::string_view field);
   Result<std::optional<bool>> optional_bool(std::string_view field);
 
@@ -137,6 +140,7 @@ class JsonBody {
     Kind kind = Kind::kNull;
     bool boolean = false;
     int64_t integer = 0;
+    double number = 0;  // any number kind, as a double
     std::string text;
     bool declared = false;
   };

@@ -27,16 +27,6 @@ Response no_content() {
   return r;
 }
 
-// Membership (404), then scope and role (403): the order that leaks nothing to outsiders.
-Result<Role> authorize(store::Db& db, const Caller& caller, int64_t project_id, auth::Scope scope,
-                       Role role) {
-  auto have = project_role(db, caller, project_id);
-  if (!have.is_ok()) return have.status();
-  ATELIER_RETURN_IF_ERROR(require_scope(caller, scope));
-  ATELIER_RETURN_IF_ERROR(require_role(*have, role));
-  return *have;
-}
-
 Status record(store::Db& db, const ApiContext& ctx, int64_t project_id, const std::string& type,
               int64_t actor, const nlohmann::json& data) {
   auto seq = pdb::append_event(db, project_id, type, actor, data.dump(), ctx.now());
@@ -85,7 +75,7 @@ void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
 void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   int64_t id = ex->params().get_int("id");
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    auto role = authorize(db, caller, id, auth::Scope::kRead, Role::kViewer);
+    auto role = authorize_project(db, caller, id, auth::Scope::kRead, Role::kViewer);
     if (!role.is_ok()) return role.status();
     auto p = pdb::find_project(db, id);
     if (!p.is_ok()) return p.status();
@@ -106,7 +96,7 @@ void handle_update(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
   int64_t id = ex->params().get_int("id");
   respond_after_write(
       ex, *ctx.store, [&ctx, caller, id, in = *in](store::Db& db) -> Result<Response> {
-        auto role = authorize(db, caller, id, auth::Scope::kAdmin, Role::kEditor);
+        auto role = authorize_project(db, caller, id, auth::Scope::kAdmin, Role::kEditor);
         if (!role.is_ok()) return role.status();
         ATELIER_RETURN_IF_ERROR(pdb::update_project(db, id, in.name, in.description, ctx.now()));
         nlohmann::json changed = nlohmann::json::object();
@@ -123,7 +113,7 @@ void handle_update(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
 void handle_delete(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   int64_t id = ex->params().get_int("id");
   respond_after_write(ex, *ctx.store, [caller, id](store::Db& db) -> Result<Response> {
-    auto role = authorize(db, caller, id, auth::Scope::kAdmin, Role::kOwner);
+    auto role = authorize_project(db, caller, id, auth::Scope::kAdmin, Role::kOwner);
     if (!role.is_ok()) return role.status();
     ATELIER_RETURN_IF_ERROR(pdb::delete_project(db, id));
     return no_content();
@@ -133,7 +123,7 @@ void handle_delete(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
 void handle_list_members(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   int64_t id = ex->params().get_int("id");
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    auto role = authorize(db, caller, id, auth::Scope::kRead, Role::kViewer);
+    auto role = authorize_project(db, caller, id, auth::Scope::kRead, Role::kViewer);
     if (!role.is_ok()) return role.status();
     auto members = pdb::list_members(db, id);
     if (!members.is_ok()) return members.status();
@@ -169,7 +159,7 @@ void handle_set_member(const ApiContext& ctx, const ExchangePtr& ex, const Calle
   int64_t target = ex->params().get_int("user_id");
   respond_after_write(
       ex, *ctx.store, [&ctx, caller, id, target, role](store::Db& db) -> Result<Response> {
-        auto mine = authorize(db, caller, id, auth::Scope::kAdmin, Role::kOwner);
+        auto mine = authorize_project(db, caller, id, auth::Scope::kAdmin, Role::kOwner);
         if (!mine.is_ok()) return mine.status();
         auto user = auth::account_db::find_user(db, target);
         if (!user.is_ok()) return user.status();
@@ -198,8 +188,8 @@ void handle_remove_member(const ApiContext& ctx, const ExchangePtr& ex, const Ca
   respond_after_write(
       ex, *ctx.store, [&ctx, caller, id, target](store::Db& db) -> Result<Response> {
         const bool leaving = target == caller.principal.user.id;
-        auto mine =
-            authorize(db, caller, id, auth::Scope::kAdmin, leaving ? Role::kViewer : Role::kOwner);
+        auto mine = authorize_project(db, caller, id, auth::Scope::kAdmin,
+                                      leaving ? Role::kViewer : Role::kOwner);
         if (!mine.is_ok()) return mine.status();
         ATELIER_RETURN_IF_ERROR(keep_an_owner(db, id, target, std::nullopt));
         Status st = pdb::remove_member(db, id, target);
@@ -234,7 +224,7 @@ void handle_create_invite(const ApiContext& ctx, const ExchangePtr& ex, const Ca
   respond_after_write(
       ex, *ctx.store, [&ctx, caller, id, in = *in, origin](store::Db& db) -> Result<Response> {
         // Only owners invite, so any role (owner included) is theirs to grant.
-        auto mine = authorize(db, caller, id, auth::Scope::kAdmin, Role::kOwner);
+        auto mine = authorize_project(db, caller, id, auth::Scope::kAdmin, Role::kOwner);
         if (!mine.is_ok()) return mine.status();
         std::string code = auth::generate_secret(kInvitePrefix);
         int64_t now = ctx.now();

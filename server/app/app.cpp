@@ -8,7 +8,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "common/logging.h"
@@ -22,6 +24,13 @@
 #include "server/http/router.h"
 #include "server/http/server.h"
 #include "server/http/static_files.h"
+#include "server/inference/cppn_generator.h"
+#include "server/inference/model_registry.h"
+#include "server/inference/null_generator.h"
+#include "server/inference/torch_runtime.h"
+#include "server/jobs/image_store.h"
+#include "server/jobs/job_service.h"
+#include "server/jobs/worker_pool.h"
 #include "server/store/store.h"
 
 #ifndef ATELIER_VERSION
@@ -34,6 +43,52 @@
 namespace atelier::app {
 
 namespace net = boost::asio;
+
+namespace {
+
+int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Crash tests set ATELIER_TEST_CRASH_AT="after_rename:0.3,after_commit:0.3": at each named
+// point of a job's completion the process kills itself (SIGKILL, no clean-up) with that
+// probability. Unset in normal operation, so the hook is empty.
+std::function<void(std::string_view)> crash_hook_from_env() {
+  const char* spec = std::getenv("ATELIER_TEST_CRASH_AT");
+  if (!spec || !*spec) return {};
+  std::vector<std::pair<std::string, double>> points;
+  std::string text = spec;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    std::string item = text.substr(start, end == std::string::npos ? end : end - start);
+    size_t colon = item.find(':');
+    if (!item.empty()) {
+      points.emplace_back(item.substr(0, colon),
+                          colon == std::string::npos ? 1.0 : std::atof(item.c_str() + colon + 1));
+    }
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  log::warn("test crash points are armed (ATELIER_TEST_CRASH_AT={})", text);
+  auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
+  auto mu = std::make_shared<std::mutex>();
+  return [points, rng, mu](std::string_view point) {
+    for (const auto& [name, p] : points) {
+      if (name != point) continue;
+      std::lock_guard lock(*mu);
+      if (std::uniform_real_distribution<double>(0, 1)(*rng) < p) {
+        log::warn("test crash point {} reached: killing the process", name);
+        log::flush();
+        std::raise(SIGKILL);
+      }
+    }
+  };
+}
+
+}  // namespace
 
 class App::Impl {
  public:
@@ -51,7 +106,8 @@ class App::Impl {
     auto store = store::Store::open(
         {.path = config_.data_dir / "atelier.db",
          .reader_count = config_.db_readers,
-         .checkpoint_interval = std::chrono::milliseconds(config_.checkpoint_interval_ms)});
+         .checkpoint_interval = std::chrono::milliseconds(config_.checkpoint_interval_ms),
+         .synchronous_full = config_.sync_mode != "normal"});
     if (!store) return store.status().with_context("opening the database");
     store_ = std::move(*store);
     const auto& report = store_->migration_report();
@@ -74,7 +130,13 @@ class App::Impl {
       log::warn("no web client build in {}; / serves a page on how to build it", web_root.string());
     }
 
+    ATELIER_RETURN_IF_ERROR(start_generation());
+
     api_.store = store_.get();
+    api_.jobs = jobs_.get();
+    api_.models = &models_;
+    api_.images = images_.get();
+    api_.image_pool = &image_pool_;
     api_.hash_pool = &hash_pool_;
     api_.login_limiter = &login_limiter_;
     api_.registration = config_.registration == "invite"   ? api::RegistrationMode::kInvite
@@ -149,6 +211,10 @@ class App::Impl {
       deadline -= delay;
     }
     if (server_) server_->shutdown(deadline);
+    // Running jobs are interrupted and go back to the queue for the next start.
+    if (jobs_) jobs_->stop();
+    if (workers_) workers_->stop();
+    image_pool_.stop();
     // Hashing tasks still queued answer into closed connections; let them end before the store.
     hash_pool_.stop();
     if (store_) store_->close();
@@ -161,6 +227,48 @@ class App::Impl {
   uint16_t port() const { return port_; }
 
  private:
+  Status start_generation() {
+    auto images = jobs::ImageStore::open(config_.data_dir, config_.sync_mode != "normal");
+    if (!images.is_ok()) return images.status();
+    images_ = std::move(*images);
+    ATELIER_RETURN_IF_ERROR(models_.add({inference::cppn_model_info(), [](const std::string& d) {
+                                           return inference::make_cppn_generator(d);
+                                         }}));
+    if (config_.enable_null_model) {
+      ATELIER_RETURN_IF_ERROR(models_.add(
+          inference::null_model_entry(std::chrono::milliseconds(config_.null_step_ms))));
+    }
+    inference::configure_torch_threads(config_.torch_threads);
+    auto devices = inference::resolve_worker_devices(config_.workers);
+    if (!devices.is_ok()) return devices.status().with_context("workers");
+
+    jobs::JobServiceOptions options;
+    options.lease_ms = config_.job_lease_ms;
+    options.max_attempts = config_.job_max_attempts;
+    options.max_queued_per_user = config_.max_queued_per_user;
+    options.ageing_ms = config_.queue_ageing_ms;
+    options.reaper_interval_ms = config_.job_reaper_interval_ms;
+    jobs_ = std::make_unique<jobs::JobService>(*store_, *images_, options, unix_ms);
+    jobs_->test_hook = crash_hook_from_env();
+    ATELIER_RETURN_IF_ERROR(jobs_->start());
+    jobs::JobService* service = jobs_.get();
+    registry_.callback_gauge("atelier_jobs_queued", "Jobs waiting for a worker",
+                             [service] { return static_cast<double>(service->queued_count()); });
+
+    workers_ = std::make_unique<jobs::WorkerPool>(
+        *jobs_, models_,
+        jobs::WorkerPoolOptions{.devices = *devices,
+                                .thread_init = inference::torch_worker_thread_init});
+    ATELIER_RETURN_IF_ERROR(workers_->start());
+    std::string list;
+    for (const auto& d : *devices) list += (list.empty() ? "" : ", ") + d;
+    std::string models;
+    for (const auto& m : models_.models()) models += (models.empty() ? "" : ", ") + m.info.id;
+    log::info("generation: {} worker(s) on {}; models {}; torch {}", devices->size(), list, models,
+              inference::torch_description());
+    return Status::ok();
+  }
+
   void register_store_metrics() {
     store::Store* st = store_.get();
     registry_.callback_gauge("atelier_store_writes_committed",
@@ -205,6 +313,13 @@ class App::Impl {
   auth::PasswordCost password_cost_ = auth::PasswordCost::interactive();
   api::ApiContext api_;
   std::unique_ptr<http::StaticFiles> static_files_;
+  // Generation: declared after the store (destroyed before it), the workers after the service.
+  std::unique_ptr<jobs::ImageStore> images_;
+  inference::ModelRegistry models_;
+  std::unique_ptr<jobs::JobService> jobs_;
+  std::unique_ptr<jobs::WorkerPool> workers_;
+  // Thumbnails: decode, resize and encode off the I/O threads.
+  ThreadPool image_pool_{2, 256};
   std::unique_ptr<http::HttpServer> server_;
   net::io_context signal_ioc_;
   std::mutex shutdown_mu_;

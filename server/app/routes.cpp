@@ -2,6 +2,8 @@
 
 #include "server/api/access.h"
 #include "server/api/account_routes.h"
+#include "server/api/image_routes.h"
+#include "server/api/job_routes.h"
 #include "server/api/project_routes.h"
 #include "server/api/system_routes.h"
 
@@ -23,6 +25,8 @@ Status build_router(http::Router& router, const RouteServices& s) {
   const api::ApiContext& api_ctx = s.api ? *s.api : kUnwired;
   ATELIER_RETURN_IF_ERROR(api::register_account_routes(router, api_ctx));
   ATELIER_RETURN_IF_ERROR(api::register_project_routes(router, api_ctx));
+  ATELIER_RETURN_IF_ERROR(api::register_job_routes(router, api_ctx));
+  ATELIER_RETURN_IF_ERROR(api::register_image_routes(router, api_ctx));
 
   if (s.static_files) {
     router.set_fallback([files = s.static_files](const http::ExchangePtr& ex) {

@@ -32,6 +32,11 @@ std::string generate_secret(std::string_view prefix);
 // input always gives the same hash.
 std::string hash_secret(std::string_view secret);
 
+// Lower-case hex SHA-256 of any bytes (content addresses of stored images, request hashes).
+inline std::string sha256_hex(std::string_view bytes) {
+  return hash_secret(bytes);
+}
+
 // True when `a` and `b` are byte-for-byte equal. The time taken depends only on the lengths,
 // never on where the contents differ, so an attacker cannot find a secret byte by byte. Unequal
 // lengths return false at once (lengths are public: every secret and hash has a fixed one).

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,6 +66,30 @@ struct Request {
   std::optional<std::string> query_param(std::string_view name) const;
 };
 
+// The producer side of a streaming response (see Response::stream). Thread-safe: write() and
+// close() may be called from any thread, and a writer kept after its connection has ended is
+// harmless (every call is then a no-op that reports the stream closed).
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  // Queues bytes for the client. Returns false, dropping them, once the stream is closed (client
+  // gone, server shutting down, close() called) or when the bytes queued but not yet written would
+  // exceed the stream's byte cap (HttpServerOptions::stream_queue_bytes); exceeding the cap also
+  // closes the stream: a consumer that cannot keep up is cut off rather than buffered without
+  // bound. Bytes from one thread go out in the order written. Empty writes are accepted and
+  // ignored.
+  virtual bool write(std::string bytes) = 0;
+  // Ends the response once the queued bytes are written; the connection then closes. Idempotent.
+  virtual void close() = 0;
+  // False once write() would refuse bytes (closed, cut off, client gone, shutting down).
+  virtual bool is_open() const = 0;
+  // Registers a callback run exactly once when the stream ends for any reason (close() and
+  // flushed, client disconnected, cap exceeded, write error/timeout, server shutdown). Runs on the
+  // connection's strand or, if the stream has already ended, at once on the caller's thread. Must
+  // be quick and non-blocking. Several callbacks may be registered.
+  virtual void on_close(std::function<void()> callback) = 0;
+};
+
 struct Response {
   int status = 200;
   Headers headers;
@@ -72,6 +98,13 @@ struct Response {
   std::optional<std::filesystem::path> file;
   // Ask the connection to close after this response (413, protocol errors, shutdown).
   bool close = false;
+  // When set, the response is streamed (Server-Sent Events and the like): the status and headers
+  // go out first (no Content-Length; `Cache-Control: no-cache` unless set; the connection closes
+  // when the stream ends), then `stream` is called once, with the writer, on the connection's
+  // strand. Body and file are ignored. It is not called for HEAD (headers only, then the
+  // connection closes) nor when the connection is already gone by the time the response is sent.
+  // Response hooks (access log, metrics) see the response once, when it is handed over, as usual.
+  std::function<void(std::shared_ptr<StreamWriter>)> stream;
 
   // A response with a JSON body (`json_text` must already be serialized JSON).
   static Response json_text(int status, std::string json_text);

@@ -9,9 +9,15 @@
 //   * shutdown() stops accepting, closes idle keep-alive connections at once, lets requests in
 //     flight finish (their responses carry `Connection: close`), and after `deadline` closes
 //     whatever remains. It returns when every connection is gone and the threads have stopped.
+//     Streaming responses (Response::stream) count as in flight but are ended at once: their
+//     queued bytes are flushed (within the write deadline), then the stream closes and its
+//     on_close callbacks run. A forced close at the deadline runs them too.
+//   * Streaming responses have no read or idle timeout; each write to the client must finish
+//     within `read_timeout`, or the client is dropped as stuck.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,6 +38,9 @@ struct HttpServerOptions {
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds read_timeout{30'000};
   std::chrono::milliseconds idle_timeout{60'000};
+  // Per streaming response: the most bytes queued but not yet written to the socket. A producer
+  // that gets further ahead of its client than this has the stream cut off (StreamWriter::write).
+  size_t stream_queue_bytes = 1 << 20;
 };
 
 class HttpServer {

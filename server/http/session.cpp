@@ -4,6 +4,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <ctime>
+#include <exception>
+#include <sstream>
 
 #include "common/logging.h"
 
@@ -83,6 +85,9 @@ Session::Session(tcp::socket&& socket, std::shared_ptr<ServerState> state)
 }
 
 Session::~Session() {
+  // Normally the stream ended on the strand already; this catches a session released some other
+  // way (e.g. its queued handlers discarded at shutdown) so on_close still runs exactly once.
+  end_stream();
   std::lock_guard lock(state_->sessions_mu);
   state_->sessions.erase(this);
   // After shutdown the server (and the metrics it pointed at) may be gone.
@@ -102,7 +107,13 @@ void Session::begin_drain() {
   net::post(stream_.get_executor(), [self = shared_from_this()] {
     // Between requests nothing is lost by closing; otherwise the response in progress carries
     // `Connection: close` (send() checks `draining`).
-    if (self->phase_ == Phase::kIdle) self->close_now();
+    if (self->phase_ == Phase::kIdle) return self->close_now();
+    // An open stream would hold shutdown up until its deadline: end it now, once what the
+    // producer has queued is written.
+    if (self->phase_ == Phase::kStreaming) {
+      self->writer_->stop_accepting();
+      self->pump_stream();
+    }
   });
 }
 
@@ -229,9 +240,10 @@ void Session::handle_request() {
 
 void Session::send(Response r) {
   if (phase_ == Phase::kClosed) return;
+  const unsigned version = parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
+  if (r.stream) return start_stream(std::move(r), version);
   phase_ = Phase::kWriting;
   const bool keep_alive = request_keep_alive_ && !r.close && !state_->draining.load();
-  const unsigned version = parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
   auto status = static_cast<bhttp::status>(r.status);
   std::optional<bhttp::message_generator> message;
 
@@ -307,11 +319,13 @@ void Session::close_now() {
   beast::error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
   stream_.close();  // a pending read completes with operation_aborted and lets go of us
+  end_stream();
 }
 
 void Session::close_after_response() {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
+  end_stream();
   beast::error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   if (ec) {
@@ -332,6 +346,160 @@ void Session::close_after_response() {
     self->stream_.async_read_some(net::buffer(*scratch), *drain);
   };
   stream_.async_read_some(net::buffer(*scratch), *drain);
+}
+
+// Streaming responses use chunked transfer-coding on HTTP/1.1 and a close-delimited body on
+// HTTP/1.0 (which has no chunking), always with `Connection: close`. Chunking costs a few bytes
+// per write but lets a client tell a stream that ended properly (the zero-size last chunk) from
+// one cut off by a dropped connection (byte cap, write timeout); `curl -N` and EventSource read
+// it like any other body.
+void Session::start_stream(Response r, unsigned version) {
+  const bool bodiless_status = r.status == 204 || r.status == 304 || r.status < 200;
+  const bool has_body = !request_is_head_ && !bodiless_status;
+  stream_chunked_ = version >= 11 && !bodiless_status;
+
+  bhttp::response<bhttp::empty_body> head{static_cast<bhttp::status>(r.status), version};
+  copy_headers(r, head);
+  head.erase(bhttp::field::content_length);
+  head.erase(bhttp::field::transfer_encoding);
+  // Events must reach the client as they happen, not from some cache's stale copy.
+  if (head.find(bhttp::field::cache_control) == head.end()) {
+    head.set(bhttp::field::cache_control, "no-cache");
+  }
+  head.set(bhttp::field::connection, "close");
+  // A HEAD answer carries the headers a GET would get, chunking included.
+  if (stream_chunked_) head.set(bhttp::field::transfer_encoding, "chunked");
+  std::ostringstream header_text;
+  header_text << head.base();
+  stream_out_.clear();
+  stream_out_.push_back(std::move(header_text).str());
+
+  if (!has_body) {
+    phase_ = Phase::kWriting;
+    stream_.expires_after(state_->options.read_timeout);
+    net::async_write(stream_, net::buffer(stream_out_.front()),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->on_written(/*keep_alive=*/false, ec);
+                     });
+    return;
+  }
+
+  phase_ = Phase::kStreaming;
+  writer_ =
+      std::make_shared<SessionStreamWriter>(weak_from_this(), state_->options.stream_queue_bytes);
+  buffer_.consume(buffer_.size());  // anything pipelined after this request goes unanswered
+  stream_.expires_never();          // no read or idle timeout; each write sets its own deadline
+  watch_for_disconnect();
+  write_stream_out(0);
+  auto produce = std::move(r.stream);
+  try {
+    produce(writer_);
+  } catch (const std::exception& e) {
+    log::error("stream producer for {} threw: {}", remote_, e.what());
+    return close_now();
+  } catch (...) {
+    log::error("stream producer for {} threw", remote_);
+    return close_now();
+  }
+  // Started while the server drains: the client gets what the producer wrote at once, then the
+  // end, like every other open stream.
+  if (state_->draining.load()) {
+    writer_->stop_accepting();
+    pump_stream();
+  }
+}
+
+void Session::wake_stream() {
+  if (state_->io_stopped.load()) return;
+  // Weak: a queued wake must not keep the session (and through it the io_context that holds
+  // the wake) alive.
+  net::post(stream_.get_executor(), [weak = weak_from_this()] {
+    if (auto self = weak.lock()) self->pump_stream();
+  });
+}
+
+void Session::pump_stream() {
+  if (phase_ != Phase::kStreaming) return;
+  // Checked first: a client that overflows the cap usually has a write stuck in flight, and
+  // dropping the connection is what ends it.
+  if (writer_->cut_off()) {
+    log::warn("stream to {} cut off: the client fell more than {} bytes behind", remote_,
+              state_->options.stream_queue_bytes);
+    return close_now();
+  }
+  if (stream_writing_ || stream_done_) return;
+  stream_out_.clear();
+  stream_out_.emplace_back();  // room for the chunk-size line
+  auto taken = writer_->take(stream_out_);
+  if (taken.bytes > 0) {
+    // One chunk per socket write, however many writes the producer made meanwhile.
+    if (stream_chunked_) {
+      stream_out_.front() = fmt::format("{:x}\r\n", taken.bytes);
+      stream_out_.emplace_back("\r\n");
+    }
+    return write_stream_out(taken.bytes);
+  }
+  stream_out_.clear();
+  if (!taken.closing) return;  // nothing to do until the producer writes or closes
+  stream_done_ = true;
+  if (!stream_chunked_) return finish_stream();
+  stream_out_.emplace_back("0\r\n\r\n");  // the last chunk: a clean end, not a cut-off
+  write_stream_out(0);
+}
+
+void Session::write_stream_out(size_t counted) {
+  std::vector<net::const_buffer> buffers;
+  buffers.reserve(stream_out_.size());
+  for (const auto& s : stream_out_) {
+    if (!s.empty()) buffers.emplace_back(net::buffer(s));
+  }
+  stream_writing_ = true;
+  // With the disconnect watch pending, this deadline applies to the write alone.
+  stream_.expires_after(state_->options.read_timeout);
+  net::async_write(stream_, buffers,
+                   [self = shared_from_this(), counted](beast::error_code ec, size_t) {
+                     self->on_stream_written(ec, counted);
+                   });
+}
+
+void Session::on_stream_written(beast::error_code ec, size_t counted) {
+  stream_writing_ = false;
+  stream_out_.clear();
+  writer_->written(counted);
+  if (ec) {
+    if (ec == beast::error::timeout) log::info("stream to {} dropped: write timed out", remote_);
+    return close_now();
+  }
+  if (phase_ != Phase::kStreaming) return;
+  if (stream_done_) return finish_stream();
+  pump_stream();
+}
+
+void Session::watch_for_disconnect() {
+  stream_reading_ = true;
+  stream_.async_read_some(
+      buffer_.prepare(512),
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_stream_read(ec); });
+}
+
+void Session::on_stream_read(beast::error_code ec) {
+  stream_reading_ = false;
+  if (phase_ != Phase::kStreaming) return;
+  if (stream_done_ && !stream_writing_) return close_after_response();  // cancelled to finish
+  if (ec) return close_now();  // EOF or reset: the client has gone
+  watch_for_disconnect();      // the client sent something; a stream expects nothing, so drop it
+}
+
+void Session::finish_stream() {
+  end_stream();
+  // close_after_response drains with reads of its own, so the watch must end first; its
+  // handler then closes.
+  if (stream_reading_) return stream_.cancel();
+  close_after_response();
+}
+
+void Session::end_stream() {
+  if (writer_) writer_->end();
 }
 
 }  // namespace atelier::http

@@ -1,6 +1,11 @@
 // One HTTP connection: reads requests one at a time, hands each to the router, writes the
 // answer, repeats while keep-alive lasts. Internal to server/http; includes Beast.
 //
+// A streaming response (Response::stream) is the connection's last: after its header, the
+// producer's bytes go out as they are written, one socket write in flight with the rest queued
+// in the SessionStreamWriter behind it, until the stream ends and the connection closes. While
+// streaming, a read stays pending so a client that leaves is noticed even when nothing is sent.
+//
 // Concurrency: everything a Session does runs on its own strand. Handlers may answer from any
 // thread; the answer is posted back onto the strand. Async handlers hold a shared_ptr to the
 // session (never raw `this`), so the session lives until its last operation finishes.
@@ -16,11 +21,14 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common/metrics.h"
 #include "server/http/router.h"
 #include "server/http/server.h"
+#include "server/http/stream_writer.h"
 
 namespace atelier::http {
 
@@ -59,9 +67,20 @@ class Session : public std::enable_shared_from_this<Session> {
   void begin_drain();
   // Forced: closes the socket now, whatever is in flight.
   void force_close();
+  // For SessionStreamWriter, from any thread: the stream has new bytes, was closed, or was cut
+  // off. Queues a look at it on the strand (holding the session only weakly until then).
+  void wake_stream();
 
  private:
-  enum class Phase { kIdle, kReadingHeader, kReadingBody, kHandling, kWriting, kClosed };
+  enum class Phase {
+    kIdle,
+    kReadingHeader,
+    kReadingBody,
+    kHandling,
+    kWriting,
+    kStreaming,
+    kClosed
+  };
 
   void wait_for_request();
   void on_first_bytes(boost::beast::error_code ec, size_t n);
@@ -82,6 +101,20 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Request build_request() const;
 
+  // Streaming responses (all on the strand).
+  void start_stream(Response r, unsigned version);
+  // Writes what the producer has queued, or ends the stream once it is closed and flushed.
+  void pump_stream();
+  // Writes stream_out_ (of which `counted` bytes are the producer's) with the write deadline.
+  void write_stream_out(size_t counted);
+  void on_stream_written(boost::beast::error_code ec, size_t counted);
+  void watch_for_disconnect();
+  void on_stream_read(boost::beast::error_code ec);
+  // Everything is written: fires on_close, then closes the connection in an orderly way.
+  void finish_stream();
+  // Ends the producer's side (idempotent); called on every way a connection closes.
+  void end_stream();
+
   // First member, so it is destroyed last: the socket below must go before the io_context.
   std::shared_ptr<ServerState> state_;
   boost::beast::tcp_stream stream_;
@@ -92,6 +125,15 @@ class Session : public std::enable_shared_from_this<Session> {
   bool request_keep_alive_ = true;
   bool request_is_head_ = false;
   std::chrono::steady_clock::time_point request_started_;
+
+  // Streaming state; meaningful only in Phase::kStreaming.
+  std::shared_ptr<SessionStreamWriter> writer_;
+  std::vector<std::string> stream_out_;  // the write in flight (kept alive until it completes)
+  std::vector<boost::asio::const_buffer> stream_buffers_;
+  bool stream_chunked_ = false;  // HTTP/1.1: chunked; HTTP/1.0: delimited by closing
+  bool stream_writing_ = false;
+  bool stream_reading_ = false;
+  bool stream_done_ = false;  // the producer closed and everything (but the last chunk) is out
 };
 
 }  // namespace atelier::http

@@ -5,8 +5,9 @@
 //
 // Contract: prepare_bound() and run() bind args to parameters 1..N in the order given and stop
 // at the first failure, returning that error (the statement is discarded). A type binds when it
-// has a bind_value() overload below: int64_t, std::string_view (text, copied), and std::optional
-// of a bindable type (std::optional<std::string> included), where an empty optional binds NULL.
+// has a bind_value() overload below: int64_t, int, double, std::string_view (text, copied), and
+// std::optional of a bindable type (std::optional<std::string> included), where an empty optional
+// binds NULL.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,12 @@ namespace atelier::store {
 
 inline Status bind_value(Statement& stmt, int index, int64_t value) {
   return stmt.bind_int64(index, value);
+}
+inline Status bind_value(Statement& stmt, int index, int value) {
+  return stmt.bind_int64(index, value);
+}
+inline Status bind_value(Statement& stmt, int index, double value) {
+  return stmt.bind_double(index, value);
 }
 inline Status bind_value(Statement& stmt, int index, std::string_view value) {
   return stmt.bind_text(index, value);

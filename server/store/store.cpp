@@ -91,7 +91,8 @@ Status Store::init(const std::vector<Migration>& migrations) {
         "'); it needs a local file system");
   }
   // FULL: a commit that returned is on disk, even across power loss.
-  ATELIER_RETURN_IF_ERROR(writer_db_.exec("PRAGMA synchronous=FULL"));
+  ATELIER_RETURN_IF_ERROR(writer_db_.exec(options_.synchronous_full ? "PRAGMA synchronous=FULL"
+                                                                    : "PRAGMA synchronous=NORMAL"));
   ATELIER_RETURN_IF_ERROR(writer_db_.exec("PRAGMA foreign_keys=ON"));
   Result<std::int64_t> fk = writer_db_.query_int64("PRAGMA foreign_keys");
   if (!fk) return fk.status();
@@ -159,9 +160,7 @@ void Store::submit_write(WriteTxn txn, WriteDone done) {
     std::lock_guard lock(queue_mu_);
     if (!closing_) {
       writes_pending_.fetch_add(1, std::memory_order_relaxed);
-      queue_.push_back([this, txn = std::move(txn), done = std::move(done)](Db& db) {
-        run_write(db, txn, done);
-      });
+      queue_.push_back(Entry{{}, std::move(txn), std::move(done)});
       queue_cv_.notify_one();
       return;
     }
@@ -184,7 +183,7 @@ bool Store::enqueue(Job job) {
   {
     std::lock_guard lock(queue_mu_);
     if (closing_) return false;
-    queue_.push_back(std::move(job));
+    queue_.push_back(Entry{std::move(job), {}, {}});
   }
   queue_cv_.notify_one();
   return true;
@@ -211,6 +210,10 @@ void Store::run_write(Db& db, const WriteTxn& txn, const WriteDone& done) {
     st = st.with_context("starting write transaction");
   }
 
+  finish_write(std::move(st), done);
+}
+
+void Store::finish_write(Status st, const WriteDone& done) {
   if (st.is_ok()) {
     writes_committed_.fetch_add(1, std::memory_order_relaxed);
     ++writes_since_checkpoint_;
@@ -224,6 +227,56 @@ void Store::run_write(Db& db, const WriteTxn& txn, const WriteDone& done) {
       // The writer thread must survive a faulty callback; the outcome was already delivered.
     }
   }
+}
+
+void Store::run_group(Db& db, std::vector<Entry>& group) {
+  if (group.size() == 1) return run_write(db, group[0].txn, group[0].done);
+  writes_pending_.fetch_sub(group.size(), std::memory_order_relaxed);
+  std::vector<Status> outcomes(group.size());
+  Status begin = db.exec("BEGIN IMMEDIATE");
+  if (!begin.is_ok()) {
+    for (auto& out : outcomes) out = begin.with_context("starting write transaction");
+  } else {
+    for (size_t i = 0; i < group.size(); ++i) {
+      Status st = db.exec("SAVEPOINT atelier_group");
+      if (st.is_ok()) {
+        try {
+          st = group[i].txn(db);
+        } catch (...) {
+          st = from_exception("write transaction");
+        }
+      }
+      if (!db.in_transaction()) {
+        // The transaction ended itself: whatever ran before it is committed or gone.
+        Status broken =
+            Status::internal("the write transaction ended itself (COMMIT/ROLLBACK inside txn)");
+        for (size_t j = 0; j <= i; ++j) outcomes[j] = broken;
+        for (size_t j = i + 1; j < group.size(); ++j) {
+          outcomes[j] = Status::unavailable("not run: an earlier write in its group failed");
+        }
+        break;
+      }
+      if (st.is_ok()) {
+        st = db.exec("RELEASE atelier_group");
+      } else {
+        (void)db.exec("ROLLBACK TO atelier_group");
+        (void)db.exec("RELEASE atelier_group");
+      }
+      outcomes[i] = std::move(st);
+    }
+    if (db.in_transaction()) {
+      Status commit = db.exec("COMMIT");
+      if (!commit.is_ok()) {
+        if (db.in_transaction()) (void)db.exec("ROLLBACK");
+        for (auto& out : outcomes) {
+          if (out.is_ok()) out = commit;
+        }
+      } else {
+        group_commits_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  }
+  for (size_t i = 0; i < group.size(); ++i) finish_write(std::move(outcomes[i]), group[i].done);
 }
 
 // Why TRUNCATE, and only when idle: PASSIVE copies pages back but leaves the -wal file at its
@@ -298,10 +351,21 @@ void Store::writer_loop() {
     // whole interval late.
     const bool overdue = periodic && now >= next_checkpoint + interval;
     if (!queue_.empty() && !overdue) {
-      Job job = std::move(queue_.front());
-      queue_.pop_front();
+      if (!queue_.front().txn) {
+        Job job = std::move(queue_.front().job);
+        queue_.pop_front();
+        lock.unlock();
+        job(writer_db_);
+        lock.lock();
+        continue;
+      }
+      std::vector<Entry> group;
+      while (!queue_.empty() && queue_.front().txn && group.size() < kMaxGroupCommit) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
       lock.unlock();
-      job(writer_db_);
+      run_group(writer_db_, group);
       lock.lock();
       continue;
     }
@@ -374,6 +438,7 @@ StoreStats Store::stats() const {
   s.writes_rolled_back = writes_rolled_back_.load(std::memory_order_relaxed);
   s.writes_pending = writes_pending_.load(std::memory_order_relaxed);
   s.checkpoints_run = checkpoints_run_.load(std::memory_order_relaxed);
+  s.group_commits = group_commits_.load(std::memory_order_relaxed);
   s.checkpoints_incomplete = checkpoints_incomplete_.load(std::memory_order_relaxed);
   return s;
 }

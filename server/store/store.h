@@ -42,6 +42,10 @@ struct StoreOptions {
   // How often the idle writer checkpoints the WAL back into the database. Zero or less turns the
   // periodic checkpoint off (checkpoint() and close() still run one). Tests make it small.
   std::chrono::milliseconds checkpoint_interval{30000};
+  // true: synchronous=FULL, every COMMIT is on disk before it returns (survives power loss).
+  // false: synchronous=NORMAL, a COMMIT survives the process being killed but the last ones may
+  // be lost if the machine loses power (WAL mode stays consistent either way).
+  bool synchronous_full = true;
 };
 
 struct StoreStats {
@@ -49,6 +53,7 @@ struct StoreStats {
   std::uint64_t writes_rolled_back = 0;      // the txn returned an error or threw, or COMMIT failed
   std::uint64_t writes_pending = 0;          // queued, not yet run
   std::uint64_t checkpoints_run = 0;         // TRUNCATE checkpoints that completed
+  std::uint64_t group_commits = 0;           // COMMITs that covered more than one write
   std::uint64_t checkpoints_incomplete = 0;  // failed, or readers kept them from finishing
 };
 
@@ -86,6 +91,14 @@ class Store {
   // with kUnavailable.
   //
   // Keep transactions short: they hold the only write lock. No network or GPU waits inside.
+  //
+  // Group commit: transactions that are queued together (up to kMaxGroupCommit) run inside one
+  // SQLite transaction, each in its own SAVEPOINT, and share its COMMIT (one fsync for all). The
+  // contract above holds for each of them: one that fails is rolled back to its savepoint alone;
+  // every `done` runs after the shared COMMIT with its own outcome (a failed COMMIT fails them
+  // all). A transaction that breaks the contract by ending the SQL transaction itself fails with
+  // kInternal, and so do the ones batched before it (their outcome is then unknown).
+  static constexpr size_t kMaxGroupCommit = 64;
   void submit_write(WriteTxn txn, WriteDone done);
 
   // submit_write() and wait for the outcome. Blocks the caller for as long as the queue ahead
@@ -122,6 +135,12 @@ class Store {
 
  private:
   using Job = std::function<void(Db&)>;
+  // A queued write transaction (txn set) or other writer-thread work (job set).
+  struct Entry {
+    Job job;
+    WriteTxn txn;
+    WriteDone done;
+  };
 
   explicit Store(const StoreOptions& options);
 
@@ -131,6 +150,9 @@ class Store {
   bool enqueue(Job job);
   void writer_loop();
   void run_write(Db& db, const WriteTxn& txn, const WriteDone& done);
+  // Several queued writes under one COMMIT (see kMaxGroupCommit).
+  void run_group(Db& db, std::vector<Entry>& group);
+  void finish_write(Status st, const WriteDone& done);
   // busy: how long to wait for readers; the periodic checkpoint does not wait, so that a long
   // read never holds up queued writes.
   Status run_checkpoint(Db& db, std::chrono::milliseconds busy);
@@ -145,8 +167,8 @@ class Store {
   std::thread writer_;
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::deque<Job> queue_;  // guarded by queue_mu_
-  bool closing_ = false;   // guarded by queue_mu_
+  std::deque<Entry> queue_;  // guarded by queue_mu_
+  bool closing_ = false;     // guarded by queue_mu_
   // Writer thread only. Starts at 1 so that what open() wrote (migrations, the instance row)
   // is covered by the first periodic checkpoint.
   std::uint64_t writes_since_checkpoint_ = 1;
@@ -161,6 +183,7 @@ class Store {
   std::once_flag close_once_;
 
   std::atomic<std::uint64_t> writes_committed_{0};
+  std::atomic<std::uint64_t> group_commits_{0};
   std::atomic<std::uint64_t> writes_rolled_back_{0};
   std::atomic<std::uint64_t> writes_pending_{0};
   std::atomic<std::uint64_t> checkpoints_run_{0};

@@ -28,7 +28,7 @@
 #include <sstream>
 
 #include "server/app/routes.h"
-#include "tests/integration/api_test_helpers.h"
+#include "tests/integration/job_test_helpers.h"
 
 namespace atelier::apitest {
 namespace {
@@ -62,6 +62,9 @@ struct World {
   ApiToken read_token;
   ApiToken submit_token;
   int64_t project = 0;
+  int64_t job = 0;      // the owner's finished job in `project`
+  int64_t image = 0;    // its image
+  int64_t blocker = 0;  // the owner's endless job that keeps the one worker busy
   int fresh_names = 0;
 
   std::string fresh_username() { return "fresh" + std::to_string(++fresh_names); }
@@ -270,6 +273,44 @@ std::vector<Row> build_rows() {
         return fixed("/api/v1/invites/" + code + "/accept");
       },
       {401, 200, 200, 200, 200, 200, 403, 403});
+
+  // Generation. Models: anyone signed in.
+  add("GET", "/api/v1/models", "", path_only("/api/v1/models"),
+      {401, 200, 200, 200, 200, 200, 200, 200});
+  // Submitting needs the editor role and submit scope. The jobs queue behind the blocker.
+  add("POST", "/api/v1/projects/{id}/jobs", "",
+      on_project("/jobs", R"({"model":"null","prompt":"matrix"})"),
+      {401, 404, 403, 202, 202, 404, 403, 202});
+  add("GET", "/api/v1/projects/{id}/jobs", "", on_project("/jobs"),
+      {401, 404, 200, 200, 200, 404, 200, 200});
+  add("GET", "/api/v1/jobs/{id}", "", [](World& w, Who) { return fixed(job_path(w.job)); },
+      {401, 404, 200, 200, 200, 404, 200, 200});
+  // A finished job's stream answers its terminal event at once and ends.
+  add("GET", "/api/v1/jobs/{id}/events", "finished job",
+      [](World& w, Who) { return fixed(job_path(w.job, "/events")); },
+      {401, 404, 200, 200, 200, 404, 200, 200});
+  // Cancelling: the submitter (the owner here) or an owner, with submit scope; the editor is
+  // neither. A fresh queued job of the owner's per cell.
+  add("POST", "/api/v1/jobs/{id}/cancel", "owner's fresh queued job",
+      [](World& w, Who) {
+        int64_t id =
+            submit_ok(w.port, w.owner.token, w.project, {{"model", "null"}, {"prompt", "victim"}});
+        return fixed(job_path(id, "/cancel"));
+      },
+      {401, 404, 403, 403, 202, 404, 403, 202});
+  add("GET", "/api/v1/projects/{id}/events", "", on_project("/events"),
+      {401, 404, 200, 200, 200, 404, 200, 200});
+  add("GET", "/api/v1/projects/{id}/images", "", on_project("/images"),
+      {401, 404, 200, 200, 200, 404, 200, 200});
+  auto on_image = [](std::string rest) {
+    return
+        [rest](World& w, Who) { return fixed("/api/v1/images/" + std::to_string(w.image) + rest); };
+  };
+  add("GET", "/api/v1/images/{id}", "", on_image(""), {401, 404, 200, 200, 200, 404, 200, 200});
+  add("GET", "/api/v1/images/{id}/file", "", on_image("/file"),
+      {401, 404, 200, 200, 200, 404, 200, 200});
+  add("GET", "/api/v1/images/{id}/thumb", "", on_image("/thumb?size=32"),
+      {401, 404, 200, 200, 200, 404, 200, 200});
   return rows;
 }
 
@@ -332,7 +373,10 @@ std::string one_line(std::string s, size_t max = 200) {
 
 TEST(PermissionMatrixTest, EveryCallerGetsTheExpectedStatus) {
   TempDir dir;
-  TestServer server(test_config(dir));
+  ServerConfig config = test_config(dir);
+  config.enable_null_model = true;
+  config.null_step_ms = 200;  // the blocker (100 steps) then holds the worker for 20 s
+  TestServer server(config);
   World w;
   w.port = server.port();
   // The first account is the instance admin; registering it first keeps `owner` an ordinary
@@ -351,6 +395,14 @@ TEST(PermissionMatrixTest, EveryCallerGetsTheExpectedStatus) {
   w.project = create_project(w.port, w.owner.token, "Shared");
   set_member(w.port, w.owner.token, w.project, w.editor.id, "editor");
   set_member(w.port, w.owner.token, w.project, w.viewer.id, "viewer");
+  w.job = submit_ok(w.port, w.owner.token, w.project,
+                    {{"model", "null"}, {"prompt", "shared"}, {"steps", 1}});
+  nlohmann::json done = wait_terminal(w.port, w.owner.token, w.job);
+  ASSERT_EQ(done["state"], "done");
+  w.image = done["images"][0]["id"];
+  w.blocker = submit_ok(w.port, w.owner.token, w.project,
+                        {{"model", "null"}, {"prompt", "blocker"}, {"steps", 100}});
+  wait_state(w.port, w.owner.token, w.blocker, "running");
 
   const auto rows = build_rows();
   std::ostringstream diff;

@@ -6,14 +6,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
 namespace atelier::testing {
 
-Connection::Connection(uint16_t port) {
+Connection::Connection(uint16_t port, int receive_buffer_bytes) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) throw std::runtime_error("socket() failed");
+  if (receive_buffer_bytes > 0) {
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof(receive_buffer_bytes));
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
@@ -129,6 +133,69 @@ bool Connection::closed_within(std::chrono::milliseconds timeout) {
     buf_.append(tmp, static_cast<size_t>(n));
   }
   return false;
+}
+
+Connection::Received Connection::receive(std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return Received::kTimeout;
+  pollfd p{fd_, POLLIN, 0};
+  int r = ::poll(&p, 1, static_cast<int>(left.count()));
+  if (r == 0) return Received::kTimeout;
+  if (r < 0) return Received::kClosed;
+  char tmp[16384];
+  ssize_t n = ::recv(fd_, tmp, sizeof(tmp), 0);
+  if (n <= 0) return Received::kClosed;  // EOF or reset
+  buf_.append(tmp, static_cast<size_t>(n));
+  return Received::kData;
+}
+
+void Connection::decode_stream(StreamedBody& body) {
+  if (!body.chunked) {
+    body.data += buf_;
+    buf_.clear();
+    return;
+  }
+  while (!body.complete) {
+    size_t le = buf_.find("\r\n");
+    if (le == std::string::npos) return;
+    // "<hex size>[;extensions]\r\n<data>\r\n"; the last chunk has size 0 and no trailers here.
+    size_t size = std::stoul(buf_.substr(0, std::min(le, buf_.find(';'))), nullptr, 16);
+    if (buf_.size() < le + 2 + size + 2) return;
+    body.data += buf_.substr(le + 2, size);
+    buf_.erase(0, le + 2 + size + 2);
+    if (size == 0) body.complete = true;
+  }
+}
+
+bool Connection::read_stream(StreamedBody& body, std::chrono::milliseconds timeout,
+                             const std::function<bool(const StreamedBody&)>& done) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    decode_stream(body);
+    if (done(body)) return true;
+    if (body.closed) return false;
+    switch (receive(deadline)) {
+      case Received::kData:
+        break;
+      case Received::kClosed:
+        body.closed = true;
+        break;
+      case Received::kTimeout:
+        return false;
+    }
+  }
+}
+
+bool Connection::read_stream_until(StreamedBody& body, const std::string& text,
+                                   std::chrono::milliseconds timeout) {
+  return read_stream(body, timeout, [&text](const StreamedBody& b) {
+    return b.data.find(text) != std::string::npos;
+  });
+}
+
+bool Connection::read_stream_to_end(StreamedBody& body, std::chrono::milliseconds timeout) {
+  return read_stream(body, timeout, [](const StreamedBody& b) { return b.closed; });
 }
 
 std::string make_request(const std::string& method, const std::string& target,

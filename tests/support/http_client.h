@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -22,10 +23,20 @@ struct RawResponse {
   }
 };
 
+// The body of a streamed response (e.g. Server-Sent Events), decoded as it arrives.
+struct StreamedBody {
+  bool chunked = false;   // per the response's Transfer-Encoding; else the body ends at close
+  std::string data;       // body bytes decoded so far
+  bool complete = false;  // chunked only: the zero-size last chunk arrived (a clean end)
+  bool closed = false;    // the server closed the connection (EOF or reset)
+};
+
 class Connection {
  public:
-  // Connects to 127.0.0.1:port; throws std::runtime_error on failure.
-  explicit Connection(uint16_t port);
+  // Connects to 127.0.0.1:port; throws std::runtime_error on failure. A non-zero
+  // `receive_buffer_bytes` fixes the socket's receive buffer (SO_RCVBUF, before connecting, so
+  // the kernel does not grow it): a client that never reads then holds back little.
+  explicit Connection(uint16_t port, int receive_buffer_bytes = 0);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -39,7 +50,26 @@ class Connection {
   // True when the server closes the connection (EOF or reset) within `timeout`.
   bool closed_within(std::chrono::milliseconds timeout);
 
+  // Streamed bodies: after read_response(timeout, /*head=*/true) has consumed a streamed
+  // response's header, these read and decode its body into `body` as it arrives.
+  // read_stream reads until `done(body)` holds (returns true), or the connection closes or
+  // `timeout` passes first (returns false).
+  bool read_stream(StreamedBody& body, std::chrono::milliseconds timeout,
+                   const std::function<bool(const StreamedBody&)>& done);
+  // Until `text` appears in body.data.
+  bool read_stream_until(StreamedBody& body, const std::string& text,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Until the server closes the connection.
+  bool read_stream_to_end(StreamedBody& body,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
  private:
+  enum class Received { kData, kClosed, kTimeout };
+  // Like fill(), but tells a closed connection from a deadline.
+  Received receive(std::chrono::steady_clock::time_point deadline);
+  // Moves the body bytes buf_ holds into `body`, undoing the chunked coding if there is one.
+  void decode_stream(StreamedBody& body);
+
   bool fill(std::chrono::steady_clock::time_point deadline);
   int fd_ = -1;
   std::string buf_;

@@ -236,6 +236,73 @@ TEST_F(StoreTest, FailedOrThrowingTransactionsRollBack) {
   EXPECT_EQ(count_items(), 3);
 }
 
+TEST_F(StoreTest, WritesQueuedTogetherShareOneCommitButFailAlone) {
+  ASSERT_NO_FATAL_FAILURE(open());
+  // Hold the writer so that the next writes queue up behind it and run as one group.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> holding;
+  store_->submit_write(
+      [&](Db& db) {
+        holding.set_value();
+        released.wait();
+        return insert_item(db, "first");
+      },
+      {});
+  holding.get_future().wait();
+  constexpr int kWrites = 10;
+  std::vector<std::promise<Status>> outcomes(kWrites);
+  std::vector<int> order;
+  for (int i = 0; i < kWrites; ++i) {
+    store_->submit_write(
+        [i](Db& db) -> Status {
+          ATELIER_RETURN_IF_ERROR(insert_item(db, "w" + std::to_string(i)));
+          if (i == 4) return Status::invalid_argument("this one fails", "value");
+          if (i == 7) throw std::runtime_error("and this one throws");
+          return Status::ok();
+        },
+        [&, i](Status st) {
+          order.push_back(i);
+          outcomes[i].set_value(std::move(st));
+        });
+  }
+  release.set_value();
+  for (int i = 0; i < kWrites; ++i) {
+    Status st = outcomes[i].get_future().get();
+    if (i == 4) {
+      EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+    } else if (i == 7) {
+      EXPECT_EQ(st.code(), StatusCode::kInternal);
+    } else {
+      EXPECT_TRUE(st.is_ok()) << i << ": " << st.to_string();
+    }
+  }
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(count_items(), 1 + kWrites - 2);  // the failed two left nothing behind
+  EXPECT_GE(store_->stats().group_commits, 1u);
+  EXPECT_EQ(store_->stats().writes_committed, 1u + kWrites - 2);
+  EXPECT_EQ(store_->stats().writes_rolled_back, 2u);
+  // A write that ends the SQL transaction itself inside a group fails, and the writer goes on.
+  std::promise<void> release2;
+  std::shared_future<void> released2 = release2.get_future().share();
+  store_->submit_write(
+      [&](Db&) {
+        released2.wait();
+        return Status::ok();
+      },
+      {});
+  std::promise<Status> rogue;
+  std::promise<Status> after;
+  store_->submit_write([](Db& db) { return db.exec("ROLLBACK"); },
+                       [&](Status st) { rogue.set_value(st); });
+  store_->submit_write([](Db& db) { return insert_item(db, "after"); },
+                       [&](Status st) { after.set_value(st); });
+  release2.set_value();
+  EXPECT_EQ(rogue.get_future().get().code(), StatusCode::kInternal);
+  (void)after.get_future().get();
+  EXPECT_TRUE(store_->write([](Db& db) { return insert_item(db, "later"); }).is_ok());
+}
+
 TEST_F(StoreTest, DoneRunsOnTheWriterThreadAfterCommit) {
   ASSERT_NO_FATAL_FAILURE(open());
   std::thread::id txn_thread;

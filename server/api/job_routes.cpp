@@ -1,0 +1,348 @@
+#include "server/api/job_routes.h"
+
+#include <charconv>
+#include <mutex>
+#include <random>
+
+#include "server/api/access.h"
+#include "server/api/api_json.h"
+#include "server/api/errors.h"
+#include "server/api/job_request.h"
+#include "server/jobs/job_db.h"
+#include "server/jobs/job_json.h"
+#include "server/jobs/job_service.h"
+
+namespace atelier::api {
+
+using http::ExchangePtr;
+using http::Method;
+using http::Response;
+using jobs::Job;
+using jobs::JobState;
+using projects::Role;
+namespace jdb = jobs::job_db;
+namespace pdb = projects::project_db;
+
+namespace {
+
+constexpr int64_t kDefaultPage = 50;
+constexpr int64_t kMaxPage = 200;
+constexpr int64_t kDefaultEvents = 100;
+constexpr int64_t kMaxEvents = 1000;
+constexpr size_t kMaxIdempotencyKey = 255;
+
+// A positive integer query parameter, or `fallback` when absent; larger values are capped.
+Result<int64_t> query_int(const http::Request& req, std::string_view name, int64_t fallback,
+                          int64_t lo, int64_t cap) {
+  auto text = req.query_param(name);
+  if (!text || text->empty()) return fallback;
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || end != text->data() + text->size() || value < lo) {
+    return Status::invalid_argument("query parameter '" + std::string(name) +
+                                        "' must be an integer of at least " + std::to_string(lo),
+                                    std::string(name));
+  }
+  return std::min(value, cap);
+}
+
+Result<std::optional<int64_t>> query_before(const http::Request& req) {
+  auto text = req.query_param("before");
+  if (!text || text->empty()) return std::optional<int64_t>();  // empty counts as absent
+  auto v = query_int(req, "before", 0, 1, INT64_MAX);
+  if (!v.is_ok()) return v.status();
+  return std::optional<int64_t>(*v);
+}
+
+int64_t random_seed() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return static_cast<int64_t>(rng() % 4294967296ull);  // A1111 draws 32-bit seeds
+}
+
+Status check_idempotency_key(std::string_view key) {
+  if (key.empty() || key.size() > kMaxIdempotencyKey) {
+    return Status::invalid_argument("header 'Idempotency-Key' must be 1 to 255 characters",
+                                    "Idempotency-Key");
+  }
+  for (char c : key) {
+    if (c < 0x21 || c > 0x7e) {
+      return Status::invalid_argument(
+          "header 'Idempotency-Key' must be printable ASCII without spaces", "Idempotency-Key");
+    }
+  }
+  return Status::ok();
+}
+
+Status require_jobs(const ApiContext& ctx) {
+  if (!ctx.jobs || !ctx.models) return Status::unavailable("generation is not running");
+  return Status::ok();
+}
+
+nlohmann::json int_param(const inference::IntParam& p) {
+  nlohmann::json j = {{"min", p.min}, {"max", p.max}, {"default", p.default_value}};
+  if (p.multiple_of > 1) j["multiple_of"] = p.multiple_of;
+  return j;
+}
+
+nlohmann::json real_param(const inference::RealParam& p) {
+  return {{"min", p.min}, {"max", p.max}, {"default", p.default_value}};
+}
+
+nlohmann::json model_json(const inference::ModelInfo& m) {
+  nlohmann::json modes = nlohmann::json::array();
+  for (inference::Mode mode : m.modes) modes.push_back(inference::mode_name(mode));
+  return {{"id", m.id},
+          {"kind", m.kind},
+          {"description", m.description},
+          {"params",
+           {{"width", int_param(m.width)},
+            {"height", int_param(m.height)},
+            {"steps", int_param(m.steps)},
+            {"count", int_param(m.count)},
+            {"guidance", real_param(m.guidance)},
+            {"strength", real_param(m.strength)},
+            {"seed", {{"min", -1}, {"max", (int64_t{1} << 53) - 1}, {"default", -1}}},
+            {"samplers", m.samplers},
+            {"default_sampler", m.samplers.empty() ? "" : m.samplers.front()},
+            {"modes", modes},
+            {"upscale_factors", m.upscale_factors}}}};
+}
+
+void handle_models(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  if (Status st = require_scope(caller, auth::Scope::kRead); !st.is_ok()) {
+    return respond_error(ex, st);
+  }
+  if (Status st = require_jobs(ctx); !st.is_ok()) return respond_error(ex, st);
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& m : ctx.models->models()) out.push_back(model_json(m.info));
+  ex->respond(json_response(200, {{"models", out}}));
+}
+
+void handle_submit(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  if (Status st = require_jobs(ctx); !st.is_ok()) return respond_error(ex, st);
+  const int64_t project_id = ex->params().get_int("id");
+  auto parsed = parse_job_request(ex->request(), *ctx.models);
+  if (!parsed.is_ok()) return respond_error(ex, parsed.status());
+  std::optional<std::string> key;
+  if (auto header = ex->request().headers.get("Idempotency-Key")) {
+    if (Status st = check_idempotency_key(*header); !st.is_ok()) return respond_error(ex, st);
+    key = std::string(*header);
+  }
+  const inference::ModelInfo* info = &ctx.models->find(parsed->model)->info;
+  auto request = std::make_shared<JobRequest>(std::move(*parsed));
+  jobs::SubmitRequest submit;
+  submit.project_id = project_id;
+  submit.user_id = caller.principal.user.id;
+  submit.idempotency_key = std::move(key);
+  submit.request_hash = request->canonical_hash;
+  submit.prepare = [caller, project_id, request, info,
+                    seed = random_seed()](store::Db& db) -> Result<jobs::JobParams> {
+    auto role = authorize_project(db, caller, project_id, auth::Scope::kSubmit, Role::kEditor);
+    if (!role.is_ok()) return role.status();
+    return resolve_job_params(db, *request, *info, project_id, seed);
+  };
+  ctx.jobs->submit(std::move(submit), [ex](Result<jobs::SubmitResult> result) {
+    if (!result.is_ok()) return respond_error(ex, result.status());
+    Response r = json_response(202, jobs::job_json(result->job));
+    r.headers.set("Location", "/api/v1/jobs/" + std::to_string(result->job.id));
+    if (result->replayed) r.headers.set("Idempotent-Replayed", "true");
+    ex->respond(std::move(r));
+  });
+}
+
+void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  if (Status st = require_jobs(ctx); !st.is_ok()) return respond_error(ex, st);
+  const int64_t project_id = ex->params().get_int("id");
+  const http::Request& req = ex->request();
+  std::optional<JobState> state;
+  if (auto text = req.query_param("state"); text && !text->empty()) {
+    state = jobs::parse_state(*text);
+    if (!state) {
+      return respond_error(
+          ex, Status::invalid_argument(
+                  "query parameter 'state' must be queued, running, done, failed or cancelled",
+                  "state"));
+    }
+  }
+  auto limit = query_int(req, "limit", kDefaultPage, 1, kMaxPage);
+  if (!limit.is_ok()) return respond_error(ex, limit.status());
+  auto before = query_before(req);
+  if (!before.is_ok()) return respond_error(ex, before.status());
+  respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
+    auto role = authorize_project(db, caller, project_id, auth::Scope::kRead, Role::kViewer);
+    if (!role.is_ok()) return role.status();
+    auto list = jdb::list_jobs(db, project_id, state, *limit, *before);
+    if (!list.is_ok()) return list.status();
+    nlohmann::json out = nlohmann::json::array();
+    for (Job& job : *list) {
+      ctx.jobs->decorate(job);
+      out.push_back(jobs::job_json(job));
+    }
+    nlohmann::json next = nlohmann::json(nullptr);
+    if (static_cast<int64_t>(list->size()) == *limit) next = list->back().id;
+    return json_response(200, {{"jobs", out}, {"next_before", next}});
+  });
+}
+
+// Loads a job the caller may see (viewer and read scope), else 404/403.
+Result<Job> visible_job(store::Db& db, const Caller& caller, int64_t job_id) {
+  auto job = jdb::find_job(db, job_id);
+  if (!job.is_ok()) return job.status();
+  if (!*job) return Status::not_found("no such job");
+  auto role = authorize_project(db, caller, (*job)->project_id, auth::Scope::kRead, Role::kViewer);
+  if (!role.is_ok()) return role.status();
+  return std::move(**job);
+}
+
+void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  if (Status st = require_jobs(ctx); !st.is_ok()) return respond_error(ex, st);
+  const int64_t id = ex->params().get_int("id");
+  respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
+    auto job = visible_job(db, caller, id);
+    if (!job.is_ok()) return job.status();
+    ctx.jobs->decorate(*job);
+    return json_response(200, jobs::job_json(*job));
+  });
+}
+
+void handle_cancel(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  if (Status st = require_jobs(ctx); !st.is_ok()) return respond_error(ex, st);
+  const int64_t id = ex->params().get_int("id");
+  ctx.jobs->cancel(
+      id, caller.principal.user.id,
+      [caller](store::Db& db, const Job& job) -> Status {
+        auto role = project_role(db, caller, job.project_id);
+        if (!role.is_ok()) return role.status();
+        ATELIER_RETURN_IF_ERROR(require_scope(caller, auth::Scope::kSubmit));
+        if (job.submitted_by == caller.principal.user.id || *role == Role::kOwner) {
+          return Status::ok();
+        }
+        return Status(StatusCode::kPermissionDenied,
+                      "only the job's submitter or a project owner can cancel it");
+      },
+      [ex](Result<Job> job) {
+        if (!job.is_ok()) return respond_error(ex, job.status());
+        ex->respond(json_response(202, jobs::job_json(*job)));
+      });
+}
+
+// One job's Server-Sent Events stream: the job's current state first (as a `progress` event,
+// or its terminal event when already finished), then every change, ending after the terminal
+// event. Updates come from several threads; the mutex keeps events whole and in order, and
+// nothing is written after the terminal event.
+class JobEventStream : public std::enable_shared_from_this<JobEventStream> {
+ public:
+  explicit JobEventStream(std::shared_ptr<http::StreamWriter> writer)
+      : writer_(std::move(writer)) {}
+
+  void send(const Job& job) {
+    std::lock_guard lock(mu_);
+    if (finished_) return;
+    std::string event =
+        jobs::is_terminal(job.state) ? std::string(jobs::state_name(job.state)) : "progress";
+    std::string frame = "event: " + event + "\nid: " + std::to_string(job.id) + "-" +
+                        std::to_string(++sent_) + "\ndata: " + jobs::job_json(job).dump() + "\n\n";
+    writer_->write(std::move(frame));
+    if (jobs::is_terminal(job.state)) {
+      finished_ = true;
+      writer_->close();
+    }
+  }
+
+  void keep_alive() {
+    std::lock_guard lock(mu_);
+    if (!finished_) writer_->write(": keep-alive\n\n");
+  }
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<http::StreamWriter> writer_;
+  bool finished_ = false;  // guarded by mu_
+  int64_t sent_ = 0;       // guarded by mu_
+};
+
+void handle_events_stream(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  if (Status st = require_jobs(ctx); !st.is_ok()) return respond_error(ex, st);
+  const int64_t id = ex->params().get_int("id");
+  // Checked before the stream opens, so errors are ordinary JSON answers.
+  Status st = ctx.store->read([&](store::Db& db) { return visible_job(db, caller, id).status(); });
+  if (!st.is_ok()) return respond_error(ex, st);
+  Response r;
+  r.headers.set("Content-Type", "text/event-stream; charset=utf-8");
+  r.headers.set("Cache-Control", "no-cache");
+  r.headers.set("X-Accel-Buffering", "no");  // reverse proxies: do not hold events back
+  const ApiContext* c = &ctx;
+  r.stream = [c, id, caller](std::shared_ptr<http::StreamWriter> writer) {
+    auto stream = std::make_shared<JobEventStream>(writer);
+    uint64_t sub = c->jobs->subscribe(id, [stream](const jobs::JobUpdate& u) {
+      if (u.kind == jobs::JobUpdate::Kind::kTick) return stream->keep_alive();
+      stream->send(u.job);
+    });
+    jobs::JobService* service = c->jobs;
+    writer->on_close([service, sub] { service->unsubscribe(sub); });
+    // Read after subscribing: a change between the two is then sent twice, never lost.
+    std::optional<Job> now;
+    Status read = c->store->read([&](store::Db& db) -> Status {
+      auto job = visible_job(db, caller, id);
+      if (!job.is_ok()) return job.status();
+      now = std::move(*job);
+      return Status::ok();
+    });
+    if (!read.is_ok()) return writer->close();
+    c->jobs->decorate(*now);
+    stream->send(*now);
+  };
+  ex->respond(std::move(r));
+}
+
+void handle_project_events(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  const int64_t project_id = ex->params().get_int("id");
+  auto after = query_int(ex->request(), "after", 0, 0, INT64_MAX);
+  if (!after.is_ok()) return respond_error(ex, after.status());
+  auto limit = query_int(ex->request(), "limit", kDefaultEvents, 1, kMaxEvents);
+  if (!limit.is_ok()) return respond_error(ex, limit.status());
+  respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
+    auto role = authorize_project(db, caller, project_id, auth::Scope::kRead, Role::kViewer);
+    if (!role.is_ok()) return role.status();
+    auto events = pdb::list_events(db, project_id, *after, *limit);
+    if (!events.is_ok()) return events.status();
+    auto head = pdb::head_seq(db, project_id);
+    if (!head.is_ok()) return head.status();
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : *events) {
+      out.push_back({{"seq", e.seq},
+                     {"type", e.type},
+                     {"ts", format_time(e.ts)},
+                     {"actor", e.actor == 0 ? nlohmann::json(nullptr) : nlohmann::json(e.actor)},
+                     {"data", nlohmann::json::parse(e.data_json, nullptr, false)}});
+    }
+    return json_response(200, {{"events", out}, {"head_seq", *head}});
+  });
+}
+
+using Handler = void (*)(const ApiContext&, const ExchangePtr&, const Caller&);
+
+}  // namespace
+
+Status register_job_routes(http::Router& router, const ApiContext& ctx) {
+  const ApiContext* c = &ctx;
+  auto route = [&](Method m, std::string_view pattern, Handler fn) {
+    return router.add(m, pattern, [c, fn](const ExchangePtr& ex) {
+      auto caller = require_caller(*ex);
+      if (!caller.is_ok()) return respond_error(ex, caller.status());
+      fn(*c, ex, **caller);
+    });
+  };
+  ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/models", handle_models));
+  ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/projects/{id:int}/jobs", handle_submit));
+  ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/projects/{id:int}/jobs", handle_list));
+  ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/jobs/{id:int}", handle_get));
+  ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/jobs/{id:int}/cancel", handle_cancel));
+  ATELIER_RETURN_IF_ERROR(
+      route(Method::kGet, "/api/v1/jobs/{id:int}/events", handle_events_stream));
+  ATELIER_RETURN_IF_ERROR(
+      route(Method::kGet, "/api/v1/projects/{id:int}/events", handle_project_events));
+  return Status::ok();
+}
+
+}  // namespace atelier::api

@@ -1,0 +1,95 @@
+// The job and image records: what a member asked for, what happened to it, and what it made.
+// Plain C++ types; job_db.h stores them, job_json.h gives them their API shape.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/inference/generator.h"
+
+namespace atelier::jobs {
+
+enum class JobState { kQueued, kRunning, kDone, kFailed, kCancelled };
+std::string_view state_name(JobState state);  // "queued" | "running" | ...
+std::optional<JobState> parse_state(std::string_view name);
+inline bool is_terminal(JobState s) {
+  return s == JobState::kDone || s == JobState::kFailed || s == JobState::kCancelled;
+}
+
+// A submission with every value resolved against the model's defaults and validated.
+struct JobParams {
+  std::string model;
+  std::string prompt;
+  std::string negative_prompt;
+  int width = 0;
+  int height = 0;
+  int steps = 0;
+  double guidance = 0;
+  int64_t seed = 0;
+  int count = 1;
+  std::string sampler;
+  inference::Mode mode = inference::Mode::kTxt2Img;
+  double strength = 0;
+  std::optional<int64_t> parent_image_id;
+  int priority = 0;
+};
+
+struct ImageRecord {
+  int64_t id = 0;
+  int64_t project_id = 0;
+  int64_t job_id = 0;
+  int idx = 0;
+  std::optional<int64_t> created_by;
+  std::string sha256;  // 64 lowercase hex: the file's name in the image store
+  int64_t bytes = 0;
+  int width = 0;
+  int height = 0;
+  int64_t seed = 0;
+  std::optional<int64_t> parent_image_id;
+  std::string lineage;
+  int64_t created_at = 0;  // Unix ms
+};
+
+struct Job {
+  int64_t id = 0;
+  int64_t project_id = 0;
+  std::optional<int64_t> submitted_by;
+  JobState state = JobState::kQueued;
+  JobParams params;
+  int attempt = 0;
+  int max_attempts = 1;
+  std::string worker;
+  std::optional<int64_t> lease_until;
+  int progress_step = 0;
+  bool cancel_requested = false;
+  std::string error;
+  int64_t created_at = 0;  // Unix ms, like every time below
+  int64_t queued_at = 0;
+  std::optional<int64_t> started_at;
+  std::optional<int64_t> finished_at;
+  int64_t updated_at = 0;
+  std::vector<ImageRecord> images;  // done jobs only, in idx order
+  // Not stored: the 1-based start position of a queued job, filled in from the scheduler.
+  std::optional<int64_t> position;
+};
+
+// A finished image on its way into the database: the file is already in the image store.
+struct NewImage {
+  int idx = 0;
+  std::string sha256;
+  int64_t bytes = 0;
+  int width = 0;
+  int height = 0;
+  int64_t seed = 0;
+  std::string lineage;
+};
+
+// The A1111 "parameters" text every PNG carries, so existing tools read our images:
+//   prompt\nNegative prompt: ...\nSteps: N, Sampler: S, CFG scale: G, Seed: N, Size: WxH, Model: M
+// (the negative prompt line only when there is one).
+std::string a1111_parameters(const JobParams& params, int64_t seed, int width, int height);
+
+}  // namespace atelier::jobs

@@ -1,0 +1,354 @@
+#include "server/jobs/job_db.h"
+
+#include <string_view>
+#include <utility>
+
+#include "server/store/sql_bind.h"
+
+namespace atelier::jobs::job_db {
+
+namespace {
+
+using store::Db;
+using store::prepare_bound;
+using store::run;
+using store::Statement;
+
+// The columns every job query selects, in read_job()'s order.
+constexpr std::string_view kJobColumns =
+    "id, project_id, submitted_by, state, model, prompt, negative_prompt, width, height, steps, "
+    "guidance, seed, count, sampler, mode, strength, parent_image_id, priority, attempt, "
+    "max_attempts, worker, lease_until, progress_step, cancel_requested, error, created_at, "
+    "queued_at, started_at, finished_at, updated_at";
+
+std::optional<int64_t> opt_int(const Statement& s, int col) {
+  if (s.column_is_null(col)) return std::nullopt;
+  return s.column_int64(col);
+}
+
+Result<Job> read_job(const Statement& s) {
+  Job j;
+  j.id = s.column_int64(0);
+  j.project_id = s.column_int64(1);
+  j.submitted_by = opt_int(s, 2);
+  auto state = parse_state(s.column_text(3));
+  if (!state) return Status::corruption("unknown job state '" + s.column_text(3) + "'");
+  j.state = *state;
+  JobParams& p = j.params;
+  p.model = s.column_text(4);
+  p.prompt = s.column_text(5);
+  p.negative_prompt = s.column_text(6);
+  p.width = static_cast<int>(s.column_int64(7));
+  p.height = static_cast<int>(s.column_int64(8));
+  p.steps = static_cast<int>(s.column_int64(9));
+  p.guidance = s.column_double(10);
+  p.seed = s.column_int64(11);
+  p.count = static_cast<int>(s.column_int64(12));
+  p.sampler = s.column_text(13);
+  auto mode = inference::parse_mode(s.column_text(14));
+  if (!mode) return Status::corruption("unknown job mode '" + s.column_text(14) + "'");
+  p.mode = *mode;
+  p.strength = s.column_double(15);
+  p.parent_image_id = opt_int(s, 16);
+  p.priority = static_cast<int>(s.column_int64(17));
+  j.attempt = static_cast<int>(s.column_int64(18));
+  j.max_attempts = static_cast<int>(s.column_int64(19));
+  j.worker = s.column_text(20);
+  j.lease_until = opt_int(s, 21);
+  j.progress_step = static_cast<int>(s.column_int64(22));
+  j.cancel_requested = s.column_int64(23) != 0;
+  j.error = s.column_text(24);
+  j.created_at = s.column_int64(25);
+  j.queued_at = s.column_int64(26);
+  j.started_at = opt_int(s, 27);
+  j.finished_at = opt_int(s, 28);
+  j.updated_at = s.column_int64(29);
+  return j;
+}
+
+constexpr std::string_view kImageColumns =
+    "id, project_id, job_id, idx, created_by, sha256, bytes, width, height, seed, "
+    "parent_image_id, lineage, created_at";
+
+ImageRecord read_image(const Statement& s) {
+  ImageRecord r;
+  r.id = s.column_int64(0);
+  r.project_id = s.column_int64(1);
+  r.job_id = s.column_int64(2);
+  r.idx = static_cast<int>(s.column_int64(3));
+  r.created_by = opt_int(s, 4);
+  r.sha256 = s.column_text(5);
+  r.bytes = s.column_int64(6);
+  r.width = static_cast<int>(s.column_int64(7));
+  r.height = static_cast<int>(s.column_int64(8));
+  r.seed = s.column_int64(9);
+  r.parent_image_id = opt_int(s, 10);
+  r.lineage = s.column_text(11);
+  r.created_at = s.column_int64(12);
+  return r;
+}
+
+template <typename... Args>
+Result<std::vector<Job>> query_jobs(Db& db, const std::string& sql, const Args&... args) {
+  auto stmt = prepare_bound(db, sql, args...);
+  if (!stmt.is_ok()) return stmt.status();
+  std::vector<Job> out;
+  while (true) {
+    auto row = stmt->step();
+    if (!row.is_ok()) return row.status();
+    if (!*row) break;
+    auto job = read_job(*stmt);
+    if (!job.is_ok()) return job.status();
+    out.push_back(std::move(*job));
+  }
+  return out;
+}
+
+template <typename... Args>
+Result<std::vector<ImageRecord>> query_images(Db& db, const std::string& sql, const Args&... args) {
+  auto stmt = prepare_bound(db, sql, args...);
+  if (!stmt.is_ok()) return stmt.status();
+  std::vector<ImageRecord> out;
+  while (true) {
+    auto row = stmt->step();
+    if (!row.is_ok()) return row.status();
+    if (!*row) break;
+    out.push_back(read_image(*stmt));
+  }
+  return out;
+}
+
+Status attach_images(Db& db, Job& job) {
+  if (job.state != JobState::kDone) return Status::ok();
+  auto images = query_images(
+      db, "SELECT " + std::string(kImageColumns) + " FROM images WHERE job_id = ? ORDER BY idx",
+      job.id);
+  if (!images.is_ok()) return images.status();
+  job.images = std::move(*images);
+  return Status::ok();
+}
+
+std::string select_jobs(std::string_view where) {
+  return "SELECT " + std::string(kJobColumns) + " FROM jobs " + std::string(where);
+}
+
+// Runs an UPDATE ... RETURNING <job columns> and reads the one row, if any.
+template <typename... Args>
+Result<std::optional<Job>> update_returning(Db& db, const std::string& sql, const Args&... args) {
+  auto jobs = query_jobs(db, sql + " RETURNING " + std::string(kJobColumns), args...);
+  if (!jobs.is_ok()) return jobs.status();
+  if (jobs->empty()) return std::optional<Job>();
+  return std::optional<Job>(std::move(jobs->front()));
+}
+
+}  // namespace
+
+Result<int64_t> insert_job(Db& db, const NewJob& job, int64_t now) {
+  const JobParams& p = job.params;
+  ATELIER_RETURN_IF_ERROR(run(
+      db,
+      "INSERT INTO jobs (project_id, submitted_by, state, model, prompt, negative_prompt, width, "
+      "height, steps, guidance, seed, count, sampler, mode, strength, parent_image_id, priority, "
+      "max_attempts, idempotency_key, request_hash, created_at, queued_at, updated_at) "
+      "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      job.project_id, job.submitted_by, std::string_view(p.model), std::string_view(p.prompt),
+      std::string_view(p.negative_prompt), p.width, p.height, p.steps, p.guidance, p.seed, p.count,
+      std::string_view(p.sampler), inference::mode_name(p.mode), p.strength, p.parent_image_id,
+      p.priority, job.max_attempts, job.idempotency_key, job.request_hash, now, now, now));
+  return db.last_insert_rowid();
+}
+
+Result<std::optional<Job>> find_job(Db& db, int64_t job_id) {
+  auto jobs = query_jobs(db, select_jobs("WHERE id = ?"), job_id);
+  if (!jobs.is_ok()) return jobs.status();
+  if (jobs->empty()) return std::optional<Job>();
+  ATELIER_RETURN_IF_ERROR(attach_images(db, jobs->front()));
+  return std::optional<Job>(std::move(jobs->front()));
+}
+
+Result<std::optional<IdempotentMatch>> find_idempotent(Db& db, int64_t user_id, int64_t project_id,
+                                                       const std::string& key) {
+  auto stmt = prepare_bound(db,
+                            "SELECT id, request_hash FROM jobs WHERE submitted_by = ? AND "
+                            "project_id = ? AND idempotency_key = ?",
+                            user_id, project_id, std::string_view(key));
+  if (!stmt.is_ok()) return stmt.status();
+  auto row = stmt->step();
+  if (!row.is_ok()) return row.status();
+  if (!*row) return std::optional<IdempotentMatch>();
+  return std::optional<IdempotentMatch>(
+      IdempotentMatch{stmt->column_int64(0), stmt->column_text(1)});
+}
+
+Result<int64_t> count_queued_for_user(Db& db, int64_t user_id) {
+  auto stmt = prepare_bound(
+      db, "SELECT COUNT(*) FROM jobs WHERE submitted_by = ? AND state = 'queued'", user_id);
+  if (!stmt.is_ok()) return stmt.status();
+  auto row = stmt->step();
+  if (!row.is_ok()) return row.status();
+  return stmt->column_int64(0);
+}
+
+Result<std::vector<Job>> list_jobs(Db& db, int64_t project_id, std::optional<JobState> state,
+                                   int64_t limit, std::optional<int64_t> before) {
+  std::optional<std::string> state_text;
+  if (state) state_text = std::string(state_name(*state));
+  auto jobs = query_jobs(db,
+                         select_jobs("WHERE project_id = ? AND (? IS NULL OR state = ?) AND "
+                                     "(? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?"),
+                         project_id, state_text, state_text, before, before, limit);
+  if (!jobs.is_ok()) return jobs.status();
+  for (Job& j : *jobs) ATELIER_RETURN_IF_ERROR(attach_images(db, j));
+  return jobs;
+}
+
+Result<std::vector<Job>> jobs_in_state(Db& db, JobState state) {
+  return query_jobs(db, select_jobs("WHERE state = ? ORDER BY id"), state_name(state));
+}
+
+Result<std::vector<Job>> expired_leases(Db& db, int64_t now) {
+  return query_jobs(db, select_jobs("WHERE state = 'running' AND lease_until < ? ORDER BY id"),
+                    now);
+}
+
+Result<std::optional<Job>> claim(Db& db, int64_t job_id, const std::string& worker,
+                                 int64_t lease_until, int64_t now) {
+  return update_returning(db,
+                          "UPDATE jobs SET state = 'running', worker = ?, attempt = attempt + 1, "
+                          "lease_until = ?, progress_step = 0, started_at = ?, updated_at = ? "
+                          "WHERE id = ? AND state = 'queued'",
+                          std::string_view(worker), lease_until, now, now, job_id);
+}
+
+Result<LeaseCheck> extend_lease(Db& db, int64_t job_id, int attempt, int64_t lease_until,
+                                int progress_step, int64_t now) {
+  auto job = update_returning(db,
+                              "UPDATE jobs SET lease_until = ?, progress_step = ?, updated_at = ? "
+                              "WHERE id = ? AND attempt = ? AND state = 'running'",
+                              lease_until, progress_step, now, job_id, attempt);
+  if (!job.is_ok()) return job.status();
+  if (!*job) return LeaseCheck{};
+  return LeaseCheck{true, (*job)->cancel_requested};
+}
+
+Result<bool> finish(Db& db, int64_t job_id, int attempt, JobState to, const std::string& error,
+                    int64_t now) {
+  auto job = update_returning(
+      db,
+      "UPDATE jobs SET state = ?1, error = ?2, lease_until = NULL, finished_at = ?3, "
+      "updated_at = ?3, progress_step = CASE WHEN ?1 = 'done' THEN steps ELSE progress_step END "
+      "WHERE id = ?4 AND attempt = ?5 AND state = 'running'",
+      state_name(to), error.empty() ? std::optional<std::string>() : error, now, job_id, attempt);
+  if (!job.is_ok()) return job.status();
+  return job->has_value();
+}
+
+Result<std::optional<JobState>> release(Db& db, const Job& job, const std::string& reason,
+                                        int64_t now) {
+  JobState to = JobState::kQueued;
+  std::string error;
+  if (job.cancel_requested) {
+    to = JobState::kCancelled;
+  } else if (job.attempt >= job.max_attempts) {
+    to = JobState::kFailed;
+    error = reason + " (gave up after " + std::to_string(job.attempt) + " attempts)";
+  }
+  Result<std::optional<Job>> updated = std::optional<Job>();
+  if (to == JobState::kQueued) {
+    updated = update_returning(db,
+                               "UPDATE jobs SET state = 'queued', worker = NULL, lease_until = "
+                               "NULL, progress_step = 0, queued_at = ?, updated_at = ? "
+                               "WHERE id = ? AND attempt = ? AND state = 'running'",
+                               now, now, job.id, job.attempt);
+  } else {
+    updated = update_returning(
+        db,
+        "UPDATE jobs SET state = ?, error = ?, lease_until = NULL, finished_at = ?, "
+        "updated_at = ? WHERE id = ? AND attempt = ? AND state = 'running'",
+        state_name(to), error.empty() ? std::optional<std::string>() : error, now, now, job.id,
+        job.attempt);
+  }
+  if (!updated.is_ok()) return updated.status();
+  if (!*updated) return std::optional<JobState>();
+  return std::optional<JobState>(to);
+}
+
+Result<bool> requeue(Db& db, int64_t job_id, int attempt, int64_t now) {
+  auto job =
+      update_returning(db,
+                       "UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, "
+                       "progress_step = 0, queued_at = ?, updated_at = ? "
+                       "WHERE id = ? AND attempt = ? AND state = 'running'",
+                       now, now, job_id, attempt);
+  if (!job.is_ok()) return job.status();
+  return job->has_value();
+}
+
+Result<bool> cancel_queued(Db& db, int64_t job_id, int64_t now) {
+  auto job = update_returning(db,
+                              "UPDATE jobs SET state = 'cancelled', finished_at = ?, "
+                              "updated_at = ? WHERE id = ? AND state = 'queued'",
+                              now, now, job_id);
+  if (!job.is_ok()) return job.status();
+  return job->has_value();
+}
+
+Result<bool> request_cancel(Db& db, int64_t job_id, int64_t now) {
+  auto job = update_returning(db,
+                              "UPDATE jobs SET cancel_requested = 1, updated_at = ? "
+                              "WHERE id = ? AND state = 'running'",
+                              now, job_id);
+  if (!job.is_ok()) return job.status();
+  return job->has_value();
+}
+
+Result<int64_t> insert_image(Db& db, const Job& job, const NewImage& image, int64_t now) {
+  ATELIER_RETURN_IF_ERROR(
+      run(db,
+          "INSERT INTO images (project_id, job_id, idx, created_by, sha256, bytes, width, "
+          "height, seed, parent_image_id, lineage, created_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          job.project_id, job.id, image.idx, job.submitted_by, std::string_view(image.sha256),
+          image.bytes, image.width, image.height, image.seed, job.params.parent_image_id,
+          std::string_view(image.lineage), now));
+  return db.last_insert_rowid();
+}
+
+Result<std::optional<ImageRecord>> find_image(Db& db, int64_t image_id) {
+  auto images = query_images(
+      db, "SELECT " + std::string(kImageColumns) + " FROM images WHERE id = ?", image_id);
+  if (!images.is_ok()) return images.status();
+  if (images->empty()) return std::optional<ImageRecord>();
+  return std::optional<ImageRecord>(std::move(images->front()));
+}
+
+Result<std::vector<ImageRecord>> list_images(Db& db, int64_t project_id, int64_t limit,
+                                             std::optional<int64_t> before) {
+  return query_images(db,
+                      "SELECT " + std::string(kImageColumns) +
+                          " FROM images WHERE project_id = ? AND (? IS NULL OR id < ?) "
+                          "ORDER BY id DESC LIMIT ?",
+                      project_id, before, before, limit);
+}
+
+Result<std::vector<ImageRecord>> children_of(Db& db, int64_t image_id, int64_t limit) {
+  return query_images(db,
+                      "SELECT " + std::string(kImageColumns) +
+                          " FROM images WHERE parent_image_id = ? ORDER BY id LIMIT ?",
+                      image_id, limit);
+}
+
+Result<std::unordered_set<std::string>> referenced_shas(Db& db) {
+  auto stmt = db.prepare("SELECT DISTINCT sha256 FROM images");
+  if (!stmt.is_ok()) return stmt.status();
+  std::unordered_set<std::string> out;
+  while (true) {
+    auto row = stmt->step();
+    if (!row.is_ok()) return row.status();
+    if (!*row) break;
+    out.insert(stmt->column_text(0));
+  }
+  return out;
+}
+
+}  // namespace atelier::jobs::job_db

@@ -1,0 +1,93 @@
+// Jobs and images in the database. Plain functions over a store::Db; callers choose the
+// transaction (writes inside Store::write/submit_write, reads inside Store::read). Every state
+// change of a running job is fenced: it matches `id AND attempt AND state = 'running'`, so a
+// worker whose lease was taken over (a newer attempt exists) changes nothing. Times: Unix ms.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "common/status.h"
+#include "server/jobs/job.h"
+#include "server/store/sqlite.h"
+
+namespace atelier::jobs::job_db {
+
+struct NewJob {
+  int64_t project_id = 0;
+  int64_t submitted_by = 0;
+  JobParams params;
+  int max_attempts = 3;
+  std::optional<std::string> idempotency_key;
+  std::optional<std::string> request_hash;
+};
+Result<int64_t> insert_job(store::Db& db, const NewJob& job, int64_t now);
+
+// The job with its images; nullopt when there is no such job.
+Result<std::optional<Job>> find_job(store::Db& db, int64_t job_id);
+
+struct IdempotentMatch {
+  int64_t job_id = 0;
+  std::string request_hash;
+};
+Result<std::optional<IdempotentMatch>> find_idempotent(store::Db& db, int64_t user_id,
+                                                       int64_t project_id, const std::string& key);
+
+Result<int64_t> count_queued_for_user(store::Db& db, int64_t user_id);
+
+// A project's jobs, newest first, with their images: at most `limit`, only ids below `before`
+// when given, only in `state` when given.
+Result<std::vector<Job>> list_jobs(store::Db& db, int64_t project_id, std::optional<JobState> state,
+                                   int64_t limit, std::optional<int64_t> before);
+
+// Every job in `state` (without images), by id. Start-up recovery and the scheduler rebuild.
+Result<std::vector<Job>> jobs_in_state(store::Db& db, JobState state);
+// Running jobs whose lease ended before `now`.
+Result<std::vector<Job>> expired_leases(store::Db& db, int64_t now);
+
+// queued -> running in one UPDATE ... RETURNING: attempt + 1, the worker, the lease. nullopt when
+// the job is no longer queued (cancelled, deleted) — then nothing changed.
+Result<std::optional<Job>> claim(store::Db& db, int64_t job_id, const std::string& worker,
+                                 int64_t lease_until, int64_t now);
+
+struct LeaseCheck {
+  bool held = false;              // false: the attempt is stale (re-queued, cancelled, deleted)
+  bool cancel_requested = false;  // the job should stop at the next step boundary
+};
+// Extends a running attempt's lease and records its progress.
+Result<LeaseCheck> extend_lease(store::Db& db, int64_t job_id, int attempt, int64_t lease_until,
+                                int progress_step, int64_t now);
+
+// running -> `to` (done, failed or cancelled) for the current attempt only. False (nothing
+// changed) when the attempt is stale.
+Result<bool> finish(store::Db& db, int64_t job_id, int attempt, JobState to,
+                    const std::string& error, int64_t now);
+
+// Puts a running job whose worker is gone (expired lease, dead process) back: cancelled when a
+// cancel was requested, failed with `reason` when max_attempts are used up, else queued again.
+// Returns the new state; nullopt when the job was not running any more.
+Result<std::optional<JobState>> release(store::Db& db, const Job& job, const std::string& reason,
+                                        int64_t now);
+
+// running -> queued for the current attempt without using up an attempt (a graceful shutdown
+// interrupted it). False when the attempt is stale.
+Result<bool> requeue(store::Db& db, int64_t job_id, int attempt, int64_t now);
+
+// queued -> cancelled. False when it was not queued.
+Result<bool> cancel_queued(store::Db& db, int64_t job_id, int64_t now);
+// Flags a running job for cancellation at its next step. False when it was not running.
+Result<bool> request_cancel(store::Db& db, int64_t job_id, int64_t now);
+
+Result<int64_t> insert_image(store::Db& db, const Job& job, const NewImage& image, int64_t now);
+Result<std::optional<ImageRecord>> find_image(store::Db& db, int64_t image_id);
+// A project's images, newest first.
+Result<std::vector<ImageRecord>> list_images(store::Db& db, int64_t project_id, int64_t limit,
+                                             std::optional<int64_t> before);
+Result<std::vector<ImageRecord>> children_of(store::Db& db, int64_t image_id, int64_t limit);
+// Every sha256 an image row refers to (the orphan sweep keeps exactly these files).
+Result<std::unordered_set<std::string>> referenced_shas(store::Db& db);
+
+}  // namespace atelier::jobs::job_db

@@ -1,0 +1,90 @@
+#include "server/jobs/job_json.h"
+
+#include <ctime>
+
+namespace atelier::jobs {
+
+namespace {
+
+template <typename T>
+nlohmann::json opt(const std::optional<T>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+nlohmann::json opt_time(const std::optional<int64_t>& ms) {
+  return ms ? nlohmann::json(format_time_ms(*ms)) : nlohmann::json(nullptr);
+}
+
+}  // namespace
+
+std::string format_time_ms(int64_t unix_ms) {
+  std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
+  int millis = static_cast<int>(unix_ms % 1000);
+  if (millis < 0) {
+    millis += 1000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof(buf) - n, ".%03dZ", millis);
+  return buf;
+}
+
+nlohmann::json image_json(const ImageRecord& image) {
+  return {{"id", image.id},
+          {"project_id", image.project_id},
+          {"job_id", image.job_id},
+          {"index", image.idx},
+          {"created_by", opt(image.created_by)},
+          {"width", image.width},
+          {"height", image.height},
+          {"seed", image.seed},
+          {"parent_image_id", opt(image.parent_image_id)},
+          {"sha256", image.sha256},
+          {"bytes", image.bytes},
+          {"url", "/api/v1/images/" + std::to_string(image.id) + "/file"},
+          {"thumb_url", "/api/v1/images/" + std::to_string(image.id) + "/thumb"},
+          {"created_at", format_time_ms(image.created_at)}};
+}
+
+nlohmann::json job_json(const Job& job) {
+  const JobParams& p = job.params;
+  nlohmann::json images = nlohmann::json::array();
+  for (const ImageRecord& image : job.images) images.push_back(image_json(image));
+  return {
+      {"id", job.id},
+      {"project_id", job.project_id},
+      {"state", state_name(job.state)},
+      {"model", p.model},
+      {"prompt", p.prompt},
+      {"negative_prompt", p.negative_prompt},
+      {"width", p.width},
+      {"height", p.height},
+      {"steps", p.steps},
+      {"guidance", p.guidance},
+      {"seed", p.seed},
+      {"count", p.count},
+      {"sampler", p.sampler},
+      {"mode", inference::mode_name(p.mode)},
+      {"strength", p.strength},
+      {"parent_image_id", opt(p.parent_image_id)},
+      {"priority", p.priority},
+      {"progress", {{"step", job.progress_step}, {"steps", p.steps}}},
+      {"attempt", job.attempt},
+      {"max_attempts", job.max_attempts},
+      {"position", opt(job.position)},
+      {"cancel_requested", job.cancel_requested},
+      {"images", images},
+      {"error", job.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(job.error)},
+      {"submitted_by", opt(job.submitted_by)},
+      {"created_at", format_time_ms(job.created_at)},
+      {"queued_at", format_time_ms(job.queued_at)},
+      {"started_at", opt_time(job.started_at)},
+      {"finished_at", opt_time(job.finished_at)},
+      {"updated_at", format_time_ms(job.updated_at)},
+  };
+}
+
+}  // namespace atelier::jobs

@@ -1,0 +1,111 @@
+#include "server/jobs/worker_pool.h"
+
+#include <map>
+
+#include "common/logging.h"
+
+namespace atelier::jobs {
+
+namespace {
+
+// Feeds a generator's steps to the job service.
+class ServiceProgress final : public inference::ProgressSink {
+ public:
+  ServiceProgress(JobService& service, const JobService::Claim& claim)
+      : service_(service), claim_(claim) {}
+  void on_step(int step, int steps, const image::Image* preview) override {
+    service_.report_progress(claim_, step, steps, preview);
+  }
+  bool wants_preview() const override { return service_.wants_preview(claim_); }
+
+ private:
+  JobService& service_;
+  const JobService::Claim& claim_;
+};
+
+inference::GenerateRequest request_for(const JobService::Claim& claim) {
+  const JobParams& p = claim.job.params;
+  inference::GenerateRequest r;
+  r.model = p.model;
+  r.prompt = p.prompt;
+  r.negative_prompt = p.negative_prompt;
+  r.width = p.width;
+  r.height = p.height;
+  r.steps = p.steps;
+  r.guidance = p.guidance;
+  r.seed = p.seed;
+  r.count = p.count;
+  r.sampler = p.sampler;
+  r.mode = p.mode;
+  r.strength = p.strength;
+  if (p.mode != inference::Mode::kTxt2Img) r.parent = claim.parent;
+  return r;
+}
+
+}  // namespace
+
+WorkerPool::WorkerPool(JobService& service, const inference::ModelRegistry& models,
+                       WorkerPoolOptions options)
+    : service_(service), models_(models), options_(std::move(options)) {}
+
+WorkerPool::~WorkerPool() {
+  stop();
+}
+
+Status WorkerPool::start() {
+  if (options_.devices.empty()) return Status::invalid_argument("no worker devices", "workers");
+  for (size_t i = 0; i < options_.devices.size(); ++i) {
+    threads_.emplace_back([this, i] { run(i, options_.devices[i]); });
+  }
+  return Status::ok();
+}
+
+void WorkerPool::stop() {
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+void WorkerPool::run(size_t index, const std::string& device) {
+  std::shared_ptr<void> thread_state;
+  if (options_.thread_init) thread_state = options_.thread_init(device);
+  const std::string name = options_.name_prefix + "-" + std::to_string(index) + "-" + device;
+  // This worker's model instances, built on first use and kept for the thread's life.
+  std::map<std::string, std::unique_ptr<inference::Generator>> generators;
+  while (auto claim = service_.next_job(name)) {
+    const std::string& model = claim->job.params.model;
+    auto it = generators.find(model);
+    if (it == generators.end()) {
+      const inference::ModelEntry* entry = models_.find(model);
+      if (!entry) {
+        service_.complete(*claim, Status::invalid_argument("model '" + model +
+                                                           "' is not offered by this server"));
+        continue;
+      }
+      auto created = entry->create(device);
+      if (!created.is_ok()) {
+        log::error("{}: cannot load model {}: {}", name, model, created.status().to_string());
+        service_.complete(*claim, created.status().with_context("loading model " + model));
+        continue;
+      }
+      it = generators.emplace(model, std::move(*created)).first;
+    }
+    inference::GenerateRequest request = request_for(*claim);
+    if (request.mode != inference::Mode::kTxt2Img && !request.parent) {
+      service_.complete(*claim, Status::failed_precondition("the parent image no longer exists"));
+      continue;
+    }
+    ServiceProgress progress(service_, *claim);
+    Result<std::vector<inference::GeneratedImage>> outcome = Status::internal("not run");
+    try {
+      outcome = it->second->generate(request, progress, *claim->cancel);
+    } catch (const std::exception& e) {
+      // A model bug (or a torch error) fails this job, not the worker.
+      outcome = Status::internal(std::string("the model failed: ") + e.what());
+    }
+    service_.complete(*claim, std::move(outcome));
+  }
+}
+
+}  // namespace atelier::jobs

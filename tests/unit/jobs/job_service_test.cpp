@@ -1,0 +1,288 @@
+// JobService against a real store and image store, with a fake clock: leases, fencing of stale
+// attempts, start-up recovery, cancellation and the event log agreeing with the jobs table.
+#include "server/jobs/job_service.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "server/auth/account_db.h"
+#include "server/inference/null_generator.h"
+#include "server/jobs/job_db.h"
+#include "server/projects/project_db.h"
+#include "tests/support/store_fixture.h"
+
+namespace atelier::jobs {
+namespace {
+
+namespace pdb = projects::project_db;
+
+class NoProgress : public inference::ProgressSink {
+ public:
+  void on_step(int, int, const image::Image*) override {}
+};
+
+// Reports each step to the service, as a worker does.
+class ServiceSink : public inference::ProgressSink {
+ public:
+  ServiceSink(JobService& s, const JobService::Claim& c) : s_(s), c_(c) {}
+  void on_step(int step, int steps, const image::Image* p) override {
+    s_.report_progress(c_, step, steps, p);
+  }
+
+ private:
+  JobService& s_;
+  const JobService::Claim& c_;
+};
+
+class JobServiceTest : public testing::StoreFixture {
+ protected:
+  JobServiceTest() : StoreFixture("atelier-job-service-test") {}
+
+  void SetUp() override {
+    StoreFixture::SetUp();
+    if (HasFatalFailure()) return;
+    auto images = ImageStore::open(tmp_ / "media");
+    ASSERT_TRUE(images.is_ok());
+    images_ = std::move(*images);
+    auto ids = in_write([](store::Db& db) -> Result<std::pair<int64_t, int64_t>> {
+      auto user = auth::account_db::insert_user(db, "ann", "x", false, 1);
+      if (!user.is_ok()) return user.status();
+      auto project = pdb::insert_project(db, "p", "", user->id, 1);
+      if (!project.is_ok()) return project.status();
+      return std::make_pair(user->id, project->id);
+    });
+    ASSERT_TRUE(ids.is_ok()) << ids.status().to_string();
+    user_ = ids->first;
+    project_ = ids->second;
+    make_service();
+  }
+
+  void make_service() {
+    JobServiceOptions options;
+    options.lease_ms = 1000;
+    options.reaper_interval_ms = 3'600'000;  // the tests call reap_expired() themselves
+    options.max_attempts = 3;
+    service_ =
+        std::make_unique<JobService>(*store_, *images_, options, [this] { return now_.load(); });
+    ASSERT_TRUE(service_->start().is_ok());
+  }
+
+  int64_t submit(int steps = 2) {
+    std::promise<Result<SubmitResult>> done;
+    SubmitRequest r;
+    r.project_id = project_;
+    r.user_id = user_;
+    r.request_hash = "h";
+    r.prepare = [steps](store::Db&) -> Result<JobParams> {
+      JobParams p;
+      p.model = "null";
+      p.prompt = "test";
+      p.width = p.height = 8;
+      p.steps = steps;
+      p.sampler = "none";
+      p.seed = 9;
+      return p;
+    };
+    service_->submit(std::move(r),
+                     [&](Result<SubmitResult> res) { done.set_value(std::move(res)); });
+    auto res = done.get_future().get();
+    EXPECT_TRUE(res.is_ok()) << res.status().to_string();
+    return res.is_ok() ? res->job.id : 0;
+  }
+
+  Result<std::vector<inference::GeneratedImage>> render(const JobService::Claim& c,
+                                                        inference::ProgressSink& sink) {
+    inference::GenerateRequest req;
+    req.model = "null";
+    req.prompt = c.job.params.prompt;
+    req.width = req.height = 8;
+    req.steps = c.job.params.steps;
+    req.seed = c.job.params.seed;
+    req.count = 1;
+    return inference::make_null_generator()->generate(req, sink, *c.cancel);
+  }
+
+  Job job(int64_t id) {
+    auto j = in_read([id](store::Db& db) { return job_db::find_job(db, id); });
+    EXPECT_TRUE(j.is_ok() && *j);
+    return **j;
+  }
+
+  std::vector<std::string> event_types(int64_t job_id) {
+    auto events =
+        in_read([this](store::Db& db) { return pdb::list_events(db, project_, 0, 1000); });
+    std::vector<std::string> out;
+    for (const auto& e : *events) {
+      auto data = nlohmann::json::parse(e.data_json);
+      if (data.contains("job") && data["job"]["id"] == job_id) out.push_back(e.type);
+    }
+    return out;
+  }
+
+  int64_t image_rows(int64_t job_id) {
+    auto n = in_read([job_id](store::Db& db) -> Result<int64_t> {
+      auto stmt =
+          db.prepare("SELECT COUNT(*) FROM images WHERE job_id = " + std::to_string(job_id));
+      if (!stmt.is_ok()) return stmt.status();
+      auto row = stmt->step();
+      if (!row.is_ok()) return row.status();
+      return stmt->column_int64(0);
+    });
+    return *n;
+  }
+
+  std::unique_ptr<ImageStore> images_;
+  std::atomic<int64_t> now_{1'000'000};
+  std::unique_ptr<JobService> service_;
+  int64_t user_ = 0;
+  int64_t project_ = 0;
+};
+
+TEST_F(JobServiceTest, StalledWorkerLosesItsJobAndItsLateResultIsDiscarded) {
+  int64_t id = submit();
+  auto first = service_->next_job("w1");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->job.attempt, 1);
+  EXPECT_EQ(job(id).state, JobState::kRunning);
+
+  // w1 stalls: no progress for longer than its lease.
+  now_ += 1500;
+  ASSERT_TRUE(service_->reap_expired().is_ok());
+  EXPECT_EQ(job(id).state, JobState::kQueued);
+  EXPECT_TRUE(first->cancel->cancelled()) << "the stalled run is told it lost the job";
+
+  auto second = service_->next_job("w2");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->job.attempt, 2);
+  ServiceSink sink2(*service_, *second);
+  service_->complete(*second, render(*second, sink2));
+  Job done = job(id);
+  EXPECT_EQ(done.state, JobState::kDone);
+  ASSERT_EQ(done.images.size(), 1u);
+
+  // w1 wakes up and reports: fenced out, nothing changes.
+  NoProgress quiet;
+  inference::CancelToken fresh;  // ignore the cancel, as a truly stuck worker would
+  inference::GenerateRequest req;
+  req.model = "null";
+  req.prompt = "stale";
+  req.width = req.height = 8;
+  req.steps = 1;
+  req.count = 1;
+  auto late = inference::make_null_generator()->generate(req, quiet, fresh);
+  ASSERT_TRUE(late.is_ok());
+  service_->complete(*first, std::move(late));
+  Job after = job(id);
+  EXPECT_EQ(after.state, JobState::kDone);
+  EXPECT_EQ(after.attempt, 2);
+  ASSERT_EQ(after.images.size(), 1u);
+  EXPECT_EQ(after.images[0].sha256, done.images[0].sha256);
+  EXPECT_EQ(image_rows(id), 1);
+  EXPECT_EQ(event_types(id), (std::vector<std::string>{"job.queued", "job.started", "job.queued",
+                                                       "job.started", "job.done"}));
+}
+
+TEST_F(JobServiceTest, ProgressKeepsTheLeaseAlive) {
+  int64_t id = submit(/*steps=*/5);
+  auto claim = service_->next_job("w");
+  ASSERT_TRUE(claim);
+  for (int step = 1; step <= 5; ++step) {
+    now_ += 600;  // each step well inside the lease, all of them together past it
+    service_->report_progress(*claim, step, 5, nullptr);
+    ASSERT_TRUE(service_->reap_expired().is_ok());
+    EXPECT_EQ(job(id).state, JobState::kRunning) << "step " << step;
+  }
+  EXPECT_FALSE(claim->cancel->cancelled());
+  Job j = job(id);
+  service_->decorate(j);
+  EXPECT_EQ(j.progress_step, 5);
+}
+
+TEST_F(JobServiceTest, JobsLeftRunningByADeadProcessAreRequeuedThenFailed) {
+  int64_t id = submit();
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    auto claim = service_->next_job("w");
+    ASSERT_TRUE(claim);
+    EXPECT_EQ(claim->job.attempt, attempt);
+    // The process dies here: a new service starts on the same database.
+    service_.reset();
+    make_service();
+    Job j = job(id);
+    if (attempt < 3) {
+      EXPECT_EQ(j.state, JobState::kQueued) << "attempt " << attempt;
+    } else {
+      EXPECT_EQ(j.state, JobState::kFailed);
+      EXPECT_NE(j.error.find("gave up after 3 attempts"), std::string::npos) << j.error;
+    }
+  }
+  auto types = event_types(id);
+  EXPECT_EQ(types.back(), "job.failed");
+  EXPECT_EQ(std::count(types.begin(), types.end(), "job.started"), 3);
+}
+
+TEST_F(JobServiceTest, CancelRequestedWhileRunningWinsOverALateCompletion) {
+  int64_t id = submit();
+  auto claim = service_->next_job("w");
+  ASSERT_TRUE(claim);
+  std::promise<Result<Job>> cancelled;
+  service_->cancel(
+      id, user_, [](store::Db&, const Job&) { return Status::ok(); },
+      [&](Result<Job> j) { cancelled.set_value(std::move(j)); });
+  auto answer = cancelled.get_future().get();
+  ASSERT_TRUE(answer.is_ok());
+  EXPECT_TRUE(answer->cancel_requested);
+  EXPECT_TRUE(claim->cancel->cancelled());
+  // The generator finished its last step before it looked at the token.
+  NoProgress quiet;
+  inference::CancelToken ignore;
+  inference::GenerateRequest req;
+  req.model = "null";
+  req.prompt = "x";
+  req.width = req.height = 8;
+  req.steps = 1;
+  req.count = 1;
+  service_->complete(*claim, inference::make_null_generator()->generate(req, quiet, ignore));
+  EXPECT_EQ(job(id).state, JobState::kCancelled);
+  EXPECT_EQ(image_rows(id), 0);
+  EXPECT_EQ(event_types(id).back(), "job.cancelled");
+}
+
+TEST_F(JobServiceTest, ListenersHearCommittedChangesAndProgress) {
+  std::mutex mu;
+  std::vector<std::string> heard;
+  uint64_t sub = service_->subscribe(0, [&](const JobUpdate& u) {
+    std::lock_guard lock(mu);
+    heard.push_back(u.event_type.empty() ? "progress" : u.event_type);
+  });
+  submit();
+  auto claim = service_->next_job("w");
+  ServiceSink sink(*service_, *claim);
+  service_->complete(*claim, render(*claim, sink));
+  service_->unsubscribe(sub);
+  submit();  // not heard
+  std::lock_guard lock(mu);
+  EXPECT_EQ(heard, (std::vector<std::string>{"job.queued", "job.started", "progress", "progress",
+                                             "job.done"}));
+}
+
+TEST_F(JobServiceTest, StopWakesIdleWorkersAndRequeuesInterruptedJobs) {
+  auto idle = std::async(std::launch::async, [this] { return service_->next_job("idle"); });
+  int64_t id = submit();
+  auto claimed = idle.get();
+  ASSERT_TRUE(claimed);
+  auto waiting = std::async(std::launch::async, [this] { return service_->next_job("w2"); });
+  service_->stop();
+  EXPECT_FALSE(waiting.get());
+  EXPECT_TRUE(claimed->cancel->cancelled());
+  NoProgress quiet;
+  service_->complete(*claimed, render(*claimed, quiet));  // the generator saw the cancel
+  Job j = job(id);
+  EXPECT_EQ(j.state, JobState::kQueued);
+  EXPECT_EQ(j.attempt, 1);
+}
+
+}  // namespace
+}  // namespace atelier::jobs
