@@ -214,6 +214,7 @@ class App::Impl {
     // Running jobs are interrupted and go back to the queue for the next start.
     if (jobs_) jobs_->stop();
     if (workers_) workers_->stop();
+    if (jobs_) jobs_->drain_completions();
     image_pool_.stop();
     // Hashing tasks still queued answer into closed connections; let them end before the store.
     hash_pool_.stop();

@@ -2,6 +2,7 @@
 // admin) join here as their modules arrive.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -102,6 +103,10 @@ void add_admin_options(CLI::App* cmd, AdminArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // torch's OpenMP threads share the cores with the I/O threads; spinning while idle (OpenMP's
+  // default) starves them and slows renders several-fold on a busy machine. An operator's own
+  // setting wins. Must happen before the first parallel region reads it.
+  ::setenv("OMP_WAIT_POLICY", "passive", /*overwrite=*/0);
   CLI::App cli{"Atelier: a server where teams create AI art together"};
   cli.set_version_flag("--version", ATELIER_VERSION);
   cli.require_subcommand(1);

@@ -42,10 +42,25 @@ JobService::JobService(store::Store& store, ImageStore& images, JobServiceOption
       images_(images),
       options_(options),
       now_(std::move(now_ms)),
-      scheduler_(FairScheduler::Options{.ageing_ms = options.ageing_ms}) {}
+      scheduler_(FairScheduler::Options{.ageing_ms = options.ageing_ms}),
+      completions_(std::max<size_t>(1, options.completion_threads), options.completion_queue) {}
 
 JobService::~JobService() {
   stop();
+  drain_completions();
+}
+
+void JobService::complete_async(Claim claim,
+                                Result<std::vector<inference::GeneratedImage>> outcome) {
+  auto task = std::make_shared<std::pair<Claim, Result<std::vector<inference::GeneratedImage>>>>(
+      std::move(claim), std::move(outcome));
+  if (!completions_.try_submit([this, task] { complete(task->first, std::move(task->second)); })) {
+    complete(task->first, std::move(task->second));
+  }
+}
+
+void JobService::drain_completions() {
+  completions_.stop();
 }
 
 Status JobService::start() {
@@ -251,7 +266,8 @@ void JobService::cancel(int64_t job_id, int64_t actor,
 void JobService::decorate(Job& job) const {
   std::lock_guard lock(mu_);
   if (job.state == JobState::kQueued) {
-    job.position = scheduler_.position(job.id, now_());
+    // Not in the scheduler while queued: a worker has just picked it and is claiming it.
+    job.position = scheduler_.position(job.id, now_()).value_or(1);
   } else if (job.state == JobState::kRunning) {
     auto it = running_.find(job.id);
     if (it != running_.end() && it->second.attempt == job.attempt) {

@@ -29,6 +29,7 @@
 #include <unordered_map>
 
 #include "common/status.h"
+#include "common/thread_pool.h"
 #include "server/inference/generator.h"
 #include "server/jobs/image_store.h"
 #include "server/jobs/job.h"
@@ -44,6 +45,8 @@ struct JobServiceOptions {
   int64_t max_queued_per_user = 1'000;  // over it, submit fails with kResourceExhausted (429)
   int64_t ageing_ms = 60'000;           // scheduler: +1 effective priority per this much waiting
   int64_t heartbeat_ms = 15'000;        // keep-alive ticks to listeners (SSE comments)
+  size_t completion_threads = 4;        // encode + store + commit finished jobs off the workers
+  size_t completion_queue = 64;         // finished jobs waiting for those threads
 };
 
 // What listeners hear. kChanged: a committed state change (`event_type`/`event_seq` set) or
@@ -121,6 +124,13 @@ class JobService {
   // Whether anyone watches this job's previews right now.
   bool wants_preview(const Claim& claim) const;
   void complete(const Claim& claim, Result<std::vector<inference::GeneratedImage>> outcome);
+  // complete() on the completion threads, so the worker's device starts the next job while this
+  // one's PNGs are encoded, fsynced and committed. When those threads are all busy and their
+  // queue is full, runs complete() here instead (backpressure on a disk that cannot keep up).
+  void complete_async(Claim claim, Result<std::vector<inference::GeneratedImage>> outcome);
+  // Waits for every completion handed to complete_async() and stops its threads. Call after
+  // the workers have stopped and before the store closes.
+  void drain_completions();
 
   // ---- tests and diagnostics ----
   // One reaper pass now (the reaper thread calls it every reaper_interval_ms).
@@ -165,6 +175,7 @@ class JobService {
   uint64_t next_subscription_ = 1;                              // guarded by mu_
   bool stopping_ = false;                                       // guarded by mu_
   std::thread reaper_;
+  ThreadPool completions_;
 };
 
 }  // namespace atelier::jobs

@@ -104,7 +104,7 @@ void WorkerPool::run(size_t index, const std::string& device) {
       // A model bug (or a torch error) fails this job, not the worker.
       outcome = Status::internal(std::string("the model failed: ") + e.what());
     }
-    service_.complete(*claim, std::move(outcome));
+    service_.complete_async(std::move(*claim), std::move(outcome));
   }
 }
 
