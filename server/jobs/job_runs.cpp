@@ -1,0 +1,259 @@
+// JobService, the worker side: claiming under a lease, progress (which keeps the lease alive),
+// and completion fenced by the attempt. See job_service.h for the contract.
+#include <utility>
+
+#include "common/logging.h"
+#include "server/jobs/job_db.h"
+#include "server/jobs/job_service.h"
+#include "server/jobs/job_service_events.h"
+
+namespace atelier::jobs {
+
+using detail::event_type_for;
+using detail::record;
+using detail::reload;
+
+void JobService::complete_async(Claim claim,
+                                Result<std::vector<inference::GeneratedImage>> outcome) {
+  auto task = std::make_shared<std::pair<Claim, Result<std::vector<inference::GeneratedImage>>>>(
+      std::move(claim), std::move(outcome));
+  if (!completions_.try_submit([this, task] { complete(task->first, std::move(task->second)); })) {
+    complete(task->first, std::move(task->second));
+  }
+}
+
+void JobService::drain_completions() {
+  completions_.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+
+std::optional<JobService::Claim> JobService::next_job(const std::string& worker) {
+  while (true) {
+    std::optional<QueuedJob> picked;
+    {
+      std::unique_lock lock(mu_);
+      work_cv_.wait(lock, [&] { return stopping_ || scheduler_.size() > 0; });
+      if (stopping_) return std::nullopt;
+      picked = scheduler_.pop_next(now_());
+    }
+    if (!picked) continue;
+    std::optional<Claim> claim;
+    std::optional<JobUpdate> update;
+    Status st = store_.write([&](store::Db& db) -> Status {
+      claim.reset();
+      update.reset();
+      const int64_t now = now_();
+      auto job = job_db::claim(db, picked->id, worker, now + options_.lease_ms, now);
+      if (!job.is_ok()) return job.status();
+      if (!*job) return Status::ok();  // cancelled (or deleted) since it was queued
+      Claim c{std::move(**job), std::nullopt, std::make_shared<inference::CancelToken>(), worker};
+      if (c.job.params.parent_image_id) {
+        auto parent = job_db::find_image(db, *c.job.params.parent_image_id);
+        if (!parent.is_ok()) return parent.status();
+        if (*parent) {
+          auto parent_job = job_db::find_job(db, (*parent)->job_id);
+          if (!parent_job.is_ok()) return parent_job.status();
+          inference::ParentImage p;
+          p.width = (*parent)->width;
+          p.height = (*parent)->height;
+          p.seed = (*parent)->seed;
+          p.lineage = (*parent)->lineage;
+          if (*parent_job) {
+            p.prompt = (*parent_job)->params.prompt;
+            p.negative_prompt = (*parent_job)->params.negative_prompt;
+          }
+          c.parent = std::move(p);
+        }
+      }
+      auto recorded = record(db, c.job, "job.started", 0, now);
+      if (!recorded.is_ok()) return recorded.status();
+      {
+        // Registered before the commit, so a cancel committed right after finds the run.
+        std::lock_guard lock(mu_);
+        running_[c.job.id] = Running{c.job.attempt, c.cancel, 0, now, false};
+      }
+      update = std::move(*recorded);
+      claim = std::move(c);
+      return Status::ok();
+    });
+    if (!st.is_ok()) {
+      std::lock_guard lock(mu_);
+      if (claim) running_.erase(claim->job.id);
+      if (stopping_) return std::nullopt;
+      scheduler_.undo_pop(*picked);  // nothing changed in the database: it is still queued
+      log::error("claiming job {} failed: {}", picked->id, st.to_string());
+      continue;
+    }
+    if (!claim) continue;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) claim->cancel->cancel();
+    }
+    publish(*update);
+    return claim;
+  }
+}
+
+void JobService::report_progress(const Claim& claim, int step, int steps, const image::Image*) {
+  const int64_t now = now_();
+  bool extend = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = running_.find(claim.job.id);
+    if (it == running_.end() || it->second.attempt != claim.job.attempt || it->second.lost) return;
+    it->second.step = step;
+    if (now - it->second.lease_extended_at >= options_.lease_ms / 3) {
+      extend = true;
+      it->second.lease_extended_at = now;
+    }
+  }
+  JobUpdate progress{JobUpdate::Kind::kChanged, claim.job, "", 0};
+  progress.job.progress_step = step;
+  progress.job.params.steps = steps;
+  publish(progress);
+  if (!extend) return;
+  job_db::LeaseCheck check{true, false};
+  Status st = store_.write([&](store::Db& db) -> Status {
+    auto r = job_db::extend_lease(db, claim.job.id, claim.job.attempt, now + options_.lease_ms,
+                                  step, now);
+    if (!r.is_ok()) return r.status();
+    check = *r;
+    return Status::ok();
+  });
+  if (!st.is_ok()) {
+    log::warn("extending the lease of job {} failed: {}", claim.job.id, st.to_string());
+    return;
+  }
+  if (!check.held) {
+    std::lock_guard lock(mu_);
+    auto it = running_.find(claim.job.id);
+    if (it != running_.end() && it->second.attempt == claim.job.attempt) it->second.lost = true;
+  }
+  if (!check.held || check.cancel_requested) claim.cancel->cancel();
+}
+
+void JobService::complete(const Claim& claim,
+                          Result<std::vector<inference::GeneratedImage>> outcome) {
+  std::vector<JobUpdate> updates;
+  Status st;
+  if (outcome.is_ok()) {
+    std::vector<NewImage> stored;
+    for (size_t i = 0; i < outcome->size() && st.is_ok(); ++i) {
+      const inference::GeneratedImage& g = (*outcome)[i];
+      image::TextChunks text = {{"parameters", a1111_parameters(claim.job.params, g.seed,
+                                                                g.image.width, g.image.height)}};
+      auto png = image::encode_png(g.image, text);
+      if (!png.is_ok()) {
+        st = png.status();
+        break;
+      }
+      auto file = images_.put(*png);
+      if (!file.is_ok()) {
+        st = file.status();
+        break;
+      }
+      stored.push_back(NewImage{static_cast<int>(i), file->sha256, file->bytes, g.image.width,
+                                g.image.height, g.seed, g.lineage});
+    }
+    if (st.is_ok()) {
+      hook("after_rename");
+      st = finish_run(claim, JobState::kDone, "", std::move(stored), updates);
+    } else {
+      log::error("storing the images of job {} failed: {}", claim.job.id, st.to_string());
+      st = finish_run(claim, JobState::kFailed, "storing the images failed", {}, updates);
+    }
+  } else if (outcome.status().code() == StatusCode::kCancelled) {
+    st = interrupt_run(claim, updates);
+  } else {
+    st = finish_run(claim, JobState::kFailed, outcome.status().message(), {}, updates);
+  }
+  {
+    std::lock_guard lock(mu_);
+    auto it = running_.find(claim.job.id);
+    if (it != running_.end() && it->second.attempt == claim.job.attempt) running_.erase(it);
+  }
+  if (!st.is_ok()) {
+    log::warn("job {} attempt {}: {}", claim.job.id, claim.job.attempt, st.to_string());
+    return;
+  }
+  hook("after_commit");
+  work_cv_.notify_all();
+  publish_changes(std::move(updates));
+}
+
+Status JobService::finish_run(const Claim& claim, JobState to, const std::string& error,
+                              std::vector<NewImage> images, std::vector<JobUpdate>& updates) {
+  return store_.write([&](store::Db& db) -> Status {
+    updates.clear();
+    auto job = job_db::find_job(db, claim.job.id);
+    if (!job.is_ok()) return job.status();
+    if (!*job || (*job)->state != JobState::kRunning || (*job)->attempt != claim.job.attempt) {
+      // Fencing: another attempt owns the job now, or it was cancelled or deleted.
+      return Status::failed_precondition("stale attempt: its result was discarded");
+    }
+    JobState target = to;
+    if (to == JobState::kDone && (*job)->cancel_requested) target = JobState::kCancelled;
+    const int64_t now = now_();
+    if (target == JobState::kDone) {
+      for (const NewImage& image : images) {
+        auto id = job_db::insert_image(db, **job, image, now);
+        if (!id.is_ok()) return id.status();
+      }
+    }
+    auto changed = job_db::finish(db, claim.job.id, claim.job.attempt, target, error, now);
+    if (!changed.is_ok()) return changed.status();
+    if (!*changed) return Status::internal("a running job did not change state");
+    auto fresh = reload(db, claim.job.id);
+    if (!fresh.is_ok()) return fresh.status();
+    auto recorded = record(db, *fresh, event_type_for(target), 0, now);
+    if (!recorded.is_ok()) return recorded.status();
+    updates.push_back(std::move(*recorded));
+    return Status::ok();
+  });
+}
+
+// The generator stopped early: a requested cancel, a lost lease or a shutdown.
+Status JobService::interrupt_run(const Claim& claim, std::vector<JobUpdate>& updates) {
+  bool stopping;
+  {
+    std::lock_guard lock(mu_);
+    stopping = stopping_;
+  }
+  std::optional<Job> requeued;
+  Status st = store_.write([&](store::Db& db) -> Status {
+    updates.clear();
+    requeued.reset();
+    auto job = job_db::find_job(db, claim.job.id);
+    if (!job.is_ok()) return job.status();
+    if (!*job || (*job)->state != JobState::kRunning || (*job)->attempt != claim.job.attempt) {
+      return Status::failed_precondition("stale attempt: nothing to record");
+    }
+    const int64_t now = now_();
+    JobState target = JobState::kCancelled;
+    if (!(*job)->cancel_requested && stopping) {
+      // A shutdown is not the job's fault: back in the queue for the next start.
+      auto back = job_db::requeue(db, claim.job.id, claim.job.attempt, now);
+      if (!back.is_ok()) return back.status();
+      target = JobState::kQueued;
+    } else {
+      auto changed = job_db::finish(db, claim.job.id, claim.job.attempt, target, "", now);
+      if (!changed.is_ok()) return changed.status();
+    }
+    auto fresh = reload(db, claim.job.id);
+    if (!fresh.is_ok()) return fresh.status();
+    auto recorded = record(db, *fresh, event_type_for(target), 0, now);
+    if (!recorded.is_ok()) return recorded.status();
+    if (target == JobState::kQueued) requeued = *fresh;
+    updates.push_back(std::move(*recorded));
+    return Status::ok();
+  });
+  if (st.is_ok() && requeued) {
+    std::lock_guard lock(mu_);
+    scheduler_.add(queued_entry(*requeued));
+  }
+  return st;
+}
+
+}  // namespace atelier::jobs

@@ -1,0 +1,32 @@
+#include "server/jobs/job_service_events.h"
+
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "server/jobs/job_db.h"
+#include "server/jobs/job_json.h"
+#include "server/projects/project_db.h"
+
+namespace atelier::jobs::detail {
+
+Result<JobUpdate> record(store::Db& db, const Job& job, std::string type, int64_t actor,
+                         int64_t now_ms) {
+  nlohmann::json data = {{"job", job_json(job)}};
+  auto seq = projects::project_db::append_event(db, job.project_id, type, actor, data.dump(),
+                                                now_ms / 1000);
+  if (!seq.is_ok()) return seq.status();
+  return JobUpdate{JobUpdate::Kind::kChanged, job, std::move(type), *seq};
+}
+
+std::string event_type_for(JobState state) {
+  return "job." + std::string(state_name(state));
+}
+
+Result<Job> reload(store::Db& db, int64_t job_id) {
+  auto job = job_db::find_job(db, job_id);
+  if (!job.is_ok()) return job.status();
+  if (!*job) return Status::internal("job " + std::to_string(job_id) + " vanished");
+  return std::move(**job);
+}
+
+}  // namespace atelier::jobs::detail
