@@ -77,12 +77,15 @@ std::vector<double> direct_runs(int n) {
   return out;
 }
 
-// One job through the server: submit, then follow its SSE stream to the end.
-double one_job(uint16_t port, const std::string& auth, int64_t project, int seed) {
+// One job through the server: submit (on the submitter's keep-alive connection, as a script's
+// HTTP client does), then follow its SSE stream (its own connection: it ends with the job).
+double one_job(Connection& submits, uint16_t port, const std::string& auth, int64_t project,
+               int seed) {
   nlohmann::json body = {{"model", "null"}, {"prompt", "bench"}, {"steps", 1}, {"seed", seed}};
   auto t0 = Clock::now();
-  auto r = testing::http_request(
-      port, "POST", "/api/v1/projects/" + std::to_string(project) + "/jobs", body.dump(), auth);
+  submits.send(make_request("POST", "/api/v1/projects/" + std::to_string(project) + "/jobs",
+                            body.dump(), auth));
+  auto r = submits.read_response(std::chrono::seconds(60));
   if (!r || r->status != 202) {
     std::fprintf(stderr, "submit failed: %s\n", r ? r->body.c_str() : "-");
     std::exit(1);
@@ -114,8 +117,10 @@ Run run_submitters(uint16_t port, const std::string& auth, int64_t project, int 
   std::vector<std::thread> threads;
   for (int s = 0; s < submitters; ++s) {
     threads.emplace_back([&, s] {
-      for (int i = 0; i < per_submitter; ++i)
-        per[s].push_back(one_job(port, auth, project, seed++));
+      Connection submits(port);
+      for (int i = 0; i < per_submitter; ++i) {
+        per[s].push_back(one_job(submits, port, auth, project, seed++));
+      }
     });
   }
   for (auto& t : threads) t.join();
