@@ -125,8 +125,9 @@ class JobService {
   bool wants_preview(const Claim& claim) const;
   void complete(const Claim& claim, Result<std::vector<inference::GeneratedImage>> outcome);
   // complete() on the completion threads, so the worker's device starts the next job while this
-  // one's PNGs are encoded, fsynced and committed. When those threads are all busy and their
-  // queue is full, runs complete() here instead (backpressure on a disk that cannot keep up).
+  // one's PNGs are encoded, fsynced and committed. Runs complete() on the calling thread instead
+  // when no job is queued (nothing to overlap with), or when those threads are all busy and their
+  // queue is full (backpressure on a disk that cannot keep up).
   void complete_async(Claim claim, Result<std::vector<inference::GeneratedImage>> outcome);
   // Waits for every completion handed to complete_async() and stops its threads. Call after
   // the workers have stopped and before the store closes.
