@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "server/api/errors.h"
 #include "server/auth/token.h"
 
 namespace atelier::api {
@@ -194,6 +195,16 @@ Result<projects::Role> authorize_project(store::Db& db, const Caller& caller, in
   ATELIER_RETURN_IF_ERROR(require_scope(caller, scope));
   ATELIER_RETURN_IF_ERROR(require_role(*have, role));
   return *have;
+}
+
+Status add_signed_in_route(http::Router& router, const ApiContext& ctx, http::Method method,
+                           std::string_view pattern, CallerHandler fn) {
+  const ApiContext* c = &ctx;
+  return router.add(method, pattern, [c, fn](const http::ExchangePtr& ex) {
+    auto caller = require_caller(*ex);
+    if (!caller.is_ok()) return ex->respond(error_response(caller.status()));
+    fn(*c, ex, **caller);
+  });
 }
 
 }  // namespace atelier::api

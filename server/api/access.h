@@ -54,6 +54,13 @@ Status require_role(projects::Role have, projects::Role needed);
 Result<projects::Role> authorize_project(store::Db& db, const Caller& caller, int64_t project_id,
                                          auth::Scope scope, projects::Role role);
 
+// A handler for a route that only signed-in callers may use.
+using CallerHandler = void (*)(const ApiContext&, const http::ExchangePtr&, const Caller&);
+// Registers `fn` behind the sign-in gate: anonymous requests get 401 before it runs.
+// `ctx` must outlive the router.
+Status add_signed_in_route(http::Router& router, const ApiContext& ctx, http::Method method,
+                           std::string_view pattern, CallerHandler fn);
+
 // The value of cookie `name` in the request's Cookie header(s), empty when absent.
 std::string cookie_value(const http::Request& request, std::string_view name);
 // Set-Cookie value for the session cookie; an empty token with max_age 0 clears it.

@@ -1,6 +1,5 @@
 #include "server/api/image_routes.h"
 
-#include <charconv>
 #include <fstream>
 #include <iterator>
 
@@ -8,6 +7,7 @@
 #include "server/api/access.h"
 #include "server/api/api_json.h"
 #include "server/api/errors.h"
+#include "server/api/query_params.h"
 #include "server/jobs/image_store.h"
 #include "server/jobs/job_db.h"
 #include "server/jobs/job_json.h"
@@ -36,21 +36,6 @@ Status require_images(const ApiContext& ctx) {
   return Status::ok();
 }
 
-Result<int64_t> int_param(const http::Request& req, std::string_view name, int64_t fallback,
-                          int64_t lo, int64_t hi, bool cap) {
-  auto text = req.query_param(name);
-  if (!text || text->empty()) return fallback;
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
-  if (ec != std::errc() || end != text->data() + text->size() || v < lo || (!cap && v > hi)) {
-    return Status::invalid_argument("query parameter '" + std::string(name) +
-                                        "' must be an integer from " + std::to_string(lo) +
-                                        (cap ? "" : " to " + std::to_string(hi)),
-                                    std::string(name));
-  }
-  return std::min(v, hi);
-}
-
 // The image, if the caller may see it (member with read scope); 404 otherwise.
 Result<ImageRecord> visible_image(store::Db& db, const Caller& caller, int64_t image_id) {
   auto image = jdb::find_image(db, image_id);
@@ -64,18 +49,14 @@ Result<ImageRecord> visible_image(store::Db& db, const Caller& caller, int64_t i
 
 void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   const int64_t project_id = ex->params().get_int("id");
-  auto limit = int_param(ex->request(), "limit", kDefaultPage, 1, kMaxPage, true);
+  auto limit = query_int(ex->request(), "limit", kDefaultPage, 1, kMaxPage);
   if (!limit.is_ok()) return respond_error(ex, limit.status());
-  std::optional<int64_t> before;
-  if (auto b_text = ex->request().query_param("before"); b_text && !b_text->empty()) {
-    auto b = int_param(ex->request(), "before", 0, 1, INT64_MAX, false);
-    if (!b.is_ok()) return respond_error(ex, b.status());
-    before = *b;
-  }
+  auto before = query_before(ex->request());
+  if (!before.is_ok()) return respond_error(ex, before.status());
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
     auto role = authorize_project(db, caller, project_id, auth::Scope::kRead, Role::kViewer);
     if (!role.is_ok()) return role.status();
-    auto list = jdb::list_images(db, project_id, *limit, before);
+    auto list = jdb::list_images(db, project_id, *limit, *before);
     if (!list.is_ok()) return list.status();
     nlohmann::json out = nlohmann::json::array();
     for (const ImageRecord& image : *list) out.push_back(jobs::image_json(image));
@@ -171,7 +152,8 @@ Result<std::vector<uint8_t>> render_thumb(const std::filesystem::path& png, int 
 void handle_thumb(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   if (Status st = require_images(ctx); !st.is_ok()) return respond_error(ex, st);
   const int64_t id = ex->params().get_int("id");
-  auto size = int_param(ex->request(), "size", kDefaultThumb, kMinThumb, kMaxThumb, false);
+  auto size =
+      query_int(ex->request(), "size", kDefaultThumb, kMinThumb, kMaxThumb, AboveMax::kRefuse);
   if (!size.is_ok()) return respond_error(ex, size.status());
   bool jpeg = false;
   if (auto format = ex->request().query_param("format"); format && !format->empty()) {
@@ -210,18 +192,12 @@ void handle_thumb(const ApiContext& ctx, const ExchangePtr& ex, const Caller& ca
   if (!queued) respond_error(ex, Status::unavailable("busy making thumbnails; try again"));
 }
 
-using Handler = void (*)(const ApiContext&, const ExchangePtr&, const Caller&);
-
 }  // namespace
 
 Status register_image_routes(http::Router& router, const ApiContext& ctx) {
-  const ApiContext* c = &ctx;
-  auto route = [&](Method m, std::string_view pattern, Handler fn) {
-    return router.add(m, pattern, [c, fn](const ExchangePtr& ex) {
-      auto caller = require_caller(*ex);
-      if (!caller.is_ok()) return respond_error(ex, caller.status());
-      fn(*c, ex, **caller);
-    });
+  // Every route here needs a caller: anonymous requests get 401.
+  auto route = [&](Method m, std::string_view pattern, CallerHandler fn) {
+    return add_signed_in_route(router, ctx, m, pattern, fn);
   };
   ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/projects/{id:int}/images", handle_list));
   ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/images/{id:int}", handle_get));

@@ -1,6 +1,5 @@
 #include "server/api/job_routes.h"
 
-#include <charconv>
 #include <mutex>
 #include <random>
 
@@ -8,6 +7,7 @@
 #include "server/api/api_json.h"
 #include "server/api/errors.h"
 #include "server/api/job_request.h"
+#include "server/api/query_params.h"
 #include "server/jobs/job_db.h"
 #include "server/jobs/job_json.h"
 #include "server/jobs/job_service.h"
@@ -30,29 +30,6 @@ constexpr int64_t kMaxPage = 200;
 constexpr int64_t kDefaultEvents = 100;
 constexpr int64_t kMaxEvents = 1000;
 constexpr size_t kMaxIdempotencyKey = 255;
-
-// A positive integer query parameter, or `fallback` when absent; larger values are capped.
-Result<int64_t> query_int(const http::Request& req, std::string_view name, int64_t fallback,
-                          int64_t lo, int64_t cap) {
-  auto text = req.query_param(name);
-  if (!text || text->empty()) return fallback;
-  int64_t value = 0;
-  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (ec != std::errc() || end != text->data() + text->size() || value < lo) {
-    return Status::invalid_argument("query parameter '" + std::string(name) +
-                                        "' must be an integer of at least " + std::to_string(lo),
-                                    std::string(name));
-  }
-  return std::min(value, cap);
-}
-
-Result<std::optional<int64_t>> query_before(const http::Request& req) {
-  auto text = req.query_param("before");
-  if (!text || text->empty()) return std::optional<int64_t>();  // empty counts as absent
-  auto v = query_int(req, "before", 0, 1, INT64_MAX);
-  if (!v.is_ok()) return v.status();
-  return std::optional<int64_t>(*v);
-}
 
 int64_t random_seed() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -320,18 +297,12 @@ void handle_project_events(const ApiContext& ctx, const ExchangePtr& ex, const C
   });
 }
 
-using Handler = void (*)(const ApiContext&, const ExchangePtr&, const Caller&);
-
 }  // namespace
 
 Status register_job_routes(http::Router& router, const ApiContext& ctx) {
-  const ApiContext* c = &ctx;
-  auto route = [&](Method m, std::string_view pattern, Handler fn) {
-    return router.add(m, pattern, [c, fn](const ExchangePtr& ex) {
-      auto caller = require_caller(*ex);
-      if (!caller.is_ok()) return respond_error(ex, caller.status());
-      fn(*c, ex, **caller);
-    });
+  // Every route here needs a caller: anonymous requests get 401.
+  auto route = [&](Method m, std::string_view pattern, CallerHandler fn) {
+    return add_signed_in_route(router, ctx, m, pattern, fn);
   };
   ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/models", handle_models));
   ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/projects/{id:int}/jobs", handle_submit));

@@ -254,19 +254,12 @@ void handle_accept_invite(const ApiContext& ctx, const ExchangePtr& ex, const Ca
   });
 }
 
-using Handler = void (*)(const ApiContext&, const ExchangePtr&, const Caller&);
-
 }  // namespace
 
 Status register_project_routes(http::Router& router, const ApiContext& ctx) {
-  const ApiContext* c = &ctx;
-  // Every route here needs a caller; the wrapper answers 401 for anonymous requests.
-  auto route = [&](Method m, std::string_view pattern, Handler fn) {
-    return router.add(m, pattern, [c, fn](const ExchangePtr& ex) {
-      auto caller = require_caller(*ex);
-      if (!caller.is_ok()) return respond_error(ex, caller.status());
-      fn(*c, ex, **caller);
-    });
+  // Every route here needs a caller: anonymous requests get 401.
+  auto route = [&](Method m, std::string_view pattern, CallerHandler fn) {
+    return add_signed_in_route(router, ctx, m, pattern, fn);
   };
   ATELIER_RETURN_IF_ERROR(route(Method::kPost, "/api/v1/projects", handle_create));
   ATELIER_RETURN_IF_ERROR(route(Method::kGet, "/api/v1/projects", handle_list));

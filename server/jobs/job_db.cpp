@@ -253,23 +253,11 @@ Result<std::optional<JobState>> release(Db& db, const Job& job, const std::strin
     to = JobState::kFailed;
     error = reason + " (gave up after " + std::to_string(job.attempt) + " attempts)";
   }
-  Result<std::optional<Job>> updated = std::optional<Job>();
-  if (to == JobState::kQueued) {
-    updated = update_returning(db,
-                               "UPDATE jobs SET state = 'queued', worker = NULL, lease_until = "
-                               "NULL, progress_step = 0, queued_at = ?, updated_at = ? "
-                               "WHERE id = ? AND attempt = ? AND state = 'running'",
-                               now, now, job.id, job.attempt);
-  } else {
-    updated = update_returning(
-        db,
-        "UPDATE jobs SET state = ?, error = ?, lease_until = NULL, finished_at = ?, "
-        "updated_at = ? WHERE id = ? AND attempt = ? AND state = 'running'",
-        state_name(to), error.empty() ? std::optional<std::string>() : error, now, now, job.id,
-        job.attempt);
-  }
-  if (!updated.is_ok()) return updated.status();
-  if (!*updated) return std::optional<JobState>();
+  // Both are fenced by the attempt, like every change to a running job.
+  auto changed = to == JobState::kQueued ? requeue(db, job.id, job.attempt, now)
+                                         : finish(db, job.id, job.attempt, to, error, now);
+  if (!changed.is_ok()) return changed.status();
+  if (!*changed) return std::optional<JobState>();
   return std::optional<JobState>(to);
 }
 

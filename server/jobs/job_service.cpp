@@ -9,7 +9,6 @@
 
 namespace atelier::jobs {
 
-using detail::event_type_for;
 using detail::record;
 using detail::reload;
 
@@ -34,17 +33,8 @@ Status JobService::start() {
     const int64_t now = now_();
     auto running = job_db::jobs_in_state(db, JobState::kRunning);
     if (!running.is_ok()) return running.status();
-    for (const Job& job : *running) {
-      auto to = job_db::release(db, job, "the server stopped while running this job", now);
-      if (!to.is_ok()) return to.status();
-      if (!*to) continue;
-      auto fresh = reload(db, job.id);
-      if (!fresh.is_ok()) return fresh.status();
-      auto update = record(db, *fresh, event_type_for(**to), 0, now);
-      if (!update.is_ok()) return update.status();
-      updates.push_back(std::move(*update));
-    }
-    return Status::ok();
+    return detail::release_all(db, *running, "the server stopped while running this job", now,
+                               updates);
   });
   if (!st.is_ok()) return st.with_context("recovering jobs");
   if (!updates.empty()) log::info("start-up: released {} job(s) left running", updates.size());
@@ -292,38 +282,25 @@ bool JobService::wants_preview(const Claim&) const {
 
 Status JobService::reap_expired() {
   std::vector<JobUpdate> updates;
-  std::vector<std::pair<int64_t, int>> released;  // (job, attempt that lost it)
   Status st = store_.write([&](store::Db& db) -> Status {
     updates.clear();
-    released.clear();
     const int64_t now = now_();
     auto expired = job_db::expired_leases(db, now);
     if (!expired.is_ok()) return expired.status();
-    for (const Job& job : *expired) {
-      auto to = job_db::release(db, job, "the worker stopped responding (its lease expired)", now);
-      if (!to.is_ok()) return to.status();
-      if (!*to) continue;
-      auto fresh = reload(db, job.id);
-      if (!fresh.is_ok()) return fresh.status();
-      auto recorded = record(db, *fresh, event_type_for(**to), 0, now);
-      if (!recorded.is_ok()) return recorded.status();
-      released.emplace_back(job.id, job.attempt);
-      updates.push_back(std::move(*recorded));
-    }
-    return Status::ok();
+    return detail::release_all(db, *expired, "the worker stopped responding (its lease expired)",
+                               now, updates);
   });
   if (!st.is_ok()) return st;
   if (updates.empty()) return Status::ok();
   {
     std::lock_guard lock(mu_);
-    for (const auto& [id, attempt] : released) {
-      auto it = running_.find(id);
-      if (it != running_.end() && it->second.attempt == attempt) {
+    for (const JobUpdate& u : updates) {
+      // Releasing keeps the attempt number, so it still names the run that lost the job.
+      auto it = running_.find(u.job.id);
+      if (it != running_.end() && it->second.attempt == u.job.attempt) {
         it->second.lost = true;
         it->second.cancel->cancel();
       }
-    }
-    for (const JobUpdate& u : updates) {
       if (u.job.state == JobState::kQueued) scheduler_.add(queued_entry(u.job));
     }
   }

@@ -29,4 +29,19 @@ Result<Job> reload(store::Db& db, int64_t job_id) {
   return std::move(**job);
 }
 
+Status release_all(store::Db& db, const std::vector<Job>& jobs, const std::string& reason,
+                   int64_t now_ms, std::vector<JobUpdate>& updates) {
+  for (const Job& job : jobs) {
+    auto to = job_db::release(db, job, reason, now_ms);
+    if (!to.is_ok()) return to.status();
+    if (!*to) continue;
+    auto fresh = reload(db, job.id);
+    if (!fresh.is_ok()) return fresh.status();
+    auto recorded = record(db, *fresh, event_type_for(**to), 0, now_ms);
+    if (!recorded.is_ok()) return recorded.status();
+    updates.push_back(std::move(*recorded));
+  }
+  return Status::ok();
+}
+
 }  // namespace atelier::jobs::detail

@@ -31,6 +31,21 @@ const Status& status_of(const Result<T>& r) {
   return r.status();
 }
 
+// Hands `fn` (which takes a store::Db&) to `submit` (a Store's write or read) and returns what
+// `fn` returned, which the Store's Status-only interface would otherwise drop; the Store's own
+// error wins only over an OK.
+template <typename Fn, typename Submit>
+std::invoke_result_t<Fn, store::Db&> run_capturing(Fn& fn, Submit submit) {
+  using R = std::invoke_result_t<Fn, store::Db&>;
+  std::optional<R> out;
+  Status st = submit([&](store::Db& db) {
+    out.emplace(fn(db));
+    return status_of(*out);
+  });
+  if (!out || (status_of(*out).is_ok() && !st.is_ok())) return R(st);
+  return std::move(*out);
+}
+
 class StoreFixture : public ::testing::Test {
  protected:
   // `prefix` names the temp directory, so that a leftover one says which suite made it.
@@ -47,33 +62,18 @@ class StoreFixture : public ::testing::Test {
   // or the commit's error.
   template <typename Fn>
   std::invoke_result_t<Fn, store::Db&> in_write(Fn fn) {
-    return capture(fn, [this](auto txn) { return store_->write(std::move(txn)); });
+    return run_capturing(fn, [this](auto txn) { return store_->write(std::move(txn)); });
   }
 
   // Runs `fn` on a read-only connection and returns what it returned.
   template <typename Fn>
   std::invoke_result_t<Fn, store::Db&> in_read(Fn fn) {
-    return capture(fn, [this](auto txn) { return store_->read(txn); });
+    return run_capturing(fn, [this](auto txn) { return store_->read(txn); });
   }
 
   // Declared before store_ so that the database is closed before its directory is removed.
   TempDir tmp_;
   std::unique_ptr<store::Store> store_;
-
- private:
-  // Hands `fn` to `submit` (write or read) and keeps what it returned, which the Store's
-  // Status-only interface would otherwise drop; the Store's own error wins only over an OK.
-  template <typename Fn, typename Submit>
-  static std::invoke_result_t<Fn, store::Db&> capture(Fn& fn, Submit submit) {
-    using R = std::invoke_result_t<Fn, store::Db&>;
-    std::optional<R> out;
-    Status st = submit([&](store::Db& db) {
-      out.emplace(fn(db));
-      return status_of(*out);
-    });
-    if (!out || (status_of(*out).is_ok() && !st.is_ok())) return R(st);
-    return std::move(*out);
-  }
 };
 
 }  // namespace atelier::testing
