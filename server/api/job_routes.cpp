@@ -151,10 +151,8 @@ void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
     auto list = jdb::list_jobs(db, project_id, state, *limit, *before);
     if (!list.is_ok()) return list.status();
     nlohmann::json out = nlohmann::json::array();
-    for (Job& job : *list) {
-      ctx.jobs->decorate(job);
-      out.push_back(jobs::job_json(job));
-    }
+    ctx.jobs->decorate(std::span<Job>(*list));
+    for (const Job& job : *list) out.push_back(jobs::job_json(job));
     nlohmann::json next = nlohmann::json(nullptr);
     if (static_cast<int64_t>(list->size()) == *limit) next = list->back().id;
     return json_response(200, {{"jobs", out}, {"next_before", next}});

@@ -218,14 +218,28 @@ void JobService::cancel(int64_t job_id, int64_t actor,
 }
 
 void JobService::decorate(Job& job) const {
+  decorate(std::span<Job>(&job, 1));
+}
+
+void JobService::decorate(std::span<Job> jobs) const {
+  std::vector<int64_t> queued;
+  for (const Job& job : jobs) {
+    if (job.state == JobState::kQueued) queued.push_back(job.id);
+  }
   std::lock_guard lock(mu_);
-  if (job.state == JobState::kQueued) {
-    // Not in the scheduler while queued: a worker has just picked it and is claiming it.
-    job.position = scheduler_.position(job.id, now_()).value_or(1);
-  } else if (job.state == JobState::kRunning) {
-    auto it = running_.find(job.id);
-    if (it != running_.end() && it->second.attempt == job.attempt) {
-      job.progress_step = std::max(job.progress_step, it->second.step);
+  // One simulation of the queue for every queued job in the list.
+  auto places = queued.empty() ? std::unordered_map<int64_t, int64_t>()
+                               : scheduler_.positions(queued, now_());
+  for (Job& job : jobs) {
+    if (job.state == JobState::kQueued) {
+      // Not in the scheduler while queued: a worker has just picked it and is claiming it.
+      auto it = places.find(job.id);
+      job.position = it == places.end() ? 1 : it->second;
+    } else if (job.state == JobState::kRunning) {
+      auto it = running_.find(job.id);
+      if (it != running_.end() && it->second.attempt == job.attempt) {
+        job.progress_step = std::max(job.progress_step, it->second.step);
+      }
     }
   }
 }

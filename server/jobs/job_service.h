@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -112,6 +113,7 @@ class JobService {
               std::function<void(Result<Job>)> done);
   // Fills in what lives in memory only: a queued job's position, a running job's progress.
   void decorate(Job& job) const;
+  void decorate(std::span<Job> jobs) const;  // one queue simulation for the whole list
 
   // ---- listeners (called outside any lock, on the thread that made the change: be quick) ----
   // job_id 0: every job.

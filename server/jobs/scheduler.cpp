@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace atelier::jobs {
@@ -333,11 +334,26 @@ void FairScheduler::undo_pop(const QueuedJob& job) {
 }
 
 std::optional<int64_t> FairScheduler::position(int64_t job_id, int64_t now_ms) const {
-  if (!contains(job_id)) return std::nullopt;
-  Queues sim = state_->queues;
-  for (int64_t place = 1;; ++place) {
-    if (sim.pop(now_ms, state_->options.ageing_ms)->id == job_id) return place;
+  auto found = positions({job_id}, now_ms);
+  if (found.empty()) return std::nullopt;
+  return found.begin()->second;
+}
+
+std::unordered_map<int64_t, int64_t> FairScheduler::positions(const std::vector<int64_t>& job_ids,
+                                                              int64_t now_ms) const {
+  std::unordered_map<int64_t, int64_t> out;
+  std::unordered_set<int64_t> wanted;
+  for (int64_t id : job_ids) {
+    if (contains(id)) wanted.insert(id);
   }
+  if (wanted.empty()) return out;
+  // Simulate only as far as the last wanted job.
+  Queues sim = state_->queues;
+  for (int64_t place = 1; out.size() < wanted.size(); ++place) {
+    int64_t id = sim.pop(now_ms, state_->options.ageing_ms)->id;
+    if (wanted.contains(id)) out.emplace(id, place);
+  }
+  return out;
 }
 
 bool FairScheduler::contains(int64_t job_id) const {

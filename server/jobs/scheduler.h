@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 namespace atelier::jobs {
@@ -69,6 +70,10 @@ class FairScheduler {
   // The 1-based place in which `job_id` would start if no more jobs arrived (1 = next),
   // computed by simulating pop_next at `now_ms` on the current state; nullopt when not queued.
   std::optional<int64_t> position(int64_t job_id, int64_t now_ms) const;
+  // position() of several jobs from one simulation (a job list shows many): job id -> place,
+  // for the ids that are queued.
+  std::unordered_map<int64_t, int64_t> positions(const std::vector<int64_t>& job_ids,
+                                                 int64_t now_ms) const;
   bool contains(int64_t job_id) const;
   size_t size() const;
   size_t queued_for_user(int64_t user_id) const;  // across all projects

@@ -354,8 +354,16 @@ TEST_F(JobsTest, PerUserQueueLimitAnswers429) {
   start(/*step_ms=*/200, [](ServerConfig& c) { c.max_queued_per_user = 2; });
   int64_t first = submit_ok(port_, owner_.token, project_, null_job("1", {{"steps", 50}}));
   wait_state(port_, owner_.token, first, "running");
-  submit_ok(port_, owner_.token, project_, null_job("2"));
-  submit_ok(port_, owner_.token, project_, null_job("3"));
+  int64_t second = submit_ok(port_, owner_.token, project_, null_job("2"));
+  int64_t third = submit_ok(port_, owner_.token, project_, null_job("3"));
+  // The list shows each queued job's place in line (newest first).
+  auto queued =
+      call(port_, "GET", project_path(project_, "/jobs?state=queued"), "", bearer(owner_.token));
+  ASSERT_EQ(queued.json["jobs"].size(), 2u);
+  EXPECT_EQ(queued.json["jobs"][0]["id"], third);
+  EXPECT_EQ(queued.json["jobs"][0]["position"], 2);
+  EXPECT_EQ(queued.json["jobs"][1]["id"], second);
+  EXPECT_EQ(queued.json["jobs"][1]["position"], 1);
   auto r = submit(port_, owner_.token, project_, null_job("4"));
   EXPECT_EQ(r.status, 429) << r.body;
   // Another user has their own allowance.

@@ -223,6 +223,13 @@ TEST(FairSchedulerTest, PositionMatchesDrainOrder) {
   const int64_t now = 9000;
   std::map<int64_t, int64_t> positions;
   for (int64_t queued : s.job_ids()) positions[queued] = *s.position(queued, now);
+  // positions() answers the same for many jobs at once, and skips ids that are not queued.
+  std::vector<int64_t> some = s.job_ids();
+  some.resize(some.size() / 2);
+  some.push_back(id);  // removed above
+  auto many = s.positions(some, now);
+  EXPECT_EQ(many.size(), some.size() - 1);
+  for (const auto& [job_id, place] : many) EXPECT_EQ(place, positions[job_id]) << job_id;
   const std::vector<int64_t> order = drain(s, now);
   ASSERT_EQ(order.size(), positions.size());
   for (size_t i = 0; i < order.size(); ++i) {
