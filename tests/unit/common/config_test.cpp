@@ -101,6 +101,11 @@ TEST(ConfigTest, InvalidValuesNameTheKeyInEveryLayer) {
       {{.flags = {{"max_body_bytes", "0"}}}, "max_body_bytes", "out of range"},
       {{.flags = {{"host", ""}}}, "host", "must not be empty"},
       {{.flags = {{"nope", "1"}}}, "nope", "unknown option"},
+      {{.flags = {{"sync_mode", "fast"}}}, "sync_mode", "full|normal"},
+      {{.flags = {{"workers", "gpu"}}}, "workers", "cpu, cuda:N, auto"},
+      {{.flags = {{"workers", "cuda:x"}}}, "workers", "cpu, cuda:N, auto"},
+      {{.flags = {{"enable_null_model", "maybe"}}}, "enable_null_model", "true|false"},
+      {{.flags = {{"job_max_attempts", "0"}}}, "job_max_attempts", "out of range"},
   };
   for (const auto& c : cases) {
     auto cfg = load_config(c.src);
@@ -121,6 +126,32 @@ TEST(ConfigTest, ListsFromFileAndEnv) {
       load_config({.env = {{"ATELIER_CORS_ORIGINS", "https://x.example, https://y.example"}}});
   ASSERT_TRUE(env.is_ok());
   EXPECT_EQ(env->cors_origins.size(), 2u);
+}
+
+TEST(ConfigTest, GenerationOptions) {
+  auto defaults = load_config({});
+  ASSERT_TRUE(defaults.is_ok());
+  EXPECT_EQ(defaults->workers, std::vector<std::string>{"cpu"});
+  EXPECT_FALSE(defaults->enable_null_model);
+  EXPECT_EQ(defaults->sync_mode, "full");
+  TempDir dir;
+  write_file(dir / "c.toml",
+             "workers = [\"cuda:0\", \"cuda:1\"]\nenable_null_model = true\nsync_mode = "
+             "\"normal\"\n");
+  auto cfg = load_config({.file = dir / "c.toml"});
+  ASSERT_TRUE(cfg.is_ok()) << cfg.status().to_string();
+  EXPECT_EQ(cfg->workers, (std::vector<std::string>{"cuda:0", "cuda:1"}));
+  EXPECT_TRUE(cfg->enable_null_model);
+  EXPECT_EQ(cfg->sync_mode, "normal");
+  auto flags = load_config({.flags = {{"enable_null_model", "false"}, {"workers", "auto"}}});
+  ASSERT_TRUE(flags.is_ok());
+  EXPECT_FALSE(flags->enable_null_model);
+  EXPECT_EQ(flags->workers, std::vector<std::string>{"auto"});
+  // A TOML boolean must be a boolean, not a string.
+  write_file(dir / "d.toml", "enable_null_model = \"yes\"\n");
+  auto typed = load_config({.file = dir / "d.toml"});
+  ASSERT_FALSE(typed.is_ok());
+  EXPECT_EQ(typed.status().field(), "enable_null_model");
 }
 
 TEST(ConfigTest, UnknownEnvironmentVariablesWarnOnly) {

@@ -118,6 +118,19 @@ TEST_F(StoreTest, OpenCreatesDirsMigratesAndRecordsAStableInstanceId) {
   EXPECT_EQ(instances, 1);
 }
 
+TEST_F(StoreTest, NormalSyncModeIsSynchronousNormal) {
+  options_.synchronous_full = false;
+  ASSERT_NO_FATAL_FAILURE(open());
+  std::int64_t synchronous = -1;
+  ASSERT_TRUE(store_
+                  ->write([&](Db& db) {
+                    synchronous = db.query_int64("PRAGMA synchronous").value();
+                    return Status::ok();
+                  })
+                  .is_ok());
+  EXPECT_EQ(synchronous, 1);  // NORMAL
+}
+
 TEST_F(StoreTest, WriterIsWalWithFullSyncAndReadersAreQueryOnly) {
   ASSERT_NO_FATAL_FAILURE(open());
   std::string journal;
