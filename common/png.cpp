@@ -152,6 +152,10 @@ void png_read_cb(png_structp png, png_bytep out, size_t length) {
 int png_write_impl(png_structp png, png_infop info, const Image* img, png_textp texts,
                    int num_texts) {
   if (setjmp(png_jmpbuf(png))) return 0;
+  // zlib level 2 instead of libpng's 6: measured on 512x512 CPPN renders (2 cores), level 6
+  // took 50-67 ms per image, as long as the render itself, and level 2 takes 20-25 ms for files
+  // 10-20% larger. Every finished image pays this before it is stored; lists use thumbnails.
+  png_set_compression_level(png, 2);
   png_set_IHDR(png, info, static_cast<png_uint_32>(img->width),
                static_cast<png_uint_32>(img->height), 8,
                img->channels == 4 ? PNG_COLOR_TYPE_RGB_ALPHA : PNG_COLOR_TYPE_RGB,

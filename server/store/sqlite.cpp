@@ -6,6 +6,8 @@
 #include <climits>
 #include <utility>
 
+#include "server/store/statement_cache.h"
+
 namespace atelier::store {
 namespace {
 
@@ -113,17 +115,31 @@ bool is_space(char c) {
 // Statement
 
 Statement::~Statement() {
-  sqlite3_finalize(stmt_);
+  release();
 }
 
-Statement::Statement(Statement&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)) {}
+Statement::Statement(Statement&& other) noexcept
+    : stmt_(std::exchange(other.stmt_, nullptr)), cache_(std::move(other.cache_)) {}
 
 Statement& Statement::operator=(Statement&& other) noexcept {
   if (this != &other) {
-    sqlite3_finalize(stmt_);
+    release();
     stmt_ = std::exchange(other.stmt_, nullptr);
+    cache_ = std::move(other.cache_);
   }
   return *this;
+}
+
+void Statement::release() {
+  if (stmt_ != nullptr) {
+    if (cache_) {
+      cache_->give_back(stmt_);
+    } else {
+      sqlite3_finalize(stmt_);
+    }
+  }
+  stmt_ = nullptr;
+  cache_.reset();
 }
 
 Status Statement::bind_result(int rc, int index) {
@@ -243,14 +259,22 @@ Db::~Db() {
   close();
 }
 
+Db::Db(sqlite3* db, std::filesystem::path path)
+    : db_(db), path_(std::move(path)), cache_(std::make_shared<detail::StatementCache>(db)) {}
+
 Db::Db(Db&& other) noexcept
-    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+    : db_(std::exchange(other.db_, nullptr)),
+      path_(std::move(other.path_)),
+      cache_(std::move(other.cache_)),
+      wal_hook_(std::move(other.wal_hook_)) {}
 
 Db& Db::operator=(Db&& other) noexcept {
   if (this != &other) {
     close();
     db_ = std::exchange(other.db_, nullptr);
     path_ = std::move(other.path_);
+    cache_ = std::move(other.cache_);
+    wal_hook_ = std::move(other.wal_hook_);
   }
   return *this;
 }
@@ -273,12 +297,35 @@ Result<Db> Db::open(const std::filesystem::path& path, OpenMode mode) {
 }
 
 void Db::close() {
+  if (cache_) cache_->close();
+  cache_.reset();
   if (db_) {
     // _v2 never fails with BUSY: with statements still alive the handle becomes a zombie that
     // SQLite frees when the last one is finalized.
     sqlite3_close_v2(db_);
     db_ = nullptr;
   }
+  wal_hook_.reset();
+}
+
+Result<Statement> Db::compile(std::string_view sql, std::string_view& tail) {
+  if (sqlite3_stmt* cached = cache_ ? cache_->take(sql) : nullptr) {
+    tail = {};
+    return Statement(cached, cache_);
+  }
+  sqlite3_stmt* raw = nullptr;
+  const char* end = nullptr;
+  const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &raw, &end);
+  if (rc != SQLITE_OK) return sqlite_error(rc, db_, sql);
+  const auto consumed = static_cast<std::size_t>(end - sql.data());
+  tail = sql.substr(consumed);
+  if (raw == nullptr) return Statement();  // only whitespace or comments
+  // Cached only when the text is exactly this one statement, so that the key the cache files it
+  // under (SQLite's copy of the statement's text) is what the next caller will look it up by.
+  const char* text = sqlite3_sql(raw);
+  const bool cacheable = cache_ && consumed == sql.size() && text != nullptr && sql == text;
+  return Statement(raw, cacheable ? cache_ : nullptr);
 }
 
 Status Db::exec(std::string_view sql) {
@@ -288,19 +335,17 @@ Status Db::exec(std::string_view sql) {
   }
   std::string_view rest = sql;
   while (!rest.empty()) {
-    sqlite3_stmt* raw = nullptr;
-    const char* tail = nullptr;
-    int rc = sqlite3_prepare_v2(db_, rest.data(), static_cast<int>(rest.size()), &raw, &tail);
-    if (rc != SQLITE_OK) return sqlite_error(rc, db_, rest);
-    const auto consumed = static_cast<std::size_t>(tail - rest.data());
-    const std::string_view current = rest.substr(0, consumed);
-    rest.remove_prefix(consumed);
-    if (raw == nullptr) {  // only whitespace or comments
-      if (consumed == 0) break;
+    std::string_view tail;
+    Result<Statement> stmt = compile(rest, tail);
+    if (!stmt) return stmt.status();
+    const std::string_view current = rest.substr(0, rest.size() - tail.size());
+    rest = tail;
+    if (!stmt->is_valid()) {  // only whitespace or comments
+      if (current.empty()) break;
       continue;
     }
-    Statement stmt(raw);
-    while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(stmt->stmt_)) == SQLITE_ROW) {
     }
     if (rc != SQLITE_DONE) return sqlite_error(rc, db_, current);
   }
@@ -312,17 +357,14 @@ Result<Statement> Db::prepare(std::string_view sql) {
   if (sql.size() > static_cast<std::size_t>(INT_MAX)) {
     return Status::invalid_argument("SQL text is too long");
   }
-  sqlite3_stmt* raw = nullptr;
-  const char* tail = nullptr;
-  const int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &raw, &tail);
-  if (rc != SQLITE_OK) return sqlite_error(rc, db_, sql);
-  if (raw == nullptr) {
+  std::string_view rest;
+  Result<Statement> stmt = compile(sql, rest);
+  if (!stmt) return stmt.status();
+  if (!stmt->is_valid()) {
     return Status::invalid_argument("no SQL statement to prepare in: " + sql_excerpt(sql));
   }
-  Statement stmt(raw);
 
   // sqlite3_prepare compiles only the first statement and would ignore the rest without a word.
-  std::string_view rest = sql.substr(static_cast<std::size_t>(tail - sql.data()));
   bool only_space = true;
   for (char c : rest) {
     if (!is_space(c) && c != ';') {
@@ -341,6 +383,11 @@ Result<Statement> Db::prepare(std::string_view sql) {
     }
   }
   return stmt;
+}
+
+StatementCacheStats Db::statement_cache_stats() const {
+  if (!cache_) return {};
+  return StatementCacheStats{cache_->hits(), cache_->misses(), cache_->idle()};
 }
 
 Result<std::int64_t> Db::query_int64(std::string_view sql) {
@@ -365,6 +412,28 @@ void Db::set_busy_timeout(std::chrono::milliseconds timeout) {
   if (!db_) return;
   const auto ms = timeout.count();
   sqlite3_busy_timeout(db_, ms <= 0 ? 0 : (ms > INT_MAX ? INT_MAX : static_cast<int>(ms)));
+}
+
+void Db::set_wal_hook(std::function<void(int pages)> hook) {
+  if (!db_) return;
+  if (!hook) {
+    sqlite3_wal_hook(db_, nullptr, nullptr);
+    wal_hook_.reset();
+    return;
+  }
+  auto fn = std::make_unique<std::function<void(int)>>(std::move(hook));
+  sqlite3_wal_hook(
+      db_,
+      [](void* arg, sqlite3*, const char*, int pages) -> int {
+        try {
+          (*static_cast<std::function<void(int)>*>(arg))(pages);
+        } catch (...) {
+          // A hook must not unwind through SQLite; the commit itself has already succeeded.
+        }
+        return SQLITE_OK;
+      },
+      fn.get());
+  wal_hook_ = std::move(fn);
 }
 
 std::int64_t Db::last_insert_rowid() const {

@@ -22,6 +22,8 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,6 +37,10 @@ struct sqlite3_stmt;
 
 namespace atelier::store {
 
+namespace detail {
+class StatementCache;
+}
+
 enum class OpenMode {
   kReadWriteCreate,  // creates the file if missing
   kReadOnly,         // the file must exist; every write fails with kIoError
@@ -42,7 +48,9 @@ enum class OpenMode {
 
 enum class ColumnType { kInteger, kFloat, kText, kBlob, kNull };
 
-// A prepared statement. Parameter indexes are 1-based and column indexes 0-based, as in SQLite.
+// A prepared statement. Statements come from their connection's cache of compiled statements
+// (see Db::prepare) and go back to it when destroyed, reset and with their bindings cleared.
+// Parameter indexes are 1-based and column indexes 0-based, as in SQLite.
 // Column getters are only meaningful after step() returned true; they follow SQLite's type
 // conversions (a NULL reads as 0, "" or an empty blob).
 class Statement {
@@ -88,10 +96,21 @@ class Statement {
 
  private:
   friend class Db;
-  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  explicit Statement(sqlite3_stmt* stmt, std::shared_ptr<detail::StatementCache> cache = {})
+      : stmt_(stmt), cache_(std::move(cache)) {}
   Status bind_result(int rc, int index);
+  // Hands the compiled statement back to the cache (or finalizes it when there is none).
+  void release();
 
   sqlite3_stmt* stmt_ = nullptr;
+  std::shared_ptr<detail::StatementCache> cache_;  // empty: finalized when destroyed
+};
+
+// How well a connection's statement cache is doing.
+struct StatementCacheStats {
+  std::uint64_t hits = 0;    // prepare()/exec() calls served by an already compiled statement
+  std::uint64_t misses = 0;  // calls that compiled the text
+  std::size_t idle = 0;      // compiled statements waiting in the cache now
 };
 
 // One SQLite connection.
@@ -119,7 +138,14 @@ class Db {
 
   // Compiles exactly one statement; trailing whitespace and comments are allowed, a second
   // statement is kInvalidArgument (it would otherwise be silently ignored).
+  //
+  // Compiled statements are cached per connection by their exact text: a later prepare() of the
+  // same text reuses an idle one instead of compiling again (the statement comes back reset,
+  // with no bindings). Statements are never shared: one in use is not handed out twice, the
+  // same text prepared while it runs gets its own. exec() of a single statement uses the same
+  // cache (BEGIN, COMMIT, SAVEPOINT run on every write).
   Result<Statement> prepare(std::string_view sql);
+  StatementCacheStats statement_cache_stats() const;
 
   // Runs a one-row query and returns column 0 of the first row; kNotFound when there is no row.
   // Handy for pragmas and counts.
@@ -129,6 +155,12 @@ class Db {
   // How long a statement waits on a lock held by another connection before failing with
   // kUnavailable. Zero fails at once.
   void set_busy_timeout(std::chrono::milliseconds timeout);
+
+  // Called after every commit on this connection with the number of pages now in the WAL (WAL
+  // mode only). Replaces SQLite's auto-checkpoint on this connection, which uses the same hook:
+  // whoever sets one takes over checkpointing (see Checkpointer). Empty removes it. The hook
+  // runs on the committing thread, inside the commit call, and must not use this connection.
+  void set_wal_hook(std::function<void(int pages)> hook);
 
   std::int64_t last_insert_rowid() const;
   // Rows changed by the most recent INSERT, UPDATE or DELETE on this connection.
@@ -141,10 +173,16 @@ class Db {
   void close();
 
  private:
-  Db(sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
+  Db(sqlite3* db, std::filesystem::path path);
+  // A cached compiled statement for `sql`, or a fresh one; `tail` receives the text after the
+  // first statement (empty when it was served from the cache).
+  Result<Statement> compile(std::string_view sql, std::string_view& tail);
 
   sqlite3* db_ = nullptr;
   std::filesystem::path path_;
+  std::shared_ptr<detail::StatementCache> cache_;
+  // Heap-held so that its address, which SQLite keeps, survives moves of the Db.
+  std::unique_ptr<std::function<void(int)>> wal_hook_;
 };
 
 }  // namespace atelier::store

@@ -117,6 +117,16 @@ Status Store::init(const std::vector<Migration>& migrations) {
     }
   }
 
+  Result<std::unique_ptr<Checkpointer>> checkpointer =
+      Checkpointer::start(options_.path, options_.synchronous_full, options_.checkpoint_pages);
+  if (!checkpointer) return checkpointer.status();
+  checkpointer_ = std::move(checkpointer).value();
+  // Replaces SQLite's auto-checkpoint on the writer: its commits only append to the WAL.
+  writer_db_.set_wal_hook([this, limit = 4LL * options_.checkpoint_pages](int pages) {
+    checkpointer_->wal_grew(pages);
+    if (pages >= limit) wal_over_limit_ = true;
+  });
+
   try {
     writer_ = std::thread(&Store::writer_loop, this);
   } catch (const std::system_error& e) {
@@ -283,8 +293,8 @@ void Store::run_group(Db& db, std::vector<Entry>& group) {
 // high-water size, so one burst of writes would keep its disk space forever; TRUNCATE resets it
 // to zero bytes. TRUNCATE also fsyncs and must wait for readers still using the log, so the
 // periodic one runs when nothing is queued and does not wait for readers at all (busy = 0): if
-// a read holds the log, we try again next interval. During bursts SQLite's own auto-checkpoint
-// (PASSIVE, every 1000 pages at commit) keeps the log from growing without bound.
+// a read holds the log, we try again next interval. During bursts the Checkpointer's PASSIVE
+// runs (every checkpoint_pages of log, on its own thread) keep the log from growing unbounded.
 Status Store::run_checkpoint(Db& db, std::chrono::milliseconds busy) {
   db.set_busy_timeout(busy);
   Status st;
@@ -366,6 +376,14 @@ void Store::writer_loop() {
       }
       lock.unlock();
       run_group(writer_db_, group);
+      if (wal_over_limit_) {
+        // The background checkpoints cannot finish a log that is appended to non-stop; one
+        // that runs while the writer waits here, between transactions, lets the next write
+        // rewind it.
+        wal_over_limit_ = false;
+        checkpointer_->run_and_wait();
+        writer_checkpoints_.fetch_add(1, std::memory_order_relaxed);
+      }
       lock.lock();
       continue;
     }
@@ -440,6 +458,8 @@ StoreStats Store::stats() const {
   s.checkpoints_run = checkpoints_run_.load(std::memory_order_relaxed);
   s.group_commits = group_commits_.load(std::memory_order_relaxed);
   s.checkpoints_incomplete = checkpoints_incomplete_.load(std::memory_order_relaxed);
+  s.background_checkpoints = checkpointer_ ? checkpointer_->runs() : 0;
+  s.writer_checkpoints = writer_checkpoints_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -456,6 +476,9 @@ void Store::close() {
       std::lock_guard lock(queue_mu_);
       closing_ = true;
     }
+    // First, so that its connection is gone before the writer's final checkpoint: the writer
+    // must be the last connection for SQLite to remove the -wal file.
+    if (checkpointer_) checkpointer_->stop();
     queue_cv_.notify_all();
     if (writer_.joinable()) writer_.join();  // drains the queue, then checkpoints
 
@@ -469,6 +492,7 @@ void Store::close() {
       idle_readers_.clear();
     }
     // Last, so the writer is the final connection: SQLite then removes the -wal file.
+    writer_db_.set_wal_hook(nullptr);
     writer_db_.close();
   });
 }

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "server/store/checkpointer.h"
 #include "server/store/migrations.h"
 #include "server/store/sqlite.h"
 
@@ -46,6 +47,11 @@ struct StoreOptions {
   // false: synchronous=NORMAL, a COMMIT survives the process being killed but the last ones may
   // be lost if the machine loses power (WAL mode stays consistent either way).
   bool synchronous_full = true;
+  // WAL pages (4 KiB each) after which a background thread checkpoints (see Checkpointer), so
+  // that commits do not wait for it. Only a writer that never pauses, with the log at four times
+  // this, checkpoints itself between transactions: a log still being appended to cannot be
+  // rewound, so this bounds it. At least 1; tests make it small.
+  int checkpoint_pages = 1000;
 };
 
 struct StoreStats {
@@ -55,6 +61,8 @@ struct StoreStats {
   std::uint64_t checkpoints_run = 0;         // TRUNCATE checkpoints that completed
   std::uint64_t group_commits = 0;           // COMMITs that covered more than one write
   std::uint64_t checkpoints_incomplete = 0;  // failed, or readers kept them from finishing
+  std::uint64_t background_checkpoints = 0;  // PASSIVE ones run by the Checkpointer
+  std::uint64_t writer_checkpoints = 0;      // times the writer waited for one (log at 4x pages)
 };
 
 class Store {
@@ -63,10 +71,11 @@ class Store {
   using WriteDone = std::function<void(Status)>;
 
   // Opens (creating if needed) the database, puts it in WAL mode with synchronous=FULL and
-  // foreign keys on, applies `migrations` (which must include the embedded ones: the Store
-  // needs their `instance` table), records this installation's id on first open, opens the
-  // reader pool and starts the writer thread. Fails, with nothing left running, when any step
-  // fails: e.g. kFailedPrecondition for a schema newer than this binary.
+  // foreign keys on, hands checkpointing to a background Checkpointer, applies `migrations` (which
+  // must include the embedded ones: the Store needs their `instance` table), records this
+  // installation's id on first open, opens the reader pool and starts the writer thread. Fails,
+  // with nothing left running, when any step fails: e.g. kFailedPrecondition for a schema newer
+  // than this binary.
   static Result<std::unique_ptr<Store>> open(
       const StoreOptions& options,
       const std::vector<Migration>& migrations = embedded_migrations());
@@ -164,6 +173,9 @@ class Store {
 
   // Writer: the connection is touched only by the writer thread once it is running.
   Db writer_db_;
+  std::unique_ptr<Checkpointer> checkpointer_;
+  // Set by the WAL hook (on the writer thread) when the log reached 4x checkpoint_pages.
+  bool wal_over_limit_ = false;
   std::thread writer_;
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -188,6 +200,7 @@ class Store {
   std::atomic<std::uint64_t> writes_pending_{0};
   std::atomic<std::uint64_t> checkpoints_run_{0};
   std::atomic<std::uint64_t> checkpoints_incomplete_{0};
+  std::atomic<std::uint64_t> writer_checkpoints_{0};
 };
 
 }  // namespace atelier::store

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -474,6 +475,49 @@ TEST_F(StoreTest, PeriodicCheckpointRunsWhenIdle) {
   const auto settled = store_->stats().checkpoints_run;
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(store_->stats().checkpoints_run, settled);
+}
+
+// Commits no longer run SQLite's auto-checkpoint; the Checkpointer thread (and, for a writer
+// that never pauses, the writer between transactions) must still keep the log bounded.
+TEST_F(StoreTest, BackgroundCheckpointsKeepTheWalBounded) {
+  options_.checkpoint_pages = 20;
+  options_.synchronous_full = false;
+  ASSERT_NO_FATAL_FAILURE(open());
+  const std::string row(3000, 'x');  // about one page per write, plus index pages
+  std::uintmax_t largest = 0;
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_TRUE(store_->write([&](Db& db) { return insert_item(db, row); }).is_ok());
+    largest = std::max(largest, wal_size());
+  }
+  // Unchecked, 400 such writes leave well over 1,000 pages (4 MiB) in the log.
+  EXPECT_LT(largest, 200u * 4096u) << "the WAL grew to " << largest << " bytes";
+  const StoreStats stats = store_->stats();
+  EXPECT_GT(stats.background_checkpoints + stats.writer_checkpoints, 0u);
+  EXPECT_EQ(count_items(), 400);
+}
+
+TEST_F(StoreTest, ABurstWithoutPausesIsBoundedByTheWriterItself) {
+  options_.checkpoint_pages = 10;
+  options_.synchronous_full = false;
+  ASSERT_NO_FATAL_FAILURE(open());
+  const std::string row(3000, 'x');
+  // Queued at once: the writer runs them back to back in groups, never idle.
+  std::atomic<int> done{0};
+  for (int i = 0; i < 2000; ++i) {
+    store_->submit_write([&](Db& db) { return insert_item(db, row); },
+                         [&](Status st) {
+                           EXPECT_TRUE(st.is_ok());
+                           ++done;
+                         });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (done.load() < 2000 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(done.load(), 2000);
+  EXPECT_EQ(count_items(), 2000);
+  // 2000 rows of 3000 bytes are about 6 MiB of pages; the log must not hold them all.
+  EXPECT_LT(wal_size(), 3u * 1024u * 1024u);
 }
 
 TEST_F(StoreTest, CloseDrainsQueuedWritesThenRefusesEverything) {

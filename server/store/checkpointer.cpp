@@ -1,0 +1,95 @@
+#include "server/store/checkpointer.h"
+
+#include <system_error>
+#include <utility>
+
+#include "common/logging.h"
+
+namespace atelier::store {
+
+Result<std::unique_ptr<Checkpointer>> Checkpointer::start(const std::filesystem::path& path,
+                                                          bool synchronous_full,
+                                                          int threshold_pages) {
+  if (threshold_pages < 1) {
+    return Status::invalid_argument("the checkpoint threshold must be at least 1 page",
+                                    "checkpoint_pages");
+  }
+  Result<Db> db = Db::open(path, OpenMode::kReadWriteCreate);
+  if (!db) return db.status().with_context("opening the checkpoint connection");
+  // The checkpoint's own fsyncs (WAL before copying, database after) follow the same setting.
+  ATELIER_RETURN_IF_ERROR(
+      db->exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
+  // This connection never commits, but a checkpoint of its own must not start from it either.
+  ATELIER_RETURN_IF_ERROR(db->exec("PRAGMA wal_autocheckpoint=0"));
+  std::unique_ptr<Checkpointer> c(new Checkpointer(std::move(db).value(), threshold_pages));
+  try {
+    c->thread_ = std::thread(&Checkpointer::loop, c.get());
+  } catch (const std::system_error& e) {
+    return Status::internal(std::string("starting the checkpoint thread: ") + e.what());
+  }
+  return c;
+}
+
+Checkpointer::Checkpointer(Db db, int threshold_pages)
+    : db_(std::move(db)), threshold_pages_(threshold_pages) {}
+
+Checkpointer::~Checkpointer() {
+  stop();
+}
+
+void Checkpointer::wal_grew(int pages) {
+  if (pages < threshold_pages_) return;
+  {
+    std::lock_guard lock(mu_);
+    if (wanted_) return;  // one is already on its way
+    wanted_ = true;
+  }
+  cv_.notify_one();
+}
+
+void Checkpointer::run_and_wait() {
+  std::unique_lock lock(mu_);
+  if (stopping_) return;
+  wanted_ = true;
+  // A run already under way may have missed the newest frames: wait for one that starts later.
+  const std::uint64_t target = started_ + 1;
+  cv_.notify_one();
+  done_cv_.wait(lock, [&] { return finished_ >= target || stopping_; });
+}
+
+void Checkpointer::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  done_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  db_.close();
+}
+
+void Checkpointer::loop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return wanted_ || stopping_; });
+    if (stopping_) return;
+    // Cleared as the run starts: a request made while it runs (its frames may be too new for
+    // it) gets a run of its own.
+    wanted_ = false;
+    ++started_;
+    lock.unlock();
+    // PASSIVE: copies every frame that no reader still needs and returns; never waits.
+    Status st = db_.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    if (st.is_ok()) {
+      runs_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      failures_.fetch_add(1, std::memory_order_relaxed);
+      log::warn("background WAL checkpoint: {}", st.to_string());
+    }
+    lock.lock();
+    finished_ = started_;
+    done_cv_.notify_all();
+  }
+}
+
+}  // namespace atelier::store
