@@ -49,11 +49,12 @@ std::string temp_name() {
   return "." + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)) + ".tmp";
 }
 
-// Writes `bytes` to a temp file in `dir` and renames it to `target`.
+// Writes `bytes` to a temp file in `dir` and renames it to `target`. kNotFound: `dir` is missing.
 Status write_atomically(const fs::path& dir, const fs::path& target, std::span<const uint8_t> bytes,
                         bool durable) {
   fs::path tmp = dir / temp_name();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ENOENT) return Status::not_found("no directory " + dir.string());
   if (fd < 0) return errno_status("creating", tmp);
   Status st = write_all(fd, bytes, tmp);
   if (st.is_ok() && durable && ::fsync(fd) != 0) st = errno_status("syncing", tmp);
@@ -83,6 +84,18 @@ Result<std::unique_ptr<ImageStore>> ImageStore::open(const fs::path& root, bool 
   fs::create_directories(root / "images", ec);
   if (!ec) fs::create_directories(root / "thumbs", ec);
   if (ec) return Status::io_error("creating image store in " + root.string() + ": " + ec.message());
+  // The 256 fan-out directories up front: a put() then never creates (or fsyncs) a directory
+  // on a job's path, and a new installation's first images cost what later ones do.
+  static constexpr char kHex[] = "0123456789abcdef";
+  bool created_any = false;
+  for (int i = 0; i < 256; ++i) {
+    const char name[3] = {kHex[i >> 4], kHex[i & 15], '\0'};
+    created_any |= fs::create_directory(root / "images" / name, ec);
+    if (ec)
+      return Status::io_error("creating image directories in " + root.string() + ": " +
+                              ec.message());
+  }
+  if (created_any && durable) ATELIER_RETURN_IF_ERROR(fsync_dir(root / "images"));
   return std::unique_ptr<ImageStore>(new ImageStore(root, durable));
 }
 
@@ -106,15 +119,23 @@ Result<StoredFile> ImageStore::put(std::span<const uint8_t> bytes) {
   if (fs::exists(target, ec) && fs::file_size(target, ec) == bytes.size() && !ec) {
     return out;  // same content already stored (an earlier attempt, or another job)
   }
-  bool created = fs::create_directories(dir, ec);
-  if (ec) return Status::io_error("creating " + dir.string() + ": " + ec.message());
-  if (created && durable_) ATELIER_RETURN_IF_ERROR(fsync_dir(dir.parent_path()));
-  ATELIER_RETURN_IF_ERROR(write_atomically(dir, target, bytes, durable_));
+  Status st = write_atomically(dir, target, bytes, durable_);
+  if (st.code() == StatusCode::kNotFound) {
+    // Its fan-out directory was removed behind our back (open() creates them all): again.
+    bool created = fs::create_directories(dir, ec);
+    if (ec) return Status::io_error("creating " + dir.string() + ": " + ec.message());
+    if (created && durable_) ATELIER_RETURN_IF_ERROR(fsync_dir(dir.parent_path()));
+    st = write_atomically(dir, target, bytes, durable_);
+  }
+  ATELIER_RETURN_IF_ERROR(st);
   return out;
 }
 
 Status ImageStore::put_thumb(const fs::path& path, std::span<const uint8_t> bytes) {
-  return write_atomically(path.parent_path(), path, bytes, /*durable=*/false);
+  Status st = write_atomically(path.parent_path(), path, bytes, /*durable=*/false);
+  // The thumbs directory is the store's own: it missing is an I/O failure, not a lookup miss.
+  if (st.code() == StatusCode::kNotFound) return Status::io_error(st.message());
+  return st;
 }
 
 Result<SweepReport> ImageStore::sweep(const std::unordered_set<std::string>& referenced) {

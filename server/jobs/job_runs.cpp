@@ -34,70 +34,91 @@ void JobService::drain_completions() {
 // ---------------------------------------------------------------------------------------------
 // Workers
 
+Result<std::optional<JobService::Claimed>> JobService::claim_in_txn(store::Db& db,
+                                                                    const QueuedJob& picked,
+                                                                    const std::string& worker,
+                                                                    int64_t now) {
+  auto job = job_db::claim(db, picked.id, worker, now + options_.lease_ms, now);
+  if (!job.is_ok()) return job.status();
+  if (!*job) return std::optional<Claimed>();  // cancelled (or deleted) since it was queued
+  Claim c{std::move(**job), std::nullopt, std::make_shared<inference::CancelToken>(), worker};
+  if (c.job.params.parent_image_id) {
+    auto parent = job_db::find_image(db, *c.job.params.parent_image_id);
+    if (!parent.is_ok()) return parent.status();
+    if (*parent) {
+      auto parent_job = job_db::find_job(db, (*parent)->job_id);
+      if (!parent_job.is_ok()) return parent_job.status();
+      inference::ParentImage p;
+      p.width = (*parent)->width;
+      p.height = (*parent)->height;
+      p.seed = (*parent)->seed;
+      p.lineage = (*parent)->lineage;
+      if (*parent_job) {
+        p.prompt = (*parent_job)->params.prompt;
+        p.negative_prompt = (*parent_job)->params.negative_prompt;
+      }
+      c.parent = std::move(p);
+    }
+  }
+  auto recorded = record(db, c.job, "job.started", 0, now);
+  if (!recorded.is_ok()) return recorded.status();
+  {
+    // Registered before the commit, so a cancel committed right after finds the run. The
+    // caller removes it again if the transaction does not commit.
+    std::lock_guard lock(mu_);
+    running_[c.job.id] = Running{c.job.attempt, c.cancel, 0, now, false};
+  }
+  return std::optional<Claimed>(Claimed{std::move(c), std::move(*recorded)});
+}
+
 std::optional<JobService::Claim> JobService::next_job(const std::string& worker) {
   while (true) {
     std::optional<QueuedJob> picked;
     {
       std::unique_lock lock(mu_);
-      work_cv_.wait(lock, [&] { return stopping_ || scheduler_.size() > 0; });
+      idle_workers_.push_back(worker);
+      work_cv_.wait(lock, [&] {
+        // Reserved by a submit: wait for its commit (even when stopping: the claim may be
+        // committed, and the run must then be interrupted properly, not left behind).
+        if (auto r = handoffs_.find(worker); r != handoffs_.end()) return r->second.has_value();
+        return stopping_ || scheduler_.size() > 0;
+      });
+      std::erase(idle_workers_, worker);
+      if (auto r = handoffs_.find(worker); r != handoffs_.end()) {
+        Claimed handed = std::move(*r->second);
+        handoffs_.erase(r);
+        if (stopping_) handed.claim.cancel->cancel();
+        lock.unlock();
+        publish(handed.started);
+        return std::move(handed.claim);
+      }
       if (stopping_) return std::nullopt;
       picked = scheduler_.pop_next(now_());
     }
     if (!picked) continue;
-    std::optional<Claim> claim;
-    std::optional<JobUpdate> update;
+    std::optional<Claimed> claimed;
     Status st = store_.write([&](store::Db& db) -> Status {
-      claim.reset();
-      update.reset();
-      const int64_t now = now_();
-      auto job = job_db::claim(db, picked->id, worker, now + options_.lease_ms, now);
-      if (!job.is_ok()) return job.status();
-      if (!*job) return Status::ok();  // cancelled (or deleted) since it was queued
-      Claim c{std::move(**job), std::nullopt, std::make_shared<inference::CancelToken>(), worker};
-      if (c.job.params.parent_image_id) {
-        auto parent = job_db::find_image(db, *c.job.params.parent_image_id);
-        if (!parent.is_ok()) return parent.status();
-        if (*parent) {
-          auto parent_job = job_db::find_job(db, (*parent)->job_id);
-          if (!parent_job.is_ok()) return parent_job.status();
-          inference::ParentImage p;
-          p.width = (*parent)->width;
-          p.height = (*parent)->height;
-          p.seed = (*parent)->seed;
-          p.lineage = (*parent)->lineage;
-          if (*parent_job) {
-            p.prompt = (*parent_job)->params.prompt;
-            p.negative_prompt = (*parent_job)->params.negative_prompt;
-          }
-          c.parent = std::move(p);
-        }
-      }
-      auto recorded = record(db, c.job, "job.started", 0, now);
-      if (!recorded.is_ok()) return recorded.status();
-      {
-        // Registered before the commit, so a cancel committed right after finds the run.
-        std::lock_guard lock(mu_);
-        running_[c.job.id] = Running{c.job.attempt, c.cancel, 0, now, false};
-      }
-      update = std::move(*recorded);
-      claim = std::move(c);
+      claimed.reset();
+      auto c = claim_in_txn(db, *picked, worker, now_());
+      if (!c.is_ok()) return c.status();
+      claimed = std::move(*c);
       return Status::ok();
     });
     if (!st.is_ok()) {
       std::lock_guard lock(mu_);
-      if (claim) running_.erase(claim->job.id);
+      if (claimed) running_.erase(claimed->claim.job.id);
       if (stopping_) return std::nullopt;
       scheduler_.undo_pop(*picked);  // nothing changed in the database: it is still queued
       log::error("claiming job {} failed: {}", picked->id, st.to_string());
       continue;
     }
-    if (!claim) continue;
+    if (!claimed) continue;
     {
       std::lock_guard lock(mu_);
-      if (stopping_) claim->cancel->cancel();
+      if (stopping_) claimed->claim.cancel->cancel();
     }
-    publish(*update);
-    return claim;
+    publish(claimed->started);
+    return std::move(claimed->claim);
   }
 }
 

@@ -83,6 +83,11 @@ QueuedJob JobService::queued_entry(const Job& job) const {
                    job.queued_at};
 }
 
+size_t JobService::idle_workers() const {
+  std::lock_guard lock(mu_);
+  return idle_workers_.size();
+}
+
 size_t JobService::queued_count() const {
   std::lock_guard lock(mu_);
   return scheduler_.size();
@@ -95,8 +100,9 @@ void JobService::submit(SubmitRequest request, std::function<void(Result<SubmitR
   auto result = std::make_shared<std::optional<SubmitResult>>();
   auto update = std::make_shared<std::optional<JobUpdate>>();
   auto req = std::make_shared<SubmitRequest>(std::move(request));
+  auto dispatch = std::make_shared<std::optional<Dispatch>>();
   store_.submit_write(
-      [this, req, result, update](store::Db& db) -> Status {
+      [this, req, result, update, dispatch](store::Db& db) -> Status {
         auto params = req->prepare(db);
         if (!params.is_ok()) return params.status();
         if (req->idempotency_key) {
@@ -147,25 +153,58 @@ void JobService::submit(SubmitRequest request, std::function<void(Result<SubmitR
         }
         *update = std::move(*recorded);
         *result = SubmitResult{std::move(*job), false};
-        return Status::ok();
+        return dispatch_in_txn(db, now, *dispatch);
       },
-      [this, result, update, done = std::move(done)](Status st) {
+      [this, result, update, dispatch, done = std::move(done)](Status st) {
         if (!st.is_ok()) {
-          // Rolled back: forget the job we queued in memory.
-          if (*update) {
-            std::lock_guard lock(mu_);
-            scheduler_.remove((*update)->job.id);
-          }
+          // Rolled back: forget the job we queued in memory, and any claim made with it.
+          std::lock_guard lock(mu_);
+          if (*dispatch) undo_dispatch(**dispatch);
+          if (*update) scheduler_.remove((*update)->job.id);
           return done(st);
         }
-        if (*update) {
-          work_cv_.notify_one();
-          publish(**update);
+        if (*update) publish(**update);
+        if (*dispatch) {
+          std::lock_guard lock(mu_);
+          if ((*dispatch)->claimed) {
+            // The worker publishes job.started itself, before it reports any progress.
+            handoffs_[(*dispatch)->worker] = std::move((*dispatch)->claimed);
+          } else {
+            // The picked job was no longer queued: the worker goes back to waiting.
+            handoffs_.erase((*dispatch)->worker);
+            idle_workers_.push_back((*dispatch)->worker);
+          }
         }
+        // All: a reserved worker must wake, and waiters may pick up what is left queued.
+        if (*update) work_cv_.notify_all();
         SubmitResult out = std::move(**result);
         decorate(out.job);
         done(std::move(out));
       });
+}
+
+Status JobService::dispatch_in_txn(store::Db& db, int64_t now, std::optional<Dispatch>& out) {
+  out.reset();
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || idle_workers_.empty()) return Status::ok();
+    auto picked = scheduler_.pop_next(now);
+    if (!picked) return Status::ok();
+    out = Dispatch{idle_workers_.back(), *picked, std::nullopt};
+    idle_workers_.pop_back();
+    handoffs_[out->worker] = std::nullopt;  // reserved: the worker now waits for this commit
+  }
+  auto claimed = claim_in_txn(db, out->picked, out->worker, now);
+  if (!claimed.is_ok()) return claimed.status();  // the submit rolls back with it
+  out->claimed = std::move(*claimed);
+  return Status::ok();
+}
+
+void JobService::undo_dispatch(Dispatch& d) {
+  if (d.claimed) running_.erase(d.claimed->claim.job.id);
+  scheduler_.undo_pop(d.picked);
+  handoffs_.erase(d.worker);
+  idle_workers_.push_back(d.worker);
 }
 
 void JobService::cancel(int64_t job_id, int64_t actor,

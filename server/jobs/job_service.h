@@ -28,6 +28,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "common/status.h"
 #include "common/thread_pool.h"
@@ -143,6 +144,8 @@ class JobService {
   // tests kill the process there. Set before start().
   std::function<void(std::string_view point)> test_hook;
   size_t queued_count() const;
+  // Workers waiting in next_job() for work (and not yet handed a job).
+  size_t idle_workers() const;
 
  private:
   struct Running {
@@ -153,6 +156,26 @@ class JobService {
     bool lost = false;  // the attempt no longer holds the job
   };
 
+  struct Claimed {
+    Claim claim;
+    JobUpdate started;  // the job.started event, to publish once committed
+  };
+  // Claims `picked` for `worker` inside a write transaction: the row (attempt + 1, lease), the
+  // parent image's lineage, the job.started event, and the run registered in running_ (which the
+  // caller must erase if the transaction does not commit). Empty when the job is no longer
+  // queued.
+  Result<std::optional<Claimed>> claim_in_txn(store::Db& db, const QueuedJob& picked,
+                                              const std::string& worker, int64_t now);
+  struct Dispatch {
+    std::string worker;  // reserved in handoffs_
+    QueuedJob picked;    // popped from the scheduler
+    std::optional<Claimed> claimed;
+  };
+  // Inside the submit transaction, after the job is queued: when a worker waits idle, claims
+  // the scheduler's next job for it (usually the one just submitted) in the same transaction.
+  Status dispatch_in_txn(store::Db& db, int64_t now, std::optional<Dispatch>& out);
+  // The submit rolled back: the claim never happened. Under mu_.
+  void undo_dispatch(Dispatch& d);
   void publish(const JobUpdate& update);
   void publish_changes(std::vector<JobUpdate> updates);
   QueuedJob queued_entry(const Job& job) const;
@@ -177,6 +200,12 @@ class JobService {
   std::map<uint64_t, std::pair<int64_t, Listener>> listeners_;  // guarded by mu_
   uint64_t next_subscription_ = 1;                              // guarded by mu_
   bool stopping_ = false;                                       // guarded by mu_
+  // Dispatch at submit: when a worker is waiting in next_job(), the submit transaction claims
+  // the next job for it too, so a lone job costs one commit and one writer round trip less.
+  // idle_workers_: waiting in next_job() and not reserved. handoffs_: reserved workers, with
+  // their claim once the submit committed (empty while it is in flight).
+  std::vector<std::string> idle_workers_;                             // guarded by mu_
+  std::unordered_map<std::string, std::optional<Claimed>> handoffs_;  // guarded by mu_
   std::thread reaper_;
   ThreadPool completions_;
 };

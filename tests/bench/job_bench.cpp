@@ -7,6 +7,8 @@
 // Prints jobs/s and submit-to-done latency (p50/p99) for one submitter at a time (no queueing:
 // the path's own cost per job) and for 64 concurrent submitters (throughput), and the overhead
 // per job: path latency minus the direct generator time.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -130,9 +132,18 @@ Run run_submitters(uint16_t port, const std::string& auth, int64_t project, int 
   return run;
 }
 
+// CPU time of the whole process (server and bench client together), user + system.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 struct Figures {
   Run seq;
   Run conc;
+  double seq_cpu_ms_per_job = 0;
 };
 
 // One server in `sync_mode`, measured with 1 and then `submitters` concurrent submitters.
@@ -164,7 +175,10 @@ Figures measure(const testing::TempDir& dir, const std::string& sync_mode, int p
       nlohmann::json::parse(post_json(port, "/api/v1/projects", R"({"name":"bench"})", auth))["id"];
   run_submitters(port, auth, project, 1, 10);  // warm-up
   Figures f;
+  const double cpu0 = cpu_seconds();
   f.seq = run_submitters(port, auth, project, 1, std::max(50, per_submitter * 4));
+  f.seq_cpu_ms_per_job =
+      (cpu_seconds() - cpu0) * 1000.0 / static_cast<double>(f.seq.latencies.size());
   f.conc = run_submitters(port, auth, project, submitters, per_submitter);
   app.shutdown();
   return f;
@@ -179,6 +193,8 @@ void print_mode(const std::string& mode, const Figures& f, int submitters, doubl
               static_cast<double>(seq.latencies.size()) / seq.seconds,
               percentile(seq.latencies, 0.5), percentile(seq.latencies, 0.99),
               seq.latencies.size());
+  std::printf("    CPU per job, 1 submitter: %.2f ms (server and this client, all threads)\n",
+              f.seq_cpu_ms_per_job);
   std::printf("    %d submitters: %6.0f jobs/s  latency p50 %7.2f ms  p99 %7.2f ms  (%zu jobs)\n",
               submitters, static_cast<double>(conc.latencies.size()) / conc.seconds,
               percentile(conc.latencies, 0.5), percentile(conc.latencies, 0.99),

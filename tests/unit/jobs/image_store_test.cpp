@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "server/auth/token.h"
 #include "tests/support/temp_dir.h"
 
 namespace atelier::jobs {
@@ -74,6 +75,25 @@ TEST(ImageStoreOpenTest, CreatesTheDirectories) {
   EXPECT_TRUE(fs::is_directory(root / "images"));
   EXPECT_TRUE(fs::is_directory(root / "thumbs"));
   EXPECT_EQ((*store)->root(), root);
+  // Every fan-out directory exists before the first put, so puts never create one.
+  int dirs = 0;
+  for (const auto& entry : fs::directory_iterator(root / "images")) {
+    EXPECT_TRUE(entry.is_directory()) << entry.path();
+    EXPECT_EQ(entry.path().filename().string().size(), 2u);
+    ++dirs;
+  }
+  EXPECT_EQ(dirs, 256);
+}
+
+TEST(ImageStoreOpenTest, PutRecreatesAFanOutDirectoryRemovedBehindItsBack) {
+  TempDir tmp("atelier-image-store-test");
+  auto store = ImageStore::open(tmp / "media");
+  ASSERT_TRUE(store.is_ok());
+  const fs::path dir = (*store)->path_for(auth::sha256_hex("abc")).parent_path();
+  ASSERT_TRUE(fs::remove(dir));
+  auto put = (*store)->put(as_bytes("abc"));
+  ASSERT_TRUE(put.is_ok()) << put.status().to_string();
+  EXPECT_EQ(read_file((*store)->path_for(put->sha256)), "abc");
 }
 
 TEST(ImageStoreOpenTest, OpensAnExistingStoreKeepingItsFiles) {

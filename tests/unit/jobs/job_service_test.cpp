@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <future>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "server/auth/account_db.h"
 #include "server/inference/null_generator.h"
@@ -183,6 +185,65 @@ TEST_F(JobServiceTest, StalledWorkerLosesItsJobAndItsLateResultIsDiscarded) {
   EXPECT_EQ(image_rows(id), 1);
   EXPECT_EQ(event_types(id), (std::vector<std::string>{"job.queued", "job.started", "job.queued",
                                                        "job.started", "job.done"}));
+}
+
+// A worker already waiting gets the job claimed in the submit's own transaction: one commit for
+// both, the events in their usual order, and the submitter still told "queued".
+TEST_F(JobServiceTest, AnIdleWorkerIsHandedTheJobInTheSubmitCommit) {
+  std::vector<std::string> published;
+  std::mutex published_mu;
+  service_->subscribe(0, [&](const JobUpdate& u) {
+    std::lock_guard lock(published_mu);
+    if (!u.event_type.empty()) published.push_back(u.event_type);
+  });
+  auto waiting = std::async(std::launch::async, [this] { return service_->next_job("w"); });
+  for (int i = 0; i < 2000 && service_->idle_workers() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(service_->idle_workers(), 1u);
+  const uint64_t commits = store_->stats().writes_committed;
+  int64_t id = submit();
+  auto claim = waiting.get();
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(claim->job.id, id);
+  EXPECT_EQ(claim->job.attempt, 1);
+  EXPECT_EQ(claim->worker, "w");
+  EXPECT_EQ(store_->stats().writes_committed, commits + 1) << "submit and claim share a commit";
+  EXPECT_EQ(service_->idle_workers(), 0u);
+  EXPECT_EQ(job(id).state, JobState::kRunning);
+  EXPECT_EQ(event_types(id), (std::vector<std::string>{"job.queued", "job.started"}));
+  {
+    std::lock_guard lock(published_mu);
+    EXPECT_EQ(published, (std::vector<std::string>{"job.queued", "job.started"}));
+  }
+  ServiceSink sink(*service_, *claim);
+  service_->complete(*claim, render(*claim, sink));
+  EXPECT_EQ(job(id).state, JobState::kDone);
+
+  // With no worker waiting, the job stays queued for the next next_job().
+  int64_t later = submit();
+  EXPECT_EQ(job(later).state, JobState::kQueued);
+  auto next = service_->next_job("w");
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->job.id, later);
+}
+
+// A worker reserved by a submit still gets its job when the service stops meanwhile, already
+// cancelled, so that the run is interrupted and the job put back rather than left running.
+TEST_F(JobServiceTest, StoppingWithAWorkerIdleLeavesNothingRunning) {
+  auto waiting = std::async(std::launch::async, [this] { return service_->next_job("w"); });
+  for (int i = 0; i < 2000 && service_->idle_workers() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  int64_t id = submit();
+  service_->stop();
+  auto claim = waiting.get();
+  ASSERT_TRUE(claim);
+  EXPECT_TRUE(claim->cancel->cancelled());
+  NoProgress quiet;
+  service_->complete(*claim, render(*claim, quiet));
+  EXPECT_EQ(job(id).state, JobState::kQueued) << "a shutdown puts the job back";
+  EXPECT_FALSE(service_->next_job("w2")) << "stopped: no more work handed out";
 }
 
 TEST_F(JobServiceTest, ProgressKeepsTheLeaseAlive) {
