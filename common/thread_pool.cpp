@@ -1,10 +1,20 @@
 #include "common/thread_pool.h"
 
+#include <string>
+
+#include "common/thread_name.h"
+
 namespace atelier {
 
-ThreadPool::ThreadPool(size_t threads, size_t max_queued) : max_queued_(max_queued) {
+ThreadPool::ThreadPool(size_t threads, size_t max_queued, std::string_view name)
+    : max_queued_(max_queued) {
   if (threads == 0) threads = 1;
-  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { worker(); });
+  for (size_t i = 0; i < threads; ++i) {
+    threads_.emplace_back([this, label = std::string(name) + "-" + std::to_string(i)] {
+      set_current_thread_name(label);
+      worker();
+    });
+  }
 }
 
 ThreadPool::~ThreadPool() {

@@ -7,6 +7,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -14,8 +15,9 @@ namespace atelier {
 
 class ThreadPool {
  public:
-  // `threads` >= 1 workers; at most `max_queued` tasks wait beyond the running ones.
-  ThreadPool(size_t threads, size_t max_queued);
+  // `threads` >= 1 workers, named `name`-0, -1, ...; at most `max_queued` tasks wait beyond
+  // the running ones.
+  ThreadPool(size_t threads, size_t max_queued, std::string_view name = "pool");
   // Runs what is queued, then joins.
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

@@ -309,7 +309,7 @@ class App::Impl {
   http::Router router_;
   std::unique_ptr<store::Store> store_;
   // Two hashes at a time (64 MiB each), a short queue beyond that: logins are bursty, not bulk.
-  ThreadPool hash_pool_{2, 64};
+  ThreadPool hash_pool_{2, 64, "pw-hash"};
   auth::RateLimiter login_limiter_;
   auth::PasswordCost password_cost_ = auth::PasswordCost::interactive();
   api::ApiContext api_;
@@ -320,7 +320,7 @@ class App::Impl {
   std::unique_ptr<jobs::JobService> jobs_;
   std::unique_ptr<jobs::WorkerPool> workers_;
   // Thumbnails: decode, resize and encode off the I/O threads.
-  ThreadPool image_pool_{2, 256};
+  ThreadPool image_pool_{2, 256, "thumbs"};
   std::unique_ptr<http::HttpServer> server_;
   net::io_context signal_ioc_;
   std::mutex shutdown_mu_;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/thread_name.h"
 #include "server/http/session.h"
 
 namespace atelier::http {
@@ -63,7 +64,10 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     // guard run() would return as soon as the sockets go quiet and those answers would be lost.
     work_.emplace(ioc_.get_executor());
     for (int i = 0; i < o.io_threads; ++i) {
-      threads_.emplace_back([this] { ioc_.run(); });
+      threads_.emplace_back([this, i] {
+        set_current_thread_name("http-io-" + std::to_string(i));
+        ioc_.run();
+      });
     }
     running_ = true;
     return port_;

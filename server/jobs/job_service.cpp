@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "common/thread_name.h"
 #include "server/jobs/job_db.h"
 #include "server/jobs/job_json.h"
 #include "server/jobs/job_service_events.h"
@@ -19,7 +20,8 @@ JobService::JobService(store::Store& store, ImageStore& images, JobServiceOption
       options_(options),
       now_(std::move(now_ms)),
       scheduler_(FairScheduler::Options{.ageing_ms = options.ageing_ms}),
-      completions_(std::max<size_t>(1, options.completion_threads), options.completion_queue) {}
+      completions_(std::max<size_t>(1, options.completion_threads), options.completion_queue,
+                   "job-complete") {}
 
 JobService::~JobService() {
   stop();
@@ -63,7 +65,10 @@ Status JobService::start() {
     for (const Job& job : queued) scheduler_.add(queued_entry(job));
   }
   publish_changes(std::move(updates));
-  reaper_ = std::thread([this] { reaper_loop(); });
+  reaper_ = std::thread([this] {
+    set_current_thread_name("job-reaper");
+    reaper_loop();
+  });
   return Status::ok();
 }
 

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "common/logging.h"
+#include "common/thread_name.h"
 
 namespace atelier::jobs {
 
@@ -55,7 +56,10 @@ WorkerPool::~WorkerPool() {
 Status WorkerPool::start() {
   if (options_.devices.empty()) return Status::invalid_argument("no worker devices", "workers");
   for (size_t i = 0; i < options_.devices.size(); ++i) {
-    threads_.emplace_back([this, i] { run(i, options_.devices[i]); });
+    threads_.emplace_back([this, i] {
+      set_current_thread_name("worker-" + options_.devices[i]);
+      run(i, options_.devices[i]);
+    });
   }
   return Status::ok();
 }

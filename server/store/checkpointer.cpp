@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "common/thread_name.h"
 
 namespace atelier::store {
 
@@ -69,6 +70,7 @@ void Checkpointer::stop() {
 }
 
 void Checkpointer::loop() {
+  set_current_thread_name("db-checkpoint");
   std::unique_lock lock(mu_);
   while (true) {
     cv_.wait(lock, [this] { return wanted_ || stopping_; });

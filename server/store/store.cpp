@@ -7,6 +7,8 @@
 #include <system_error>
 #include <utility>
 
+#include "common/thread_name.h"
+
 namespace atelier::store {
 namespace {
 
@@ -345,6 +347,7 @@ bool Store::on_writer_thread() const {
 }
 
 void Store::writer_loop() {
+  set_current_thread_name("db-writer");
   tls_writer_of = this;
   using Clock = std::chrono::steady_clock;
   // Capped so that deadline arithmetic cannot overflow for an absurd setting.
