@@ -39,7 +39,15 @@ Checkpointer::~Checkpointer() {
 }
 
 void Checkpointer::wal_grew(int pages) {
-  if (pages < threshold_pages_) return;
+  int copied = copied_.load(std::memory_order_relaxed);
+  if (pages < copied) {
+    // SQLite rewound the log to its start: everything in it now is new.
+    copied_.store(0, std::memory_order_relaxed);
+    copied = 0;
+  }
+  // Counted from what the last run copied: a log that cannot be rewound yet (the writer kept
+  // appending while it was copied) must not start a run at every commit.
+  if (pages - copied < threshold_pages_) return;
   {
     std::lock_guard lock(mu_);
     if (wanted_) return;  // one is already on its way
@@ -81,7 +89,16 @@ void Checkpointer::loop() {
     ++started_;
     lock.unlock();
     // PASSIVE: copies every frame that no reader still needs and returns; never waits.
-    Status st = db_.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    // One row: (busy, frames in the log, frames copied so far).
+    Status st;
+    Result<Statement> stmt = db_.prepare("PRAGMA wal_checkpoint(PASSIVE)");
+    if (!stmt) {
+      st = stmt.status();
+    } else if (Result<bool> row = stmt->step(); !row) {
+      st = row.status();
+    } else if (*row) {
+      copied_.store(static_cast<int>(stmt->column_int64(2)), std::memory_order_relaxed);
+    }
     if (st.is_ok()) {
       runs_.fetch_add(1, std::memory_order_relaxed);
     } else {

@@ -4,9 +4,11 @@
 // Why: SQLite's built-in auto-checkpoint runs inside the COMMIT that pushes the WAL past its
 // threshold, fsyncs there, and so put a 15-20 ms stall on every few hundredth write (the job
 // path's p99). With a Checkpointer the writer's commits only append to the WAL; this thread runs
-// PASSIVE checkpoints (they never block the writer or readers, and copy what readers allow) once
-// the WAL has grown past `threshold_pages` since the last one. SQLite rewinds the WAL to its
-// start at the next write after a complete checkpoint, so the file stays bounded.
+// PASSIVE checkpoints (they never block the writer or readers, and copy what readers allow)
+// whenever `threshold_pages` of log have not been copied yet. SQLite rewinds the WAL to its
+// start only at a write that follows a complete checkpoint, which one running beside an active
+// writer rarely is; the Store therefore asks for one with run_and_wait() when its writer is
+// idle (or has let the log reach four times the threshold), and the file stays bounded.
 //
 // Contract: wal_grew() is called from the writer connection's WAL hook after every commit (see
 // Db::set_wal_hook); it never blocks on a checkpoint. run_and_wait() is the writer's fallback
@@ -38,7 +40,8 @@ class Checkpointer {
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
 
-  // The WAL now holds `pages` pages: wakes the thread when that is past the threshold.
+  // The WAL now holds `pages` pages: wakes the thread when the part not yet copied into the
+  // database has reached the threshold.
   void wal_grew(int pages);
   // Runs a checkpoint that starts after this call and waits for it to end (at once once
   // stopped). For a writer that never pauses: checkpoints run while it appends cannot copy the
@@ -68,6 +71,8 @@ class Checkpointer {
   std::uint64_t finished_ = 0;
   std::condition_variable done_cv_;
   std::thread thread_;
+  // Frames of the log the last run had copied into the database (0 once SQLite rewinds it).
+  std::atomic<int> copied_{0};
   std::atomic<std::uint64_t> runs_{0};
   std::atomic<std::uint64_t> failures_{0};
 };

@@ -124,9 +124,10 @@ Status Store::init(const std::vector<Migration>& migrations) {
   if (!checkpointer) return checkpointer.status();
   checkpointer_ = std::move(checkpointer).value();
   // Replaces SQLite's auto-checkpoint on the writer: its commits only append to the WAL.
-  writer_db_.set_wal_hook([this, limit = 4LL * options_.checkpoint_pages](int pages) {
+  writer_db_.set_wal_hook([this](int pages) {
+    if (pages < wal_pages_) tail_checkpoint_at_ = 0;  // rewound
+    wal_pages_ = pages;
     checkpointer_->wal_grew(pages);
-    if (pages >= limit) wal_over_limit_ = true;
   });
 
   try {
@@ -329,6 +330,20 @@ Status Store::run_checkpoint(Db& db, std::chrono::milliseconds busy) {
   return Status::ok();
 }
 
+bool Store::checkpoint_tail() {
+  // Zero: if the background thread is checkpointing right now, leave it to that and go on.
+  writer_db_.set_busy_timeout(std::chrono::milliseconds(0));
+  bool complete = false;
+  if (Result<Statement> stmt = writer_db_.prepare("PRAGMA wal_checkpoint(PASSIVE)"); stmt) {
+    // One row: (busy, frames in the log, frames copied).
+    if (Result<bool> row = stmt->step(); row && *row) {
+      complete = stmt->column_int64(0) == 0 && stmt->column_int64(1) == stmt->column_int64(2);
+    }
+  }
+  writer_db_.set_busy_timeout(options_.busy_timeout);
+  return complete;
+}
+
 Status Store::checkpoint() {
   if (on_writer_thread()) {
     return Status::internal(
@@ -379,15 +394,27 @@ void Store::writer_loop() {
       }
       lock.unlock();
       run_group(writer_db_, group);
-      if (wal_over_limit_) {
-        // The background checkpoints cannot finish a log that is appended to non-stop; one
-        // that runs while the writer waits here, between transactions, lets the next write
-        // rewind it.
-        wal_over_limit_ = false;
+      lock.lock();
+      // Background checkpoints cannot finish a log that is appended to meanwhile, and only a
+      // finished one lets the next write rewind it. So the writer finishes one itself, between
+      // transactions: when nothing is queued and the log is at twice the threshold, it copies
+      // the tail the background runs left (a few pages and two flushes, so a request arriving
+      // meanwhile waits a millisecond, not a whole checkpoint); a writer that is never idle
+      // waits for a whole one at four times the threshold.
+      const int64_t threshold = options_.checkpoint_pages;
+      if (wal_pages_ >= 4 * threshold) {
+        lock.unlock();
         checkpointer_->run_and_wait();
         writer_checkpoints_.fetch_add(1, std::memory_order_relaxed);
+        wal_pages_ = 0;  // the hook tells the real count at the next commit
+        lock.lock();
+      } else if (wal_pages_ >= 2 * threshold && queue_.empty() &&
+                 wal_pages_ >= tail_checkpoint_at_ + threshold / 8) {
+        lock.unlock();
+        tail_checkpoint_at_ = wal_pages_;
+        if (checkpoint_tail()) writer_checkpoints_.fetch_add(1, std::memory_order_relaxed);
+        lock.lock();
       }
-      lock.lock();
       continue;
     }
     if (due) {

@@ -48,9 +48,9 @@ struct StoreOptions {
   // be lost if the machine loses power (WAL mode stays consistent either way).
   bool synchronous_full = true;
   // WAL pages (4 KiB each) after which a background thread checkpoints (see Checkpointer), so
-  // that commits do not wait for it. Only a writer that never pauses, with the log at four times
-  // this, checkpoints itself between transactions: a log still being appended to cannot be
-  // rewound, so this bounds it. At least 1; tests make it small.
+  // that no commit runs one. The writer waits for one only between transactions: when idle
+  // with the log past this, or with the log at four times this (a writer that never pauses);
+  // a log still being appended to cannot be rewound. At least 1; tests make it small.
   int checkpoint_pages = 1000;
 };
 
@@ -62,7 +62,7 @@ struct StoreStats {
   std::uint64_t group_commits = 0;           // COMMITs that covered more than one write
   std::uint64_t checkpoints_incomplete = 0;  // failed, or readers kept them from finishing
   std::uint64_t background_checkpoints = 0;  // PASSIVE ones run by the Checkpointer
-  std::uint64_t writer_checkpoints = 0;      // times the writer waited for one (log at 4x pages)
+  std::uint64_t writer_checkpoints = 0;      // times the writer waited for one to finish
 };
 
 class Store {
@@ -166,6 +166,10 @@ class Store {
   // read never holds up queued writes.
   Status run_checkpoint(Db& db, std::chrono::milliseconds busy);
   bool on_writer_thread() const;
+  // A PASSIVE checkpoint on the writer's own connection, between transactions; true when it
+  // copied the whole log (so the next write rewinds it). Gives up at once when the background
+  // thread holds the checkpoint lock.
+  bool checkpoint_tail();
 
   const StoreOptions options_;
   std::string instance_id_;
@@ -174,8 +178,10 @@ class Store {
   // Writer: the connection is touched only by the writer thread once it is running.
   Db writer_db_;
   std::unique_ptr<Checkpointer> checkpointer_;
-  // Set by the WAL hook (on the writer thread) when the log reached 4x checkpoint_pages.
-  bool wal_over_limit_ = false;
+  // Pages in the WAL after the last commit, as the WAL hook (on the writer thread) saw them,
+  // and the count at the writer's last tail checkpoint. Writer thread only.
+  int64_t wal_pages_ = 0;
+  int64_t tail_checkpoint_at_ = 0;
   std::thread writer_;
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -240,8 +240,9 @@ int main_impl(int argc, char** argv) {
   if (run_full && run_normal) {
     // The same path and code in both modes: the difference is time spent waiting for the disk.
     std::printf(
-        "  full - normal at p50: %.2f ms = waiting for 5 flushes in series per job (submit commit, "
-        "claim commit, image file, its directory entry, finishing commit) on this disk\n",
+        "  full - normal at p50: %.2f ms = waiting for 4 flushes in series per job (the submit "
+        "commit, which claims the job for the waiting worker too; the image file; its directory "
+        "entry; the finishing commit) on this disk\n",
         percentile(full.seq.latencies, 0.5) - percentile(normal.seq.latencies, 0.5));
   }
   return 0;

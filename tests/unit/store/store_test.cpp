@@ -489,8 +489,11 @@ TEST_F(StoreTest, BackgroundCheckpointsKeepTheWalBounded) {
     ASSERT_TRUE(store_->write([&](Db& db) { return insert_item(db, row); }).is_ok());
     largest = std::max(largest, wal_size());
   }
-  // Unchecked, 400 such writes leave well over 1,000 pages (4 MiB) in the log.
-  EXPECT_LT(largest, 200u * 4096u) << "the WAL grew to " << largest << " bytes";
+  // Unchecked, 400 such writes leave well over 1,000 pages (4 MiB) in the log. Checked, the
+  // writer finishes a checkpoint itself at twice the threshold when idle (unless the background
+  // thread holds the checkpoint lock just then) and always by four times it (80 pages); the
+  // file keeps its largest extent, so allow a little for the frames of the last write.
+  EXPECT_LT(largest, 100u * (4096u + 24u)) << "the WAL grew to " << largest << " bytes";
   const StoreStats stats = store_->stats();
   EXPECT_GT(stats.background_checkpoints + stats.writer_checkpoints, 0u);
   EXPECT_EQ(count_items(), 400);
