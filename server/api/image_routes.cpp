@@ -11,6 +11,7 @@
 #include "server/jobs/image_store.h"
 #include "server/jobs/job_db.h"
 #include "server/jobs/job_json.h"
+#include "server/jobs/reactions.h"
 
 namespace atelier::api {
 
@@ -58,8 +59,17 @@ void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
     if (!role.is_ok()) return role.status();
     auto list = jdb::list_images(db, project_id, *limit, *before);
     if (!list.is_ok()) return list.status();
+    std::vector<int64_t> ids;
+    for (const ImageRecord& image : *list) ids.push_back(image.id);
+    auto counts = jobs::reactions::counts_for(db, ids);
+    if (!counts.is_ok()) return counts.status();
     nlohmann::json out = nlohmann::json::array();
-    for (const ImageRecord& image : *list) out.push_back(jobs::image_json(image));
+    for (const ImageRecord& image : *list) {
+      nlohmann::json item = jobs::image_json(image);
+      auto c = counts->find(image.id);
+      item["reactions"] = c == counts->end() ? nlohmann::json::object() : nlohmann::json(c->second);
+      out.push_back(std::move(item));
+    }
     nlohmann::json next = nlohmann::json(nullptr);
     if (static_cast<int64_t>(list->size()) == *limit) next = list->back().id;
     return json_response(200, {{"images", out}, {"next_before", next}});
@@ -92,6 +102,12 @@ void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& call
       if (!parent.is_ok()) return parent.status();
       if (*parent) out["parent"] = jobs::image_json(**parent);
     }
+    auto counts = jobs::reactions::counts(db, id);
+    if (!counts.is_ok()) return counts.status();
+    out["reactions"] = counts->empty() ? nlohmann::json::object() : nlohmann::json(*counts);
+    auto mine = jobs::reactions::mine(db, id, caller.principal.user.id);
+    if (!mine.is_ok()) return mine.status();
+    out["my_reactions"] = *mine;
     auto children = jdb::children_of(db, id, kChildrenShown);
     if (!children.is_ok()) return children.status();
     nlohmann::json kids = nlohmann::json::array();

@@ -311,6 +311,11 @@ std::vector<Row> build_rows() {
       {401, 404, 200, 200, 200, 404, 200, 200});
   add("GET", "/api/v1/images/{id}/thumb", "", on_image("/thumb?size=32"),
       {401, 404, 200, 200, 200, 404, 200, 200});
+  // Reacting changes things: editor or owner, with submit scope.
+  add("PUT", "/api/v1/images/{id}/reactions/{emoji}", "", on_image("/reactions/%F0%9F%91%8D"),
+      {401, 404, 403, 200, 200, 404, 403, 200});
+  add("DELETE", "/api/v1/images/{id}/reactions/{emoji}", "", on_image("/reactions/%F0%9F%91%8D"),
+      {401, 404, 403, 200, 200, 404, 403, 200});
   return rows;
 }
 

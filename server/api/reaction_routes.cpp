@@ -1,0 +1,80 @@
+#include "server/api/reaction_routes.h"
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "server/api/access.h"
+#include "server/api/api_json.h"
+#include "server/api/errors.h"
+#include "server/jobs/job_db.h"
+#include "server/jobs/reactions.h"
+#include "server/projects/project_db.h"
+
+namespace atelier::api {
+
+using http::ExchangePtr;
+using http::Method;
+using http::Response;
+using projects::Role;
+namespace reactions = jobs::reactions;
+
+namespace {
+
+// PUT (add) or DELETE (remove) the caller's emoji on an image.
+void change(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller, bool add) {
+  const int64_t image_id = ex->params().get_int("id");
+  const std::string emoji(ex->params().get("emoji"));
+  if (Status st = reactions::validate_emoji(emoji); !st.is_ok()) return respond_error(ex, st);
+  const int64_t user = caller.principal.user.id;
+  respond_after_write(
+      ex, *ctx.store,
+      [&ctx, caller, image_id, emoji, user, add](store::Db& db) -> Result<Response> {
+        auto image = jobs::job_db::find_image(db, image_id);
+        if (!image.is_ok()) return image.status();
+        if (!*image) return Status::not_found("no such image");
+        const int64_t project = (*image)->project_id;
+        // Non-members get 404 (as for reading the image); viewers and read tokens 403.
+        auto role = authorize_project(db, caller, project, auth::Scope::kSubmit, Role::kEditor);
+        if (!role.is_ok()) return role.status();
+        const int64_t now_s = ctx.now();
+        auto changed = add ? reactions::set(db, image_id, user, emoji, now_s * 1000)
+                           : reactions::clear(db, image_id, user, emoji);
+        if (!changed.is_ok()) return changed.status();
+        auto counts = reactions::counts(db, image_id);
+        if (!counts.is_ok()) return counts.status();
+        if (*changed) {
+          nlohmann::json data = {
+              {"image", image_id}, {"emoji", emoji}, {"user", user}, {"counts", *counts}};
+          auto seq = projects::project_db::append_event(
+              db, project, add ? "reaction.set" : "reaction.clear", user, data.dump(), now_s);
+          if (!seq.is_ok()) return seq.status();
+        }
+        auto mine = reactions::mine(db, image_id, user);
+        if (!mine.is_ok()) return mine.status();
+        return json_response(200, {{"image", image_id},
+                                   {"emoji", emoji},
+                                   {"changed", *changed},
+                                   {"counts", *counts},
+                                   {"mine", *mine}});
+      });
+}
+
+void handle_put(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  change(ctx, ex, caller, /*add=*/true);
+}
+
+void handle_delete(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  change(ctx, ex, caller, /*add=*/false);
+}
+
+}  // namespace
+
+Status register_reaction_routes(http::Router& router, const ApiContext& ctx) {
+  constexpr std::string_view kPattern = "/api/v1/images/{id:int}/reactions/{emoji}";
+  ATELIER_RETURN_IF_ERROR(add_signed_in_route(router, ctx, Method::kPut, kPattern, handle_put));
+  ATELIER_RETURN_IF_ERROR(
+      add_signed_in_route(router, ctx, Method::kDelete, kPattern, handle_delete));
+  return Status::ok();
+}
+
+}  // namespace atelier::api
