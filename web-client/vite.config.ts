@@ -32,6 +32,8 @@ export default defineConfig({
     port: 5173,
     strictPort: true,
     proxy,
+    // The protocol's shared fixtures (../proto/fixtures) are read by the client's tests.
+    fs: { allow: ['.', '../proto/fixtures'] },
   },
   preview: {
     host: '127.0.0.1',

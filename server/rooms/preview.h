@@ -1,0 +1,66 @@
+// Live previews of running jobs: one small JPEG per step, framed as proto/websocket.md's binary
+// preview layout, built once for every watcher of the project, and a per-job throttle.
+//
+// Why here and not per session: a project with 1,000 watchers must not encode 1,000 previews;
+// the frame is encoded once and its shared buffer goes into every session's Outbox.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "common/image.h"
+#include "common/status.h"
+
+namespace atelier::rooms {
+
+constexpr size_t kPreviewHeaderBytes = 40;
+constexpr int kPreviewMaxSide = 256;
+constexpr int kPreviewJpegQuality = 70;
+
+enum class PreviewFormat : uint8_t { kJpeg = 1, kWebp = 2 };
+
+// The fields of a preview frame's header (see proto/websocket.md, "Previews").
+struct PreviewHeader {
+  int64_t project = 0;
+  int64_t job = 0;
+  uint32_t step = 0;
+  uint32_t steps = 0;
+  uint16_t width = 0;
+  uint16_t height = 0;
+  PreviewFormat format = PreviewFormat::kJpeg;
+};
+
+// `image` scaled to at most kPreviewMaxSide on its longer side, JPEG-encoded, behind the header.
+Result<std::shared_ptr<const std::string>> encode_preview_frame(int64_t project, int64_t job,
+                                                                int step, int steps,
+                                                                const image::Image& image);
+
+// Reads a frame's header back (tests, and what a client does); kInvalidArgument for a frame
+// that is too short, has the wrong magic or an unknown layout version.
+Result<PreviewHeader> parse_preview_header(const std::string& frame);
+
+// At most one preview per job every `interval_ms`; the last step of a job always passes (its
+// final look matters more than the rate). Thread-safe: workers of several devices call it.
+class PreviewThrottle {
+ public:
+  using Clock = std::function<int64_t()>;  // ms, monotonic
+  PreviewThrottle(int64_t interval_ms, Clock now_ms)
+      : interval_ms_(interval_ms), now_(std::move(now_ms)) {}
+
+  // True when a preview of `job` at `step` of `steps` should be made now (and records it).
+  bool admit(int64_t job, int step, int steps);
+  // The job ended: forget it.
+  void forget(int64_t job);
+
+ private:
+  const int64_t interval_ms_;
+  const Clock now_;
+  std::mutex mu_;
+  std::unordered_map<int64_t, int64_t> last_ms_;  // guarded by mu_
+};
+
+}  // namespace atelier::rooms
