@@ -1,0 +1,154 @@
+#include "server/rooms/room.h"
+
+#include <nlohmann/json.hpp>
+
+namespace atelier::rooms {
+
+namespace {
+
+OutMessage text(std::string payload, OutMessage::Kind kind, std::string key = {}) {
+  return OutMessage{std::make_shared<const std::string>(std::move(payload)), false, kind,
+                    std::move(key)};
+}
+
+}  // namespace
+
+std::vector<std::shared_ptr<RoomMember>> Room::live_locked() {
+  std::vector<std::shared_ptr<RoomMember>> out;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (auto m = it->second.member.lock()) {
+      out.push_back(std::move(m));
+      ++it;
+    } else {
+      it = entries_.erase(it);
+    }
+  }
+  return out;
+}
+
+void Room::send_all(const OutMessage& message) {
+  std::vector<std::shared_ptr<RoomMember>> targets;
+  {
+    std::lock_guard lock(mu_);
+    targets = live_locked();
+  }
+  // Outside the lock: a member's deliver() only posts, but it is not ours to hold the room.
+  for (const auto& m : targets) m->deliver(message);
+}
+
+void Room::join(const std::shared_ptr<RoomMember>& member) {
+  {
+    std::lock_guard lock(mu_);
+    if (entries_.contains(member.get())) return;
+    entries_[member.get()] = Entry{member, member->user_id(), member->username(), "{}"};
+  }
+  announce_presence();
+}
+
+void Room::leave(const RoomMember* member) {
+  {
+    std::lock_guard lock(mu_);
+    if (entries_.erase(member) == 0) return;
+  }
+  // Even when the user is still here through another session, its count or state changed.
+  announce_presence();
+}
+
+size_t Room::remove_user(int64_t user_id, const std::string& reason) {
+  std::vector<std::shared_ptr<RoomMember>> removed;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (it->second.user == user_id) {
+        if (auto m = it->second.member.lock()) removed.push_back(std::move(m));
+        it = entries_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (removed.empty()) return 0;
+  nlohmann::json msg = {{"type", "unsubscribed"}, {"project", project_}, {"reason", reason}};
+  OutMessage out = text(msg.dump(), OutMessage::Kind::kDurable);
+  for (const auto& m : removed) m->deliver(out);
+  announce_presence();
+  return removed.size();
+}
+
+void Room::broadcast_event(const std::string& event_json) {
+  // The event's text is spliced in as it is: it was serialized once when it was recorded.
+  std::string payload = R"({"type":"event","project":)" + std::to_string(project_) +
+                        R"(,"event":)" + event_json + "}";
+  send_all(text(std::move(payload), OutMessage::Kind::kDurable));
+}
+
+void Room::broadcast_progress(int64_t job, int step, int steps) {
+  nlohmann::json msg = {
+      {"type", "progress"}, {"project", project_}, {"job", job}, {"step", step}, {"steps", steps}};
+  send_all(text(msg.dump(), OutMessage::Kind::kEphemeral,
+                "progress " + std::to_string(project_) + " " + std::to_string(job)));
+}
+
+void Room::broadcast_preview(int64_t job, std::shared_ptr<const std::string> frame) {
+  send_all(OutMessage{std::move(frame), true, OutMessage::Kind::kEphemeral,
+                      "preview " + std::to_string(project_) + " " + std::to_string(job)});
+}
+
+void Room::set_presence(const RoomMember* member, const std::string& state_json) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(member);
+    if (it == entries_.end()) return;
+    it->second.state_json = state_json;
+  }
+  announce_presence();
+}
+
+std::string Room::presence_json_locked() const {
+  // One entry per user: its sessions counted, and the non-empty state of one of them.
+  struct User {
+    std::string username;
+    std::string state = "{}";
+    int sessions = 0;
+  };
+  std::map<int64_t, User> users;
+  for (const auto& [ptr, e] : entries_) {
+    if (e.member.expired()) continue;
+    User& u = users[e.user];
+    u.username = e.username;
+    ++u.sessions;
+    if (e.state_json != "{}") u.state = e.state_json;
+  }
+  nlohmann::json members = nlohmann::json::array();
+  for (const auto& [id, u] : users) {
+    members.push_back({{"user", id},
+                       {"username", u.username},
+                       {"state", nlohmann::json::parse(u.state, nullptr, false)},
+                       {"sessions", u.sessions}});
+  }
+  return nlohmann::json{{"type", "presence"}, {"project", project_}, {"members", members}}.dump();
+}
+
+std::string Room::presence_json() const {
+  std::lock_guard lock(mu_);
+  return presence_json_locked();
+}
+
+void Room::announce_presence() {
+  std::string payload;
+  {
+    std::lock_guard lock(mu_);
+    payload = presence_json_locked();
+  }
+  send_all(text(std::move(payload), OutMessage::Kind::kEphemeral,
+                "presence " + std::to_string(project_)));
+}
+
+size_t Room::size() const {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (const auto& [ptr, e] : entries_) n += e.member.expired() ? 0 : 1;
+  return n;
+}
+
+}  // namespace atelier::rooms

@@ -1,0 +1,82 @@
+// Room: the live audience of one project. Holds the sessions subscribed to it and fans
+// messages out to them: each message is built once (one shared payload) and handed to every
+// session without copying, outside the room's lock, so that a slow session's own policy (its
+// Outbox, on its own strand) never holds up the broadcast or the others.
+//
+// Also the project's presence: what each subscribed user said they are doing, the union over
+// their sessions, announced in full on every change.
+//
+// Contract: thread-safe. Members are held weakly: a session that is gone is skipped and pruned.
+// deliver() is called outside the lock and must not block (a real session posts to its strand).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "server/rooms/outbox.h"
+
+namespace atelier::rooms {
+
+// A subscribed connection, as the room sees it.
+class RoomMember {
+ public:
+  virtual ~RoomMember() = default;
+  virtual int64_t user_id() const = 0;
+  virtual const std::string& username() const = 0;
+  // Queues `message` for writing; never blocks. The session applies its Outbox policy
+  // (dropping ephemeral messages, or closing with kCloseResume on a durable overflow).
+  virtual void deliver(const OutMessage& message) = 0;
+};
+
+class Room {
+ public:
+  explicit Room(int64_t project_id) : project_(project_id) {}
+
+  int64_t project() const { return project_; }
+
+  // Adds a session (idempotent) and announces presence. Its presence state starts empty.
+  void join(const std::shared_ptr<RoomMember>& member);
+  // Removes a session and announces the new presence.
+  void leave(const RoomMember* member);
+  // Ends every subscription of `user_id` (a removed member): each of their sessions is sent
+  // `{"type":"unsubscribed","project":P,"reason":reason}` and leaves. Returns how many.
+  size_t remove_user(int64_t user_id, const std::string& reason);
+
+  // A durable event object (as GET /projects/{id}/events returns it), wrapped once as
+  // `{"type":"event","project":P,"event":...}` and sent to every session.
+  void broadcast_event(const std::string& event_json);
+  // Ephemeral progress, coalesced per job in slow sessions' queues.
+  void broadcast_progress(int64_t job, int step, int steps);
+  // A preview frame (already encoded once), coalesced per job.
+  void broadcast_preview(int64_t job, std::shared_ptr<const std::string> frame);
+  // A session's presence state (a JSON object's text); announces the new presence.
+  void set_presence(const RoomMember* member, const std::string& state_json);
+
+  // `{"type":"presence","project":P,"members":[{user, username, state, sessions}...]}`.
+  std::string presence_json() const;
+  size_t size() const;
+
+ private:
+  struct Entry {
+    std::weak_ptr<RoomMember> member;
+    int64_t user = 0;
+    std::string username;
+    std::string state_json = "{}";
+  };
+
+  // Every live member, pruning dead ones. Under mu_.
+  std::vector<std::shared_ptr<RoomMember>> live_locked();
+  void send_all(const OutMessage& message);
+  void announce_presence();
+  std::string presence_json_locked() const;
+
+  const int64_t project_;
+  mutable std::mutex mu_;
+  std::map<const RoomMember*, Entry> entries_;  // guarded by mu_
+};
+
+}  // namespace atelier::rooms
