@@ -16,71 +16,15 @@
 #include <thread>
 #include <vector>
 
-#include "tests/support/temp_dir.h"
+#include "tests/unit/store/store_fixture.h"
 
-namespace atelier::store {
+namespace atelier::store::storetest {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
-
-// The embedded schema plus a table for the tests to write to.
-std::vector<Migration> test_migrations() {
-  std::vector<Migration> migrations = embedded_migrations();
-  migrations.push_back({static_cast<int>(migrations.size()) + 1, "test_items",
-                        "CREATE TABLE items(id INTEGER PRIMARY KEY, value TEXT NOT NULL);"
-                        "CREATE TABLE counter(n INTEGER NOT NULL);"
-                        "INSERT INTO counter VALUES (0);"});
-  return migrations;
-}
-
-Status insert_item(Db& db, const std::string& value) {
-  Result<Statement> stmt = db.prepare("INSERT INTO items(value) VALUES (?)");
-  if (!stmt) return stmt.status();
-  ATELIER_RETURN_IF_ERROR(stmt->bind_text(1, value));
-  return stmt->step().status();
-}
-
-class StoreTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    options_.path = dir_ / "nested" / "dir" / "atelier.db";
-    options_.busy_timeout = 2000ms;
-  }
-  void TearDown() override { store_.reset(); }
-
-  void open() {
-    Result<std::unique_ptr<Store>> store = Store::open(options_, test_migrations());
-    ASSERT_TRUE(store.is_ok()) << store.status().to_string();
-    store_ = std::move(store).value();
-  }
-
-  std::int64_t count_items() {
-    std::int64_t n = -1;
-    EXPECT_TRUE(store_
-                    ->read([&](Db& db) {
-                      Result<std::int64_t> r = db.query_int64("SELECT count(*) FROM items");
-                      if (r) n = *r;
-                      return r.status();
-                    })
-                    .is_ok());
-    return n;
-  }
-
-  fs::path wal_path() const { return fs::path(options_.path.string() + "-wal"); }
-  std::uintmax_t wal_size() const {
-    std::error_code ec;
-    const auto size = fs::file_size(wal_path(), ec);
-    return ec ? 0 : size;
-  }
-
-  testing::TempDir tmp_{"atelier-store-test"};
-  fs::path dir_ = tmp_.path();
-  StoreOptions options_;
-  std::unique_ptr<Store> store_;
-};
 
 TEST_F(StoreTest, OpenCreatesDirsMigratesAndRecordsAStableInstanceId) {
   ASSERT_NO_FATAL_FAILURE(open());
@@ -428,101 +372,6 @@ TEST_F(StoreTest, ReaderPoolBoundsConcurrentReads) {
   EXPECT_LE(max_in_flight.load(), 2);
 }
 
-TEST_F(StoreTest, CheckpointTruncatesTheWal) {
-  ASSERT_NO_FATAL_FAILURE(open());
-  for (int i = 0; i < 50; ++i) {
-    ASSERT_TRUE(
-        store_->write([&](Db& db) { return insert_item(db, std::string(500, 'x')); }).is_ok());
-  }
-  EXPECT_GT(wal_size(), 0u);
-  const auto before = store_->stats().checkpoints_run;
-  Status st = store_->checkpoint();
-  ASSERT_TRUE(st.is_ok()) << st.to_string();
-  EXPECT_EQ(wal_size(), 0u);
-  EXPECT_EQ(store_->stats().checkpoints_run, before + 1);
-  EXPECT_EQ(count_items(), 50);
-}
-
-TEST_F(StoreTest, CheckpointReportsReadersHoldingTheWal) {
-  options_.busy_timeout = 100ms;
-  ASSERT_NO_FATAL_FAILURE(open());
-  ASSERT_TRUE(store_->write([](Db& db) { return insert_item(db, "x"); }).is_ok());
-  Status during;
-  ASSERT_TRUE(store_
-                  ->read([&](Db& db) {
-                    EXPECT_EQ(db.query_int64("SELECT count(*) FROM items").value(), 1);
-                    during = store_->checkpoint();  // our open snapshot pins the log
-                    return Status::ok();
-                  })
-                  .is_ok());
-  EXPECT_EQ(during.code(), StatusCode::kUnavailable) << during.to_string();
-  EXPECT_GE(store_->stats().checkpoints_incomplete, 1u);
-  EXPECT_TRUE(store_->checkpoint().is_ok());
-  EXPECT_EQ(wal_size(), 0u);
-}
-
-TEST_F(StoreTest, PeriodicCheckpointRunsWhenIdle) {
-  options_.checkpoint_interval = 20ms;
-  ASSERT_NO_FATAL_FAILURE(open());
-  ASSERT_TRUE(store_->write([](Db& db) { return insert_item(db, "x"); }).is_ok());
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (store_->stats().checkpoints_run == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
-  EXPECT_GE(store_->stats().checkpoints_run, 1u);
-  EXPECT_EQ(wal_size(), 0u);
-  // Idle with nothing written since: no further checkpoints (no pointless fsyncs).
-  const auto settled = store_->stats().checkpoints_run;
-  std::this_thread::sleep_for(100ms);
-  EXPECT_EQ(store_->stats().checkpoints_run, settled);
-}
-
-// Commits no longer run SQLite's auto-checkpoint; the Checkpointer thread (and, for a writer
-// that never pauses, the writer between transactions) must still keep the log bounded.
-TEST_F(StoreTest, BackgroundCheckpointsKeepTheWalBounded) {
-  options_.checkpoint_pages = 20;
-  options_.synchronous_full = false;
-  ASSERT_NO_FATAL_FAILURE(open());
-  const std::string row(3000, 'x');  // about one page per write, plus index pages
-  std::uintmax_t largest = 0;
-  for (int i = 0; i < 400; ++i) {
-    ASSERT_TRUE(store_->write([&](Db& db) { return insert_item(db, row); }).is_ok());
-    largest = std::max(largest, wal_size());
-  }
-  // Unchecked, 400 such writes leave well over 1,000 pages (4 MiB) in the log. Checked, the
-  // writer finishes a checkpoint itself at twice the threshold when idle (unless the background
-  // thread holds the checkpoint lock just then) and always by four times it (80 pages); the
-  // file keeps its largest extent, so allow a little for the frames of the last write.
-  EXPECT_LT(largest, 100u * (4096u + 24u)) << "the WAL grew to " << largest << " bytes";
-  const StoreStats stats = store_->stats();
-  EXPECT_GT(stats.background_checkpoints + stats.writer_checkpoints, 0u);
-  EXPECT_EQ(count_items(), 400);
-}
-
-TEST_F(StoreTest, ABurstWithoutPausesIsBoundedByTheWriterItself) {
-  options_.checkpoint_pages = 10;
-  options_.synchronous_full = false;
-  ASSERT_NO_FATAL_FAILURE(open());
-  const std::string row(3000, 'x');
-  // Queued at once: the writer runs them back to back in groups, never idle.
-  std::atomic<int> done{0};
-  for (int i = 0; i < 2000; ++i) {
-    store_->submit_write([&](Db& db) { return insert_item(db, row); },
-                         [&](Status st) {
-                           EXPECT_TRUE(st.is_ok());
-                           ++done;
-                         });
-  }
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (done.load() < 2000 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(1ms);
-  }
-  ASSERT_EQ(done.load(), 2000);
-  EXPECT_EQ(count_items(), 2000);
-  // 2000 rows of 3000 bytes are about 6 MiB of pages; the log must not hold them all.
-  EXPECT_LT(wal_size(), 3u * 1024u * 1024u);
-}
-
 TEST_F(StoreTest, CloseDrainsQueuedWritesThenRefusesEverything) {
   ASSERT_NO_FATAL_FAILURE(open());
   std::promise<void> gate_entered, gate_open;
@@ -630,4 +479,4 @@ TEST_F(StoreTest, OpenValidatesItsOptions) {
 }
 
 }  // namespace
-}  // namespace atelier::store
+}  // namespace atelier::store::storetest
