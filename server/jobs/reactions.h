@@ -39,7 +39,7 @@ Result<bool> clear(store::Db& db, int64_t image_id, int64_t user_id, std::string
 Result<Counts> counts(store::Db& db, int64_t image_id);
 // The emoji `user_id` reacted with on the image, sorted.
 Result<std::vector<std::string>> mine(store::Db& db, int64_t image_id, int64_t user_id);
-// Counts for several images (a page of a list); images without reactions are
+// Counts for several images (a page of a list) in one query; images without reactions are
 // absent from the map.
 Result<std::unordered_map<int64_t, Counts>> counts_for(store::Db& db,
                                                        std::span<const int64_t> image_ids);

@@ -62,7 +62,6 @@ class Outbox {
   std::optional<OutMessage> start_write();
   void finish_write();
 
-  bool writing() const { return in_flight_; }
   bool empty() const { return queue_.empty() && !in_flight_; }
   size_t queued() const { return queue_.size(); }
   size_t bytes() const { return queued_bytes_ + in_flight_bytes_; }

@@ -8,6 +8,22 @@
 
 namespace atelier::store {
 
+Result<WalCheckpoint> wal_checkpoint(Db& db, CheckpointMode mode) {
+  Result<Statement> stmt =
+      db.prepare(mode == CheckpointMode::kPassive ? "PRAGMA wal_checkpoint(PASSIVE)"
+                                                  : "PRAGMA wal_checkpoint(TRUNCATE)");
+  if (!stmt) return stmt.status();
+  Result<bool> row = stmt->step();
+  if (!row) return row.status();
+  WalCheckpoint out;
+  if (*row) {  // one row: (busy, frames in the log, frames copied)
+    out.busy = stmt->column_int64(0) != 0;
+    out.log_frames = stmt->column_int64(1);
+    out.copied_frames = stmt->column_int64(2);
+  }
+  return out;
+}
+
 Result<std::unique_ptr<Checkpointer>> Checkpointer::start(const std::filesystem::path& path,
                                                           bool synchronous_full,
                                                           int threshold_pages) {
@@ -89,21 +105,12 @@ void Checkpointer::loop() {
     ++started_;
     lock.unlock();
     // PASSIVE: copies every frame that no reader still needs and returns; never waits.
-    // One row: (busy, frames in the log, frames copied so far).
-    Status st;
-    Result<Statement> stmt = db_.prepare("PRAGMA wal_checkpoint(PASSIVE)");
-    if (!stmt) {
-      st = stmt.status();
-    } else if (Result<bool> row = stmt->step(); !row) {
-      st = row.status();
-    } else if (*row) {
-      copied_.store(static_cast<int>(stmt->column_int64(2)), std::memory_order_relaxed);
-    }
-    if (st.is_ok()) {
+    Result<WalCheckpoint> ran = wal_checkpoint(db_, CheckpointMode::kPassive);
+    if (ran) {
+      copied_.store(static_cast<int>(ran->copied_frames), std::memory_order_relaxed);
       runs_.fetch_add(1, std::memory_order_relaxed);
     } else {
-      failures_.fetch_add(1, std::memory_order_relaxed);
-      log::warn("background WAL checkpoint: {}", st.to_string());
+      log::warn("background WAL checkpoint: {}", ran.status().to_string());
     }
     lock.lock();
     finished_ = started_;

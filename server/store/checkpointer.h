@@ -30,6 +30,20 @@
 
 namespace atelier::store {
 
+// What one `PRAGMA wal_checkpoint` reported.
+struct WalCheckpoint {
+  bool busy = false;          // blocked: another checkpoint, or readers the mode waits for
+  int64_t log_frames = 0;     // frames in the WAL
+  int64_t copied_frames = 0;  // of those, copied into the database so far
+  // Everything copied: the next write may rewind the log.
+  bool complete() const { return !busy && log_frames == copied_frames; }
+};
+
+enum class CheckpointMode { kPassive, kTruncate };
+
+// Runs `PRAGMA wal_checkpoint(PASSIVE|TRUNCATE)` on `db` with its current busy timeout.
+Result<WalCheckpoint> wal_checkpoint(Db& db, CheckpointMode mode);
+
 class Checkpointer {
  public:
   // Opens a read-write connection to `path` (which must already be in WAL mode) with the given
@@ -51,9 +65,8 @@ class Checkpointer {
   // Joins the thread and closes the connection. Idempotent.
   void stop();
 
-  // Checkpoints run, and those that failed (the database was busy or an I/O error).
+  // Checkpoints that ran without an error (failures are logged).
   std::uint64_t runs() const { return runs_.load(std::memory_order_relaxed); }
-  std::uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
 
  private:
   Checkpointer(Db db, int threshold_pages);
@@ -65,8 +78,8 @@ class Checkpointer {
   std::condition_variable cv_;
   bool wanted_ = false;    // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
-  // Checkpoints asked for by run_and_wait() and started; both guarded by mu_.
-  std::uint64_t requested_ = 0;
+  // Runs started and finished, so run_and_wait() can wait for one that began after it asked;
+  // both guarded by mu_.
   std::uint64_t started_ = 0;
   std::uint64_t finished_ = 0;
   std::condition_variable done_cv_;
@@ -74,7 +87,6 @@ class Checkpointer {
   // Frames of the log the last run had copied into the database (0 once SQLite rewinds it).
   std::atomic<int> copied_{0};
   std::atomic<std::uint64_t> runs_{0};
-  std::atomic<std::uint64_t> failures_{0};
 };
 
 }  // namespace atelier::store

@@ -300,23 +300,10 @@ void Store::run_group(Db& db, std::vector<Entry>& group) {
 // runs (every checkpoint_pages of log, on its own thread) keep the log from growing unbounded.
 Status Store::run_checkpoint(Db& db, std::chrono::milliseconds busy) {
   db.set_busy_timeout(busy);
-  Status st;
-  bool blocked = false;
-  {
-    Result<Statement> stmt = db.prepare("PRAGMA wal_checkpoint(TRUNCATE)");
-    if (!stmt) {
-      st = stmt.status();
-    } else {
-      // One row: (blocked, frames in log, frames checkpointed).
-      Result<bool> row = stmt->step();
-      if (!row) {
-        st = row.status();
-      } else if (*row) {
-        blocked = stmt->column_int64(0) != 0;
-      }
-    }
-  }
+  Result<WalCheckpoint> ran = wal_checkpoint(db, CheckpointMode::kTruncate);
   db.set_busy_timeout(options_.busy_timeout);
+  Status st = ran.status();
+  const bool blocked = ran && ran->busy;
 
   if (st.is_ok() && blocked) {
     st = Status::unavailable("readers are still using the WAL; checkpoint incomplete");
@@ -333,15 +320,9 @@ Status Store::run_checkpoint(Db& db, std::chrono::milliseconds busy) {
 bool Store::checkpoint_tail() {
   // Zero: if the background thread is checkpointing right now, leave it to that and go on.
   writer_db_.set_busy_timeout(std::chrono::milliseconds(0));
-  bool complete = false;
-  if (Result<Statement> stmt = writer_db_.prepare("PRAGMA wal_checkpoint(PASSIVE)"); stmt) {
-    // One row: (busy, frames in the log, frames copied).
-    if (Result<bool> row = stmt->step(); row && *row) {
-      complete = stmt->column_int64(0) == 0 && stmt->column_int64(1) == stmt->column_int64(2);
-    }
-  }
+  Result<WalCheckpoint> ran = wal_checkpoint(writer_db_, CheckpointMode::kPassive);
   writer_db_.set_busy_timeout(options_.busy_timeout);
-  return complete;
+  return ran && ran->complete();
 }
 
 Status Store::checkpoint() {
