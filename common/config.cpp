@@ -271,6 +271,14 @@ const std::vector<OptionDef>& option_defs() {
                            "each wait this long raises a job's priority by 1 (0: no ageing)"));
     d.push_back(int_option("job_reaper_interval_ms", &ServerConfig::job_reaper_interval_ms, 10,
                            60'000, "how often running jobs are checked for expired leases"));
+    d.push_back(int_option("ws_queue_bytes", &ServerConfig::ws_queue_bytes, 16 << 10, 1 << 30,
+                           "per WebSocket connection: bytes queued for a slow reader before "
+                           "progress and previews are dropped (and, past that, it must resume)"));
+    d.push_back(int_option("ws_idle_timeout_ms", &ServerConfig::ws_idle_timeout_ms, 200, 3'600'000,
+                           "a silent WebSocket client is pinged after half this and dropped "
+                           "after all of it"));
+    d.push_back(int_option("preview_interval_ms", &ServerConfig::preview_interval_ms, 0, 60'000,
+                           "live previews: at most one per running job this often"));
     return d;
   }();
   return defs;

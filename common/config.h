@@ -63,6 +63,11 @@ struct ServerConfig {
   int64_t max_queued_per_user = 1'000;  // more queued jobs than this per user get 429
   int64_t queue_ageing_ms = 60'000;     // each wait of this long adds 1 to a job's priority
   int64_t job_reaper_interval_ms = 1'000;  // how often expired leases are looked for
+
+  // Live rooms (WebSocket).
+  int64_t ws_queue_bytes = 1 << 20;     // per connection: queued messages beyond this are shed
+  int64_t ws_idle_timeout_ms = 30'000;  // silent clients are pinged at half this, dropped at it
+  int64_t preview_interval_ms = 250;    // at most one live preview per job this often
 };
 
 struct OptionSpec {

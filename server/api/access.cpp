@@ -30,8 +30,9 @@ std::string origin_of_url(std::string_view url) {
   return std::string(url.substr(0, slash));
 }
 
-// Same-origin: the Origin's host[:port] equals the request's Host (scheme is not compared:
-// behind a TLS-terminating proxy the server itself sees plain HTTP).
+
+}  // namespace
+
 bool origin_allowed(const ApiContext& ctx, const http::Request& req, const std::string& origin) {
   if (origin.empty() || origin == "null") return false;
   for (const auto& trusted : ctx.trusted_origins) {
@@ -44,8 +45,6 @@ bool origin_allowed(const ApiContext& ctx, const http::Request& req, const std::
   if (scheme == std::string::npos) return false;
   return http::iequals(std::string_view(origin).substr(scheme + 3), *host);
 }
-
-}  // namespace
 
 std::string cookie_value(const http::Request& request, std::string_view name) {
   for (const auto& field : request.headers) {

@@ -65,6 +65,10 @@ Status add_signed_in_route(http::Router& router, const ApiContext& ctx, http::Me
 std::string cookie_value(const http::Request& request, std::string_view name);
 // Set-Cookie value for the session cookie; an empty token with max_age 0 clears it.
 std::string session_cookie(const std::string& token, int64_t max_age_s);
+// Whether `origin` (an Origin header's value) may act with this server's cookies: the request's
+// own origin (host[:port] equal to its Host; the scheme is not compared, since behind a
+// TLS-terminating proxy the server sees plain HTTP), public_url, or a trusted origin.
+bool origin_allowed(const ApiContext& ctx, const http::Request& request, const std::string& origin);
 // "http://host:port" for the request (public_url when configured).
 std::string request_origin(const ApiContext& ctx, const http::Request& request);
 

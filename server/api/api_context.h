@@ -10,6 +10,7 @@
 #include "common/thread_pool.h"
 #include "server/auth/password.h"
 #include "server/auth/rate_limiter.h"
+#include "server/http/websocket.h"
 #include "server/store/store.h"
 
 namespace atelier::inference {
@@ -20,7 +21,13 @@ class JobService;
 class ImageStore;
 }  // namespace atelier::jobs
 
+namespace atelier::rooms {
+class RoomHub;
+}
+
 namespace atelier::api {
+
+class CommandLog;
 
 enum class RegistrationMode { kOpen, kInvite, kClosed };
 
@@ -39,6 +46,10 @@ struct ApiContext {
   const inference::ModelRegistry* models = nullptr;
   jobs::ImageStore* images = nullptr;
   ThreadPool* image_pool = nullptr;  // thumbnails: decode, resize, encode off the I/O threads
+  // Live rooms over WebSocket (null until the app wires them; /api/v1/ws then answers 503).
+  rooms::RoomHub* rooms = nullptr;
+  CommandLog* live_commands = nullptr;
+  http::WsOptions ws_options;
   // Unix seconds; injectable so tests can move time.
   std::function<int64_t()> now;
 };

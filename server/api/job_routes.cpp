@@ -284,13 +284,7 @@ void handle_project_events(const ApiContext& ctx, const ExchangePtr& ex, const C
     auto head = pdb::head_seq(db, project_id);
     if (!head.is_ok()) return head.status();
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& e : *events) {
-      out.push_back({{"seq", e.seq},
-                     {"type", e.type},
-                     {"ts", format_time(e.ts)},
-                     {"actor", e.actor == 0 ? nlohmann::json(nullptr) : nlohmann::json(e.actor)},
-                     {"data", nlohmann::json::parse(e.data_json, nullptr, false)}});
-    }
+    for (const auto& e : *events) out.push_back(event_json(e));
     return json_response(200, {{"events", out}, {"head_seq", *head}});
   });
 }

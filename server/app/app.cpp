@@ -18,6 +18,8 @@
 #include "common/readiness.h"
 #include "common/thread_pool.h"
 #include "server/api/api_context.h"
+#include "server/api/api_json.h"
+#include "server/api/live_commands.h"
 #include "server/app/routes.h"
 #include "server/auth/rate_limiter.h"
 #include "server/http/middleware.h"
@@ -31,6 +33,8 @@
 #include "server/jobs/image_store.h"
 #include "server/jobs/job_service.h"
 #include "server/jobs/worker_pool.h"
+#include "server/projects/project_db.h"
+#include "server/rooms/room_hub.h"
 #include "server/store/store.h"
 
 #ifndef ATELIER_VERSION
@@ -45,6 +49,12 @@ namespace atelier::app {
 namespace net = boost::asio;
 
 namespace {
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -119,6 +129,7 @@ class App::Impl {
     }
     readiness_.set_ready("store");
     register_store_metrics();
+    ATELIER_RETURN_IF_ERROR(start_rooms());
 
     std::filesystem::path web_root = config_.web_root.empty()
                                          ? std::filesystem::path(ATELIER_DEFAULT_WEB_ROOT)
@@ -146,6 +157,10 @@ class App::Impl {
     api_.public_url = config_.public_url;
     api_.trusted_origins = config_.cors_origins;
     api_.password_cost = password_cost_;
+    api_.rooms = rooms_.get();
+    api_.live_commands = &live_commands_;
+    api_.ws_options.max_queue_bytes = static_cast<size_t>(config_.ws_queue_bytes);
+    api_.ws_options.idle_timeout = std::chrono::milliseconds(config_.ws_idle_timeout_ms);
     api_.now = [] {
       return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
                                       std::chrono::system_clock::now().time_since_epoch())
@@ -219,6 +234,7 @@ class App::Impl {
     // Hashing tasks still queued answer into closed connections; let them end before the store.
     hash_pool_.stop();
     if (store_) store_->close();
+    if (rooms_) rooms_->stop();
     log::announce("shut down in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::steady_clock::now() - started)
                                             .count());
@@ -260,6 +276,12 @@ class App::Impl {
         *jobs_, models_,
         jobs::WorkerPoolOptions{.devices = *devices,
                                 .thread_init = inference::torch_worker_thread_init});
+    rooms::RoomHub* hub = rooms_.get();
+    jobs_->set_step_hooks(
+        {.wants_preview = [hub](const jobs::Job& job) { return hub->wants_preview(job.project_id, job.id); },
+         .on_step = [hub](const jobs::Job& job, int step, int steps, const image::Image* preview) {
+           hub->on_step(job.project_id, job.id, step, steps, preview);
+         }});
     ATELIER_RETURN_IF_ERROR(workers_->start());
     std::string list;
     for (const auto& d : *devices) list += (list.empty() ? "" : ", ") + d;
@@ -268,6 +290,18 @@ class App::Impl {
     log::info("generation: {} worker(s) on {}; models {}; torch {}", devices->size(), list, models,
               inference::torch_description());
     return Status::ok();
+  }
+
+  // The live rooms hear every committed event from the store's writer (installed before any
+  // job recovery writes, so nothing committed while running is missed).
+  Status start_rooms() {
+    rooms_ = std::make_unique<rooms::RoomHub>(
+        rooms::RoomHubOptions{.preview_interval_ms = config_.preview_interval_ms},
+        [](const projects::Event& e) { return api::event_json(e).dump(); }, steady_ms);
+    rooms_->start();
+    rooms::RoomHub* hub = rooms_.get();
+    return projects::project_db::set_event_observer(
+        *store_, [hub](const projects::Event& e) { hub->on_event_committed(e); });
   }
 
   void register_store_metrics() {
@@ -321,6 +355,9 @@ class App::Impl {
   std::unique_ptr<jobs::WorkerPool> workers_;
   // Thumbnails: decode, resize and encode off the I/O threads.
   ThreadPool image_pool_{2, 256, "thumbs"};
+  // Live rooms: after the store (its event observer points here; the store is closed first).
+  std::unique_ptr<rooms::RoomHub> rooms_;
+  api::CommandLog live_commands_{unix_ms};
   std::unique_ptr<http::HttpServer> server_;
   net::io_context signal_ioc_;
   std::mutex shutdown_mu_;

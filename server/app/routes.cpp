@@ -4,6 +4,7 @@
 #include "server/api/account_routes.h"
 #include "server/api/image_routes.h"
 #include "server/api/job_routes.h"
+#include "server/api/live_session.h"
 #include "server/api/project_routes.h"
 #include "server/api/reaction_routes.h"
 #include "server/api/system_routes.h"
@@ -29,6 +30,7 @@ Status build_router(http::Router& router, const RouteServices& s) {
   ATELIER_RETURN_IF_ERROR(api::register_job_routes(router, api_ctx));
   ATELIER_RETURN_IF_ERROR(api::register_image_routes(router, api_ctx));
   ATELIER_RETURN_IF_ERROR(api::register_reaction_routes(router, api_ctx));
+  ATELIER_RETURN_IF_ERROR(api::register_live_routes(router, api_ctx));
 
   if (s.static_files) {
     router.set_fallback([files = s.static_files](const http::ExchangePtr& ex) {

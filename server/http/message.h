@@ -17,6 +17,8 @@
 
 namespace atelier::http {
 
+struct WsAccept;  // websocket.h
+
 enum class Method { kGet, kHead, kPost, kPut, kPatch, kDelete, kOptions, kOther };
 
 std::string_view method_name(Method m);
@@ -105,6 +107,10 @@ struct Response {
   // connection closes) nor when the connection is already gone by the time the response is sent.
   // Response hooks (access log, metrics) see the response once, when it is handed over, as usual.
   std::function<void(std::shared_ptr<StreamWriter>)> stream;
+  // When set, the request was a WebSocket upgrade and the route accepts it: the connection
+  // completes the handshake (101) and becomes a WebSocket run by `websocket->handler`. Status,
+  // headers and body are ignored. Hooks see the response as 101.
+  std::shared_ptr<WsAccept> websocket;
 
   // A response with a JSON body (`json_text` must already be serialized JSON).
   static Response json_text(int status, std::string json_text);

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/logging.h"
+#include "server/http/ws_session.h"
 
 namespace atelier::http {
 
@@ -241,6 +242,7 @@ void Session::handle_request() {
 void Session::send(Response r) {
   if (phase_ == Phase::kClosed) return;
   const unsigned version = parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
+  if (r.websocket) return start_websocket(std::move(r));
   if (r.stream) return start_stream(std::move(r), version);
   phase_ = Phase::kWriting;
   const bool keep_alive = request_keep_alive_ && !r.close && !state_->draining.load();
@@ -311,6 +313,17 @@ void Session::reject(int status, std::string_view code, std::string_view message
   if (state_->rejection_observer) state_->rejection_observer(req, r);
   request_is_head_ = req.method == Method::kHead;
   send(std::move(r));
+}
+
+void Session::start_websocket(Response r) {
+  if (!parser_ || !parser_->is_header_done() || request_is_head_) {
+    return reject(400, "bad_request", "not a WebSocket upgrade");
+  }
+  // From here the WsSession owns the socket (and its strand); this session is done.
+  phase_ = Phase::kClosed;
+  auto ws = std::make_shared<WsSession>(std::move(stream_), state_, remote_,
+                                        std::move(*r.websocket));
+  ws->run(parser_->release());
 }
 
 void Session::close_now() {

@@ -32,7 +32,15 @@
 
 namespace atelier::http {
 
-class Session;
+// Something shutdown must reach: an HTTP session or a WebSocket one.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Graceful: ends the connection once what it is doing allows (see each implementation).
+  virtual void begin_drain() = 0;
+  // Forced: closes the socket now, whatever is in flight.
+  virtual void force_close() = 0;
+};
 
 // What every session of one server shares. Sessions hold it by shared_ptr, and it owns the
 // io_context, so a session kept alive past shutdown (by a handler that has not answered yet)
@@ -49,7 +57,7 @@ struct ServerState {
 
   // Live sessions, so shutdown can reach them. Weak: the registry never keeps one alive.
   std::mutex sessions_mu;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> sessions;
   std::atomic<size_t> session_count{0};
 
   // Set once the I/O threads have stopped for good: late answers are dropped instead of being
@@ -57,16 +65,15 @@ struct ServerState {
   std::atomic<bool> io_stopped{false};
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public Connection, public std::enable_shared_from_this<Session> {
  public:
   Session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<ServerState> state);
   ~Session();
 
   void start();
   // Graceful: closes now if idle between requests, else after the current response.
-  void begin_drain();
-  // Forced: closes the socket now, whatever is in flight.
-  void force_close();
+  void begin_drain() override;
+  void force_close() override;
   // For SessionStreamWriter, from any thread: the stream has new bytes, was closed, or was cut
   // off. Queues a look at it on the strand (holding the session only weakly until then).
   void wake_stream();
@@ -91,6 +98,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void handle_request();
   void send(Response response);
   void on_written(bool keep_alive, boost::beast::error_code ec);
+  // The route accepted a WebSocket upgrade: the socket and the request go to a WsSession.
+  void start_websocket(Response r);
   // Answers a request the router never sees (400/413/431), then closes.
   void reject(int status, std::string_view code, std::string_view message);
   // Closes at once; any pending operation is aborted. For errors and idle connections.

@@ -122,7 +122,8 @@ std::optional<JobService::Claim> JobService::next_job(const std::string& worker)
   }
 }
 
-void JobService::report_progress(const Claim& claim, int step, int steps, const image::Image*) {
+void JobService::report_progress(const Claim& claim, int step, int steps,
+                                 const image::Image* preview) {
   const int64_t now = now_();
   bool extend = false;
   {
@@ -139,6 +140,7 @@ void JobService::report_progress(const Claim& claim, int step, int steps, const 
   progress.job.progress_step = step;
   progress.job.params.steps = steps;
   publish(progress);
+  if (step_hooks_.on_step) step_hooks_.on_step(claim.job, step, steps, preview);
   if (!extend) return;
   job_db::LeaseCheck check{true, false};
   Status st = store_.write([&](store::Db& db) -> Status {

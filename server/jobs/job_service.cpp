@@ -330,9 +330,8 @@ void JobService::publish_changes(std::vector<JobUpdate> updates) {
   }
 }
 
-bool JobService::wants_preview(const Claim&) const {
-  // Previews go to room members over WebSocket (a later layer); nobody consumes them yet.
-  return false;
+bool JobService::wants_preview(const Claim& claim) const {
+  return step_hooks_.wants_preview && step_hooks_.wants_preview(claim.job);
 }
 
 // ---------------------------------------------------------------------------------------------

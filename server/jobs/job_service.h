@@ -121,6 +121,14 @@ class JobService {
   uint64_t subscribe(int64_t job_id, Listener listener);
   void unsubscribe(uint64_t subscription);
 
+  // What the live rooms hear from workers on every step (progress, and a preview when they
+  // want one). Called on worker threads; must be quick. Set before the workers start.
+  struct StepHooks {
+    std::function<bool(const Job&)> wants_preview;
+    std::function<void(const Job&, int step, int steps, const image::Image* preview)> on_step;
+  };
+  void set_step_hooks(StepHooks hooks) { step_hooks_ = std::move(hooks); }
+
   // ---- workers (block on the store) ----
   std::optional<Claim> next_job(const std::string& worker);
   void report_progress(const Claim& claim, int step, int steps, const image::Image* preview);
@@ -198,6 +206,7 @@ class JobService {
   FairScheduler scheduler_;                                     // guarded by mu_
   std::unordered_map<int64_t, Running> running_;                // by job id; guarded by mu_
   std::map<uint64_t, std::pair<int64_t, Listener>> listeners_;  // guarded by mu_
+  StepHooks step_hooks_;  // set before workers run, then read-only
   uint64_t next_subscription_ = 1;                              // guarded by mu_
   bool stopping_ = false;                                       // guarded by mu_
   // Dispatch at submit: when a worker is waiting in next_job(), the submit transaction claims

@@ -4,12 +4,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "server/store/sqlite.h"
+#include "server/store/store.h"
 
 namespace atelier::projects {
 
@@ -97,6 +100,16 @@ Result<int64_t> append_event(store::Db& db, int64_t project_id, const std::strin
 Result<std::vector<Event>> list_events(store::Db& db, int64_t project_id, int64_t after_seq,
                                        int64_t limit);
 Result<int64_t> head_seq(store::Db& db, int64_t project_id);  // 0 when none
+
+// Told of every event once the transaction that appended it has committed: on the Store's
+// writer thread, in commit order, hence in seq order within each project, and never for an event
+// that was rolled back. Must be quick and must not block (hand the event to another thread).
+// A deleted project is announced as an event with seq 0 and type "project.deleted" (its log is
+// gone with it).
+using EventObserver = std::function<void(const Event&)>;
+// Installs `observer` on `store`'s writer connection, replacing any; empty removes it. Events
+// appended on any other connection (there is none in the server) are not observed.
+Status set_event_observer(store::Store& store, EventObserver observer);
 
 }  // namespace project_db
 }  // namespace atelier::projects

@@ -76,6 +76,13 @@ bool PreviewThrottle::admit(int64_t job, int step, int steps) {
   return true;
 }
 
+bool PreviewThrottle::due(int64_t job) const {
+  const int64_t now = now_();
+  std::lock_guard lock(mu_);
+  auto it = last_ms_.find(job);
+  return it == last_ms_.end() || now - it->second >= interval_ms_;
+}
+
 void PreviewThrottle::forget(int64_t job) {
   std::lock_guard lock(mu_);
   last_ms_.erase(job);

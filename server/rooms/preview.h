@@ -53,13 +53,16 @@ class PreviewThrottle {
 
   // True when a preview of `job` at `step` of `steps` should be made now (and records it).
   bool admit(int64_t job, int step, int steps);
+  // Whether admit() would pass a step before the last one now (records nothing): lets a
+  // generator skip building a preview that would be thrown away.
+  bool due(int64_t job) const;
   // The job ended: forget it.
   void forget(int64_t job);
 
  private:
   const int64_t interval_ms_;
   const Clock now_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::unordered_map<int64_t, int64_t> last_ms_;  // guarded by mu_
 };
 

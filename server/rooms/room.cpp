@@ -55,11 +55,19 @@ void Room::leave(const RoomMember* member) {
 }
 
 size_t Room::remove_user(int64_t user_id, const std::string& reason) {
+  return remove_if([user_id](int64_t user) { return user == user_id; }, reason);
+}
+
+size_t Room::remove_all(const std::string& reason) {
+  return remove_if([](int64_t) { return true; }, reason);
+}
+
+size_t Room::remove_if(const std::function<bool(int64_t user)>& pred, const std::string& reason) {
   std::vector<std::shared_ptr<RoomMember>> removed;
   {
     std::lock_guard lock(mu_);
     for (auto it = entries_.begin(); it != entries_.end();) {
-      if (it->second.user == user_id) {
+      if (pred(it->second.user)) {
         if (auto m = it->second.member.lock()) removed.push_back(std::move(m));
         it = entries_.erase(it);
       } else {
@@ -75,11 +83,13 @@ size_t Room::remove_user(int64_t user_id, const std::string& reason) {
   return removed.size();
 }
 
-void Room::broadcast_event(const std::string& event_json) {
+void Room::broadcast_event(int64_t seq, const std::string& event_json) {
   // The event's text is spliced in as it is: it was serialized once when it was recorded.
   std::string payload = R"({"type":"event","project":)" + std::to_string(project_) +
                         R"(,"event":)" + event_json + "}";
-  send_all(text(std::move(payload), OutMessage::Kind::kDurable));
+  OutMessage out = text(std::move(payload), OutMessage::Kind::kDurable);
+  out.seq = seq;
+  send_all(out);
 }
 
 void Room::broadcast_progress(int64_t job, int step, int steps) {

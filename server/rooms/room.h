@@ -11,15 +11,18 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include "server/rooms/outbox.h"
+#include "server/http/outbox.h"
 
 namespace atelier::rooms {
+
+using http::OutMessage;
 
 // A subscribed connection, as the room sees it.
 class RoomMember {
@@ -45,10 +48,12 @@ class Room {
   // Ends every subscription of `user_id` (a removed member): each of their sessions is sent
   // `{"type":"unsubscribed","project":P,"reason":reason}` and leaves. Returns how many.
   size_t remove_user(int64_t user_id, const std::string& reason);
+  // Ends every subscription (the project was deleted), the same way. Returns how many.
+  size_t remove_all(const std::string& reason);
 
   // A durable event object (as GET /projects/{id}/events returns it), wrapped once as
-  // `{"type":"event","project":P,"event":...}` and sent to every session.
-  void broadcast_event(const std::string& event_json);
+  // `{"type":"event","project":P,"event":...}` and sent to every session, carrying `seq`.
+  void broadcast_event(int64_t seq, const std::string& event_json);
   // Ephemeral progress, coalesced per job in slow sessions' queues.
   void broadcast_progress(int64_t job, int step, int steps);
   // A preview frame (already encoded once), coalesced per job.
@@ -71,6 +76,7 @@ class Room {
   // Every live member, pruning dead ones. Under mu_.
   std::vector<std::shared_ptr<RoomMember>> live_locked();
   void send_all(const OutMessage& message);
+  size_t remove_if(const std::function<bool(int64_t user)>& pred, const std::string& reason);
   void announce_presence();
   std::string presence_json_locked() const;
 

@@ -266,7 +266,9 @@ Db::Db(Db&& other) noexcept
     : db_(std::exchange(other.db_, nullptr)),
       path_(std::move(other.path_)),
       cache_(std::move(other.cache_)),
-      wal_hook_(std::move(other.wal_hook_)) {}
+      wal_hook_(std::move(other.wal_hook_)),
+      after_commit_(std::move(other.after_commit_)),
+      extension_(std::move(other.extension_)) {}
 
 Db& Db::operator=(Db&& other) noexcept {
   if (this != &other) {
@@ -275,6 +277,8 @@ Db& Db::operator=(Db&& other) noexcept {
     path_ = std::move(other.path_);
     cache_ = std::move(other.cache_);
     wal_hook_ = std::move(other.wal_hook_);
+    after_commit_ = std::move(other.after_commit_);
+    extension_ = std::move(other.extension_);
   }
   return *this;
 }

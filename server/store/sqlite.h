@@ -19,6 +19,8 @@
 //   everything else (I/O, CANTOPEN, FULL, READONLY) -> kIoError
 #pragma once
 
+#include <algorithm>
+#include <any>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -27,6 +29,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -168,6 +171,19 @@ class Db {
   // True between BEGIN and COMMIT/ROLLBACK (SQLite's autocommit flag is off).
   bool in_transaction() const;
 
+  // Work to run once the write transaction in progress commits, in the order added, and to drop
+  // if it rolls back (to the savepoint it was added in, for the Store's group commits). The
+  // Store runs it on the writer thread right after COMMIT, before the write's `done`: it must be
+  // quick and must not use this connection. Outside the Store nothing runs it.
+  void after_commit(std::function<void()> fn) { after_commit_.push_back(std::move(fn)); }
+  std::size_t after_commit_count() const { return after_commit_.size(); }
+  void drop_after_commit(std::size_t from) { after_commit_.resize(std::min(from, after_commit_.size())); }
+  std::vector<std::function<void()>> take_after_commit() { return std::exchange(after_commit_, {}); }
+
+  // A slot for the layers above, per connection (project_db keeps its event observer here, on
+  // the writer's connection). The store never looks inside.
+  std::any& extension() { return extension_; }
+
   // Closes now; also done by the destructor. Statements must have been destroyed first; if any
   // are alive, SQLite defers the close until the last one is finalized.
   void close();
@@ -183,6 +199,8 @@ class Db {
   std::shared_ptr<detail::StatementCache> cache_;
   // Heap-held so that its address, which SQLite keeps, survives moves of the Db.
   std::unique_ptr<std::function<void(int)>> wal_hook_;
+  std::vector<std::function<void()>> after_commit_;
+  std::any extension_;
 };
 
 }  // namespace atelier::store

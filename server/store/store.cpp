@@ -222,8 +222,20 @@ void Store::run_write(Db& db, const WriteTxn& txn, const WriteDone& done) {
   } else {
     st = st.with_context("starting write transaction");
   }
-
+  run_after_commit(db, st.is_ok());
   finish_write(std::move(st), done);
+}
+
+void Store::run_after_commit(Db& db, bool committed) {
+  std::vector<std::function<void()>> work = db.take_after_commit();
+  if (!committed) return;
+  for (auto& fn : work) {
+    try {
+      fn();
+    } catch (...) {
+      // Like `done`: the writer thread survives a faulty callback; the data is committed.
+    }
+  }
 }
 
 void Store::finish_write(Status st, const WriteDone& done) {
@@ -251,6 +263,7 @@ void Store::run_group(Db& db, std::vector<Entry>& group) {
     for (auto& out : outcomes) out = begin.with_context("starting write transaction");
   } else {
     for (size_t i = 0; i < group.size(); ++i) {
+      const size_t after_commit_mark = db.after_commit_count();
       Status st = db.exec("SAVEPOINT atelier_group");
       if (st.is_ok()) {
         try {
@@ -274,6 +287,7 @@ void Store::run_group(Db& db, std::vector<Entry>& group) {
       } else {
         (void)db.exec("ROLLBACK TO atelier_group");
         (void)db.exec("RELEASE atelier_group");
+        db.drop_after_commit(after_commit_mark);
       }
       outcomes[i] = std::move(st);
     }
@@ -289,6 +303,9 @@ void Store::run_group(Db& db, std::vector<Entry>& group) {
       }
     }
   }
+  bool committed = false;
+  for (const auto& out : outcomes) committed = committed || out.is_ok();
+  run_after_commit(db, committed);
   for (size_t i = 0; i < group.size(); ++i) finish_write(std::move(outcomes[i]), group[i].done);
 }
 
@@ -334,6 +351,25 @@ Status Store::checkpoint() {
   std::future<Status> outcome = promise->get_future();
   const bool queued = enqueue(
       [this, promise](Db& db) { promise->set_value(run_checkpoint(db, options_.busy_timeout)); });
+  if (!queued) return unavailable_closed();
+  return outcome.get();
+}
+
+Status Store::with_writer(const std::function<void(Db&)>& fn) {
+  if (on_writer_thread()) {
+    fn(writer_db_);
+    return Status::ok();
+  }
+  auto promise = std::make_shared<std::promise<Status>>();
+  std::future<Status> outcome = promise->get_future();
+  const bool queued = enqueue([&fn, promise](Db& db) {
+    try {
+      fn(db);
+      promise->set_value(Status::ok());
+    } catch (...) {
+      promise->set_value(from_exception("with_writer"));
+    }
+  });
   if (!queued) return unavailable_closed();
   return outcome.get();
 }

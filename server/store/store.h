@@ -96,6 +96,9 @@ class Store {
   // it throws are swallowed. It must not call write() (that would wait on itself: kInternal)
   // or close(); submit_write() is fine.
   //
+  // Work a transaction registers with Db::after_commit() runs after its COMMIT, before `done`,
+  // and is dropped when it rolls back.
+  //
   // Once close() has begun, `txn` never runs and `done` is called at once, on the calling thread,
   // with kUnavailable.
   //
@@ -125,6 +128,9 @@ class Store {
   // waits for it: the -wal file is empty afterwards unless a reader still uses it, in which case
   // this waits up to busy_timeout and then reports kUnavailable. Same blocking rule as write().
   Status checkpoint();
+  // Runs `fn` on the writer thread with its connection, between transactions (e.g. to put a
+  // Db::extension() in place before any write that would use it). Blocks like write().
+  Status with_writer(const std::function<void(Db&)>& fn);
 
   StoreStats stats() const;
 
@@ -162,6 +168,8 @@ class Store {
   // Several queued writes under one COMMIT (see kMaxGroupCommit).
   void run_group(Db& db, std::vector<Entry>& group);
   void finish_write(Status st, const WriteDone& done);
+  // Runs (committed) or drops what the transaction registered with Db::after_commit().
+  void run_after_commit(Db& db, bool committed);
   // busy: how long to wait for readers; the periodic checkpoint does not wait, so that a long
   // read never holds up queued writes.
   Status run_checkpoint(Db& db, std::chrono::milliseconds busy);

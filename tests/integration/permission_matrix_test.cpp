@@ -316,6 +316,10 @@ std::vector<Row> build_rows() {
       {401, 404, 403, 200, 200, 404, 403, 200});
   add("DELETE", "/api/v1/images/{id}/reactions/{emoji}", "", on_image("/reactions/%F0%9F%91%8D"),
       {401, 404, 403, 200, 200, 404, 403, 200});
+  // The live channel: any signed-in caller; a plain GET (no upgrade) is answered 426 after the
+  // credential check. Subscriptions and commands are covered in live_rooms_test.cpp.
+  add("GET", "/api/v1/ws", "no upgrade", [](World&, Who) { return fixed("/api/v1/ws"); },
+      {401, 426, 426, 426, 426, 426, 426, 426});
   return rows;
 }
 

@@ -42,7 +42,7 @@ TEST(RoomTest, EveryMemberGetsTheSameEventPayloadObject) {
   auto bob = std::make_shared<FakeMember>(2, "bob");
   room.join(ann);
   room.join(bob);
-  room.broadcast_event(R"({"seq":5,"type":"job.queued","ts":1,"actor":1,"data":{}})");
+  room.broadcast_event(5, R"({"seq":5,"type":"job.queued","ts":1,"actor":1,"data":{}})");
   ASSERT_EQ(ann->of_type("event").size(), 1u);
   EXPECT_EQ(ann->of_type("event")[0]["project"], 12);
   EXPECT_EQ(ann->of_type("event")[0]["event"]["seq"], 5);
@@ -98,7 +98,7 @@ TEST(RoomTest, GoneSessionsAreSkippedAndPruned) {
     room.join(bob);
     EXPECT_EQ(room.size(), 2u);
   }
-  room.broadcast_event(R"({"seq":1})");
+  room.broadcast_event(1, R"({"seq":1})");
   EXPECT_EQ(room.size(), 1u);
   auto presence = nlohmann::json::parse(room.presence_json());
   EXPECT_EQ(presence["members"].size(), 1u);
@@ -120,7 +120,7 @@ TEST(RoomTest, RemovingAMemberEndsAllTheirSubscriptionsAtOnce) {
     EXPECT_EQ(unsub[0]["project"], 9);
   }
   const size_t bob_had = bob1->got.size();
-  room.broadcast_event(R"({"seq":2})");
+  room.broadcast_event(2, R"({"seq":2})");
   EXPECT_EQ(bob1->got.size(), bob_had) << "nothing more after the removal";
   EXPECT_EQ(ann->of_type("event").size(), 1u);
   EXPECT_EQ(nlohmann::json::parse(room.presence_json())["members"].size(), 1u);

@@ -1,5 +1,5 @@
 // The per-session send queue: byte cap, ephemeral-first dropping, coalescing, overflow.
-#include "server/rooms/outbox.h"
+#include "server/http/outbox.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace atelier::rooms {
+namespace atelier::http {
 namespace {
 
 OutMessage durable(const std::string& text) {
@@ -121,4 +121,4 @@ TEST(OutboxTest, TheProtocolDocumentNamesTheOverflowCloseCode) {
 }
 
 }  // namespace
-}  // namespace atelier::rooms
+}  // namespace atelier::http

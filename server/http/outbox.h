@@ -26,7 +26,7 @@
 #include <optional>
 #include <string>
 
-namespace atelier::rooms {
+namespace atelier::http {
 
 // WebSocket close code telling the client its queue overflowed: reconnect and subscribe with
 // the last seq it saw (proto/websocket.md).
@@ -38,6 +38,7 @@ struct OutMessage {
   bool binary = false;                         // a preview frame; text (JSON) otherwise
   Kind kind = Kind::kDurable;
   std::string coalesce_key;  // ephemeral only; empty: never replaced
+  int64_t seq = 0;           // a project event's seq (durable), for resume bookkeeping
 
   size_t bytes() const { return payload ? payload->size() : 0; }
 };
@@ -61,6 +62,9 @@ class Outbox {
   // queued. Its bytes count until finish_write().
   std::optional<OutMessage> start_write();
   void finish_write();
+  // Drops everything queued (the connection is closing without flushing); the write in flight
+  // still counts until finish_write().
+  void clear_queued();
 
   bool empty() const { return queue_.empty() && !in_flight_; }
   size_t queued() const { return queue_.size(); }
@@ -80,4 +84,4 @@ class Outbox {
   OutboxStats stats_;
 };
 
-}  // namespace atelier::rooms
+}  // namespace atelier::http

@@ -1,8 +1,8 @@
-#include "server/rooms/outbox.h"
+#include "server/http/outbox.h"
 
 #include <algorithm>
 
-namespace atelier::rooms {
+namespace atelier::http {
 
 bool Outbox::fits(size_t more) const {
   return bytes() + more <= max_bytes_ || (bytes() == 0);
@@ -63,9 +63,14 @@ std::optional<OutMessage> Outbox::start_write() {
   return next;
 }
 
+void Outbox::clear_queued() {
+  queue_.clear();
+  queued_bytes_ = 0;
+}
+
 void Outbox::finish_write() {
   in_flight_ = false;
   in_flight_bytes_ = 0;
 }
 
-}  // namespace atelier::rooms
+}  // namespace atelier::http

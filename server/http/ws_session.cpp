@@ -1,0 +1,243 @@
+#include "server/http/ws_session.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <exception>
+
+#include "common/logging.h"
+
+namespace atelier::http {
+
+namespace beast = boost::beast;
+namespace websocket = boost::beast::websocket;
+namespace net = boost::asio;
+
+namespace {
+
+constexpr std::chrono::seconds kHandshakeTimeout{10};
+
+}  // namespace
+
+WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> state,
+                     std::string remote, WsAccept accept)
+    : state_(std::move(state)),
+      ws_(std::move(stream)),
+      remote_(std::move(remote)),
+      options_(accept.options),
+      handler_(std::move(accept.handler)),
+      outbox_(accept.options.max_queue_bytes),
+      write_timer_(ws_.get_executor()),
+      close_timer_(ws_.get_executor()),
+      first_message_timer_(ws_.get_executor()) {
+  if (state_->open_connections) state_->open_connections->add(1);
+  state_->session_count.fetch_add(1);
+}
+
+WsSession::~WsSession() {
+  // Normally finish() ran on the strand; this covers handlers discarded at shutdown.
+  if (!finished_ && handler_) {
+    try {
+      handler_->on_close();
+    } catch (const std::exception& e) {
+      log::warn("a WebSocket handler threw in on_close: {}", e.what());
+    }
+  }
+  std::lock_guard lock(state_->sessions_mu);
+  state_->sessions.erase(this);
+  if (state_->open_connections && !state_->io_stopped.load()) state_->open_connections->add(-1);
+  state_->session_count.fetch_sub(1);
+}
+
+void WsSession::run(beast::http::request<beast::http::string_body> request) {
+  {
+    std::lock_guard lock(state_->sessions_mu);
+    state_->sessions[this] = weak_from_this();
+  }
+  // Beast's own timeouts replace the TCP stream's: the handshake is bounded, and a client
+  // silent for half the idle time is pinged, then dropped when the rest passes without a word.
+  beast::get_lowest_layer(ws_).expires_never();
+  websocket::stream_base::timeout timeouts;
+  timeouts.handshake_timeout = kHandshakeTimeout;
+  timeouts.idle_timeout = options_.idle_timeout;
+  timeouts.keep_alive_pings = true;
+  ws_.set_option(timeouts);
+  ws_.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& res) { res.set(beast::http::field::server, "atelier"); }));
+  ws_.read_message_max(options_.max_message_bytes);
+  // Messages are built whole before they are queued; sending each as one frame is cheapest.
+  ws_.auto_fragment(false);
+  ws_.async_accept(request, beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
+}
+
+void WsSession::on_accept(beast::error_code ec) {
+  if (ec) return finish();
+  open_ = true;
+  if (state_->draining.load()) {
+    request_close(kCloseGoingAway, "server shutting down", false);
+  } else if (handler_) {
+    try {
+      handler_->on_open(shared_from_this());
+    } catch (const std::exception& e) {
+      log::warn("a WebSocket handler threw in on_open: {}", e.what());
+      request_close(1011, "internal error", false);
+    }
+  }
+  if (options_.first_message_timeout.count() > 0) {
+    first_message_timer_.expires_after(options_.first_message_timeout);
+    first_message_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec && !self->got_message_) {
+        self->request_close(self->options_.first_message_close_code, "no greeting in time", false);
+      }
+    });
+  }
+  read_next();
+  pump();
+}
+
+void WsSession::read_next() {
+  ws_.async_read(read_buffer_, beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
+}
+
+void WsSession::on_read(beast::error_code ec, size_t) {
+  // Closed by the peer or by us, timed out, too big (Beast has then sent 1009), or cut.
+  if (ec) return finish();
+  if (!got_message_) {
+    got_message_ = true;
+    first_message_timer_.cancel();
+  }
+  std::string message = beast::buffers_to_string(read_buffer_.data());
+  read_buffer_.consume(read_buffer_.size());
+  const bool binary = !ws_.got_text();
+  if (handler_ && !close_requested_) {
+    try {
+      handler_->on_message(std::move(message), binary);
+    } catch (const std::exception& e) {
+      log::warn("a WebSocket handler threw in on_message: {}", e.what());
+      request_close(1011, "internal error", false);
+    }
+  }
+  read_next();
+}
+
+void WsSession::send(OutMessage message) {
+  net::post(ws_.get_executor(), [self = shared_from_this(), m = std::move(message)]() mutable {
+    self->enqueue(std::move(m));
+  });
+}
+
+void WsSession::enqueue(OutMessage message) {
+  if (finished_ || close_requested_) return;
+  if (outbox_.push(std::move(message)) == Outbox::Push::kOverflow) {
+    // The client fell too far behind to keep every durable event: it resumes from its last seq.
+    return request_close(kCloseResume, "send queue overflowed; resume from your last seq", false);
+  }
+  pump();
+}
+
+void WsSession::close(uint16_t code, std::string reason, bool flush) {
+  net::post(ws_.get_executor(), [self = shared_from_this(), code, r = std::move(reason), flush] {
+    self->request_close(code, r, flush);
+  });
+}
+
+void WsSession::request_close(uint16_t code, std::string reason, bool flush) {
+  if (finished_ || close_requested_) return;
+  close_requested_ = true;
+  close_code_ = code;
+  close_reason_ = std::move(reason);
+  close_flush_ = flush;
+  if (!flush) outbox_.clear_queued();
+  // A client that has stopped reading never lets the close frame out: cut it off instead.
+  close_timer_.expires_after(options_.close_timeout);
+  close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (!ec && !self->finished_) self->cut();
+  });
+  pump();
+}
+
+void WsSession::pump() {
+  if (!open_ || finished_ || writing_ || close_sent_) return;
+  if (close_requested_ && (!close_flush_ || outbox_.empty())) {
+    close_sent_ = true;
+    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
+                    [self = shared_from_this()](beast::error_code ec) {
+                      // The pending read ends the session when the peer's close arrives (or
+                      // the socket goes); a failed close has nothing left to wait for.
+                      if (ec) self->cut();
+                    });
+    return;
+  }
+  writing_ = outbox_.start_write();
+  if (!writing_) return;
+  ws_.text(!writing_->binary);
+  // A write that makes no progress for this long means a client that stopped reading.
+  write_timer_.expires_after(options_.idle_timeout);
+  write_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (!ec && self->writing_) {
+      log::info("WebSocket client {} stopped reading; disconnecting", self->remote_);
+      self->cut();
+    }
+  });
+  ws_.async_write(net::buffer(*writing_->payload),
+                  [self = shared_from_this()](beast::error_code ec, size_t) { self->on_write(ec); });
+}
+
+void WsSession::on_write(beast::error_code ec) {
+  write_timer_.cancel();
+  writing_.reset();
+  outbox_.finish_write();
+  if (ec) return cut();
+  pump();
+  check_drained();
+}
+
+void WsSession::when_drained(size_t bytes, std::function<void()> fn) {
+  net::post(ws_.get_executor(), [self = shared_from_this(), bytes, f = std::move(fn)]() mutable {
+    if (self->finished_ || self->close_requested_) return;
+    self->drain_mark_ = bytes;
+    self->drain_waiter_ = std::move(f);
+    self->check_drained();
+  });
+}
+
+void WsSession::check_drained() {
+  if (!drain_waiter_ || finished_ || close_requested_ || outbox_.bytes() > drain_mark_) return;
+  auto fn = std::move(drain_waiter_);
+  drain_waiter_ = nullptr;
+  fn();
+}
+
+void WsSession::cut() {
+  beast::error_code ec;
+  beast::get_lowest_layer(ws_).socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+  beast::get_lowest_layer(ws_).close();  // the pending read fails and finishes the session
+}
+
+void WsSession::finish() {
+  if (finished_) return;
+  finished_ = true;
+  write_timer_.cancel();
+  close_timer_.cancel();
+  first_message_timer_.cancel();
+  outbox_.clear_queued();
+  drain_waiter_ = nullptr;
+  auto handler = std::move(handler_);
+  if (handler) {
+    try {
+      handler->on_close();
+    } catch (const std::exception& e) {
+      log::warn("a WebSocket handler threw in on_close: {}", e.what());
+    }
+  }
+  if (!close_sent_) cut();
+}
+
+void WsSession::begin_drain() {
+  close(kCloseGoingAway, "server shutting down", true);
+}
+
+void WsSession::force_close() {
+  net::post(ws_.get_executor(), [self = shared_from_this()] { self->cut(); });
+}
+
+}  // namespace atelier::http

@@ -1,0 +1,86 @@
+// One WebSocket connection: the Beast side of websocket.h's contract. Internal to server/http;
+// includes Beast.
+//
+// Shape (Beast's chat-multi, plus a byte cap): everything runs on the connection's strand; one
+// read pending at all times; one write in flight with the Outbox behind it; send() from any
+// thread posts onto the strand. Async handlers hold a shared_ptr to the session, never `this`.
+// The handler is released when the connection ends, breaking the cycle between a handler that
+// keeps its connection and the connection that keeps its handler.
+#pragma once
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "server/http/outbox.h"
+#include "server/http/session.h"
+#include "server/http/websocket.h"
+
+namespace atelier::http {
+
+class WsSession : public Connection,
+                  public WsConnection,
+                  public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(boost::beast::tcp_stream&& stream, std::shared_ptr<ServerState> state,
+            std::string remote, WsAccept accept);
+  ~WsSession() override;
+
+  // Completes the handshake for `request` (the upgrade the route accepted), then runs.
+  void run(boost::beast::http::request<boost::beast::http::string_body> request);
+
+  // WsConnection
+  void send(OutMessage message) override;
+  void close(uint16_t code, std::string reason, bool flush) override;
+  void when_drained(size_t bytes, std::function<void()> fn) override;
+  const std::string& remote_address() const override { return remote_; }
+
+  // Connection (shutdown): close with 1001 after what is queued; or cut the socket now.
+  void begin_drain() override;
+  void force_close() override;
+
+ private:
+  void on_accept(boost::beast::error_code ec);
+  void read_next();
+  void on_read(boost::beast::error_code ec, size_t n);
+  void enqueue(OutMessage message);
+  void request_close(uint16_t code, std::string reason, bool flush);
+  // Writes the next queued message, or the close frame once one is requested and due.
+  void pump();
+  void on_write(boost::beast::error_code ec);
+  void cut();
+  // Runs the drain waiter if the Outbox is down to its mark.
+  void check_drained();
+  // The connection is over: tells the handler (once) and lets it go.
+  void finish();
+
+  // First member, so it is destroyed last (it owns the io_context the socket belongs to).
+  std::shared_ptr<ServerState> state_;
+  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::beast::flat_buffer read_buffer_;
+  std::string remote_;
+  WsOptions options_;
+  std::shared_ptr<WsHandler> handler_;
+  Outbox outbox_;
+  std::optional<OutMessage> writing_;  // the write in flight; keeps its payload alive
+  boost::asio::steady_timer write_timer_;
+  boost::asio::steady_timer close_timer_;
+  boost::asio::steady_timer first_message_timer_;
+  bool got_message_ = false;
+  bool open_ = false;  // handshake done
+  bool close_requested_ = false;
+  bool close_flush_ = false;
+  bool close_sent_ = false;
+  bool finished_ = false;
+  uint16_t close_code_ = kCloseNormal;
+  std::string close_reason_;
+  size_t drain_mark_ = 0;
+  std::function<void()> drain_waiter_;
+};
+
+}  // namespace atelier::http

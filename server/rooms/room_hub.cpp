@@ -1,0 +1,154 @@
+#include "server/rooms/room_hub.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/logging.h"
+#include "common/thread_name.h"
+
+namespace atelier::rooms {
+
+RoomHub::RoomHub(RoomHubOptions options, EventToJson event_json, PreviewThrottle::Clock now_ms)
+    : options_(options),
+      event_json_(std::move(event_json)),
+      throttle_(options.preview_interval_ms, std::move(now_ms)) {}
+
+RoomHub::~RoomHub() {
+  stop();
+}
+
+void RoomHub::start() {
+  std::lock_guard lock(feed_mu_);
+  if (feed_thread_.joinable() || stopping_) return;
+  feed_thread_ = std::thread([this] { feed_loop(); });
+}
+
+void RoomHub::stop() {
+  {
+    std::lock_guard lock(feed_mu_);
+    stopping_ = true;
+  }
+  feed_cv_.notify_all();
+  if (feed_thread_.joinable()) feed_thread_.join();
+}
+
+std::shared_ptr<Room> RoomHub::join(int64_t project, const std::shared_ptr<RoomMember>& member) {
+  // Under the hub's lock, so that a room being dropped as empty cannot lose a member joining it.
+  std::lock_guard lock(rooms_mu_);
+  auto& room = rooms_[project];
+  if (!room) room = std::make_shared<Room>(project);
+  room->join(member);
+  return room;
+}
+
+void RoomHub::leave(int64_t project, const RoomMember* member) {
+  std::lock_guard lock(rooms_mu_);
+  auto it = rooms_.find(project);
+  if (it == rooms_.end()) return;
+  it->second->leave(member);
+  if (it->second->size() == 0) rooms_.erase(it);
+}
+
+std::shared_ptr<Room> RoomHub::find(int64_t project) const {
+  std::lock_guard lock(rooms_mu_);
+  auto it = rooms_.find(project);
+  return it == rooms_.end() ? nullptr : it->second;
+}
+
+void RoomHub::on_event_committed(const projects::Event& event) {
+  {
+    std::lock_guard lock(feed_mu_);
+    feed_.push_back(event);
+    ++queued_total_;
+  }
+  feed_cv_.notify_one();
+}
+
+void RoomHub::flush() {
+  std::unique_lock lock(feed_mu_);
+  const uint64_t target = queued_total_;
+  flushed_cv_.wait(lock, [&] { return broadcast_total_ >= target || !feed_thread_.joinable(); });
+}
+
+void RoomHub::feed_loop() {
+  set_current_thread_name("room-feed");
+  std::unique_lock lock(feed_mu_);
+  for (;;) {
+    feed_cv_.wait(lock, [&] { return stopping_ || !feed_.empty(); });
+    if (feed_.empty()) break;  // stopping, and everything queued went out
+    projects::Event event = std::move(feed_.front());
+    feed_.pop_front();
+    lock.unlock();
+    try {
+      broadcast(event);
+    } catch (const std::exception& e) {
+      log::warn("broadcasting event {} of project {} failed: {}", event.seq, event.project_id,
+                e.what());
+    }
+    lock.lock();
+    ++broadcast_total_;
+    flushed_cv_.notify_all();
+  }
+  broadcast_total_ = queued_total_;
+  flushed_cv_.notify_all();
+}
+
+void RoomHub::broadcast(const projects::Event& event) {
+  if (event.type.starts_with("job.") && event.type != "job.queued" &&
+      event.type != "job.started") {
+    // The job is over (done, failed, cancelled): no more previews for it.
+    if (auto data = nlohmann::json::parse(event.data_json, nullptr, false);
+        data.is_object() && data.contains("id") && data["id"].is_number_integer()) {
+      throttle_.forget(data["id"].get<int64_t>());
+    }
+  }
+  std::shared_ptr<Room> room = find(event.project_id);
+  if (!room) return;
+  if (event.type == "project.deleted") {
+    room->remove_all("project_deleted");
+    return;
+  }
+  room->broadcast_event(event.seq, event_json_(event));
+  events_broadcast_.fetch_add(1, std::memory_order_relaxed);
+  if (event.type == "member.removed" || event.type == "member.left") {
+    auto data = nlohmann::json::parse(event.data_json, nullptr, false);
+    if (data.is_object() && data.contains("user_id") && data["user_id"].is_number_integer()) {
+      room->remove_user(data["user_id"].get<int64_t>(),
+                        event.type == "member.removed" ? "removed" : "left");
+    }
+  }
+}
+
+bool RoomHub::wants_preview(int64_t project, int64_t job) const {
+  auto room = find(project);
+  return room && room->size() > 0 && throttle_.due(job);
+}
+
+void RoomHub::on_step(int64_t project, int64_t job, int step, int steps,
+                      const image::Image* preview) {
+  auto room = find(project);
+  if (!room) return;
+  room->broadcast_progress(job, step, steps);
+  if (!preview || !throttle_.admit(job, step, steps)) return;
+  auto frame = encode_preview_frame(project, job, step, steps, *preview);
+  if (!frame.is_ok()) {
+    log::warn("preview of job {} not encoded: {}", job, frame.status().message());
+    return;
+  }
+  previews_encoded_.fetch_add(1, std::memory_order_relaxed);
+  room->broadcast_preview(job, std::move(*frame));
+}
+
+void RoomHub::job_finished(int64_t job) {
+  throttle_.forget(job);
+}
+
+RoomHubStats RoomHub::stats() const {
+  RoomHubStats s;
+  s.events_broadcast = events_broadcast_.load();
+  s.previews_encoded = previews_encoded_.load();
+  std::lock_guard lock(rooms_mu_);
+  s.rooms = rooms_.size();
+  return s;
+}
+
+}  // namespace atelier::rooms

@@ -1,0 +1,105 @@
+// RoomHub: every live project room of one server, and the feeds into them.
+//
+//   * Durable events: the store's event observer (project_db::set_event_observer) hands each
+//     committed event to on_event_committed() on the writer thread; one feed thread serializes
+//     it once and broadcasts it to the project's room, in commit order, so every session sees
+//     a project's events in seq order. Events are thus always committed before anyone hears of
+//     them. A member.removed / member.left event also ends that user's subscriptions in the room
+//     at once, and a deleted project ends every subscription.
+//   * Progress and previews: the job service's step hook calls on_step() on a worker thread; the
+//     preview (when the hub asked for one through wants_preview()) is encoded once, throttled
+//     per job, and its frame shared by every session.
+//
+// Rooms exist while someone is subscribed: join() creates one, leave() drops it once empty.
+//
+// Contract: thread-safe. on_event_committed() never blocks: the feed only posts to sessions
+// (each session's Outbox bounds its own memory), so it keeps up with any commit rate.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/image.h"
+#include "server/projects/project_db.h"
+#include "server/rooms/preview.h"
+#include "server/rooms/room.h"
+
+namespace atelier::rooms {
+
+struct RoomHubOptions {
+  int64_t preview_interval_ms = 250;  // at most 4 previews a second per job
+};
+
+struct RoomHubStats {
+  uint64_t events_broadcast = 0;  // events that found a room (with anyone in it)
+  uint64_t previews_encoded = 0;
+  size_t rooms = 0;
+};
+
+class RoomHub {
+ public:
+  // `event_json`: an event's wire form (the object GET /projects/{id}/events lists).
+  using EventToJson = std::function<std::string(const projects::Event&)>;
+
+  RoomHub(RoomHubOptions options, EventToJson event_json, PreviewThrottle::Clock now_ms);
+  ~RoomHub();  // stop()
+  RoomHub(const RoomHub&) = delete;
+  RoomHub& operator=(const RoomHub&) = delete;
+
+  void start();
+  // Broadcasts what is queued, then stops the feed thread. Idempotent.
+  void stop();
+
+  // Adds `member` to the project's room (created on demand) and returns the room.
+  std::shared_ptr<Room> join(int64_t project, const std::shared_ptr<RoomMember>& member);
+  // Removes `member`; the room goes once nobody is left.
+  void leave(int64_t project, const RoomMember* member);
+  // The project's room, or null when nobody watches it.
+  std::shared_ptr<Room> find(int64_t project) const;
+
+  // From the writer thread (see project_db::EventObserver): queues the event for the feed.
+  void on_event_committed(const projects::Event& event);
+  // Blocks until every event queued before the call has been broadcast (tests, benchmarks).
+  void flush();
+
+  // From worker threads (JobService step hooks).
+  bool wants_preview(int64_t project, int64_t job) const;
+  void on_step(int64_t project, int64_t job, int step, int steps, const image::Image* preview);
+  // A job ended: its throttle entry goes.
+  void job_finished(int64_t job);
+
+  RoomHubStats stats() const;
+
+ private:
+  void feed_loop();
+  void broadcast(const projects::Event& event);
+
+  const RoomHubOptions options_;
+  const EventToJson event_json_;
+  PreviewThrottle throttle_;
+
+  mutable std::mutex rooms_mu_;
+  std::map<int64_t, std::shared_ptr<Room>> rooms_;  // guarded by rooms_mu_
+
+  std::mutex feed_mu_;
+  std::condition_variable feed_cv_;
+  std::condition_variable flushed_cv_;
+  std::deque<projects::Event> feed_;  // guarded by feed_mu_
+  uint64_t queued_total_ = 0;         // guarded by feed_mu_
+  uint64_t broadcast_total_ = 0;      // guarded by feed_mu_
+  bool stopping_ = false;             // guarded by feed_mu_
+  std::thread feed_thread_;
+
+  std::atomic<uint64_t> events_broadcast_{0};
+  std::atomic<uint64_t> previews_encoded_{0};
+};
+
+}  // namespace atelier::rooms
