@@ -148,16 +148,22 @@ void CommandLog::finish(int64_t user, const std::string& id, const std::string& 
 }
 
 void CommandLog::prune_locked(int64_t now) {
-  while (!order_.empty()) {
+  // Each entry is looked at most once per call, so a long-running command at the front only
+  // moves to the back instead of holding up the pruning of the ones behind it.
+  for (size_t budget = order_.size(); budget > 0 && !order_.empty(); --budget) {
     auto it = entries_.find(order_.front());
     if (it == entries_.end()) {
       order_.pop_front();
       continue;
     }
     const bool expired = now - it->second.at_ms >= ttl_ms_;
-    const bool over = entries_.size() > max_entries_ && it->second.done;
+    const bool over = entries_.size() > max_entries_;
     if (!expired && !over) break;
-    if (!it->second.done) break;  // still running: its waiters need it
+    if (!it->second.done) {  // still running: its waiters need it
+      order_.push_back(std::move(order_.front()));
+      order_.pop_front();
+      continue;
+    }
     entries_.erase(it);
     order_.pop_front();
   }

@@ -145,7 +145,6 @@ Status update_project(Db& db, int64_t project_id, const std::optional<std::strin
                               "WHERE id = ?",
                               name, description, now, project_id));
   if (db.changes() == 0) return Status::not_found("no such project");
-  notify_observer(db, Event{project_id, 0, "project.deleted", 0, "{}", 0});
   return Status::ok();
 }
 
@@ -153,6 +152,7 @@ Status delete_project(Db& db, int64_t project_id) {
   // Members, invites and events go with it through ON DELETE CASCADE.
   ATELIER_RETURN_IF_ERROR(run(db, "DELETE FROM projects WHERE id = ?", project_id));
   if (db.changes() == 0) return Status::not_found("no such project");
+  notify_observer(db, Event{project_id, 0, "project.deleted", 0, "{}", 0});
   return Status::ok();
 }
 

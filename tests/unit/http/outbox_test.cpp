@@ -109,6 +109,20 @@ TEST(OutboxTest, OneMessageLargerThanTheCapStillGoesThroughAnEmptyOutbox) {
   EXPECT_EQ(drain(box), std::vector<std::string>{"a big event"});
 }
 
+TEST(OutboxTest, ClearingDropsTheQueueButTheWriteInFlightCountsUntilItEnds) {
+  Outbox box(100);
+  box.push(durable("aaaa"));
+  box.push(durable("bbbb"));
+  ASSERT_TRUE(box.start_write());
+  box.clear_queued();
+  EXPECT_EQ(box.queued(), 0u);
+  EXPECT_EQ(box.bytes(), 4u);
+  EXPECT_FALSE(box.empty());
+  box.finish_write();
+  EXPECT_TRUE(box.empty());
+  EXPECT_EQ(box.bytes(), 0u);
+}
+
 // proto/websocket.md is the contract the web client follows: its close-code table must name the
 // code the server uses for an overflowed queue.
 TEST(OutboxTest, TheProtocolDocumentNamesTheOverflowCloseCode) {

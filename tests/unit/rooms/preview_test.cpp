@@ -95,5 +95,16 @@ TEST(PreviewThrottleTest, OnePerJobPerIntervalButTheLastStepAlwaysPasses) {
   EXPECT_TRUE(throttle.admit(7, 1, 10));
 }
 
+TEST(PreviewThrottleTest, DueTellsWithoutRecording) {
+  std::atomic<int64_t> now{1000};
+  PreviewThrottle throttle(250, [&] { return now.load(); });
+  EXPECT_TRUE(throttle.due(7));
+  EXPECT_TRUE(throttle.due(7)) << "asking records nothing";
+  ASSERT_TRUE(throttle.admit(7, 1, 10));
+  EXPECT_FALSE(throttle.due(7));
+  now += 250;
+  EXPECT_TRUE(throttle.due(7));
+}
+
 }  // namespace
 }  // namespace atelier::rooms

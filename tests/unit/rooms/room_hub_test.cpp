@@ -1,0 +1,169 @@
+// RoomHub with fake sessions: events reach the project's room in commit order through the feed
+// thread, removals and deletions end subscriptions, previews are wanted only when someone
+// watches and are encoded once for everyone.
+#include "server/rooms/room_hub.h"
+
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace atelier::rooms {
+namespace {
+
+using nlohmann::json;
+
+class SafeMember : public RoomMember {
+ public:
+  SafeMember(int64_t user, std::string name) : user_(user), name_(std::move(name)) {}
+  int64_t user_id() const override { return user_; }
+  const std::string& username() const override { return name_; }
+  void deliver(const OutMessage& m) override {
+    std::lock_guard lock(mu_);
+    got_.push_back(m);
+  }
+  std::vector<OutMessage> got() const {
+    std::lock_guard lock(mu_);
+    return got_;
+  }
+  std::vector<json> of_type(const std::string& type) const {
+    std::vector<json> out;
+    for (const auto& m : got()) {
+      if (m.binary) continue;
+      auto j = json::parse(*m.payload);
+      if (j["type"] == type) out.push_back(j);
+    }
+    return out;
+  }
+
+ private:
+  int64_t user_;
+  std::string name_;
+  mutable std::mutex mu_;
+  std::vector<OutMessage> got_;
+};
+
+projects::Event event(int64_t project, int64_t seq, std::string type, std::string data = "{}") {
+  return projects::Event{project, seq, std::move(type), 1, std::move(data), 100};
+}
+
+class RoomHubTest : public ::testing::Test {
+ protected:
+  RoomHubTest()
+      : hub_({.preview_interval_ms = 100},
+             [](const projects::Event& e) {
+               return json{{"seq", e.seq}, {"type", e.type}}.dump();
+             },
+             [this] { return now_ms_; }) {
+    hub_.start();
+  }
+  int64_t now_ms_ = 1'000;
+  RoomHub hub_;
+};
+
+TEST_F(RoomHubTest, EventsReachTheirProjectsRoomInCommitOrder) {
+  auto a = std::make_shared<SafeMember>(1, "ann");
+  auto b = std::make_shared<SafeMember>(2, "bob");
+  auto elsewhere = std::make_shared<SafeMember>(3, "cat");
+  hub_.join(10, a);
+  hub_.join(10, b);
+  hub_.join(11, elsewhere);
+  for (int64_t seq = 1; seq <= 50; ++seq) hub_.on_event_committed(event(10, seq, "job.queued"));
+  hub_.on_event_committed(event(12, 1, "job.queued"));  // nobody watches project 12
+  hub_.flush();
+  for (const auto& m : {a, b}) {
+    auto events = m->of_type("event");
+    ASSERT_EQ(events.size(), 50u);
+    for (int64_t i = 0; i < 50; ++i) {
+      EXPECT_EQ(events[i]["project"], 10);
+      EXPECT_EQ(events[i]["event"]["seq"], i + 1);
+    }
+  }
+  // Carried as durable messages with their seq, the same payload object for both.
+  auto got_a = a->got();
+  auto got_b = b->got();
+  EXPECT_EQ(got_a.back().seq, 50);
+  EXPECT_EQ(got_a.back().kind, OutMessage::Kind::kDurable);
+  EXPECT_EQ(got_a.back().payload.get(), got_b.back().payload.get());
+  EXPECT_TRUE(elsewhere->of_type("event").empty());
+  EXPECT_EQ(hub_.stats().events_broadcast, 50u);
+}
+
+TEST_F(RoomHubTest, RemovalEndsThatUsersSubscriptionsAndDeletionEndsAll) {
+  auto a = std::make_shared<SafeMember>(1, "ann");
+  auto b = std::make_shared<SafeMember>(2, "bob");
+  hub_.join(10, a);
+  hub_.join(10, b);
+  hub_.on_event_committed(event(10, 1, "member.removed", R"({"user_id":2})"));
+  hub_.on_event_committed(event(10, 2, "job.queued"));
+  hub_.flush();
+  auto gone = b->of_type("unsubscribed");
+  ASSERT_EQ(gone.size(), 1u);
+  EXPECT_EQ(gone[0]["reason"], "removed");
+  EXPECT_EQ(b->of_type("event").size(), 1u) << "bob sees his removal, then nothing";
+  EXPECT_EQ(a->of_type("event").size(), 2u);
+
+  hub_.on_event_committed(event(10, 0, "project.deleted"));
+  hub_.flush();
+  auto ended = a->of_type("unsubscribed");
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0]["reason"], "project_deleted");
+  EXPECT_EQ(hub_.find(10)->size(), 0u);
+}
+
+TEST_F(RoomHubTest, RoomsComeAndGoWithTheirMembers) {
+  auto a = std::make_shared<SafeMember>(1, "ann");
+  EXPECT_EQ(hub_.find(10), nullptr);
+  hub_.join(10, a);
+  ASSERT_NE(hub_.find(10), nullptr);
+  EXPECT_EQ(hub_.stats().rooms, 1u);
+  hub_.leave(10, a.get());
+  EXPECT_EQ(hub_.find(10), nullptr);
+  EXPECT_EQ(hub_.stats().rooms, 0u);
+}
+
+TEST_F(RoomHubTest, PreviewsAreWantedWhenWatchedAndThrottledPerJob) {
+  image::Image img{64, 32, 3, std::vector<uint8_t>(64 * 32 * 3, 90)};
+  EXPECT_FALSE(hub_.wants_preview(10, 5)) << "nobody watches project 10";
+  auto a = std::make_shared<SafeMember>(1, "ann");
+  auto b = std::make_shared<SafeMember>(2, "bob");
+  hub_.join(10, a);
+  hub_.join(10, b);
+  ASSERT_TRUE(hub_.wants_preview(10, 5));
+  hub_.on_step(10, 5, 1, 4, &img);
+  EXPECT_FALSE(hub_.wants_preview(10, 5)) << "within the interval";
+  EXPECT_TRUE(hub_.wants_preview(10, 6)) << "per job";
+  hub_.on_step(10, 5, 2, 4, nullptr);  // progress only
+  now_ms_ += 100;
+  EXPECT_TRUE(hub_.wants_preview(10, 5));
+  hub_.on_step(10, 5, 3, 4, &img);
+  EXPECT_EQ(hub_.stats().previews_encoded, 2u);
+
+  std::vector<OutMessage> frames;
+  for (const auto& m : a->got()) {
+    if (m.binary) frames.push_back(m);
+  }
+  ASSERT_EQ(frames.size(), 2u);
+  auto header = parse_preview_header(*frames[1].payload);
+  ASSERT_TRUE(header.is_ok());
+  EXPECT_EQ(header->job, 5);
+  EXPECT_EQ(header->step, 3u);
+  // Encoded once: bob got the very same buffer.
+  std::vector<const std::string*> b_frames;
+  for (const auto& m : b->got()) {
+    if (m.binary) b_frames.push_back(m.payload.get());
+  }
+  ASSERT_EQ(b_frames.size(), 2u);
+  EXPECT_EQ(b_frames[1], frames[1].payload.get());
+  EXPECT_EQ(a->of_type("progress").size(), 3u);
+
+  // A finished job's throttle entry goes with its terminal event.
+  hub_.on_event_committed(event(10, 1, "job.done", R"({"id":5})"));
+  hub_.flush();
+  EXPECT_TRUE(hub_.wants_preview(10, 5));
+}
+
+}  // namespace
+}  // namespace atelier::rooms
