@@ -65,6 +65,8 @@ build_pkgs=(
   libbenchmark-dev
   clang-format
   wrk
+  # the reference server of tests/bench/ws_fanout (on demand)
+  python3-aiohttp
   nodejs
 )
 

@@ -3,6 +3,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <exception>
+#include <stdexcept>
 
 #include "common/logging.h"
 
@@ -16,19 +17,27 @@ namespace {
 
 constexpr std::chrono::seconds kHandshakeTimeout{10};
 
+// The strand the accepted socket runs on (HttpServer accepts every socket onto its own strand).
+Strand strand_of(net::ip::tcp::socket& socket) {
+  const Strand* strand = socket.get_executor().target<Strand>();
+  if (!strand) throw std::logic_error("a WebSocket's socket must run on a strand of the io_context");
+  return *strand;
+}
+
 }  // namespace
 
 WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> state,
                      std::string remote, WsAccept accept)
     : state_(std::move(state)),
-      ws_(std::move(stream)),
+      ws_(std::move(stream).release_socket()),
+      strand_(strand_of(ws_.next_layer())),
       remote_(std::move(remote)),
       options_(accept.options),
       handler_(std::move(accept.handler)),
       outbox_(accept.options.max_queue_bytes),
-      write_timer_(ws_.get_executor()),
-      close_timer_(ws_.get_executor()),
-      first_message_timer_(ws_.get_executor()) {
+      watchdog_(strand_),
+      close_timer_(strand_),
+      first_message_timer_(strand_) {
   if (state_->open_connections) state_->open_connections->add(1);
   state_->session_count.fetch_add(1);
 }
@@ -55,7 +64,6 @@ void WsSession::run(beast::http::request<beast::http::string_body> request) {
   }
   // Beast's own timeouts replace the TCP stream's: the handshake is bounded, and a client
   // silent for half the idle time is pinged, then dropped when the rest passes without a word.
-  beast::get_lowest_layer(ws_).expires_never();
   websocket::stream_base::timeout timeouts;
   timeouts.handshake_timeout = kHandshakeTimeout;
   timeouts.idle_timeout = options_.idle_timeout;
@@ -91,7 +99,22 @@ void WsSession::on_accept(beast::error_code ec) {
     });
   }
   read_next();
+  arm_watchdog();
   pump();
+}
+
+void WsSession::arm_watchdog() {
+  // A write that makes no progress for idle_timeout means a client that stopped reading.
+  watchdog_.expires_after(options_.idle_timeout / 2);
+  watchdog_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec || self->finished_) return;
+    if (self->writing_ &&
+        std::chrono::steady_clock::now() - self->write_started_ >= self->options_.idle_timeout) {
+      log::info("WebSocket client {} stopped reading; disconnecting", self->remote_);
+      return self->cut();
+    }
+    self->arm_watchdog();
+  });
 }
 
 void WsSession::read_next() {
@@ -120,7 +143,7 @@ void WsSession::on_read(beast::error_code ec, size_t) {
 }
 
 void WsSession::send(OutMessage message) {
-  net::post(ws_.get_executor(), [self = shared_from_this(), m = std::move(message)]() mutable {
+  net::post(strand_, [self = shared_from_this(), m = std::move(message)]() mutable {
     self->enqueue(std::move(m));
   });
 }
@@ -135,7 +158,7 @@ void WsSession::enqueue(OutMessage message) {
 }
 
 void WsSession::close(uint16_t code, std::string reason, bool flush) {
-  net::post(ws_.get_executor(), [self = shared_from_this(), code, r = std::move(reason), flush] {
+  net::post(strand_, [self = shared_from_this(), code, r = std::move(reason), flush] {
     self->request_close(code, r, flush);
   });
 }
@@ -170,20 +193,12 @@ void WsSession::pump() {
   writing_ = outbox_.start_write();
   if (!writing_) return;
   ws_.text(!writing_->binary);
-  // A write that makes no progress for this long means a client that stopped reading.
-  write_timer_.expires_after(options_.idle_timeout);
-  write_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-    if (!ec && self->writing_) {
-      log::info("WebSocket client {} stopped reading; disconnecting", self->remote_);
-      self->cut();
-    }
-  });
+  write_started_ = std::chrono::steady_clock::now();
   ws_.async_write(net::buffer(*writing_->payload),
                   [self = shared_from_this()](beast::error_code ec, size_t) { self->on_write(ec); });
 }
 
 void WsSession::on_write(beast::error_code ec) {
-  write_timer_.cancel();
   writing_.reset();
   outbox_.finish_write();
   if (ec) return cut();
@@ -192,7 +207,7 @@ void WsSession::on_write(beast::error_code ec) {
 }
 
 void WsSession::when_drained(size_t bytes, std::function<void()> fn) {
-  net::post(ws_.get_executor(), [self = shared_from_this(), bytes, f = std::move(fn)]() mutable {
+  net::post(strand_, [self = shared_from_this(), bytes, f = std::move(fn)]() mutable {
     if (self->finished_ || self->close_requested_) return;
     self->drain_mark_ = bytes;
     self->drain_waiter_ = std::move(f);
@@ -209,14 +224,14 @@ void WsSession::check_drained() {
 
 void WsSession::cut() {
   beast::error_code ec;
-  beast::get_lowest_layer(ws_).socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
-  beast::get_lowest_layer(ws_).close();  // the pending read fails and finishes the session
+  ws_.next_layer().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+  ws_.next_layer().close(ec);  // the pending read fails and finishes the session
 }
 
 void WsSession::finish() {
   if (finished_) return;
   finished_ = true;
-  write_timer_.cancel();
+  watchdog_.cancel();
   close_timer_.cancel();
   first_message_timer_.cancel();
   outbox_.clear_queued();
@@ -237,7 +252,7 @@ void WsSession::begin_drain() {
 }
 
 void WsSession::force_close() {
-  net::post(ws_.get_executor(), [self = shared_from_this()] { self->cut(); });
+  net::post(strand_, [self = shared_from_this()] { self->cut(); });
 }
 
 }  // namespace atelier::http

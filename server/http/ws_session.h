@@ -8,7 +8,10 @@
 // keeps its connection and the connection that keeps its handler.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <chrono>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -22,6 +25,8 @@
 #include "server/http/websocket.h"
 
 namespace atelier::http {
+
+using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
 
 class WsSession : public Connection,
                   public WsConnection,
@@ -54,6 +59,7 @@ class WsSession : public Connection,
   void pump();
   void on_write(boost::beast::error_code ec);
   void cut();
+  void arm_watchdog();
   // Runs the drain waiter if the Outbox is down to its mark.
   void check_drained();
   // The connection is over: tells the handler (once) and lets it go.
@@ -61,14 +67,21 @@ class WsSession : public Connection,
 
   // First member, so it is destroyed last (it owns the io_context the socket belongs to).
   std::shared_ptr<ServerState> state_;
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  // On the plain socket: Beast's websocket stream has its own timeouts, and the tcp_stream's
+  // per-operation timer bookkeeping cost more than the write itself at a thousand sessions.
+  boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws_;
+  // The connection's strand, concretely typed: sends post here without type erasure.
+  Strand strand_;
   boost::beast::flat_buffer read_buffer_;
   std::string remote_;
   WsOptions options_;
   std::shared_ptr<WsHandler> handler_;
   Outbox outbox_;
   std::optional<OutMessage> writing_;  // the write in flight; keeps its payload alive
-  boost::asio::steady_timer write_timer_;
+  // Watchdog for a write that never completes (a client that stopped reading): one periodic
+  // check per session rather than a timer armed and cancelled around every write.
+  boost::asio::steady_timer watchdog_;
+  std::chrono::steady_clock::time_point write_started_;
   boost::asio::steady_timer close_timer_;
   boost::asio::steady_timer first_message_timer_;
   bool got_message_ = false;

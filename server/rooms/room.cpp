@@ -1,5 +1,6 @@
 #include "server/rooms/room.h"
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 namespace atelier::rooms {
@@ -42,7 +43,7 @@ void Room::join(const std::shared_ptr<RoomMember>& member) {
     if (entries_.contains(member.get())) return;
     entries_[member.get()] = Entry{member, member->user_id(), member->username(), "{}"};
   }
-  announce_presence();
+  presence_changed();
 }
 
 void Room::leave(const RoomMember* member) {
@@ -51,7 +52,7 @@ void Room::leave(const RoomMember* member) {
     if (entries_.erase(member) == 0) return;
   }
   // Even when the user is still here through another session, its count or state changed.
-  announce_presence();
+  presence_changed();
 }
 
 size_t Room::remove_user(int64_t user_id, const std::string& reason) {
@@ -79,7 +80,7 @@ size_t Room::remove_if(const std::function<bool(int64_t user)>& pred, const std:
   nlohmann::json msg = {{"type", "unsubscribed"}, {"project", project_}, {"reason", reason}};
   OutMessage out = text(msg.dump(), OutMessage::Kind::kDurable);
   for (const auto& m : removed) m->deliver(out);
-  announce_presence();
+  presence_changed();
   return removed.size();
 }
 
@@ -93,8 +94,12 @@ void Room::broadcast_event(int64_t seq, const std::string& event_json) {
 }
 
 void Room::broadcast_progress(int64_t job, int step, int steps) {
-  nlohmann::json msg = {
-      {"type", "progress"}, {"project", project_}, {"job", job}, {"step", step}, {"steps", steps}};
+  // at_us: when the server sent it (Unix microseconds), so a client can tell how late it is.
+  const int64_t at_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  nlohmann::json msg = {{"type", "progress"}, {"project", project_}, {"job", job},
+                        {"step", step},       {"steps", steps},     {"at_us", at_us}};
   send_all(text(msg.dump(), OutMessage::Kind::kEphemeral,
                 "progress " + std::to_string(project_) + " " + std::to_string(job)));
 }
@@ -111,7 +116,7 @@ void Room::set_presence(const RoomMember* member, const std::string& state_json)
     if (it == entries_.end()) return;
     it->second.state_json = state_json;
   }
-  announce_presence();
+  presence_changed();
 }
 
 std::string Room::presence_json_locked() const {
@@ -144,6 +149,18 @@ std::string Room::presence_json() const {
   return presence_json_locked();
 }
 
+void Room::presence_changed() {
+  if (deferred_presence_) {
+    presence_dirty_ = true;
+  } else {
+    announce_presence();
+  }
+}
+
+void Room::announce_presence_if_changed() {
+  if (presence_dirty_.exchange(false)) announce_presence();
+}
+
 void Room::announce_presence() {
   std::string payload;
   {
@@ -155,10 +172,10 @@ void Room::announce_presence() {
 }
 
 size_t Room::size() const {
+  // Sessions leave explicitly (and dead ones are pruned on the next broadcast), so the count of
+  // entries is exact enough and O(1): the hub asks on every step of every job.
   std::lock_guard lock(mu_);
-  size_t n = 0;
-  for (const auto& [ptr, e] : entries_) n += e.member.expired() ? 0 : 1;
-  return n;
+  return entries_.size();
 }
 
 }  // namespace atelier::rooms

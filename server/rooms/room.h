@@ -10,6 +10,7 @@
 // deliver() is called outside the lock and must not block (a real session posts to its strand).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -37,7 +38,12 @@ class RoomMember {
 
 class Room {
  public:
-  explicit Room(int64_t project_id) : project_(project_id) {}
+  // deferred_presence: changes of presence only mark the room; announce_presence_if_changed()
+  // (the hub's ticker) sends one announcement for all of them. Without it every join, leave
+  // and state change is announced at once, which costs O(members) each: with a thousand
+  // people joining, a million messages.
+  explicit Room(int64_t project_id, bool deferred_presence = false)
+      : project_(project_id), deferred_presence_(deferred_presence) {}
 
   int64_t project() const { return project_; }
 
@@ -61,6 +67,9 @@ class Room {
   // A session's presence state (a JSON object's text); announces the new presence.
   void set_presence(const RoomMember* member, const std::string& state_json);
 
+  // Announces the presence if it changed since the last announcement (deferred mode).
+  void announce_presence_if_changed();
+
   // `{"type":"presence","project":P,"members":[{user, username, state, sessions}...]}`.
   std::string presence_json() const;
   size_t size() const;
@@ -77,10 +86,14 @@ class Room {
   std::vector<std::shared_ptr<RoomMember>> live_locked();
   void send_all(const OutMessage& message);
   size_t remove_if(const std::function<bool(int64_t user)>& pred, const std::string& reason);
+  // Announces now, or marks the room for the next tick in deferred mode.
+  void presence_changed();
   void announce_presence();
   std::string presence_json_locked() const;
 
   const int64_t project_;
+  const bool deferred_presence_;
+  std::atomic<bool> presence_dirty_{false};
   mutable std::mutex mu_;
   std::map<const RoomMember*, Entry> entries_;  // guarded by mu_
 };

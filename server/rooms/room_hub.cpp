@@ -1,5 +1,7 @@
 #include "server/rooms/room_hub.h"
 
+#include <algorithm>
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "common/logging.h"
@@ -35,7 +37,7 @@ std::shared_ptr<Room> RoomHub::join(int64_t project, const std::shared_ptr<RoomM
   // Under the hub's lock, so that a room being dropped as empty cannot lose a member joining it.
   std::lock_guard lock(rooms_mu_);
   auto& room = rooms_[project];
-  if (!room) room = std::make_shared<Room>(project);
+  if (!room) room = std::make_shared<Room>(project, options_.presence_interval_ms > 0);
   room->join(member);
   return room;
 }
@@ -71,10 +73,21 @@ void RoomHub::flush() {
 
 void RoomHub::feed_loop() {
   set_current_thread_name("room-feed");
+  const auto tick = std::chrono::milliseconds(std::max<int64_t>(options_.presence_interval_ms, 1));
+  auto next_tick = std::chrono::steady_clock::now() + tick;
   std::unique_lock lock(feed_mu_);
   for (;;) {
-    feed_cv_.wait(lock, [&] { return stopping_ || !feed_.empty(); });
-    if (feed_.empty()) break;  // stopping, and everything queued went out
+    feed_cv_.wait_until(lock, next_tick, [&] { return stopping_ || !feed_.empty(); });
+    if (std::chrono::steady_clock::now() >= next_tick) {
+      lock.unlock();
+      announce_presence_changes();
+      lock.lock();
+      next_tick = std::chrono::steady_clock::now() + tick;
+    }
+    if (feed_.empty()) {
+      if (stopping_) break;  // everything queued went out
+      continue;
+    }
     projects::Event event = std::move(feed_.front());
     feed_.pop_front();
     lock.unlock();
@@ -90,6 +103,15 @@ void RoomHub::feed_loop() {
   }
   broadcast_total_ = queued_total_;
   flushed_cv_.notify_all();
+}
+
+void RoomHub::announce_presence_changes() {
+  std::vector<std::shared_ptr<Room>> rooms;
+  {
+    std::lock_guard lock(rooms_mu_);
+    for (const auto& [id, room] : rooms_) rooms.push_back(room);
+  }
+  for (const auto& room : rooms) room->announce_presence_if_changed();
 }
 
 void RoomHub::broadcast(const projects::Event& event) {

@@ -9,6 +9,8 @@
 //   * Progress and previews: the job service's step hook calls on_step() on a worker thread; the
 //     preview (when the hub asked for one through wants_preview()) is encoded once, throttled
 //     per job, and its frame shared by every session.
+//   * Presence: the feed thread also announces each room's presence changes, batched every
+//     presence_interval_ms.
 //
 // Rooms exist while someone is subscribed: join() creates one, leave() drops it once empty.
 //
@@ -36,6 +38,9 @@ namespace atelier::rooms {
 
 struct RoomHubOptions {
   int64_t preview_interval_ms = 250;  // at most 4 previews a second per job
+  // Presence changes are announced at most this often per room, all of them at once (0: each
+  // at once). A thousand people joining then cost a few announcements, not a million messages.
+  int64_t presence_interval_ms = 100;
 };
 
 struct RoomHubStats {
@@ -80,6 +85,7 @@ class RoomHub {
 
  private:
   void feed_loop();
+  void announce_presence_changes();
   void broadcast(const projects::Event& event);
 
   const RoomHubOptions options_;

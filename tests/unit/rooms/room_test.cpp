@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -62,9 +63,16 @@ TEST(RoomTest, ProgressAndPreviewsAreEphemeralAndKeyedPerJob) {
   const OutMessage& preview = ann->got.back();
   EXPECT_EQ(progress.kind, OutMessage::Kind::kEphemeral);
   EXPECT_EQ(progress.coalesce_key, "progress 3 77");
-  EXPECT_EQ(nlohmann::json::parse(*progress.payload),
-            (nlohmann::json{
-                {"type", "progress"}, {"project", 3}, {"job", 77}, {"step", 2}, {"steps", 10}}));
+  nlohmann::json body = nlohmann::json::parse(*progress.payload);
+  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  ASSERT_TRUE(body["at_us"].is_number_integer());
+  EXPECT_LE(body["at_us"].get<int64_t>(), now_us);
+  EXPECT_GT(body["at_us"].get<int64_t>(), now_us - 60'000'000) << "the send time, in microseconds";
+  body.erase("at_us");
+  EXPECT_EQ(body, (nlohmann::json{
+                      {"type", "progress"}, {"project", 3}, {"job", 77}, {"step", 2}, {"steps", 10}}));
   EXPECT_TRUE(preview.binary);
   EXPECT_EQ(preview.coalesce_key, "preview 3 77");
 }
