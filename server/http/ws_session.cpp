@@ -17,6 +17,13 @@ namespace {
 
 constexpr std::chrono::seconds kHandshakeTimeout{10};
 
+// The same connection as a socket whose executor is the strand's own type.
+Socket rebind(net::ip::tcp::socket socket, const Strand& strand) {
+  beast::error_code ec;
+  const auto protocol = socket.local_endpoint(ec).protocol();
+  return Socket(strand, protocol, socket.release());
+}
+
 // The strand the accepted socket runs on (HttpServer accepts every socket onto its own strand).
 Strand strand_of(net::ip::tcp::socket& socket) {
   const Strand* strand = socket.get_executor().target<Strand>();
@@ -29,8 +36,8 @@ Strand strand_of(net::ip::tcp::socket& socket) {
 WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> state,
                      std::string remote, WsAccept accept)
     : state_(std::move(state)),
-      ws_(std::move(stream).release_socket()),
-      strand_(strand_of(ws_.next_layer())),
+      strand_(strand_of(stream.socket())),
+      ws_(rebind(std::move(stream).release_socket(), strand_)),
       remote_(std::move(remote)),
       options_(accept.options),
       handler_(std::move(accept.handler)),
@@ -143,9 +150,23 @@ void WsSession::on_read(beast::error_code ec, size_t) {
 }
 
 void WsSession::send(OutMessage message) {
-  net::post(strand_, [self = shared_from_this(), m = std::move(message)]() mutable {
-    self->enqueue(std::move(m));
-  });
+  {
+    std::lock_guard lock(inbox_mu_);
+    inbox_.push_back(std::move(message));
+    if (drain_posted_) return;
+    drain_posted_ = true;
+  }
+  net::post(strand_, [self = shared_from_this()] { self->drain_inbox(); });
+}
+
+void WsSession::drain_inbox() {
+  std::vector<OutMessage> batch;
+  {
+    std::lock_guard lock(inbox_mu_);
+    batch.swap(inbox_);
+    drain_posted_ = false;
+  }
+  for (auto& m : batch) enqueue(std::move(m));
 }
 
 void WsSession::enqueue(OutMessage message) {

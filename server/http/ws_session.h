@@ -17,6 +17,8 @@
 #include <boost/beast/websocket.hpp>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <optional>
 #include <string>
 
@@ -27,6 +29,7 @@
 namespace atelier::http {
 
 using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Strand>;
 
 class WsSession : public Connection,
                   public WsConnection,
@@ -54,6 +57,8 @@ class WsSession : public Connection,
   void read_next();
   void on_read(boost::beast::error_code ec, size_t n);
   void enqueue(OutMessage message);
+  // On the strand: moves what send() collected into the Outbox, then writes.
+  void drain_inbox();
   void request_close(uint16_t code, std::string reason, bool flush);
   // Writes the next queued message, or the close frame once one is requested and due.
   void pump();
@@ -69,9 +74,10 @@ class WsSession : public Connection,
   std::shared_ptr<ServerState> state_;
   // On the plain socket: Beast's websocket stream has its own timeouts, and the tcp_stream's
   // per-operation timer bookkeeping cost more than the write itself at a thousand sessions.
-  boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws_;
-  // The connection's strand, concretely typed: sends post here without type erasure.
+  // The connection's strand, concretely typed (first: the socket is built on it). Sends post
+  // here, and the socket's completions run here, without the type erasure of any_io_executor.
   Strand strand_;
+  boost::beast::websocket::stream<Socket> ws_;
   boost::beast::flat_buffer read_buffer_;
   std::string remote_;
   WsOptions options_;
@@ -92,6 +98,11 @@ class WsSession : public Connection,
   bool finished_ = false;
   uint16_t close_code_ = kCloseNormal;
   std::string close_reason_;
+  // What send() hands over from other threads: one post per batch, not per message, so a burst
+  // of broadcasts costs each session one trip through the scheduler.
+  std::mutex inbox_mu_;
+  std::vector<OutMessage> inbox_;  // guarded by inbox_mu_
+  bool drain_posted_ = false;      // guarded by inbox_mu_
   size_t drain_mark_ = 0;
   std::function<void()> drain_waiter_;
 };

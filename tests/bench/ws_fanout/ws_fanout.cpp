@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -199,7 +200,10 @@ class Fleet {
       const int64_t received = now_us();
       json m = json::parse(text, nullptr, false);
       if (m.is_object() && m.contains("at_us")) {
-        latencies_.push_back(static_cast<double>(received - m["at_us"].get<int64_t>()) / 1000.0);
+        const int64_t at = m["at_us"].get<int64_t>();
+        latencies_.push_back(static_cast<double>(received - at) / 1000.0);
+        if (trace_) per_step_[m["job"].get<int64_t>() * 100 + m["step"].get<int64_t>()].push_back(
+            static_cast<double>(received - at) / 1000.0);
       }
     } else if (text.rfind("{\"type\":\"event\"", 0) == 0) {
       json m = json::parse(text, nullptr, false);
@@ -221,6 +225,10 @@ class Fleet {
   std::atomic<bool> measuring_{false};
   std::atomic<size_t> subscribed_{0};
   std::vector<double> latencies_;  // I/O thread only until stop()
+ public:
+  bool trace_ = std::getenv("WS_FANOUT_TRACE") != nullptr;
+  std::map<int64_t, std::vector<double>> per_step_;
+ private:
   uint64_t previews_ = 0, preview_bytes_ = 0, events_ = 0, event_bytes_ = 0;
 };
 
@@ -392,6 +400,14 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
   out.durable_share = expected > 0 ? static_cast<double>(delivered) /
                                          (static_cast<double>(expected) * static_cast<double>(n))
                                    : 0;
+  if (fleet.trace_) {
+    for (auto& [k, v] : fleet.per_step_) {
+      std::sort(v.begin(), v.end());
+      std::fprintf(stderr, "job %lld step %2lld: n %zu min %.1f p50 %.1f max %.1f\n",
+                   (long long)(k / 100), (long long)(k % 100), v.size(), v.front(),
+                   v[v.size() / 2], v.back());
+    }
+  }
   auto& lat = fleet.latencies_ms();
   out.samples = lat.size();
   out.p50 = percentile(lat, 0.50);
