@@ -30,7 +30,6 @@ std::string origin_of_url(std::string_view url) {
   return std::string(url.substr(0, slash));
 }
 
-
 }  // namespace
 
 bool origin_allowed(const ApiContext& ctx, const http::Request& req, const std::string& origin) {

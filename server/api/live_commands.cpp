@@ -72,13 +72,11 @@ Result<http::Request> command_request(const std::string& op, const nlohmann::jso
     auto emoji = text_arg(args, "emoji");
     if (!emoji.is_ok()) return emoji.status();
     return make(op == "reaction.set" ? http::Method::kPut : http::Method::kDelete,
-                "/api/v1/images/" + std::to_string(*image) + "/reactions/" +
-                    encode_segment(*emoji),
+                "/api/v1/images/" + std::to_string(*image) + "/reactions/" + encode_segment(*emoji),
                 "");
   }
   return Status::invalid_argument(
-      "unknown op '" + op + "'; one of job.submit, job.cancel, reaction.set, reaction.clear",
-      "op");
+      "unknown op '" + op + "'; one of job.submit, job.cancel, reaction.set, reaction.clear", "op");
 }
 
 std::string ack_json(const std::string& id, const http::Response& response) {
@@ -94,8 +92,9 @@ std::string ack_json(const std::string& id, const http::Response& response) {
     if (body.is_object() && body.contains("error") && body["error"].is_object()) {
       ack["error"] = body["error"];
     } else {
-      ack["error"] = {{"code", "internal"},
-                      {"message", "the command failed with HTTP " + std::to_string(response.status)}};
+      ack["error"] = {
+          {"code", "internal"},
+          {"message", "the command failed with HTTP " + std::to_string(response.status)}};
     }
   }
   return ack.dump();

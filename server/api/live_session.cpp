@@ -83,8 +83,11 @@ class LiveSubscription : public rooms::RoomMember {
     if (ended_ || !conn) return std::nullopt;
     if (e.seq <= last_sent_) return 0;
     last_sent_ = e.seq;
-    rooms::OutMessage m{std::make_shared<const std::string>(event_message(e)), false,
-                        rooms::OutMessage::Kind::kDurable, {}, e.seq};
+    rooms::OutMessage m{std::make_shared<const std::string>(event_message(e)),
+                        false,
+                        rooms::OutMessage::Kind::kDurable,
+                        {},
+                        e.seq};
     const size_t bytes = m.bytes();
     conn->send(std::move(m));
     return bytes;
@@ -111,10 +114,10 @@ class LiveSubscription : public rooms::RoomMember {
   const int64_t user_;
   const std::string username_;
   mutable std::mutex mu_;
-  int64_t last_sent_;       // guarded by mu_
-  int64_t live_max_ = 0;    // guarded by mu_: highest seq announced while replaying
-  bool replaying_ = true;   // guarded by mu_
-  bool ended_ = false;      // guarded by mu_
+  int64_t last_sent_;      // guarded by mu_
+  int64_t live_max_ = 0;   // guarded by mu_: highest seq announced while replaying
+  bool replaying_ = true;  // guarded by mu_
+  bool ended_ = false;     // guarded by mu_
 };
 
 LiveSession::LiveSession(const ApiContext& ctx, const http::Router& router, Caller caller,
@@ -220,7 +223,7 @@ void LiveSession::handle_subscribe(const json& msg) {
     const HttpError e = http_error_for(st);
     if (e.http_status >= 500) log::error("subscribe to project {}: {}", *project, st.to_string());
     return send_error(e.code,
-                      e.http_status >= 500 ? "cannot subscribe right now"
+                      e.http_status >= 500                 ? "cannot subscribe right now"
                       : st.code() == StatusCode::kNotFound ? "no such project"
                                                            : st.message(),
                       "project");
@@ -396,9 +399,9 @@ Status register_live_routes(http::Router& router, const ApiContext& ctx) {
       if (auto v = req.headers.get(name)) cmd_headers.set(name, *v);
     }
     cmd_headers.set("Origin", origin.empty() ? request_origin(ctx, req) : origin);
-    auto handler = std::make_shared<LiveSession>(
-        ctx, router, **caller, std::move(cmd_headers), req.remote_address,
-        "c" + std::to_string(next_session.fetch_add(1)));
+    auto handler = std::make_shared<LiveSession>(ctx, router, **caller, std::move(cmd_headers),
+                                                 req.remote_address,
+                                                 "c" + std::to_string(next_session.fetch_add(1)));
     http::WsOptions options = ctx.ws_options;
     if (options.first_message_timeout.count() <= 0) options.first_message_timeout = kHelloTimeout;
     options.first_message_close_code = kCloseNoHello;

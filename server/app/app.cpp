@@ -278,10 +278,12 @@ class App::Impl {
                                 .thread_init = inference::torch_worker_thread_init});
     rooms::RoomHub* hub = rooms_.get();
     jobs_->set_step_hooks(
-        {.wants_preview = [hub](const jobs::Job& job) { return hub->wants_preview(job.project_id, job.id); },
-         .on_step = [hub](const jobs::Job& job, int step, int steps, const image::Image* preview) {
-           hub->on_step(job.project_id, job.id, step, steps, preview);
-         }});
+        {.wants_preview =
+             [hub](const jobs::Job& job) { return hub->wants_preview(job.project_id, job.id); },
+         .on_step =
+             [hub](const jobs::Job& job, int step, int steps, const image::Image* preview) {
+               hub->on_step(job.project_id, job.id, step, steps, preview);
+             }});
     ATELIER_RETURN_IF_ERROR(workers_->start());
     std::string list;
     for (const auto& d : *devices) list += (list.empty() ? "" : ", ") + d;

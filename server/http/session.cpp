@@ -321,8 +321,8 @@ void Session::start_websocket(Response r) {
   }
   // From here the WsSession owns the socket (and its strand); this session is done.
   phase_ = Phase::kClosed;
-  auto ws = std::make_shared<WsSession>(std::move(stream_), state_, remote_,
-                                        std::move(*r.websocket));
+  auto ws =
+      std::make_shared<WsSession>(std::move(stream_), state_, remote_, std::move(*r.websocket));
   ws->run(parser_->release());
 }
 

@@ -27,8 +27,7 @@ bool is_websocket_upgrade(const Request& request) {
   auto key = request.headers.get("Sec-WebSocket-Key");
   auto version = request.headers.get("Sec-WebSocket-Version");
   return upgrade && has_token(*upgrade, "websocket") && connection &&
-         has_token(*connection, "upgrade") && key && !key->empty() && version &&
-         *version == "13";
+         has_token(*connection, "upgrade") && key && !key->empty() && version && *version == "13";
 }
 
 }  // namespace atelier::http

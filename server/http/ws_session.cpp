@@ -27,7 +27,8 @@ Socket rebind(net::ip::tcp::socket socket, const Strand& strand) {
 // The strand the accepted socket runs on (HttpServer accepts every socket onto its own strand).
 Strand strand_of(net::ip::tcp::socket& socket) {
   const Strand* strand = socket.get_executor().target<Strand>();
-  if (!strand) throw std::logic_error("a WebSocket's socket must run on a strand of the io_context");
+  if (!strand)
+    throw std::logic_error("a WebSocket's socket must run on a strand of the io_context");
   return *strand;
 }
 
@@ -203,20 +204,22 @@ void WsSession::pump() {
   if (!open_ || finished_ || writing_ || close_sent_) return;
   if (close_requested_ && (!close_flush_ || outbox_.empty())) {
     close_sent_ = true;
-    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
-                    [self = shared_from_this()](beast::error_code ec) {
-                      // The pending read ends the session when the peer's close arrives (or
-                      // the socket goes); a failed close has nothing left to wait for.
-                      if (ec) self->cut();
-                    });
+    ws_.async_close(
+        websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
+        [self = shared_from_this()](beast::error_code ec) {
+          // The pending read ends the session when the peer's close arrives (or
+          // the socket goes); a failed close has nothing left to wait for.
+          if (ec) self->cut();
+        });
     return;
   }
   writing_ = outbox_.start_write();
   if (!writing_) return;
   ws_.text(!writing_->binary);
   write_started_ = std::chrono::steady_clock::now();
-  ws_.async_write(net::buffer(*writing_->payload),
-                  [self = shared_from_this()](beast::error_code ec, size_t) { self->on_write(ec); });
+  ws_.async_write(
+      net::buffer(*writing_->payload),
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_write(ec); });
 }
 
 void WsSession::on_write(beast::error_code ec) {

@@ -206,9 +206,9 @@ class JobService {
   FairScheduler scheduler_;                                     // guarded by mu_
   std::unordered_map<int64_t, Running> running_;                // by job id; guarded by mu_
   std::map<uint64_t, std::pair<int64_t, Listener>> listeners_;  // guarded by mu_
-  StepHooks step_hooks_;  // set before workers run, then read-only
-  uint64_t next_subscription_ = 1;                              // guarded by mu_
-  bool stopping_ = false;                                       // guarded by mu_
+  StepHooks step_hooks_;            // set before workers run, then read-only
+  uint64_t next_subscription_ = 1;  // guarded by mu_
+  bool stopping_ = false;           // guarded by mu_
   // Dispatch at submit: when a worker is waiting in next_job(), the submit transaction claims
   // the next job for it too, so a lone job costs one commit and one writer round trip less.
   // idle_workers_: waiting in next_job() and not reserved. handoffs_: reserved workers, with

@@ -18,7 +18,7 @@ namespace atelier::projects {
 
 // Ordered: a higher role can do everything a lower one can.
 enum class Role { kViewer = 1, kEditor = 2, kOwner = 3 };
-std::string_view role_name(Role role);            // "viewer" | "editor" | "owner"
+std::string_view role_name(Role role);             // "viewer" | "editor" | "owner"
 std::optional<Role> parse_role(std::string_view);  // inverse of role_name
 
 struct Project {
@@ -56,9 +56,9 @@ struct Invite {
 struct Event {
   int64_t project_id = 0;
   int64_t seq = 0;
-  std::string type;        // "member.joined", "project.updated", ...
-  int64_t actor = 0;       // user id (0 = system)
-  std::string data_json;   // a JSON object, serialized
+  std::string type;       // "member.joined", "project.updated", ...
+  int64_t actor = 0;      // user id (0 = system)
+  std::string data_json;  // a JSON object, serialized
   int64_t ts = 0;
 };
 
@@ -87,8 +87,8 @@ Result<int64_t> count_owners(store::Db& db, int64_t project_id);
 
 // Stores an invite (only the code's hash); returns its id.
 Result<int64_t> insert_invite(store::Db& db, int64_t project_id, const std::string& code_hash,
-                              Role role, int64_t max_uses, int64_t expires_at,
-                              int64_t created_by, int64_t now);
+                              Role role, int64_t max_uses, int64_t expires_at, int64_t created_by,
+                              int64_t now);
 Result<std::optional<Invite>> find_invite(store::Db& db, const std::string& code_hash);
 Status record_invite_use(store::Db& db, int64_t invite_id);
 

@@ -66,14 +66,19 @@ Result<PreviewHeader> parse_preview_header(const std::string& frame) {
   return h;
 }
 
-bool PreviewThrottle::admit(int64_t job, int step, int steps) {
+bool PreviewThrottle::admit(int64_t job, int /*step*/, int /*steps*/) {
   const int64_t now = now_();
   std::lock_guard lock(mu_);
   auto it = last_ms_.find(job);
-  const bool last_step = step >= steps;
-  if (it != last_ms_.end() && !last_step && now - it->second < interval_ms_) return false;
+  if (it != last_ms_.end() && now - it->second < interval_ms_) return false;
   last_ms_[job] = now;
   return true;
+}
+
+void PreviewThrottle::start(int64_t job) {
+  const int64_t now = now_();
+  std::lock_guard lock(mu_);
+  last_ms_[job] = now;
 }
 
 bool PreviewThrottle::due(int64_t job) const {

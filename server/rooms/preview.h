@@ -43,8 +43,11 @@ Result<std::shared_ptr<const std::string>> encode_preview_frame(int64_t project,
 // that is too short, has the wrong magic or an unknown layout version.
 Result<PreviewHeader> parse_preview_header(const std::string& frame);
 
-// At most one preview per job every `interval_ms`; the last step of a job always passes (its
-// final look matters more than the rate). Thread-safe: workers of several devices call it.
+// At most one preview per job every `interval_ms`, the first one `interval_ms` after the job
+// started (when start() was called). Neither the first nor the last step is special: a job's
+// start and end are already busy moments for every watcher (its events, the finished image
+// right after the last step), and a preview there only delays the next progress message.
+// Thread-safe: workers of several devices call it.
 class PreviewThrottle {
  public:
   using Clock = std::function<int64_t()>;  // ms, monotonic
@@ -53,6 +56,8 @@ class PreviewThrottle {
 
   // True when a preview of `job` at `step` of `steps` should be made now (and records it).
   bool admit(int64_t job, int step, int steps);
+  // The job started now: its first preview waits a whole interval.
+  void start(int64_t job);
   // Whether admit() would pass a step before the last one now (records nothing): lets a
   // generator skip building a preview that would be thrown away.
   bool due(int64_t job) const;

@@ -99,7 +99,7 @@ void Room::broadcast_progress(int64_t job, int step, int steps) {
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
   nlohmann::json msg = {{"type", "progress"}, {"project", project_}, {"job", job},
-                        {"step", step},       {"steps", steps},     {"at_us", at_us}};
+                        {"step", step},       {"steps", steps},      {"at_us", at_us}};
   send_all(text(msg.dump(), OutMessage::Kind::kEphemeral,
                 "progress " + std::to_string(project_) + " " + std::to_string(job)));
 }

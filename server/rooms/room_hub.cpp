@@ -115,12 +115,14 @@ void RoomHub::announce_presence_changes() {
 }
 
 void RoomHub::broadcast(const projects::Event& event) {
-  if (event.type.starts_with("job.") && event.type != "job.queued" &&
-      event.type != "job.started") {
-    // The job is over (done, failed, cancelled): no more previews for it.
+  if (event.type.starts_with("job.") && event.type != "job.queued") {
     if (auto data = nlohmann::json::parse(event.data_json, nullptr, false);
         data.is_object() && data.contains("id") && data["id"].is_number_integer()) {
-      throttle_.forget(data["id"].get<int64_t>());
+      if (event.type == "job.started") {
+        throttle_.start(data["id"].get<int64_t>());
+      } else {
+        throttle_.forget(data["id"].get<int64_t>());  // over: no more previews for it
+      }
     }
   }
   std::shared_ptr<Room> room = find(event.project_id);

@@ -177,8 +177,12 @@ class Db {
   // quick and must not use this connection. Outside the Store nothing runs it.
   void after_commit(std::function<void()> fn) { after_commit_.push_back(std::move(fn)); }
   std::size_t after_commit_count() const { return after_commit_.size(); }
-  void drop_after_commit(std::size_t from) { after_commit_.resize(std::min(from, after_commit_.size())); }
-  std::vector<std::function<void()>> take_after_commit() { return std::exchange(after_commit_, {}); }
+  void drop_after_commit(std::size_t from) {
+    after_commit_.resize(std::min(from, after_commit_.size()));
+  }
+  std::vector<std::function<void()>> take_after_commit() {
+    return std::exchange(after_commit_, {});
+  }
 
   // A slot for the layers above, per connection (project_db keeps its event observer here, on
   // the writer's connection). The store never looks inside.

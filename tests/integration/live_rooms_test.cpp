@@ -106,9 +106,9 @@ TEST_F(LiveRoomsTest, RefusesBeforeTheUpgradeWithoutCredentialsOrFromAForeignOri
   EXPECT_NE(refused.body.find("Origin"), std::string::npos) << refused.body;
 
   // The server's own origin, and scripts that send none, are welcome.
-  EXPECT_NE(WsClient::connect(port_, "/api/v1/ws",
-                              {{cookie(owner_.token),
-                                "Origin: http://127.0.0.1:" + std::to_string(port_)}}),
+  EXPECT_NE(WsClient::connect(
+                port_, "/api/v1/ws",
+                {{cookie(owner_.token), "Origin: http://127.0.0.1:" + std::to_string(port_)}}),
             nullptr);
   EXPECT_NE(WsClient::connect(port_, "/api/v1/ws", {{bearer(owner_.token)}}), nullptr);
 
@@ -143,12 +143,12 @@ TEST_F(LiveRoomsTest, EveryMemberSeesTheSameOrderedEventsProgressAndPreviews) {
   auto v = join(viewer_);
   std::vector<int64_t> jobs;
   for (int i = 0; i < 3; ++i) {
-    jobs.push_back(submit_ok(port_, owner_.token, project_,
-                             {{"model", "null"}, {"prompt", "owner " + std::to_string(i)},
-                              {"steps", 6}}));
-    jobs.push_back(submit_ok(port_, editor_.token, project_,
-                             {{"model", "null"}, {"prompt", "editor " + std::to_string(i)},
-                              {"steps", 6}}));
+    jobs.push_back(
+        submit_ok(port_, owner_.token, project_,
+                  {{"model", "null"}, {"prompt", "owner " + std::to_string(i)}, {"steps", 6}}));
+    jobs.push_back(
+        submit_ok(port_, editor_.token, project_,
+                  {{"model", "null"}, {"prompt", "editor " + std::to_string(i)}, {"steps", 6}}));
   }
   for (int64_t job : jobs) ASSERT_EQ(wait_terminal(port_, owner_.token, job)["state"], "done");
   const json log = rest_events();
@@ -225,12 +225,14 @@ TEST_F(LiveRoomsTest, ALongLogIsReplayedInFullThroughASmallQueue) {
   const std::string prompt(1500, 'p');
   std::vector<int64_t> jobs;
   for (int i = 0; i < 40; ++i) {
-    jobs.push_back(submit_ok(port_, owner_.token, project_, {{"model", "null"}, {"prompt", prompt}}));
+    jobs.push_back(
+        submit_ok(port_, owner_.token, project_, {{"model", "null"}, {"prompt", prompt}}));
   }
   for (int64_t job : jobs) ASSERT_EQ(wait_terminal(port_, owner_.token, job)["state"], "done");
   auto c = join(viewer_);
   const json log = rest_events();
-  ASSERT_TRUE(wait_seq(*c, log.back()["seq"])) << "received " << received_events(*c, project_).size();
+  ASSERT_TRUE(wait_seq(*c, log.back()["seq"]))
+      << "received " << received_events(*c, project_).size();
   EXPECT_EQ(received_events(*c, project_), log);
   EXPECT_FALSE(c->closed());
 }
@@ -247,8 +249,8 @@ TEST_F(LiveRoomsTest, NonMembersCannotSubscribeAndLearnNothing) {
   // Same answer as for a project that does not exist.
   c->send_json({{"type", "subscribe"}, {"project", project_ + 1000}, {"after_seq", 0}});
   size_t idx = 0;
-  ASSERT_TRUE(c->wait_for([](const auto& m) { return m.json.value("type", "") == "error"; }, 5s, 2,
-                          &idx));
+  ASSERT_TRUE(
+      c->wait_for([](const auto& m) { return m.json.value("type", "") == "error"; }, 5s, 2, &idx));
   EXPECT_EQ(c->messages()[idx].json["code"], "not_found");
 
   submit_ok(port_, owner_.token, project_, {{"model", "null"}, {"prompt", "secret"}});
@@ -293,18 +295,19 @@ TEST_F(LiveRoomsTest, CommandsRunAsRestWithTheSamePermissions) {
                      {"id", "e2"},
                      {"op", "reaction.set"},
                      {"args", {{"image", image}, {"emoji", "👍"}}}});
-  auto reacted = viewer->wait_json([](const json& m) {
-    return m["type"] == "event" && m["event"]["type"] == "reaction.set";
-  });
+  auto reacted = viewer->wait_json(
+      [](const json& m) { return m["type"] == "event" && m["event"]["type"] == "reaction.set"; });
   ASSERT_TRUE(reacted);
   EXPECT_EQ((*reacted)["event"]["data"]["counts"]["👍"], 1);
 
   // Bad arguments are refused before anything runs, naming the field.
-  editor->send_json({{"type", "cmd"}, {"id", "e3"}, {"op", "job.cancel"}, {"args", {{"job", "x"}}}});
+  editor->send_json(
+      {{"type", "cmd"}, {"id", "e3"}, {"op", "job.cancel"}, {"args", {{"job", "x"}}}});
   auto bad = editor->wait_json([](const json& m) { return m["type"] == "ack" && m["id"] == "e3"; });
   ASSERT_TRUE(bad);
   EXPECT_EQ((*bad)["error"]["field"], "args.job");
-  editor->send_json({{"type", "cmd"}, {"id", "e4"}, {"op", "project.nuke"}, {"args", json::object()}});
+  editor->send_json(
+      {{"type", "cmd"}, {"id", "e4"}, {"op", "project.nuke"}, {"args", json::object()}});
   bad = editor->wait_json([](const json& m) { return m["type"] == "ack" && m["id"] == "e4"; });
   ASSERT_TRUE(bad);
   EXPECT_EQ((*bad)["error"]["field"], "op");
@@ -321,10 +324,9 @@ TEST_F(LiveRoomsTest, ACommandResentWithTheSameIdRunsOnce) {
   auto first = c->wait_type("ack");
   ASSERT_TRUE(first);
   size_t idx = 0;
-  ASSERT_TRUE(c->wait_for([](const auto& m) { return m.json.value("type", "") == "ack"; }, 10s, 0,
-                          &idx));
-  auto second = c->wait_json(
-      [](const json& m) { return m["type"] == "ack"; }, 10s, idx + 1);
+  ASSERT_TRUE(
+      c->wait_for([](const auto& m) { return m.json.value("type", "") == "ack"; }, 10s, 0, &idx));
+  auto second = c->wait_json([](const json& m) { return m["type"] == "ack"; }, 10s, idx + 1);
   ASSERT_TRUE(second);
   EXPECT_EQ((*first)["result"]["id"], (*second)["result"]["id"]);
 
@@ -344,8 +346,9 @@ TEST_F(LiveRoomsTest, ACommandResentWithTheSameIdRunsOnce) {
 TEST_F(LiveRoomsTest, ARemovedMembersSubscriptionEndsAtOnce) {
   auto editor = join(editor_);
   auto owner = join(owner_);
-  ASSERT_EQ(call(port_, "DELETE", member_path(project_, editor_.id), "", bearer(owner_.token)).status,
-            204);
+  ASSERT_EQ(
+      call(port_, "DELETE", member_path(project_, editor_.id), "", bearer(owner_.token)).status,
+      204);
   auto gone = editor->wait_type("unsubscribed");
   ASSERT_TRUE(gone);
   EXPECT_EQ((*gone)["project"], project_);
@@ -383,8 +386,8 @@ TEST_F(LiveRoomsTest, MalformedAndOversizedMessagesGetErrorsOrCloseCodesAndTheSe
   ASSERT_TRUE(c->wait_json([](const json& m) { return m["field"] == "project"; }));
   c->send_binary("\x01\x02");
   ASSERT_TRUE(c->wait_json([](const json& m) {
-    return m["type"] == "error" && m["message"].get<std::string>().find("binary") !=
-                                       std::string::npos;
+    return m["type"] == "error" &&
+           m["message"].get<std::string>().find("binary") != std::string::npos;
   }));
   EXPECT_FALSE(c->closed()) << "bad messages are answered, not fatal";
 
@@ -416,7 +419,8 @@ TEST_F(LiveRoomsTest, PresenceIsSharedAndLeavesWithTheSession) {
   EXPECT_TRUE(left) << "the editor's presence must go with their connection";
 
   auto big = join(owner_);
-  big->send_json({{"type", "presence"}, {"project", project_}, {"state", {{"x", std::string(2000, 'y')}}}});
+  big->send_json(
+      {{"type", "presence"}, {"project", project_}, {"state", {{"x", std::string(2000, 'y')}}}});
   auto err = big->wait_type("error");
   ASSERT_TRUE(err);
   EXPECT_EQ((*err)["field"], "state");
@@ -434,9 +438,9 @@ TEST_F(LiveRoomsTest, AClientThatNeverReadsIsCutOffWhileTheOthersGetEverything) 
   const std::string prompt(2000, 'q');
   std::vector<int64_t> jobs;
   for (int i = 0; i < 600; ++i) {
-    jobs.push_back(submit_ok(port_, owner_.token, project_,
-                             {{"model", "null"}, {"prompt", prompt}, {"negative_prompt", prompt},
-                              {"steps", 1}}));
+    jobs.push_back(submit_ok(
+        port_, owner_.token, project_,
+        {{"model", "null"}, {"prompt", prompt}, {"negative_prompt", prompt}, {"steps", 1}}));
   }
   for (int64_t job : jobs) ASSERT_EQ(wait_terminal(port_, owner_.token, job, 60s)["state"], "done");
   const json log = rest_events();

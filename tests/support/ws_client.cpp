@@ -29,22 +29,21 @@ class WsClient::Impl {
     if (thread_.joinable()) thread_.join();
   }
 
-  bool connect(uint16_t port, const std::string& target, const Options& options,
-               Refused* refused) {
+  bool connect(uint16_t port, const std::string& target, const Options& options, Refused* refused) {
     beast::error_code ec;
     tcp::endpoint ep(net::ip::make_address("127.0.0.1"), port);
     beast::get_lowest_layer(ws_).connect(ep, ec);
     if (ec) return false;
-    ws_.set_option(websocket::stream_base::decorator([headers = options.headers](
-                                                         websocket::request_type& req) {
-      for (const auto& line : headers) {
-        auto colon = line.find(':');
-        if (colon == std::string::npos) continue;
-        std::string value = line.substr(colon + 1);
-        while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-        req.set(line.substr(0, colon), value);
-      }
-    }));
+    ws_.set_option(websocket::stream_base::decorator(
+        [headers = options.headers](websocket::request_type& req) {
+          for (const auto& line : headers) {
+            auto colon = line.find(':');
+            if (colon == std::string::npos) continue;
+            std::string value = line.substr(colon + 1);
+            while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+            req.set(line.substr(0, colon), value);
+          }
+        }));
     ws_.read_message_max(64 << 20);
     websocket::response_type res;
     ws_.handshake(res, "127.0.0.1:" + std::to_string(port), target, ec);
@@ -105,9 +104,8 @@ class WsClient::Impl {
   }
 
   void close() {
-    net::post(ioc_, [this] {
-      ws_.async_close(websocket::close_code::normal, [](beast::error_code) {});
-    });
+    net::post(ioc_,
+              [this] { ws_.async_close(websocket::close_code::normal, [](beast::error_code) {}); });
     wait_closed(std::chrono::seconds(2));
   }
 
@@ -194,9 +192,9 @@ std::optional<WsMessage> WsClient::wait_for(const std::function<bool(const WsMes
 std::optional<nlohmann::json> WsClient::wait_json(
     const std::function<bool(const nlohmann::json&)>& pred, std::chrono::milliseconds timeout,
     size_t from) const {
-  auto m = wait_for(
-      [&](const WsMessage& m) { return !m.binary && m.json.is_object() && pred(m.json); }, timeout,
-      from);
+  auto m =
+      wait_for([&](const WsMessage& m) { return !m.binary && m.json.is_object() && pred(m.json); },
+               timeout, from);
   if (!m) return std::nullopt;
   return m->json;
 }

@@ -53,13 +53,13 @@ class WsClient {
   std::optional<WsMessage> wait_for(const std::function<bool(const WsMessage&)>& pred,
                                     std::chrono::milliseconds timeout, size_t from = 0,
                                     size_t* index = nullptr) const;
-  std::optional<nlohmann::json> wait_json(const std::function<bool(const nlohmann::json&)>& pred,
-                                          std::chrono::milliseconds timeout = std::chrono::seconds(10),
-                                          size_t from = 0) const;
+  std::optional<nlohmann::json> wait_json(
+      const std::function<bool(const nlohmann::json&)>& pred,
+      std::chrono::milliseconds timeout = std::chrono::seconds(10), size_t from = 0) const;
   // Waits for the first JSON message of `type` after the first `from`.
-  std::optional<nlohmann::json> wait_type(const std::string& type,
-                                          std::chrono::milliseconds timeout = std::chrono::seconds(10),
-                                          size_t from = 0) const;
+  std::optional<nlohmann::json> wait_type(
+      const std::string& type, std::chrono::milliseconds timeout = std::chrono::seconds(10),
+      size_t from = 0) const;
   // Waits until the connection has ended; the close code the server sent (0 without one).
   std::optional<uint16_t> wait_closed(std::chrono::milliseconds timeout) const;
   bool closed() const;

@@ -11,7 +11,8 @@
 // pinned to CPU 0, so it does not steal the server's core; its own CPU share is printed so a
 // saturated generator shows.
 //
-//   ws_fanout ATELIER_BIN REPO_DIR [subscribers=100,500,1000,2000] [jobs=8] [servers=atelier,aiohttp,node]
+//   ws_fanout ATELIER_BIN REPO_DIR [subscribers=100,500,1000,2000] [jobs=8]
+//   [servers=atelier,aiohttp,node]
 #include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -202,8 +203,9 @@ class Fleet {
       if (m.is_object() && m.contains("at_us")) {
         const int64_t at = m["at_us"].get<int64_t>();
         latencies_.push_back(static_cast<double>(received - at) / 1000.0);
-        if (trace_) per_step_[m["job"].get<int64_t>() * 100 + m["step"].get<int64_t>()].push_back(
-            static_cast<double>(received - at) / 1000.0);
+        if (trace_)
+          per_step_[m["job"].get<int64_t>() * 100 + m["step"].get<int64_t>()].push_back(
+              static_cast<double>(received - at) / 1000.0);
       }
     } else if (text.rfind("{\"type\":\"event\"", 0) == 0) {
       json m = json::parse(text, nullptr, false);
@@ -228,6 +230,7 @@ class Fleet {
  public:
   bool trace_ = std::getenv("WS_FANOUT_TRACE") != nullptr;
   std::map<int64_t, std::vector<double>> per_step_;
+
  private:
   uint64_t previews_ = 0, preview_bytes_ = 0, events_ = 0, event_bytes_ = 0;
 };
@@ -284,8 +287,8 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
   const std::string ev = std::to_string(static_cast<int>(sizes.avg_event_bytes));
   const std::string pv = std::to_string(static_cast<int>(sizes.avg_preview_bytes));
   if (server == "atelier") {
-    for (const char* a : {"serve", "--port", "0", "--log-level", "warn", "--enable-null-model", "true",
-                          "--null-step-ms", "50", "--preview-interval-ms", "250",
+    for (const char* a : {"serve", "--port", "0", "--log-level", "warn", "--enable-null-model",
+                          "true", "--null-step-ms", "50", "--preview-interval-ms", "250",
                           "--sync-mode", "normal", "--io-threads", "1"}) {
       argv.push_back(a);
     }
@@ -296,9 +299,9 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
     argv.insert(argv.end(), {"/usr/bin/python3", repo + "/tests/bench/ws_fanout/ref_aiohttp.py",
                              "--event-bytes", ev, "--preview-bytes", pv});
   } else {
-    argv.insert(argv.end(), {"/usr/bin/node", repo + "/tests/bench/ws_fanout/ref_node.mjs", "--ws-module",
-                             repo + "/web-client/node_modules/ws", "--event-bytes", ev,
-                             "--preview-bytes", pv});
+    argv.insert(argv.end(),
+                {"/usr/bin/node", repo + "/tests/bench/ws_fanout/ref_node.mjs", "--ws-module",
+                 repo + "/web-client/node_modules/ws", "--event-bytes", ev, "--preview-bytes", pv});
   }
   ServerUnderTest s;
   s.process = std::make_unique<testing::ChildProcess>(argv, dir / (tag + ".log"));
@@ -319,13 +322,13 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
                              "Authorization: " + s.auth);
     if (!project) return out;
     s.project = (*project)["id"];
-    auto events = http_json(s.port, "GET",
-                            "/api/v1/projects/" + std::to_string(s.project) + "/events",
-                            "", "Authorization: " + s.auth);
+    auto events =
+        http_json(s.port, "GET", "/api/v1/projects/" + std::to_string(s.project) + "/events", "",
+                  "Authorization: " + s.auth);
     head_before = (*events)["head_seq"];
-    greeting = {R"({"type":"hello","proto":1})",
-                json{{"type", "subscribe"}, {"project", s.project}, {"after_seq", head_before}}
-                    .dump()};
+    greeting = {
+        R"({"type":"hello","proto":1})",
+        json{{"type", "subscribe"}, {"project", s.project}, {"after_seq", head_before}}.dump()};
     target = "/api/v1/ws";
   }
 
@@ -346,11 +349,11 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
   if (server == "atelier") {
     const std::string path = "/api/v1/projects/" + std::to_string(s.project) + "/jobs";
     for (int j = 0; j < jobs; ++j) {
-      auto job = http_json(s.port, "POST", path,
-                           json{{"model", "null"}, {"prompt", "fan-out " + std::to_string(j)},
-                                {"steps", kSteps}}
-                               .dump(),
-                           "Authorization: " + s.auth);
+      auto job = http_json(
+          s.port, "POST", path,
+          json{{"model", "null"}, {"prompt", "fan-out " + std::to_string(j)}, {"steps", kSteps}}
+              .dump(),
+          "Authorization: " + s.auth);
       if (!job) return out;
       last_job = (*job)["id"];
     }
@@ -383,9 +386,9 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
 
   int64_t expected = 0;
   if (server == "atelier") {
-    auto events = http_json(s.port, "GET",
-                            "/api/v1/projects/" + std::to_string(s.project) + "/events", "",
-                            "Authorization: " + s.auth);
+    auto events =
+        http_json(s.port, "GET", "/api/v1/projects/" + std::to_string(s.project) + "/events", "",
+                  "Authorization: " + s.auth);
     expected = (*events)["head_seq"].get<int64_t>() - head_before;
   } else {
     auto stats = http_json(s.port, "GET", "/stats");
@@ -404,8 +407,8 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
     for (auto& [k, v] : fleet.per_step_) {
       std::sort(v.begin(), v.end());
       std::fprintf(stderr, "job %lld step %2lld: n %zu min %.1f p50 %.1f max %.1f\n",
-                   (long long)(k / 100), (long long)(k % 100), v.size(), v.front(),
-                   v[v.size() / 2], v.back());
+                   (long long)(k / 100), (long long)(k % 100), v.size(), v.front(), v[v.size() / 2],
+                   v.back());
     }
   }
   auto& lat = fleet.latencies_ms();
@@ -413,7 +416,8 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
   out.p50 = percentile(lat, 0.50);
   out.p95 = percentile(lat, 0.95);
   out.p99 = percentile(lat, 0.99);
-  if (fleet.events() > 0) out.avg_event_bytes = double(fleet.event_bytes()) / double(fleet.events());
+  if (fleet.events() > 0)
+    out.avg_event_bytes = double(fleet.event_bytes()) / double(fleet.events());
   if (fleet.previews() > 0) {
     out.avg_preview_bytes = double(fleet.preview_bytes()) / double(fleet.previews());
   }
@@ -439,7 +443,8 @@ int main_impl(int argc, char** argv) {
   const std::string atelier_bin = argv[1];
   const std::string repo = argv[2];
   std::vector<size_t> counts;
-  for (const auto& c : split(argc > 3 ? argv[3] : "100,500,1000,2000")) counts.push_back(std::stoul(c));
+  for (const auto& c : split(argc > 3 ? argv[3] : "100,500,1000,2000"))
+    counts.push_back(std::stoul(c));
   const int jobs = argc > 4 ? std::atoi(argv[4]) : 8;
   const auto servers = split(argc > 5 ? argv[5] : "atelier,aiohttp,node");
 
@@ -450,9 +455,10 @@ int main_impl(int argc, char** argv) {
   pin_to_cpu(0);
   testing::TempDir dir("atelier-ws-fanout");
 
-  std::printf("ws_fanout: %d jobs x %d steps at %d ms (progress 20 Hz, previews 4 Hz), servers on "
-              "CPU 1, load generator on CPU 0\n\n",
-              jobs, kSteps, kStepMs);
+  std::printf(
+      "ws_fanout: %d jobs x %d steps at %d ms (progress 20 Hz, previews 4 Hz), servers on "
+      "CPU 1, load generator on CPU 0\n\n",
+      jobs, kSteps, kStepMs);
   std::printf("%-8s %6s %9s %9s %9s %9s %9s %8s %8s %8s %8s\n", "server", "subs", "p50 ms",
               "p95 ms", "p99 ms", "samples", "durable", "srv cpu", "gen cpu", "rss MiB", "peak");
   std::vector<Outcome> all;
@@ -499,14 +505,16 @@ int main_impl(int argc, char** argv) {
     return best;
   };
   std::printf("\nmost subscribers with p95 < 50 ms and every durable event delivered:");
-  for (const auto& server : servers) std::printf("  %s %zu", server.c_str(), most_within(server, 50));
+  for (const auto& server : servers)
+    std::printf("  %s %zu", server.c_str(), most_within(server, 50));
   std::printf("\n");
   for (const auto& o : all) {
     if (o.server == "atelier" && o.subscribers == 1000) {
       const bool met = o.p95 < 50 && o.durable_share >= 0.9999;
-      std::printf("goal (atelier, 1000 subscribers, p95 < 50 ms, 100%% durable): %s (p95 %.2f ms, "
-                  "%.2f%%)\n",
-                  met ? "met" : "NOT met", o.p95, 100.0 * o.durable_share);
+      std::printf(
+          "goal (atelier, 1000 subscribers, p95 < 50 ms, 100%% durable): %s (p95 %.2f ms, "
+          "%.2f%%)\n",
+          met ? "met" : "NOT met", o.p95, 100.0 * o.durable_share);
     }
   }
   return 0;

@@ -80,7 +80,7 @@ TEST(PreviewFrameTest, SmallImagesAreNotScaledUpAndBadFramesAreRefused) {
   EXPECT_FALSE(parse_preview_header(wrong).is_ok());
 }
 
-TEST(PreviewThrottleTest, OnePerJobPerIntervalButTheLastStepAlwaysPasses) {
+TEST(PreviewThrottleTest, OnePerJobPerInterval) {
   std::atomic<int64_t> now{1000};
   PreviewThrottle throttle(250, [&] { return now.load(); });
   EXPECT_TRUE(throttle.admit(7, 1, 10));
@@ -90,9 +90,14 @@ TEST(PreviewThrottleTest, OnePerJobPerIntervalButTheLastStepAlwaysPasses) {
   EXPECT_FALSE(throttle.admit(7, 3, 10));
   now += 1;
   EXPECT_TRUE(throttle.admit(7, 4, 10));
-  EXPECT_TRUE(throttle.admit(7, 10, 10)) << "the final step is always shown";
+  EXPECT_FALSE(throttle.admit(7, 10, 10)) << "the last step is not special";
   throttle.forget(7);
   EXPECT_TRUE(throttle.admit(7, 1, 10));
+  // A job announced as started waits a whole interval for its first preview.
+  throttle.start(9);
+  EXPECT_FALSE(throttle.admit(9, 1, 10));
+  now += 250;
+  EXPECT_TRUE(throttle.admit(9, 2, 10));
 }
 
 TEST(PreviewThrottleTest, DueTellsWithoutRecording) {

@@ -52,11 +52,12 @@ projects::Event event(int64_t project, int64_t seq, std::string type, std::strin
 class RoomHubTest : public ::testing::Test {
  protected:
   RoomHubTest()
-      : hub_({.preview_interval_ms = 100},
-             [](const projects::Event& e) {
-               return json{{"seq", e.seq}, {"type", e.type}}.dump();
-             },
-             [this] { return now_ms_; }) {
+      : hub_(
+            {.preview_interval_ms = 100},
+            [](const projects::Event& e) {
+              return json{{"seq", e.seq}, {"type", e.type}}.dump();
+            },
+            [this] { return now_ms_; }) {
     hub_.start();
   }
   int64_t now_ms_ = 1'000;
@@ -163,6 +164,12 @@ TEST_F(RoomHubTest, PreviewsAreWantedWhenWatchedAndThrottledPerJob) {
   hub_.on_event_committed(event(10, 1, "job.done", R"({"id":5})"));
   hub_.flush();
   EXPECT_TRUE(hub_.wants_preview(10, 5));
+  // A job that just started shows its first preview one interval later.
+  hub_.on_event_committed(event(10, 2, "job.started", R"({"id":8})"));
+  hub_.flush();
+  EXPECT_FALSE(hub_.wants_preview(10, 8));
+  now_ms_ += 100;
+  EXPECT_TRUE(hub_.wants_preview(10, 8));
 }
 
 }  // namespace

@@ -71,8 +71,9 @@ TEST(RoomTest, ProgressAndPreviewsAreEphemeralAndKeyedPerJob) {
   EXPECT_LE(body["at_us"].get<int64_t>(), now_us);
   EXPECT_GT(body["at_us"].get<int64_t>(), now_us - 60'000'000) << "the send time, in microseconds";
   body.erase("at_us");
-  EXPECT_EQ(body, (nlohmann::json{
-                      {"type", "progress"}, {"project", 3}, {"job", 77}, {"step", 2}, {"steps", 10}}));
+  EXPECT_EQ(body,
+            (nlohmann::json{
+                {"type", "progress"}, {"project", 3}, {"job", 77}, {"step", 2}, {"steps", 10}}));
   EXPECT_TRUE(preview.binary);
   EXPECT_EQ(preview.coalesce_key, "preview 3 77");
 }

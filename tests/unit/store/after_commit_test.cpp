@@ -104,10 +104,11 @@ TEST_F(StoreTest, InAGroupCommitOnlyTheFailedTransactionsWorkIsDropped) {
 TEST_F(StoreTest, WithWriterRunsOnTheWritersOwnConnection) {
   ASSERT_NO_FATAL_FAILURE(open());
   std::thread::id writer_thread;
-  ASSERT_TRUE(store_->with_writer([&](Db& db) {
-                      writer_thread = std::this_thread::get_id();
-                      db.extension() = std::string("mark");
-                    })
+  ASSERT_TRUE(store_
+                  ->with_writer([&](Db& db) {
+                    writer_thread = std::this_thread::get_id();
+                    db.extension() = std::string("mark");
+                  })
                   .is_ok());
   EXPECT_NE(writer_thread, std::this_thread::get_id());
   // What it left on the connection is there for every later transaction.
