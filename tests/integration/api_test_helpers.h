@@ -6,6 +6,8 @@
 // behaviour under test rather than plumbing.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <initializer_list>
 #include <map>
@@ -172,6 +174,25 @@ inline ApiToken create_api_token(uint16_t port, const std::string& session_token
   return ApiToken{r.json["id"].get<int64_t>(), r.json["token"].get<std::string>()};
 }
 
+// The usual people around one project: its owner, an editor, a viewer, and a stranger who is a
+// member of nothing.
+struct ProjectCast {
+  Account owner, editor, viewer, stranger;
+  int64_t project = 0;
+};
+
+inline ProjectCast make_project_cast(uint16_t port) {
+  ProjectCast c;
+  c.owner = register_account(port, "owner");
+  c.project = create_project(port, c.owner.token);
+  c.editor = register_account(port, "editor");
+  set_member(port, c.owner.token, c.project, c.editor.id, "editor");
+  c.viewer = register_account(port, "viewer");
+  set_member(port, c.owner.token, c.project, c.viewer.id, "viewer");
+  c.stranger = register_account(port, "stranger");
+  return c;
+}
+
 // A quiet configuration for an in-process server in `dir` on a free port.
 inline ServerConfig test_config(const testing::TempDir& dir) {
   ServerConfig c;
@@ -203,6 +224,25 @@ class TestServer {
 
  private:
   std::unique_ptr<app::App> app_;
+};
+
+// A fixture with an in-process server and a ProjectCast on it (start() makes both).
+class ProjectServerTest : public ::testing::Test {
+ protected:
+  void start(const ServerConfig& config) {
+    server_.reset();  // a restart gets a fresh server with its own data dir
+    server_ = std::make_unique<TestServer>(config);
+    port_ = server_->port();
+    cast_ = make_project_cast(port_);
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<TestServer> server_;
+  uint16_t port_ = 0;
+  ProjectCast cast_;
+  const Account &owner_ = cast_.owner, &editor_ = cast_.editor, &viewer_ = cast_.viewer,
+                &stranger_ = cast_.stranger;
+  const int64_t& project_ = cast_.project;
 };
 
 }  // namespace atelier::apitest

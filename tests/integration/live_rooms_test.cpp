@@ -17,7 +17,7 @@ using nlohmann::json;
 using testing::WsClient;
 using namespace std::chrono_literals;
 
-class LiveRoomsTest : public ::testing::Test {
+class LiveRoomsTest : public ProjectServerTest {
  protected:
   void start(int64_t ws_queue_bytes = 1 << 20) {
     ServerConfig c = test_config(dir_);
@@ -26,15 +26,7 @@ class LiveRoomsTest : public ::testing::Test {
     c.null_step_ms = 5;
     c.preview_interval_ms = 0;
     c.ws_queue_bytes = ws_queue_bytes;
-    server_ = std::make_unique<TestServer>(c);
-    port_ = server_->port();
-    owner_ = register_account(port_, "owner");
-    project_ = create_project(port_, owner_.token);
-    editor_ = register_account(port_, "editor");
-    set_member(port_, owner_.token, project_, editor_.id, "editor");
-    viewer_ = register_account(port_, "viewer");
-    set_member(port_, owner_.token, project_, viewer_.id, "viewer");
-    stranger_ = register_account(port_, "stranger");
+    ProjectServerTest::start(c);
   }
   void SetUp() override { start(); }
 
@@ -84,12 +76,14 @@ class LiveRoomsTest : public ::testing::Test {
         .has_value();
   }
   int64_t head_seq() { return rest_events().back()["seq"].get<int64_t>(); }
+  // A `cmd` submitting a null-model job to the project.
+  json submit_cmd(const std::string& id, const std::string& prompt) const {
+    return {{"type", "cmd"},
+            {"id", id},
+            {"op", "job.submit"},
+            {"args", {{"project", project_}, {"model", "null"}, {"prompt", prompt}}}};
+  }
 
-  testing::TempDir dir_;
-  std::unique_ptr<TestServer> server_;
-  uint16_t port_ = 0;
-  Account owner_, editor_, viewer_, stranger_;
-  int64_t project_ = 0;
   int starts_ = 0;
 };
 
@@ -184,7 +178,6 @@ TEST_F(LiveRoomsTest, EveryMemberSeesTheSameOrderedEventsProgressAndPreviews) {
 }
 
 TEST_F(LiveRoomsTest, AClientThatReconnectsWithAfterSeqMissesNothingAndGetsNothingTwice) {
-  server_.reset();
   // A small queue makes the replay take many rounds, so live events arrive while it runs.
   start(16 << 10);
   auto watcher = join(owner_);  // stays connected throughout: the reference
@@ -220,7 +213,6 @@ TEST_F(LiveRoomsTest, AClientThatReconnectsWithAfterSeqMissesNothingAndGetsNothi
 }
 
 TEST_F(LiveRoomsTest, ALongLogIsReplayedInFullThroughASmallQueue) {
-  server_.reset();
   start(16 << 10);  // the smallest queue allowed: the replay must pace itself, not overflow
   const std::string prompt(1500, 'p');
   std::vector<int64_t> jobs;
@@ -266,10 +258,7 @@ TEST_F(LiveRoomsTest, NonMembersCannotSubscribeAndLearnNothing) {
 
 TEST_F(LiveRoomsTest, CommandsRunAsRestWithTheSamePermissions) {
   auto viewer = join(viewer_);
-  viewer->send_json({{"type", "cmd"},
-                     {"id", "v1"},
-                     {"op", "job.submit"},
-                     {"args", {{"project", project_}, {"model", "null"}, {"prompt", "no"}}}});
+  viewer->send_json(submit_cmd("v1", "no"));
   auto refused = viewer->wait_type("ack");
   ASSERT_TRUE(refused);
   EXPECT_EQ((*refused)["id"], "v1");
@@ -277,10 +266,7 @@ TEST_F(LiveRoomsTest, CommandsRunAsRestWithTheSamePermissions) {
   EXPECT_EQ((*refused)["error"]["code"], "forbidden");
 
   auto editor = join(editor_);
-  editor->send_json({{"type", "cmd"},
-                     {"id", "e1"},
-                     {"op", "job.submit"},
-                     {"args", {{"project", project_}, {"model", "null"}, {"prompt", "yes"}}}});
+  editor->send_json(submit_cmd("e1", "yes"));
   auto ack = editor->wait_type("ack");
   ASSERT_TRUE(ack);
   ASSERT_EQ((*ack)["ok"], true) << ack->dump();
@@ -314,10 +300,7 @@ TEST_F(LiveRoomsTest, CommandsRunAsRestWithTheSamePermissions) {
 }
 
 TEST_F(LiveRoomsTest, ACommandResentWithTheSameIdRunsOnce) {
-  json cmd = {{"type", "cmd"},
-              {"id", "submit-once"},
-              {"op", "job.submit"},
-              {"args", {{"project", project_}, {"model", "null"}, {"prompt", "once"}}}};
+  const json cmd = submit_cmd("submit-once", "once");
   auto c = join(editor_);
   c->send_json(cmd);
   c->send_json(cmd);
@@ -427,7 +410,6 @@ TEST_F(LiveRoomsTest, PresenceIsSharedAndLeavesWithTheSession) {
 }
 
 TEST_F(LiveRoomsTest, AClientThatNeverReadsIsCutOffWhileTheOthersGetEverything) {
-  server_.reset();
   start(16 << 10);
   auto stuck = connect(viewer_, /*read=*/false);
   stuck->send_json({{"type", "hello"}, {"proto", 1}});

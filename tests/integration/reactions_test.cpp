@@ -12,20 +12,12 @@ namespace {
 const std::string kThumbsUp = "%F0%9F%91%8D";
 const std::string kPalette = "%F0%9F%8E%A8";
 
-class ReactionsTest : public ::testing::Test {
+class ReactionsTest : public ProjectServerTest {
  protected:
   void SetUp() override {
     ServerConfig c = test_config(dir_);
     c.enable_null_model = true;
-    server_ = std::make_unique<TestServer>(c);
-    port_ = server_->port();
-    owner_ = register_account(port_, "owner");
-    project_ = create_project(port_, owner_.token);
-    editor_ = register_account(port_, "editor");
-    set_member(port_, owner_.token, project_, editor_.id, "editor");
-    viewer_ = register_account(port_, "viewer");
-    set_member(port_, owner_.token, project_, viewer_.id, "viewer");
-    stranger_ = register_account(port_, "stranger");
+    start(c);
     int64_t job = submit_ok(port_, owner_.token, project_, {{"model", "null"}, {"prompt", "x"}});
     nlohmann::json done = wait_terminal(port_, owner_.token, job);
     ASSERT_EQ(done["state"], "done") << done.dump();
@@ -48,11 +40,6 @@ class ReactionsTest : public ::testing::Test {
     return out;
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<TestServer> server_;
-  uint16_t port_ = 0;
-  Account owner_, editor_, viewer_, stranger_;
-  int64_t project_ = 0;
   int64_t image_ = 0;
 };
 
