@@ -209,7 +209,16 @@ void LiveSession::handle_subscribe(const json& msg) {
 
   projects::Role role = projects::Role::kViewer;
   int64_t head = 0;
+  bool signed_in = true;
   Status st = ctx_.store->read([&](store::Db& db) -> Status {
+    // The credential the connection was opened with must still be valid (not logged out, not
+    // revoked, not expired): a subscription is a new look into a project.
+    auto principal = auth::account_db::find_principal(db, caller_.secret_hash, ctx_.now());
+    if (!principal.is_ok()) return principal.status();
+    if (!*principal) {
+      signed_in = false;
+      return Status::ok();
+    }
     auto r = authorize_project(db, caller_, *project, auth::Scope::kRead, projects::Role::kViewer);
     if (!r.is_ok()) return r.status();
     role = *r;
@@ -218,6 +227,10 @@ void LiveSession::handle_subscribe(const json& msg) {
     head = *h;
     return Status::ok();
   });
+  if (st.is_ok() && !signed_in) {
+    send_error("unauthenticated", "the credential was revoked or has expired: sign in again");
+    return conn_->close(http::kClosePolicy, "credential revoked or expired", true);
+  }
   if (!st.is_ok()) {
     // The REST vocabulary; a 500's detail stays in the log, as for REST.
     const HttpError e = http_error_for(st);
