@@ -421,6 +421,10 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
   if (fleet.previews() > 0) {
     out.avg_preview_bytes = double(fleet.preview_bytes()) / double(fleet.previews());
   }
+  if (fleet.trace_) {
+    std::fprintf(stderr, "%s: %.0f bytes per event message, %.0f per preview frame\n",
+                 server.c_str(), out.avg_event_bytes, out.avg_preview_bytes);
+  }
   out.ok = true;
   return out;
 }
