@@ -102,9 +102,8 @@ std::string ack_json(const std::string& id, const http::Response& response) {
 
 std::string ack_error_json(const std::string& id, std::string_view code, std::string_view message,
                            std::string_view field) {
-  nlohmann::json error = {{"code", code}, {"message", message}};
-  if (!field.empty()) error["field"] = field;
-  return nlohmann::json{{"type", "ack"}, {"id", id}, {"ok", false}, {"error", error}}.dump();
+  // The REST error shape, built by the one function that builds it.
+  return ack_json(id, http::Response::error(400, code, message, field));
 }
 
 CommandLog::CommandLog(std::function<int64_t()> now_ms, int64_t ttl_ms, size_t max_entries)

@@ -21,13 +21,6 @@ constexpr size_t kMaxPresenceBytes = 1024;
 constexpr size_t kMaxCmdIdBytes = 64;
 constexpr std::chrono::milliseconds kHelloTimeout{10'000};
 
-// The wire form of an event message: built the same way as the hub's live broadcast
-// (Room::broadcast_event around event_json), so a replayed event is byte-identical to a live one.
-std::string event_message(const projects::Event& e) {
-  return R"({"type":"event","project":)" + std::to_string(e.project_id) + R"(,"event":)" +
-         event_json(e).dump() + "}";
-}
-
 std::optional<int64_t> int_field(const json& msg, const char* name) {
   auto it = msg.find(name);
   if (it == msg.end() || !it->is_number_integer()) return std::nullopt;
@@ -83,7 +76,8 @@ class LiveSubscription : public rooms::RoomMember {
     if (ended_ || !conn) return std::nullopt;
     if (e.seq <= last_sent_) return 0;
     last_sent_ = e.seq;
-    rooms::OutMessage m{std::make_shared<const std::string>(event_message(e)),
+    rooms::OutMessage m{std::make_shared<const std::string>(
+                            rooms::event_message(e.project_id, event_json(e).dump())),
                         false,
                         rooms::OutMessage::Kind::kDurable,
                         {},

@@ -66,11 +66,15 @@ Result<PreviewHeader> parse_preview_header(const std::string& frame) {
   return h;
 }
 
-bool PreviewThrottle::admit(int64_t job, int /*step*/, int /*steps*/) {
+bool PreviewThrottle::due_locked(int64_t job, int64_t now) const {
+  auto it = last_ms_.find(job);
+  return it == last_ms_.end() || now - it->second >= interval_ms_;
+}
+
+bool PreviewThrottle::admit(int64_t job) {
   const int64_t now = now_();
   std::lock_guard lock(mu_);
-  auto it = last_ms_.find(job);
-  if (it != last_ms_.end() && now - it->second < interval_ms_) return false;
+  if (!due_locked(job, now)) return false;
   last_ms_[job] = now;
   return true;
 }
@@ -84,8 +88,7 @@ void PreviewThrottle::start(int64_t job) {
 bool PreviewThrottle::due(int64_t job) const {
   const int64_t now = now_();
   std::lock_guard lock(mu_);
-  auto it = last_ms_.find(job);
-  return it == last_ms_.end() || now - it->second >= interval_ms_;
+  return due_locked(job, now);
 }
 
 void PreviewThrottle::forget(int64_t job) {

@@ -54,17 +54,19 @@ class PreviewThrottle {
   PreviewThrottle(int64_t interval_ms, Clock now_ms)
       : interval_ms_(interval_ms), now_(std::move(now_ms)) {}
 
-  // True when a preview of `job` at `step` of `steps` should be made now (and records it).
-  bool admit(int64_t job, int step, int steps);
+  // True when a preview of `job` should be made now (and records it).
+  bool admit(int64_t job);
   // The job started now: its first preview waits a whole interval.
   void start(int64_t job);
-  // Whether admit() would pass a step before the last one now (records nothing): lets a
-  // generator skip building a preview that would be thrown away.
+  // Whether admit() would pass now (records nothing): lets a generator skip building a preview
+  // that would be thrown away.
   bool due(int64_t job) const;
   // The job ended: forget it.
   void forget(int64_t job);
 
  private:
+  bool due_locked(int64_t job, int64_t now) const;  // under mu_
+
   const int64_t interval_ms_;
   const Clock now_;
   mutable std::mutex mu_;

@@ -84,11 +84,13 @@ size_t Room::remove_if(const std::function<bool(int64_t user)>& pred, const std:
   return removed.size();
 }
 
+std::string event_message(int64_t project, const std::string& event_json) {
+  return R"({"type":"event","project":)" + std::to_string(project) + R"(,"event":)" + event_json +
+         "}";
+}
+
 void Room::broadcast_event(int64_t seq, const std::string& event_json) {
-  // The event's text is spliced in as it is: it was serialized once when it was recorded.
-  std::string payload = R"({"type":"event","project":)" + std::to_string(project_) +
-                        R"(,"event":)" + event_json + "}";
-  OutMessage out = text(std::move(payload), OutMessage::Kind::kDurable);
+  OutMessage out = text(event_message(project_, event_json), OutMessage::Kind::kDurable);
   out.seq = seq;
   send_all(out);
 }

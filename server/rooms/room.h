@@ -36,6 +36,11 @@ class RoomMember {
   virtual void deliver(const OutMessage& message) = 0;
 };
 
+// The live message for a durable event: `{"type":"event","project":P,"event":<event_json>}`,
+// with the event's serialized text spliced in as it is. Live broadcasts and replays both use
+// it, so a replayed event is byte-identical to the live one.
+std::string event_message(int64_t project, const std::string& event_json);
+
 class Room {
  public:
   // deferred_presence: changes of presence only mark the room; announce_presence_if_changed()

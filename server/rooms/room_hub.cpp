@@ -152,7 +152,7 @@ void RoomHub::on_step(int64_t project, int64_t job, int step, int steps,
   auto room = find(project);
   if (!room) return;
   room->broadcast_progress(job, step, steps);
-  if (!preview || !throttle_.admit(job, step, steps)) return;
+  if (!preview || !throttle_.admit(job)) return;
   auto frame = encode_preview_frame(project, job, step, steps, *preview);
   if (!frame.is_ok()) {
     log::warn("preview of job {} not encoded: {}", job, frame.status().message());

@@ -83,21 +83,21 @@ TEST(PreviewFrameTest, SmallImagesAreNotScaledUpAndBadFramesAreRefused) {
 TEST(PreviewThrottleTest, OnePerJobPerInterval) {
   std::atomic<int64_t> now{1000};
   PreviewThrottle throttle(250, [&] { return now.load(); });
-  EXPECT_TRUE(throttle.admit(7, 1, 10));
-  EXPECT_FALSE(throttle.admit(7, 2, 10));
-  EXPECT_TRUE(throttle.admit(8, 1, 10)) << "jobs are throttled separately";
+  EXPECT_TRUE(throttle.admit(7));
+  EXPECT_FALSE(throttle.admit(7));
+  EXPECT_TRUE(throttle.admit(8)) << "jobs are throttled separately";
   now += 249;
-  EXPECT_FALSE(throttle.admit(7, 3, 10));
+  EXPECT_FALSE(throttle.admit(7));
   now += 1;
-  EXPECT_TRUE(throttle.admit(7, 4, 10));
-  EXPECT_FALSE(throttle.admit(7, 10, 10)) << "the last step is not special";
+  EXPECT_TRUE(throttle.admit(7));
+  EXPECT_FALSE(throttle.admit(7)) << "the last step is not special";
   throttle.forget(7);
-  EXPECT_TRUE(throttle.admit(7, 1, 10));
+  EXPECT_TRUE(throttle.admit(7));
   // A job announced as started waits a whole interval for its first preview.
   throttle.start(9);
-  EXPECT_FALSE(throttle.admit(9, 1, 10));
+  EXPECT_FALSE(throttle.admit(9));
   now += 250;
-  EXPECT_TRUE(throttle.admit(9, 2, 10));
+  EXPECT_TRUE(throttle.admit(9));
 }
 
 TEST(PreviewThrottleTest, DueTellsWithoutRecording) {
@@ -105,7 +105,7 @@ TEST(PreviewThrottleTest, DueTellsWithoutRecording) {
   PreviewThrottle throttle(250, [&] { return now.load(); });
   EXPECT_TRUE(throttle.due(7));
   EXPECT_TRUE(throttle.due(7)) << "asking records nothing";
-  ASSERT_TRUE(throttle.admit(7, 1, 10));
+  ASSERT_TRUE(throttle.admit(7));
   EXPECT_FALSE(throttle.due(7));
   now += 250;
   EXPECT_TRUE(throttle.due(7));
