@@ -8,6 +8,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace atelier::rooms {
@@ -112,6 +113,24 @@ TEST_F(RoomHubTest, RemovalEndsThatUsersSubscriptionsAndDeletionEndsAll) {
   ASSERT_EQ(ended.size(), 1u);
   EXPECT_EQ(ended[0]["reason"], "project_deleted");
   EXPECT_EQ(hub_.find(10)->size(), 0u);
+}
+
+TEST_F(RoomHubTest, PresenceIsAnnouncedByTheFeedThreadForAllJoinsAtOnce) {
+  auto a = std::make_shared<SafeMember>(1, "ann");
+  auto b = std::make_shared<SafeMember>(2, "bob");
+  hub_.join(10, a);
+  hub_.join(10, b);
+  // The feed thread's next tick (every 100 ms here) announces the joins: one message for both
+  // (two, should a tick fall between the two joins), never one per join per member.
+  std::vector<json> seen;
+  for (int i = 0; i < 300; ++i) {
+    seen = a->of_type("presence");
+    if (!seen.empty() && seen.back()["members"].size() == 2u) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_FALSE(seen.empty()) << "no presence announced";
+  EXPECT_EQ(seen.back()["members"].size(), 2u);
+  EXPECT_LE(seen.size(), 2u);
 }
 
 TEST_F(RoomHubTest, RoomsComeAndGoWithTheirMembers) {

@@ -98,6 +98,21 @@ TEST(RoomTest, PresenceListsUsersWithTheirSessionsAndState) {
   EXPECT_EQ(room.size(), 2u);
 }
 
+TEST(RoomTest, DeferredPresenceAnnouncesManyChangesOnce) {
+  Room room(1, /*deferred_presence=*/true);
+  auto ann = std::make_shared<FakeMember>(1, "ann");
+  room.join(ann);
+  for (int i = 0; i < 20; ++i) room.join(std::make_shared<FakeMember>(100 + i, "guest"));
+  room.set_presence(ann.get(), R"({"typing":true})");
+  EXPECT_TRUE(ann->of_type("presence").empty()) << "changes only mark the room";
+  room.announce_presence_if_changed();
+  auto sent = ann->of_type("presence");
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0]["members"][0]["state"]["typing"], true);
+  room.announce_presence_if_changed();
+  EXPECT_EQ(ann->of_type("presence").size(), 1u) << "nothing changed since";
+}
+
 TEST(RoomTest, GoneSessionsAreSkippedAndPruned) {
   Room room(1);
   auto ann = std::make_shared<FakeMember>(1, "ann");
