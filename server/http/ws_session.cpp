@@ -16,6 +16,8 @@ namespace net = boost::asio;
 namespace {
 
 constexpr std::chrono::seconds kHandshakeTimeout{10};
+// A burst is sent once it has gathered this much, even if more is queued behind it.
+constexpr size_t kMaxGatherBytes = 64 * 1024;
 
 // The same connection as a socket whose executor is the strand's own type.
 Socket rebind(net::ip::tcp::socket socket, const Strand& strand) {
@@ -32,6 +34,25 @@ Strand strand_of(net::ip::tcp::socket& socket) {
   return *strand;
 }
 
+// RFC 6455 header of a server frame (final, unmasked) carrying `size` bytes.
+std::string_view frame_header(bool binary, size_t size, char (&buf)[10]) {
+  buf[0] = static_cast<char>(0x80 | (binary ? 0x2 : 0x1));
+  if (size < 126) {
+    buf[1] = static_cast<char>(size);
+    return {buf, 2};
+  }
+  if (size <= 0xffff) {
+    buf[1] = 126;
+    buf[2] = static_cast<char>(size >> 8);
+    buf[3] = static_cast<char>(size & 0xff);
+    return {buf, 4};
+  }
+  buf[1] = 127;
+  for (int i = 0; i < 8; ++i)
+    buf[2 + i] = static_cast<char>((uint64_t{size} >> (56 - 8 * i)) & 0xff);
+  return {buf, 10};
+}
+
 }  // namespace
 
 WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> state,
@@ -46,6 +67,7 @@ WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> st
       watchdog_(strand_),
       close_timer_(strand_),
       first_message_timer_(strand_) {
+  ws_.next_layer().set_idle_listener(this);
   if (state_->open_connections) state_->open_connections->add(1);
   state_->session_count.fetch_add(1);
 }
@@ -116,7 +138,7 @@ void WsSession::arm_watchdog() {
   watchdog_.expires_after(options_.idle_timeout / 2);
   watchdog_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec || self->finished_) return;
-    if (self->writing_ &&
+    if (self->flushing_ &&
         std::chrono::steady_clock::now() - self->write_started_ >= self->options_.idle_timeout) {
       log::info("WebSocket client {} stopped reading; disconnecting", self->remote_);
       return self->cut();
@@ -151,9 +173,19 @@ void WsSession::on_read(beast::error_code ec, size_t) {
 }
 
 void WsSession::send(OutMessage message) {
+  CorkStream& out = ws_.next_layer();
   {
-    std::lock_guard lock(inbox_mu_);
-    inbox_.push_back(std::move(message));
+    std::lock_guard lock(out.gate_mutex());
+    auto sent = CorkStream::TrySend::kRefused;
+    if (inbox_.empty() && !drain_posted_) {
+      // Nothing queued anywhere: write it now, from this thread, as Beast would frame it.
+      char buf[10];
+      sent = out.try_send_locked(frame_header(message.binary, message.payload->size(), buf),
+                                 *message.payload);
+      if (sent == CorkStream::TrySend::kSent) return;
+    }
+    // Refused: queue it. Partly sent: the strand must run to send the rest.
+    if (sent == CorkStream::TrySend::kRefused) inbox_.push_back(std::move(message));
     if (drain_posted_) return;
     drain_posted_ = true;
   }
@@ -163,11 +195,12 @@ void WsSession::send(OutMessage message) {
 void WsSession::drain_inbox() {
   std::vector<OutMessage> batch;
   {
-    std::lock_guard lock(inbox_mu_);
+    std::lock_guard lock(ws_.next_layer().gate_mutex());
     batch.swap(inbox_);
     drain_posted_ = false;
   }
   for (auto& m : batch) enqueue(std::move(m));
+  pump();  // also sends what a direct write left unsent
 }
 
 void WsSession::enqueue(OutMessage message) {
@@ -176,7 +209,6 @@ void WsSession::enqueue(OutMessage message) {
     // The client fell too far behind to keep every durable event: it resumes from its last seq.
     return request_close(kCloseResume, "send queue overflowed; resume from your last seq", false);
   }
-  pump();
 }
 
 void WsSession::close(uint16_t code, std::string reason, bool flush) {
@@ -188,6 +220,7 @@ void WsSession::close(uint16_t code, std::string reason, bool flush) {
 void WsSession::request_close(uint16_t code, std::string reason, bool flush) {
   if (finished_ || close_requested_) return;
   close_requested_ = true;
+  ws_.next_layer().close_gate();
   close_code_ = code;
   close_reason_ = std::move(reason);
   close_flush_ = flush;
@@ -201,7 +234,9 @@ void WsSession::request_close(uint16_t code, std::string reason, bool flush) {
 }
 
 void WsSession::pump() {
-  if (!open_ || finished_ || writing_ || close_sent_) return;
+  if (!open_ || finished_ || flushing_ || close_sent_) return;
+  CorkStream& out = ws_.next_layer();
+  out.close_gate();  // from here the strand writes; what a direct write left goes first
   if (close_requested_ && (!close_flush_ || outbox_.empty())) {
     close_sent_ = true;
     ws_.async_close(
@@ -213,21 +248,39 @@ void WsSession::pump() {
         });
     return;
   }
-  writing_ = outbox_.start_write();
-  if (!writing_) return;
-  ws_.text(!writing_->binary);
-  write_started_ = std::chrono::steady_clock::now();
-  ws_.async_write(
-      net::buffer(*writing_->payload),
-      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_write(ec); });
+  // Everything queued (up to a mark) is framed into the stream's buffer, then sent in one write.
+  while (out.gathered_bytes() < kMaxGatherBytes) {
+    auto message = outbox_.start_write();
+    if (!message) break;
+    ws_.text(!message->binary);
+    beast::error_code ec;
+    ws_.write(net::buffer(*message->payload), ec);
+    outbox_.finish_write();
+    if (ec) return cut();
+  }
+  if (out.gathered_bytes() > 0) return flush();
+  if (!out.flushing()) open_gate_if_idle();
 }
 
-void WsSession::on_write(beast::error_code ec) {
-  writing_.reset();
-  outbox_.finish_write();
-  if (ec) return cut();
-  pump();
-  check_drained();
+void WsSession::flush() {
+  flushing_ = true;
+  write_started_ = std::chrono::steady_clock::now();
+  ws_.next_layer().async_flush([self = shared_from_this()](beast::error_code ec) {
+    self->flushing_ = false;
+    if (ec) return self->cut();
+    self->pump();
+    self->check_drained();
+  });
+}
+
+void WsSession::open_gate_if_idle() {
+  CorkStream& out = ws_.next_layer();
+  if (!open_ || finished_ || close_requested_ || flushing_ || !outbox_.empty() || out.flushing() ||
+      out.gathered_bytes() > 0) {
+    return;
+  }
+  std::lock_guard lock(out.gate_mutex());
+  if (inbox_.empty() && !drain_posted_) out.open_gate_locked();
 }
 
 void WsSession::when_drained(size_t bytes, std::function<void()> fn) {
@@ -247,14 +300,16 @@ void WsSession::check_drained() {
 }
 
 void WsSession::cut() {
+  ws_.next_layer().close_gate();  // no other thread may send on a descriptor about to close
   beast::error_code ec;
-  ws_.next_layer().shutdown(net::ip::tcp::socket::shutdown_both, ec);
-  ws_.next_layer().close(ec);  // the pending read fails and finishes the session
+  ws_.next_layer().socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+  ws_.next_layer().socket().close(ec);  // the pending read fails and finishes the session
 }
 
 void WsSession::finish() {
   if (finished_) return;
   finished_ = true;
+  ws_.next_layer().close_gate();
   watchdog_.cancel();
   close_timer_.cancel();
   first_message_timer_.cancel();

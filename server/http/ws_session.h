@@ -22,17 +22,16 @@
 #include <string>
 #include <vector>
 
+#include "server/http/cork_stream.h"
 #include "server/http/outbox.h"
 #include "server/http/session.h"
 #include "server/http/websocket.h"
 
 namespace atelier::http {
 
-using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
-using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Strand>;
-
 class WsSession : public Connection,
                   public WsConnection,
+                  public WriterIdleListener,
                   public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(boost::beast::tcp_stream&& stream, std::shared_ptr<ServerState> state,
@@ -52,6 +51,9 @@ class WsSession : public Connection,
   void begin_drain() override;
   void force_close() override;
 
+  // WriterIdleListener: Beast's own write (a ping, a pong) is done.
+  void writer_idle() override { open_gate_if_idle(); }
+
  private:
   void on_accept(boost::beast::error_code ec);
   void read_next();
@@ -62,7 +64,10 @@ class WsSession : public Connection,
   void request_close(uint16_t code, std::string reason, bool flush);
   // Writes the next queued message, or the close frame once one is requested and due.
   void pump();
-  void on_write(boost::beast::error_code ec);
+  // Sends what a burst gathered (see CorkStream); counts as the write in flight.
+  void flush();
+  // Lets send() write directly again once nothing is queued, gathered or in flight.
+  void open_gate_if_idle();
   void cut();
   void arm_watchdog();
   // Runs the drain waiter if the Outbox is down to its mark.
@@ -77,13 +82,12 @@ class WsSession : public Connection,
   // The connection's strand, concretely typed (first: the socket is built on it). Sends post
   // here, and the socket's completions run here, without the type erasure of any_io_executor.
   Strand strand_;
-  boost::beast::websocket::stream<Socket> ws_;
+  boost::beast::websocket::stream<CorkStream> ws_;
   boost::beast::flat_buffer read_buffer_;
   std::string remote_;
   WsOptions options_;
   std::shared_ptr<WsHandler> handler_;
   Outbox outbox_;
-  std::optional<OutMessage> writing_;  // the write in flight; keeps its payload alive
   // Watchdog for a write that never completes (a client that stopped reading): one periodic
   // check per session rather than a timer armed and cancelled around every write.
   boost::asio::steady_timer watchdog_;
@@ -95,14 +99,16 @@ class WsSession : public Connection,
   bool close_requested_ = false;
   bool close_flush_ = false;
   bool close_sent_ = false;
+  bool flushing_ = false;
   bool finished_ = false;
   uint16_t close_code_ = kCloseNormal;
   std::string close_reason_;
-  // What send() hands over from other threads: one post per batch, not per message, so a burst
-  // of broadcasts costs each session one trip through the scheduler.
-  std::mutex inbox_mu_;
-  std::vector<OutMessage> inbox_;  // guarded by inbox_mu_
-  bool drain_posted_ = false;      // guarded by inbox_mu_
+  // What send() hands over from other threads when it cannot write directly (the gate is shut:
+  // something is queued or being written): one post per batch, not per message, so a burst of
+  // broadcasts costs each session one trip through the scheduler. Guarded by the stream's gate
+  // mutex, so that "nothing queued" and "the gate is open" are decided together.
+  std::vector<OutMessage> inbox_;
+  bool drain_posted_ = false;
   size_t drain_mark_ = 0;
   std::function<void()> drain_waiter_;
 };

@@ -95,11 +95,7 @@ void Room::broadcast_event(int64_t seq, const std::string& event_json) {
   send_all(out);
 }
 
-void Room::broadcast_progress(int64_t job, int step, int steps) {
-  // at_us: when the server sent it (Unix microseconds), so a client can tell how late it is.
-  const int64_t at_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+void Room::broadcast_progress(int64_t job, int step, int steps, int64_t at_us) {
   nlohmann::json msg = {{"type", "progress"}, {"project", project_}, {"job", job},
                         {"step", step},       {"steps", steps},      {"at_us", at_us}};
   send_all(text(msg.dump(), OutMessage::Kind::kEphemeral,

@@ -66,7 +66,8 @@ class Room {
   // `{"type":"event","project":P,"event":...}` and sent to every session, carrying `seq`.
   void broadcast_event(int64_t seq, const std::string& event_json);
   // Ephemeral progress, coalesced per job in slow sessions' queues.
-  void broadcast_progress(int64_t job, int step, int steps);
+  // at_us: when the step was reported (Unix microseconds), sent as is.
+  void broadcast_progress(int64_t job, int step, int steps, int64_t at_us);
   // A preview frame (already encoded once), coalesced per job.
   void broadcast_preview(int64_t job, std::shared_ptr<const std::string> frame);
   // A session's presence state (a JSON object's text); announces the new presence.

@@ -19,9 +19,13 @@ RoomHub::~RoomHub() {
 }
 
 void RoomHub::start() {
-  std::lock_guard lock(feed_mu_);
-  if (feed_thread_.joinable() || stopping_) return;
-  feed_thread_ = std::thread([this] { feed_loop(); });
+  {
+    std::lock_guard lock(feed_mu_);
+    if (feed_thread_.joinable() || stopping_) return;
+    feed_thread_ = std::thread([this] { feed_loop(); });
+  }
+  std::lock_guard lock(steps_mu_);
+  steps_thread_ = std::thread([this] { steps_loop(); });
 }
 
 void RoomHub::stop() {
@@ -31,6 +35,12 @@ void RoomHub::stop() {
   }
   feed_cv_.notify_all();
   if (feed_thread_.joinable()) feed_thread_.join();
+  {
+    std::lock_guard lock(steps_mu_);
+    steps_stopping_ = true;
+  }
+  steps_cv_.notify_all();
+  if (steps_thread_.joinable()) steps_thread_.join();
 }
 
 std::shared_ptr<Room> RoomHub::join(int64_t project, const std::shared_ptr<RoomMember>& member) {
@@ -57,18 +67,65 @@ std::shared_ptr<Room> RoomHub::find(int64_t project) const {
 }
 
 void RoomHub::on_event_committed(const projects::Event& event) {
+  FeedItem item;
+  item.event = event;
+  enqueue(std::move(item));
+}
+
+void RoomHub::enqueue(FeedItem item) {
   {
     std::lock_guard lock(feed_mu_);
-    feed_.push_back(event);
+    feed_.push_back(std::move(item));
     ++queued_total_;
   }
   feed_cv_.notify_one();
 }
 
+void RoomHub::enqueue_step(FeedItem item) {
+  {
+    std::lock_guard lock(steps_mu_);
+    if (!steps_thread_.joinable()) return;  // not started (or stopped): nobody would send it
+    if (item.kind == FeedItem::Kind::kProgress) {
+      for (auto& queued : steps_) {
+        if (queued.kind == FeedItem::Kind::kProgress && queued.job == item.job) {
+          queued = std::move(item);  // still waiting: the newer step replaces it
+          return;
+        }
+      }
+    }
+    steps_.push_back(std::move(item));
+    ++steps_queued_;
+  }
+  steps_cv_.notify_one();
+}
+
+void RoomHub::steps_loop() {
+  set_current_thread_name("room-steps");
+  std::unique_lock lock(steps_mu_);
+  for (;;) {
+    steps_cv_.wait(lock, [&] { return steps_stopping_ || !steps_.empty(); });
+    if (steps_.empty()) break;  // stopping, and everything queued went out
+    FeedItem item = std::move(steps_.front());
+    steps_.pop_front();
+    lock.unlock();
+    send(item);
+    lock.lock();
+    ++steps_sent_;
+    steps_sent_cv_.notify_all();
+  }
+  steps_sent_ = steps_queued_;
+  steps_sent_cv_.notify_all();
+}
+
 void RoomHub::flush() {
-  std::unique_lock lock(feed_mu_);
-  const uint64_t target = queued_total_;
-  flushed_cv_.wait(lock, [&] { return broadcast_total_ >= target || !feed_thread_.joinable(); });
+  {
+    std::unique_lock lock(feed_mu_);
+    const uint64_t target = queued_total_;
+    flushed_cv_.wait(lock, [&] { return broadcast_total_ >= target || !feed_thread_.joinable(); });
+  }
+  std::unique_lock lock(steps_mu_);
+  const uint64_t target = steps_queued_;
+  steps_sent_cv_.wait(lock, [&] { return steps_sent_ >= target || !steps_thread_.joinable(); });
 }
 
 void RoomHub::feed_loop() {
@@ -88,21 +145,36 @@ void RoomHub::feed_loop() {
       if (stopping_) break;  // everything queued went out
       continue;
     }
-    projects::Event event = std::move(feed_.front());
+    FeedItem item = std::move(feed_.front());
     feed_.pop_front();
     lock.unlock();
-    try {
-      broadcast(event);
-    } catch (const std::exception& e) {
-      log::warn("broadcasting event {} of project {} failed: {}", event.seq, event.project_id,
-                e.what());
-    }
+    send(item);
     lock.lock();
     ++broadcast_total_;
     flushed_cv_.notify_all();
   }
   broadcast_total_ = queued_total_;
   flushed_cv_.notify_all();
+}
+
+void RoomHub::send(const FeedItem& item) {
+  try {
+    switch (item.kind) {
+      case FeedItem::Kind::kEvent:
+        return broadcast(item.event);
+      case FeedItem::Kind::kProgress:
+        if (auto room = find(item.project)) {
+          room->broadcast_progress(item.job, item.step, item.steps, item.at_us);
+        }
+        return;
+      case FeedItem::Kind::kPreview:
+        if (auto room = find(item.project)) room->broadcast_preview(item.job, item.frame);
+        return;
+    }
+  } catch (const std::exception& e) {
+    log::warn("broadcasting to project {} failed: {}",
+              item.kind == FeedItem::Kind::kEvent ? item.event.project_id : item.project, e.what());
+  }
 }
 
 void RoomHub::announce_presence_changes() {
@@ -149,9 +221,17 @@ bool RoomHub::wants_preview(int64_t project, int64_t job) const {
 
 void RoomHub::on_step(int64_t project, int64_t job, int step, int steps,
                       const image::Image* preview) {
-  auto room = find(project);
-  if (!room) return;
-  room->broadcast_progress(job, step, steps);
+  if (!find(project)) return;
+  FeedItem progress;
+  progress.kind = FeedItem::Kind::kProgress;
+  progress.project = project;
+  progress.job = job;
+  progress.step = step;
+  progress.steps = steps;
+  progress.at_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  enqueue_step(std::move(progress));
   if (!preview || !throttle_.admit(job)) return;
   auto frame = encode_preview_frame(project, job, step, steps, *preview);
   if (!frame.is_ok()) {
@@ -159,7 +239,12 @@ void RoomHub::on_step(int64_t project, int64_t job, int step, int steps,
     return;
   }
   previews_encoded_.fetch_add(1, std::memory_order_relaxed);
-  room->broadcast_preview(job, std::move(*frame));
+  FeedItem item;
+  item.kind = FeedItem::Kind::kPreview;
+  item.project = project;
+  item.job = job;
+  item.frame = std::move(*frame);
+  enqueue_step(std::move(item));
 }
 
 void RoomHub::job_finished(int64_t job) {

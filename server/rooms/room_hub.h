@@ -7,8 +7,12 @@
 //     them. A member.removed / member.left event also ends that user's subscriptions in the room
 //     at once, and a deleted project ends every subscription.
 //   * Progress and previews: the job service's step hook calls on_step() on a worker thread; the
-//     preview (when the hub asked for one through wants_preview()) is encoded once, throttled
-//     per job, and its frame shared by every session.
+//     preview (when the hub asked for one through wants_preview()) is encoded once there,
+//     throttled per job, and its frame shared by every session. Both go out on a second thread,
+//     `room-steps` (stamped with the step's time), so a worker never spends its step sending to
+//     thousands of sessions, and a burst of events (a batch of submissions) never holds up the
+//     progress of the job that runs. A step's progress replaces an older one of the same job
+//     still waiting there. Progress may thus reach a client before the job's job.started.
 //   * Presence: the feed thread also announces each room's presence changes, batched every
 //     presence_interval_ms.
 //
@@ -87,6 +91,19 @@ class RoomHub {
   void feed_loop();
   void announce_presence_changes();
   void broadcast(const projects::Event& event);
+  // What the feed thread sends: a committed event, or a step's progress or preview.
+  struct FeedItem {
+    enum class Kind { kEvent, kProgress, kPreview } kind = Kind::kEvent;
+    projects::Event event;  // kEvent
+    int64_t project = 0, job = 0;
+    int step = 0, steps = 0;
+    int64_t at_us = 0;                         // kProgress: when the worker reported the step
+    std::shared_ptr<const std::string> frame;  // kPreview
+  };
+  void enqueue(FeedItem item);
+  void enqueue_step(FeedItem item);
+  void send(const FeedItem& item);
+  void steps_loop();
 
   const RoomHubOptions options_;
   const EventToJson event_json_;
@@ -98,11 +115,20 @@ class RoomHub {
   std::mutex feed_mu_;
   std::condition_variable feed_cv_;
   std::condition_variable flushed_cv_;
-  std::deque<projects::Event> feed_;  // guarded by feed_mu_
-  uint64_t queued_total_ = 0;         // guarded by feed_mu_
-  uint64_t broadcast_total_ = 0;      // guarded by feed_mu_
-  bool stopping_ = false;             // guarded by feed_mu_
+  std::deque<FeedItem> feed_;     // guarded by feed_mu_
+  uint64_t queued_total_ = 0;     // guarded by feed_mu_
+  uint64_t broadcast_total_ = 0;  // guarded by feed_mu_
+  bool stopping_ = false;         // guarded by feed_mu_
   std::thread feed_thread_;
+
+  std::mutex steps_mu_;
+  std::condition_variable steps_cv_;
+  std::condition_variable steps_sent_cv_;
+  std::deque<FeedItem> steps_;   // guarded by steps_mu_
+  uint64_t steps_queued_ = 0;    // guarded by steps_mu_
+  uint64_t steps_sent_ = 0;      // guarded by steps_mu_
+  bool steps_stopping_ = false;  // guarded by steps_mu_
+  std::thread steps_thread_;
 
   std::atomic<uint64_t> events_broadcast_{0};
   std::atomic<uint64_t> previews_encoded_{0};

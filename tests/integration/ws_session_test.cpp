@@ -1,9 +1,14 @@
 // WebSocket connections (server/http/ws_session.cpp) over real sockets, with a test handler:
 // the handler's callbacks, the greeting deadline, the send queue's overflow close, shutdown.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,7 +28,10 @@ class TestHandler : public WsHandler {
  public:
   explicit TestHandler(size_t burst) : burst_(burst) {}
   void on_open(const std::shared_ptr<WsConnection>& c) override {
-    conn_ = c;
+    {
+      std::lock_guard lock(mu_);
+      conn_ = c;
+    }
     opened.fetch_add(1);
     for (size_t i = 0; i < burst_; ++i) c->send_text(std::string(4096, 'a' + i % 26));
   }
@@ -32,13 +40,19 @@ class TestHandler : public WsHandler {
   }
   void on_close() override {
     closed.fetch_add(1);
+    std::lock_guard lock(mu_);
     conn_.reset();
+  }
+  std::shared_ptr<WsConnection> connection() {
+    std::lock_guard lock(mu_);
+    return conn_;
   }
   std::atomic<int> opened{0};
   std::atomic<int> closed{0};
 
  private:
   const size_t burst_;
+  std::mutex mu_;
   std::shared_ptr<WsConnection> conn_;
 };
 
@@ -133,6 +147,114 @@ TEST_F(WsSessionTest, ShutdownClosesWithGoingAway) {
   server_->shutdown(2s);
   EXPECT_EQ(c->wait_closed(5s), std::optional<uint16_t>(kCloseGoingAway));
   server_.reset();
+}
+
+// A client on a raw socket, so that it can stop reading: upgrade, then frames on demand.
+class RawClient {
+ public:
+  bool connect(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
+    const std::string req =
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    if (::send(fd_, req.data(), req.size(), 0) != static_cast<ssize_t>(req.size())) return false;
+    while (in_.find("\r\n\r\n") == std::string::npos) {
+      if (!fill()) return false;
+    }
+    if (in_.rfind("HTTP/1.1 101", 0) != 0) return false;
+    in_.erase(0, in_.find("\r\n\r\n") + 4);
+    return true;
+  }
+  ~RawClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // The next data frame's payload (server frames: unmasked, unfragmented here).
+  std::optional<std::string> next() {
+    for (;;) {
+      if (in_.size() >= 2) {
+        const auto* p = reinterpret_cast<const uint8_t*>(in_.data());
+        uint64_t len = p[1] & 0x7f;
+        size_t header = 2;
+        if (len == 126 && in_.size() >= 4) {
+          len = (uint64_t{p[2]} << 8) | p[3];
+          header = 4;
+        } else if (len == 127 && in_.size() >= 10) {
+          len = 0;
+          for (int k = 0; k < 8; ++k) len = (len << 8) | p[2 + k];
+          header = 10;
+        } else if (len >= 126) {
+          header = 0;  // header incomplete
+        }
+        if (header && in_.size() >= header + len) {
+          std::string payload = in_.substr(header, len);
+          in_.erase(0, header + len);
+          return payload;
+        }
+      }
+      if (!fill()) return std::nullopt;
+    }
+  }
+
+ private:
+  bool fill() {
+    char buf[65536];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    in_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+  int fd_ = -1;
+  std::string in_;
+};
+
+TEST_F(WsSessionTest, SendsFromManyThreadsToAStalledClientArriveWholeAndInOrder) {
+  // While nothing is queued, send() writes straight to the socket from the caller's thread; once
+  // the socket is full a write goes out in part and the strand sends the rest before anything
+  // else. Four threads race through both paths against a client that reads nothing for a while.
+  WsOptions options;
+  options.max_queue_bytes = 256 << 20;
+  ASSERT_NO_FATAL_FAILURE(start(options));
+  RawClient client;
+  ASSERT_TRUE(client.connect(port_));
+  std::shared_ptr<WsConnection> conn;
+  for (int i = 0; i < 500 && !conn; ++i) {
+    if (auto h = handler(0)) conn = h->connection();
+    if (!conn) std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(conn);
+  constexpr int kThreads = 4, kEach = 60;
+  auto body = [](int t, int i) {
+    // Sizes from a few bytes to 96 KiB, so frames use all three length encodings.
+    const size_t size = (i % 3 == 0) ? 20 : (i % 3 == 1) ? 300 + i : 40000 + 1000 * i;
+    std::string s = std::to_string(t) + ":" + std::to_string(i) + ":";
+    s.resize(size, static_cast<char>('a' + (t * 7 + i) % 26));
+    return s;
+  };
+  std::vector<std::thread> senders;
+  for (int t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) conn->send_text(body(t, i));
+    });
+  }
+  for (auto& s : senders) s.join();
+  std::this_thread::sleep_for(200ms);  // the client still has not read a byte
+  int next[kThreads] = {};
+  for (int n = 0; n < kThreads * kEach; ++n) {
+    auto payload = client.next();
+    ASSERT_TRUE(payload) << "frame " << n;
+    const int t = std::stoi(payload->substr(0, payload->find(':')));
+    ASSERT_GE(t, 0);
+    ASSERT_LT(t, kThreads);
+    ASSERT_EQ(*payload, body(t, next[t])) << "thread " << t << "'s message " << next[t];
+    ++next[t];
+  }
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(next[t], kEach);
+  conn.reset();
 }
 
 }  // namespace

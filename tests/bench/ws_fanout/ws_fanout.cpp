@@ -19,11 +19,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -35,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/bench/ws_fanout/fleet.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -42,21 +38,11 @@
 namespace atelier::bench {
 namespace {
 
-namespace beast = boost::beast;
-namespace websocket = boost::beast::websocket;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kSteps = 20;
 constexpr int kStepMs = 50;
-
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 double percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
@@ -90,164 +76,6 @@ double memory_mib(pid_t pid, const std::string& key) {
   }
   return 0;
 }
-
-void pin_to_cpu(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  sched_setaffinity(0, sizeof(set), &set);
-}
-
-// The integer right after the first (or last) occurrence of `key` in `text`; -1 if absent.
-int64_t int_after(std::string_view text, std::string_view key, bool last) {
-  const size_t at = last ? text.rfind(key) : text.find(key);
-  if (at == std::string_view::npos) return -1;
-  int64_t value = 0;
-  for (size_t i = at + key.size(); i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
-    value = value * 10 + (text[i] - '0');
-  }
-  return value;
-}
-
-// N WebSocket subscribers on one I/O thread.
-class Fleet {
- public:
-  struct Client {
-    explicit Client(net::io_context& ioc) : ws(ioc) {}
-    websocket::stream<beast::tcp_stream> ws;
-    beast::flat_buffer buffer;
-    int64_t last_seq = 0;
-    uint64_t events = 0;
-    uint64_t out_of_order = 0;
-    bool subscribed = false;
-    bool closed = false;
-  };
-
-  // Connects and handshakes every client (in parallel), sends `greeting` messages on each.
-  bool open(uint16_t port, const std::string& target, const std::string& auth, size_t n,
-            const std::vector<std::string>& greeting) {
-    tcp::endpoint ep(net::ip::make_address("127.0.0.1"), port);
-    for (size_t i = 0; i < n; ++i) {
-      auto c = std::make_unique<Client>(ioc_);
-      beast::error_code ec;
-      beast::get_lowest_layer(c->ws).socket().connect(ep, ec);
-      if (ec) {
-        std::fprintf(stderr, "connect %zu: %s\n", i, ec.message().c_str());
-        return false;
-      }
-      c->ws.set_option(websocket::stream_base::decorator([auth](websocket::request_type& r) {
-        if (!auth.empty()) r.set(beast::http::field::authorization, auth);
-      }));
-      c->ws.handshake("127.0.0.1:" + std::to_string(port), target, ec);
-      if (ec) {
-        std::fprintf(stderr, "handshake %zu: %s\n", i, ec.message().c_str());
-        return false;
-      }
-      for (const auto& m : greeting) c->ws.write(net::buffer(m), ec);
-      clients_.push_back(std::move(c));
-    }
-    for (auto& c : clients_) read(*c);
-    thread_ = std::thread([this] {
-      pin_to_cpu(0);
-      ioc_.run();
-    });
-    return true;
-  }
-
-  // Waits until every client has seen `subscribed` (Atelier) or at once (references).
-  bool wait_subscribed(bool needed, std::chrono::seconds timeout) {
-    if (!needed) return true;
-    auto until = Clock::now() + timeout;
-    while (Clock::now() < until) {
-      if (subscribed_.load() >= clients_.size()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
-  }
-
-  void start_measuring() { measuring_ = true; }
-  void stop_measuring() { measuring_ = false; }
-
-  void stop() {
-    for (auto& c : clients_) {
-      net::post(ioc_, [cl = c.get()] {
-        beast::error_code ec;
-        beast::get_lowest_layer(cl->ws).socket().close(ec);
-      });
-    }
-    if (thread_.joinable()) thread_.join();
-  }
-
-  std::vector<double>& latencies_ms() { return latencies_; }
-  const std::vector<std::unique_ptr<Client>>& clients() const { return clients_; }
-  uint64_t preview_bytes() const { return preview_bytes_; }
-  uint64_t previews() const { return previews_; }
-  uint64_t event_bytes() const { return event_bytes_; }
-  uint64_t events() const { return events_; }
-
- private:
-  void read(Client& c) {
-    c.ws.async_read(c.buffer, [this, &c](beast::error_code ec, size_t) {
-      if (ec) {
-        c.closed = true;
-        return;
-      }
-      on_message(c);
-      c.buffer.consume(c.buffer.size());
-      read(c);
-    });
-  }
-
-  void on_message(Client& c) {
-    const auto data = c.buffer.data();
-    const std::string_view text(static_cast<const char*>(data.data()), data.size());
-    if (!c.ws.got_text()) {
-      ++previews_;
-      preview_bytes_ += text.size();
-      return;
-    }
-    // No JSON parser here: at a thousand subscribers a parse per message made this generator,
-    // not the server, the bottleneck (most of all for the ~800-byte event messages). The fields
-    // read are found by name; every server under test writes compact JSON.
-    if (text.find("\"type\":\"progress\"") != std::string_view::npos) {
-      if (!measuring_) return;
-      const int64_t received = now_us();
-      const int64_t at = int_after(text, "\"at_us\":", false);
-      if (at <= 0) return;
-      const double ms = static_cast<double>(received - at) / 1000.0;
-      latencies_.push_back(ms);
-      if (trace_) {
-        per_step_[int_after(text, "\"job\":", false) * 100 + int_after(text, "\"step\":", false)]
-            .push_back(ms);
-      }
-    } else if (text.rfind("{\"type\":\"event\"", 0) == 0) {
-      // The event's own seq: the last "seq" in the message (Atelier's event object lists its
-      // keys in order, "data" before "seq"; the references put "seq" first and none in data).
-      const int64_t seq = int_after(text, "\"seq\":", true);
-      if (c.last_seq != 0 && seq != c.last_seq + 1) ++c.out_of_order;
-      c.last_seq = seq;
-      ++c.events;
-      ++events_;
-      event_bytes_ += text.size();
-    } else if (text.find("\"type\":\"subscribed\"") != std::string_view::npos) {
-      c.subscribed = true;
-      subscribed_.fetch_add(1);
-    }
-  }
-
-  net::io_context ioc_;
-  std::vector<std::unique_ptr<Client>> clients_;
-  std::thread thread_;
-  std::atomic<bool> measuring_{false};
-  std::atomic<size_t> subscribed_{0};
-  std::vector<double> latencies_;  // I/O thread only until stop()
- public:
-  bool trace_ = std::getenv("WS_FANOUT_TRACE") != nullptr;
-  std::map<int64_t, std::vector<double>> per_step_;
-
- private:
-  uint64_t previews_ = 0, preview_bytes_ = 0, events_ = 0, event_bytes_ = 0;
-};
 
 struct Outcome {
   std::string server;
@@ -347,7 +175,8 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
   }
 
   Fleet fleet;
-  if (!fleet.open(s.port, target, s.auth, n, greeting) ||
+  fleet.trace_ = std::getenv("WS_FANOUT_TRACE") != nullptr;
+  if (!fleet.open(s.port, target, s.auth, n, greeting, 0) ||
       !fleet.wait_subscribed(server == "atelier", std::chrono::seconds(60))) {
     std::fprintf(stderr, "%s: could not open %zu subscribers\n", server.c_str(), n);
     fleet.stop();

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -133,6 +134,32 @@ TEST_F(RoomHubTest, PresenceIsAnnouncedByTheFeedThreadForAllJoinsAtOnce) {
   EXPECT_LE(seen.size(), 2u);
 }
 
+TEST_F(RoomHubTest, ProgressGoesOutOnItsOwnThreadStampedWhenReportedNewestWins) {
+  auto a = std::make_shared<SafeMember>(1, "ann");
+  hub_.join(10, a);
+  const int64_t before = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  for (int step = 1; step <= 200; ++step) hub_.on_step(10, 5, step, 200, nullptr);
+  hub_.on_step(10, 6, 1, 10, nullptr);  // another job's progress is never replaced by job 5's
+  hub_.flush();
+  const auto progress = a->of_type("progress");
+  ASSERT_GE(progress.size(), 2u);
+  int last_step = 0;
+  bool saw_job6 = false;
+  for (const auto& p : progress) {
+    EXPECT_GE(p["at_us"].get<int64_t>(), before) << "stamped when the worker reported it";
+    if (p["job"] == 6) {
+      saw_job6 = true;
+      continue;
+    }
+    EXPECT_GT(p["step"].get<int>(), last_step) << "in order, never repeated";
+    last_step = p["step"];
+  }
+  EXPECT_EQ(last_step, 200) << "the newest step always arrives";
+  EXPECT_TRUE(saw_job6);
+}
+
 TEST_F(RoomHubTest, RoomsComeAndGoWithTheirMembers) {
   auto a = std::make_shared<SafeMember>(1, "ann");
   EXPECT_EQ(hub_.find(10), nullptr);
@@ -160,6 +187,7 @@ TEST_F(RoomHubTest, PreviewsAreWantedWhenWatchedAndThrottledPerJob) {
   EXPECT_TRUE(hub_.wants_preview(10, 5));
   hub_.on_step(10, 5, 3, 4, &img);
   EXPECT_EQ(hub_.stats().previews_encoded, 2u);
+  hub_.flush();  // progress and previews go out through the feed thread
 
   std::vector<OutMessage> frames;
   for (const auto& m : a->got()) {
@@ -177,7 +205,12 @@ TEST_F(RoomHubTest, PreviewsAreWantedWhenWatchedAndThrottledPerJob) {
   }
   ASSERT_EQ(b_frames.size(), 2u);
   EXPECT_EQ(b_frames[1], frames[1].payload.get());
-  EXPECT_EQ(a->of_type("progress").size(), 3u);
+  // Progress goes out on the room-steps thread; a step still waiting there when the next one
+  // comes is replaced by it, so at least the latest arrives, and nothing arrives twice.
+  const auto progress = a->of_type("progress");
+  ASSERT_GE(progress.size(), 1u);
+  EXPECT_LE(progress.size(), 3u);
+  EXPECT_EQ(progress.back()["step"], 3);
 
   // A finished job's throttle entry goes with its terminal event.
   hub_.on_event_committed(event(10, 1, "job.done", R"({"id":5})"));
