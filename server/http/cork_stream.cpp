@@ -44,10 +44,11 @@ void CorkStream::close_gate() {
 
 void CorkStream::start_flush() {
   flushing_ = true;
+  flush_started_ = std::chrono::steady_clock::now();
   in_flight_.swap(gather_);
   gather_.clear();
-  // `this` outlives the write: the session owns this stream and holds itself in its flush's
-  // completion, and Beast's operations hold the websocket stream that owns it.
+  // `this` outlives the write: a flush is started by the session, which holds itself in its
+  // completion, or by one of Beast's operations, which hold the websocket stream that owns this.
   boost::asio::async_write(socket_, boost::asio::buffer(in_flight_),
                            [this](error_code ec, size_t) { on_flushed(ec); });
 }
@@ -58,9 +59,12 @@ void CorkStream::on_flushed(error_code ec) {
   if (!error_ && !gather_.empty()) return start_flush();  // appended while in flight
   flushing_ = false;
   if (error_) gather_.clear();
+  // The owner (which owns this stream) stays alive to the end, even if a callback below lets go
+  // of its last other reference.
+  const auto listener = idle_listener_.lock();
   if (held_) held_(error_);
   if (flush_done_) flush_done_(error_);
-  if (!flushing_ && gather_.empty() && !error_ && idle_listener_) idle_listener_->writer_idle();
+  if (listener && !flushing_ && gather_.empty() && !error_) listener->writer_idle();
 }
 
 void beast_close_socket(CorkStream& stream) {

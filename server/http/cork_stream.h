@@ -31,6 +31,7 @@
 #include <boost/beast/core/role.hpp>
 #include <boost/beast/websocket/teardown.hpp>
 #include <boost/system/system_error.hpp>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -77,7 +78,8 @@ class UniqueCallback<void(Args...)> {
 class WriterIdleListener {
  public:
   virtual ~WriterIdleListener() = default;
-  // On the strand: every write has completed and nothing is gathered.
+  // On the strand: every write has completed and nothing is gathered, so the owner may write
+  // what it queued meanwhile (or open the gate).
   virtual void writer_idle() = 0;
 };
 
@@ -88,8 +90,10 @@ class CorkStream {
 
   explicit CorkStream(Socket socket) : socket_(std::move(socket)) {}
 
-  // The listener must outlive the stream's operations (the session owns both).
-  void set_idle_listener(WriterIdleListener* listener) { idle_listener_ = listener; }
+  // Held weakly: Beast's operations keep this stream alive, possibly longer than its owner.
+  void set_idle_listener(std::weak_ptr<WriterIdleListener> listener) {
+    idle_listener_ = std::move(listener);
+  }
 
   executor_type get_executor() noexcept { return socket_.get_executor(); }
   // Deliberately not `next_layer()`: Beast then treats this stream as the lowest layer and its
@@ -97,6 +101,10 @@ class CorkStream {
   Socket& socket() noexcept { return socket_; }
 
   bool flushing() const { return flushing_; }
+  // True while a write has been in flight for at least `d` (a peer that stopped reading).
+  bool stalled_for(std::chrono::steady_clock::duration d) const {
+    return flushing_ && std::chrono::steady_clock::now() - flush_started_ >= d;
+  }
   size_t gathered_bytes() const { return gather_.size(); }
 
   // ---- The gate: writes straight from other threads while the strand has nothing to write.
@@ -215,10 +223,11 @@ class CorkStream {
   std::string gather_;     // bytes appended and not yet sent (strand only)
   std::string in_flight_;  // the bytes of the write in flight (strand only)
   bool flushing_ = false;
+  std::chrono::steady_clock::time_point flush_started_;  // of the write in flight
   error_code error_;
   UniqueCallback<void(error_code)> held_;
   UniqueCallback<void(error_code)> flush_done_;
-  WriterIdleListener* idle_listener_ = nullptr;
+  std::weak_ptr<WriterIdleListener> idle_listener_;
   std::mutex gate_mu_;
   bool gate_open_ = false;  // guarded by gate_mu_
   std::string tail_;        // guarded by gate_mu_: what a gate writer could not send

@@ -67,7 +67,6 @@ WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> st
       watchdog_(strand_),
       close_timer_(strand_),
       first_message_timer_(strand_) {
-  ws_.next_layer().set_idle_listener(this);
   if (state_->open_connections) state_->open_connections->add(1);
   state_->session_count.fetch_add(1);
 }
@@ -92,6 +91,7 @@ void WsSession::run(beast::http::request<beast::http::string_body> request) {
     std::lock_guard lock(state_->sessions_mu);
     state_->sessions[this] = weak_from_this();
   }
+  ws_.next_layer().set_idle_listener(weak_from_this());
   // Beast's own timeouts replace the TCP stream's: the handshake is bounded, and a client
   // silent for half the idle time is pinged, then dropped when the rest passes without a word.
   websocket::stream_base::timeout timeouts;
@@ -138,8 +138,7 @@ void WsSession::arm_watchdog() {
   watchdog_.expires_after(options_.idle_timeout / 2);
   watchdog_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec || self->finished_) return;
-    if (self->flushing_ &&
-        std::chrono::steady_clock::now() - self->write_started_ >= self->options_.idle_timeout) {
+    if (self->ws_.next_layer().stalled_for(self->options_.idle_timeout)) {
       log::info("WebSocket client {} stopped reading; disconnecting", self->remote_);
       return self->cut();
     }
@@ -234,8 +233,8 @@ void WsSession::request_close(uint16_t code, std::string reason, bool flush) {
 }
 
 void WsSession::pump() {
-  if (!open_ || finished_ || flushing_ || close_sent_) return;
   CorkStream& out = ws_.next_layer();
+  if (!open_ || finished_ || out.flushing() || close_sent_) return;
   out.close_gate();  // from here the strand writes; what a direct write left goes first
   if (close_requested_ && (!close_flush_ || outbox_.empty())) {
     close_sent_ = true;
@@ -259,23 +258,23 @@ void WsSession::pump() {
     if (ec) return cut();
   }
   if (out.gathered_bytes() > 0) return flush();
-  if (!out.flushing()) open_gate_if_idle();
+  open_gate_if_idle();
 }
 
 void WsSession::flush() {
-  flushing_ = true;
-  write_started_ = std::chrono::steady_clock::now();
   ws_.next_layer().async_flush([self = shared_from_this()](beast::error_code ec) {
-    self->flushing_ = false;
-    if (ec) return self->cut();
-    self->pump();
-    self->check_drained();
+    if (ec) self->cut();
   });
+}
+
+void WsSession::writer_idle() {
+  pump();
+  check_drained();
 }
 
 void WsSession::open_gate_if_idle() {
   CorkStream& out = ws_.next_layer();
-  if (!open_ || finished_ || close_requested_ || flushing_ || !outbox_.empty() || out.flushing() ||
+  if (!open_ || finished_ || close_requested_ || !outbox_.empty() || out.flushing() ||
       out.gathered_bytes() > 0) {
     return;
   }

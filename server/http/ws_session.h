@@ -3,9 +3,10 @@
 //
 // Shape (Beast's chat-multi, plus a byte cap): everything runs on the connection's strand; one
 // read pending at all times; one write in flight with the Outbox behind it; send() from any
-// thread posts onto the strand. Async handlers hold a shared_ptr to the session, never `this`.
-// The handler is released when the connection ends, breaking the cycle between a handler that
-// keeps its connection and the connection that keeps its handler.
+// thread posts onto the strand, except that while nothing is queued or in flight it writes the
+// frame itself, through the stream's gate (cork_stream.h). Async handlers hold a shared_ptr to the
+// session, never `this`. The handler is released when the connection ends, breaking the cycle
+// between a handler that keeps its connection and the connection that keeps its handler.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -51,8 +52,9 @@ class WsSession : public Connection,
   void begin_drain() override;
   void force_close() override;
 
-  // WriterIdleListener: Beast's own write (a ping, a pong) is done.
-  void writer_idle() override { open_gate_if_idle(); }
+  // WriterIdleListener: everything written (ours, or Beast's ping or pong): write what was
+  // queued meanwhile, or open the gate.
+  void writer_idle() override;
 
  private:
   void on_accept(boost::beast::error_code ec);
@@ -64,7 +66,7 @@ class WsSession : public Connection,
   void request_close(uint16_t code, std::string reason, bool flush);
   // Writes the next queued message, or the close frame once one is requested and due.
   void pump();
-  // Sends what a burst gathered (see CorkStream); counts as the write in flight.
+  // Sends what a burst gathered (see CorkStream); writer_idle() follows once it is out.
   void flush();
   // Lets send() write directly again once nothing is queued, gathered or in flight.
   void open_gate_if_idle();
@@ -91,7 +93,6 @@ class WsSession : public Connection,
   // Watchdog for a write that never completes (a client that stopped reading): one periodic
   // check per session rather than a timer armed and cancelled around every write.
   boost::asio::steady_timer watchdog_;
-  std::chrono::steady_clock::time_point write_started_;
   boost::asio::steady_timer close_timer_;
   boost::asio::steady_timer first_message_timer_;
   bool got_message_ = false;
@@ -99,7 +100,6 @@ class WsSession : public Connection,
   bool close_requested_ = false;
   bool close_flush_ = false;
   bool close_sent_ = false;
-  bool flushing_ = false;
   bool finished_ = false;
   uint16_t close_code_ = kCloseNormal;
   std::string close_reason_;

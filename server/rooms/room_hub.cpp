@@ -67,27 +67,21 @@ std::shared_ptr<Room> RoomHub::find(int64_t project) const {
 }
 
 void RoomHub::on_event_committed(const projects::Event& event) {
-  FeedItem item;
-  item.event = event;
-  enqueue(std::move(item));
-}
-
-void RoomHub::enqueue(FeedItem item) {
   {
     std::lock_guard lock(feed_mu_);
-    feed_.push_back(std::move(item));
+    feed_.push_back(event);
     ++queued_total_;
   }
   feed_cv_.notify_one();
 }
 
-void RoomHub::enqueue_step(FeedItem item) {
+void RoomHub::enqueue_step(StepItem item) {
   {
     std::lock_guard lock(steps_mu_);
     if (!steps_thread_.joinable()) return;  // not started (or stopped): nobody would send it
-    if (item.kind == FeedItem::Kind::kProgress) {
+    if (!item.frame) {
       for (auto& queued : steps_) {
-        if (queued.kind == FeedItem::Kind::kProgress && queued.job == item.job) {
+        if (!queued.frame && queued.job == item.job) {
           queued = std::move(item);  // still waiting: the newer step replaces it
           return;
         }
@@ -105,10 +99,10 @@ void RoomHub::steps_loop() {
   for (;;) {
     steps_cv_.wait(lock, [&] { return steps_stopping_ || !steps_.empty(); });
     if (steps_.empty()) break;  // stopping, and everything queued went out
-    FeedItem item = std::move(steps_.front());
+    StepItem item = std::move(steps_.front());
     steps_.pop_front();
     lock.unlock();
-    send(item);
+    send_step(item);
     lock.lock();
     ++steps_sent_;
     steps_sent_cv_.notify_all();
@@ -145,10 +139,15 @@ void RoomHub::feed_loop() {
       if (stopping_) break;  // everything queued went out
       continue;
     }
-    FeedItem item = std::move(feed_.front());
+    projects::Event event = std::move(feed_.front());
     feed_.pop_front();
     lock.unlock();
-    send(item);
+    try {
+      broadcast(event);
+    } catch (const std::exception& e) {
+      log::warn("broadcasting event {} of project {} failed: {}", event.seq, event.project_id,
+                e.what());
+    }
     lock.lock();
     ++broadcast_total_;
     flushed_cv_.notify_all();
@@ -157,23 +156,17 @@ void RoomHub::feed_loop() {
   flushed_cv_.notify_all();
 }
 
-void RoomHub::send(const FeedItem& item) {
+void RoomHub::send_step(const StepItem& item) {
+  auto room = find(item.project);
+  if (!room) return;
   try {
-    switch (item.kind) {
-      case FeedItem::Kind::kEvent:
-        return broadcast(item.event);
-      case FeedItem::Kind::kProgress:
-        if (auto room = find(item.project)) {
-          room->broadcast_progress(item.job, item.step, item.steps, item.at_us);
-        }
-        return;
-      case FeedItem::Kind::kPreview:
-        if (auto room = find(item.project)) room->broadcast_preview(item.job, item.frame);
-        return;
+    if (item.frame) {
+      room->broadcast_preview(item.job, item.frame);
+    } else {
+      room->broadcast_progress(item.job, item.step, item.steps, item.at_us);
     }
   } catch (const std::exception& e) {
-    log::warn("broadcasting to project {} failed: {}",
-              item.kind == FeedItem::Kind::kEvent ? item.event.project_id : item.project, e.what());
+    log::warn("sending a step of job {} failed: {}", item.job, e.what());
   }
 }
 
@@ -222,16 +215,10 @@ bool RoomHub::wants_preview(int64_t project, int64_t job) const {
 void RoomHub::on_step(int64_t project, int64_t job, int step, int steps,
                       const image::Image* preview) {
   if (!find(project)) return;
-  FeedItem progress;
-  progress.kind = FeedItem::Kind::kProgress;
-  progress.project = project;
-  progress.job = job;
-  progress.step = step;
-  progress.steps = steps;
-  progress.at_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
-  enqueue_step(std::move(progress));
+  const int64_t at_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  enqueue_step(StepItem{project, job, step, steps, at_us, nullptr});
   if (!preview || !throttle_.admit(job)) return;
   auto frame = encode_preview_frame(project, job, step, steps, *preview);
   if (!frame.is_ok()) {
@@ -239,12 +226,7 @@ void RoomHub::on_step(int64_t project, int64_t job, int step, int steps,
     return;
   }
   previews_encoded_.fetch_add(1, std::memory_order_relaxed);
-  FeedItem item;
-  item.kind = FeedItem::Kind::kPreview;
-  item.project = project;
-  item.job = job;
-  item.frame = std::move(*frame);
-  enqueue_step(std::move(item));
+  enqueue_step(StepItem{project, job, step, steps, at_us, std::move(*frame)});
 }
 
 void RoomHub::job_finished(int64_t job) {

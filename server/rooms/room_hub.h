@@ -91,18 +91,15 @@ class RoomHub {
   void feed_loop();
   void announce_presence_changes();
   void broadcast(const projects::Event& event);
-  // What the feed thread sends: a committed event, or a step's progress or preview.
-  struct FeedItem {
-    enum class Kind { kEvent, kProgress, kPreview } kind = Kind::kEvent;
-    projects::Event event;  // kEvent
+  // What the room-steps thread sends: a step's progress, or its preview frame.
+  struct StepItem {
     int64_t project = 0, job = 0;
     int step = 0, steps = 0;
-    int64_t at_us = 0;                         // kProgress: when the worker reported the step
-    std::shared_ptr<const std::string> frame;  // kPreview
+    int64_t at_us = 0;                         // progress: when the worker reported the step
+    std::shared_ptr<const std::string> frame;  // set: a preview; null: progress
   };
-  void enqueue(FeedItem item);
-  void enqueue_step(FeedItem item);
-  void send(const FeedItem& item);
+  void enqueue_step(StepItem item);
+  void send_step(const StepItem& item);
   void steps_loop();
 
   const RoomHubOptions options_;
@@ -115,16 +112,16 @@ class RoomHub {
   std::mutex feed_mu_;
   std::condition_variable feed_cv_;
   std::condition_variable flushed_cv_;
-  std::deque<FeedItem> feed_;     // guarded by feed_mu_
-  uint64_t queued_total_ = 0;     // guarded by feed_mu_
-  uint64_t broadcast_total_ = 0;  // guarded by feed_mu_
-  bool stopping_ = false;         // guarded by feed_mu_
+  std::deque<projects::Event> feed_;  // guarded by feed_mu_
+  uint64_t queued_total_ = 0;         // guarded by feed_mu_
+  uint64_t broadcast_total_ = 0;      // guarded by feed_mu_
+  bool stopping_ = false;             // guarded by feed_mu_
   std::thread feed_thread_;
 
   std::mutex steps_mu_;
   std::condition_variable steps_cv_;
   std::condition_variable steps_sent_cv_;
-  std::deque<FeedItem> steps_;   // guarded by steps_mu_
+  std::deque<StepItem> steps_;   // guarded by steps_mu_
   uint64_t steps_queued_ = 0;    // guarded by steps_mu_
   uint64_t steps_sent_ = 0;      // guarded by steps_mu_
   bool steps_stopping_ = false;  // guarded by steps_mu_

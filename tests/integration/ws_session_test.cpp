@@ -1,8 +1,6 @@
 // WebSocket connections (server/http/ws_session.cpp) over real sockets, with a test handler:
 // the handler's callbacks, the greeting deadline, the send queue's overflow close, shutdown.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +13,7 @@
 
 #include "server/http/server.h"
 #include "server/http/websocket.h"
+#include "tests/support/raw_ws.h"
 #include "tests/support/ws_client.h"
 
 namespace atelier::http {
@@ -153,48 +152,21 @@ TEST_F(WsSessionTest, ShutdownClosesWithGoingAway) {
 class RawClient {
  public:
   bool connect(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
-    const std::string req =
-        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    if (::send(fd_, req.data(), req.size(), 0) != static_cast<ssize_t>(req.size())) return false;
-    while (in_.find("\r\n\r\n") == std::string::npos) {
-      if (!fill()) return false;
-    }
-    if (in_.rfind("HTTP/1.1 101", 0) != 0) return false;
-    in_.erase(0, in_.find("\r\n\r\n") + 4);
-    return true;
+    std::string error;
+    fd_ = testing::ws_connect(port, "/ws", {}, in_, error);
+    if (fd_ < 0) ADD_FAILURE() << error;
+    return fd_ >= 0;
   }
   ~RawClient() {
     if (fd_ >= 0) ::close(fd_);
   }
-  // The next data frame's payload (server frames: unmasked, unfragmented here).
+  // The next frame's payload (server frames: unmasked, unfragmented here).
   std::optional<std::string> next() {
     for (;;) {
-      if (in_.size() >= 2) {
-        const auto* p = reinterpret_cast<const uint8_t*>(in_.data());
-        uint64_t len = p[1] & 0x7f;
-        size_t header = 2;
-        if (len == 126 && in_.size() >= 4) {
-          len = (uint64_t{p[2]} << 8) | p[3];
-          header = 4;
-        } else if (len == 127 && in_.size() >= 10) {
-          len = 0;
-          for (int k = 0; k < 8; ++k) len = (len << 8) | p[2 + k];
-          header = 10;
-        } else if (len >= 126) {
-          header = 0;  // header incomplete
-        }
-        if (header && in_.size() >= header + len) {
-          std::string payload = in_.substr(header, len);
-          in_.erase(0, header + len);
-          return payload;
-        }
+      if (auto frame = testing::parse_server_frame(in_)) {
+        std::string payload(frame->payload);
+        in_.erase(0, frame->size);
+        return payload;
       }
       if (!fill()) return std::nullopt;
     }

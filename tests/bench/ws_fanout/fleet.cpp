@@ -1,9 +1,6 @@
 #include "tests/bench/ws_fanout/fleet.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -12,6 +9,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+
+#include "tests/support/raw_ws.h"
 
 namespace atelier::bench {
 
@@ -39,22 +38,6 @@ bool send_all(int fd, std::string_view bytes) {
   return true;
 }
 
-// A client frame (clients must mask; a zero key leaves the payload as it is).
-std::string client_frame(uint8_t opcode, std::string_view payload) {
-  std::string f;
-  f.push_back(static_cast<char>(0x80 | opcode));
-  if (payload.size() < 126) {
-    f.push_back(static_cast<char>(0x80 | payload.size()));
-  } else {
-    f.push_back(static_cast<char>(0x80 | 126));
-    f.push_back(static_cast<char>(payload.size() >> 8));
-    f.push_back(static_cast<char>(payload.size() & 0xff));
-  }
-  f.append(4, '\0');
-  f.append(payload);
-  return f;
-}
-
 // The integer right after the first (or last) occurrence of `key` in `text`; -1 if absent.
 int64_t int_after(std::string_view text, std::string_view key, bool last) {
   const size_t at = last ? text.rfind(key) : text.find(key);
@@ -77,43 +60,16 @@ Fleet::~Fleet() {
 
 bool Fleet::open(uint16_t port, const std::string& target, const std::string& auth, size_t n,
                  const std::vector<std::string>& greeting, int cpu) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                        "Sec-WebSocket-Version: 13\r\n";
-  if (!auth.empty()) request += "Authorization: " + auth + "\r\n";
-  request += "\r\n";
   std::string hello;
-  for (const auto& m : greeting) hello += client_frame(0x1, m);
+  for (const auto& m : greeting) hello += testing::ws_client_frame(0x1, m);
   for (size_t i = 0; i < n; ++i) {
     auto c = std::make_unique<Client>();
-    c->fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0 || ::connect(c->fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      std::fprintf(stderr, "connect %zu: %s\n", i, std::strerror(errno));
+    std::string error;
+    c->fd = testing::ws_connect(port, target, auth, c->in, error);
+    if (c->fd < 0) {
+      std::fprintf(stderr, "subscriber %zu: %s\n", i, error.c_str());
       return false;
     }
-    const int one = 1;
-    ::setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (!send_all(c->fd, request)) return false;
-    // The response, up to its blank line; anything after it is the first frames.
-    char buf[4096];
-    while (c->in.find("\r\n\r\n") == std::string::npos) {
-      const ssize_t got = ::recv(c->fd, buf, sizeof buf, 0);
-      if (got <= 0) {
-        std::fprintf(stderr, "handshake %zu: connection closed\n", i);
-        return false;
-      }
-      c->in.append(buf, static_cast<size_t>(got));
-    }
-    if (c->in.rfind("HTTP/1.1 101", 0) != 0) {
-      std::fprintf(stderr, "handshake %zu: %s\n", i, c->in.substr(0, c->in.find('\r')).c_str());
-      return false;
-    }
-    c->in.erase(0, c->in.find("\r\n\r\n") + 4);
     if (!send_all(c->fd, hello)) return false;
     ::fcntl(c->fd, F_SETFL, ::fcntl(c->fd, F_GETFL) | O_NONBLOCK);
     epoll_event ev{};
@@ -169,33 +125,15 @@ void Fleet::on_readable(Client& c) {
   c.in.append(buf, static_cast<size_t>(got));
   // Whole frames from the front (servers do not mask and, here, do not fragment).
   size_t at = 0;
-  for (;;) {
-    const size_t avail = c.in.size() - at;
-    if (avail < 2) break;
-    const auto* p = reinterpret_cast<const uint8_t*>(c.in.data() + at);
-    const uint8_t opcode = p[0] & 0x0f;
-    uint64_t len = p[1] & 0x7f;
-    size_t header = 2;
-    if (len == 126) {
-      if (avail < 4) break;
-      len = (uint64_t{p[2]} << 8) | p[3];
-      header = 4;
-    } else if (len == 127) {
-      if (avail < 10) break;
-      len = 0;
-      for (int k = 0; k < 8; ++k) len = (len << 8) | p[2 + k];
-      header = 10;
-    }
-    if (avail < header + len) break;
-    const std::string_view payload(c.in.data() + at + header, len);
-    if (opcode == 0x1 || opcode == 0x2) {
-      on_message(c, payload, opcode == 0x1);
-    } else if (opcode == 0x9) {
-      send_all(c.fd, client_frame(0xA, payload));  // pong
-    } else if (opcode == 0x8) {
+  while (auto frame = testing::parse_server_frame(std::string_view(c.in).substr(at))) {
+    if (frame->opcode == 0x1 || frame->opcode == 0x2) {
+      on_message(c, frame->payload, frame->opcode == 0x1);
+    } else if (frame->opcode == 0x9) {
+      send_all(c.fd, testing::ws_client_frame(0xA, frame->payload));  // pong
+    } else if (frame->opcode == 0x8) {
       c.closed = true;
     }
-    at += header + len;
+    at += frame->size;
   }
   c.in.erase(0, at);
 }
