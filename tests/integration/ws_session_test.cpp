@@ -229,5 +229,44 @@ TEST_F(WsSessionTest, SendsFromManyThreadsToAStalledClientArriveWholeAndInOrder)
   conn.reset();
 }
 
+TEST_F(WsSessionTest, AClientThatAnswersNoPingIsDroppedWhileOtherThreadsStillSend) {
+  // Beast pings after half the idle time without a word from the client and closes the socket
+  // when the other half passes; meanwhile another thread keeps sending straight to the socket,
+  // so closing has to shut the gate first.
+  WsOptions options;
+  options.idle_timeout = 400ms;
+  ASSERT_NO_FATAL_FAILURE(start(options));
+  RawClient client;  // never answers a ping
+  ASSERT_TRUE(client.connect(port_));
+  std::shared_ptr<TestHandler> h;
+  std::shared_ptr<WsConnection> conn;
+  for (int i = 0; i < 500 && !conn; ++i) {
+    h = handler(0);
+    if (h) conn = h->connection();
+    if (!conn) std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(conn);
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    while (!stop.load()) {
+      conn->send_text("tick");
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  for (int i = 0; i < 500 && h->closed.load() == 0; ++i) std::this_thread::sleep_for(10ms);
+  stop = true;
+  sender.join();
+  EXPECT_EQ(h->closed.load(), 1) << "dropped after the idle timeout";
+  // The client reads what was sent (ticks and a ping), then the end of the connection.
+  bool saw_tick = false;
+  for (int n = 0; n < 100000; ++n) {
+    auto payload = client.next();
+    if (!payload) break;
+    saw_tick = saw_tick || *payload == "tick";
+  }
+  EXPECT_TRUE(saw_tick);
+  conn.reset();
+}
+
 }  // namespace
 }  // namespace atelier::http
