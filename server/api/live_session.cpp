@@ -1,7 +1,10 @@
 #include "server/api/live_session.h"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <span>
+#include <vector>
 
 #include "common/logging.h"
 #include "server/api/api_json.h"
@@ -45,23 +48,30 @@ class LiveSubscription : public rooms::RoomMember {
   int64_t project() const { return project_; }
 
   void deliver(const rooms::OutMessage& message) override {
+    deliver_batch(std::span<const rooms::OutMessage>(&message, 1));
+  }
+
+  void deliver_batch(std::span<const rooms::OutMessage> messages) override {
     std::lock_guard lock(mu_);
-    if (ended_) return;
     auto conn = conn_.lock();
     if (!conn) return;
-    if (message.kind == rooms::OutMessage::Kind::kDurable) {
-      if (message.seq == 0) {
-        ended_ = true;  // the room ended this subscription ("unsubscribed"): say so, then stop
-      } else if (replaying_) {
-        live_max_ = std::max(live_max_, message.seq);  // the replay reads it from the log
-        return;
-      } else if (message.seq <= last_sent_) {
-        return;  // already sent by the replay
-      } else {
-        last_sent_ = message.seq;
+    // Usually every message goes: the span is passed on as it is. Otherwise the ones that go.
+    std::vector<rooms::OutMessage> some;
+    size_t admitted = 0;
+    for (const auto& m : messages) {
+      const bool go = admit_locked(m);
+      if (go && admitted == static_cast<size_t>(&m - messages.data())) {
+        ++admitted;
+        continue;
       }
+      if (some.empty()) some.assign(messages.begin(), messages.begin() + admitted);
+      if (go) some.push_back(m);
     }
-    conn->send(message);
+    if (admitted == messages.size()) {
+      conn->send_batch(messages);
+    } else if (!some.empty()) {
+      conn->send_batch(some);
+    }
   }
 
   // Replay side (the connection's strand).
@@ -112,6 +122,23 @@ class LiveSubscription : public rooms::RoomMember {
   int64_t live_max_ = 0;   // guarded by mu_: highest seq announced while replaying
   bool replaying_ = true;  // guarded by mu_
   bool ended_ = false;     // guarded by mu_
+
+  // Whether a live message goes to this subscription; keeps the replay's bookkeeping.
+  bool admit_locked(const rooms::OutMessage& message) {
+    if (ended_) return false;
+    if (message.kind != rooms::OutMessage::Kind::kDurable) return true;
+    if (message.seq == 0) {
+      ended_ = true;  // the room ended this subscription ("unsubscribed"): say so, then stop
+      return true;
+    }
+    if (replaying_) {
+      live_max_ = std::max(live_max_, message.seq);  // the replay reads it from the log
+      return false;
+    }
+    if (message.seq <= last_sent_) return false;  // already sent by the replay
+    last_sent_ = message.seq;
+    return true;
+  }
 };
 
 LiveSession::LiveSession(const ApiContext& ctx, const http::Router& router, Caller caller,

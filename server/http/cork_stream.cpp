@@ -3,33 +3,60 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace atelier::http {
 
-CorkStream::TrySend CorkStream::try_send_locked(std::string_view header, std::string_view payload) {
-  if (!gate_open_) return TrySend::kRefused;
-  iovec iov[2] = {{const_cast<char*>(header.data()), header.size()},
-                  {const_cast<char*>(payload.data()), payload.size()}};
-  msghdr msg{};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = 2;
-  const size_t total = header.size() + payload.size();
-  ssize_t sent;
-  do {
-    sent = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-  } while (sent < 0 && errno == EINTR);
-  if (sent == static_cast<ssize_t>(total)) return TrySend::kSent;
-  gate_open_ = false;  // full or failing: the strand's asynchronous write takes it from here
-  if (sent <= 0) return TrySend::kRefused;
-  const size_t done = static_cast<size_t>(sent);
-  if (done < header.size()) {
-    tail_.append(header.substr(done));
-    tail_.append(payload);
-  } else {
-    tail_.append(payload.substr(done - header.size()));
+size_t CorkStream::try_send_locked(const Frame* frames, size_t count) {
+  size_t done = 0;
+  while (done < count && gate_open_) {
+    const size_t n = std::min(count - done, kMaxFramesPerCall);
+    iovec iov[2 * kMaxFramesPerCall];
+    size_t total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const Frame& f = frames[done + i];
+      iov[2 * i] = {const_cast<char*>(f.header.data()), f.header.size()};
+      iov[2 * i + 1] = {const_cast<char*>(f.payload.data()), f.payload.size()};
+      total += f.header.size() + f.payload.size();
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2 * n;
+    ssize_t sent;
+    do {
+      sent = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent == static_cast<ssize_t>(total)) {
+      done += n;
+      continue;
+    }
+    gate_open_ = false;  // full or failing: the strand's asynchronous write takes it from here
+    if (sent <= 0) break;
+    // Whole frames that went out count as done; the rest of a frame cut short is kept.
+    size_t left = static_cast<size_t>(sent);
+    for (size_t i = 0; i < n; ++i) {
+      const Frame& f = frames[done];
+      const size_t size = f.header.size() + f.payload.size();
+      if (left >= size) {
+        left -= size;
+        ++done;
+        continue;
+      }
+      if (left > 0) {
+        if (left < f.header.size()) {
+          tail_.append(f.header.substr(left));
+          tail_.append(f.payload);
+        } else {
+          tail_.append(f.payload.substr(left - f.header.size()));
+        }
+        ++done;
+      }
+      break;
+    }
+    break;
   }
-  return TrySend::kQueued;
+  return done;
 }
 
 void CorkStream::close_gate() {

@@ -114,11 +114,20 @@ class CorkStream {
   // own queue). Every write the strand makes shuts the gate first (close_gate()), so at any
   // moment either the strand or a gate writer owns the socket's sending side.
   std::mutex& gate_mutex() { return gate_mu_; }
-  enum class TrySend { kSent, kQueued, kRefused };
-  // Under gate_mutex(). kSent: all of header+payload went out. kQueued: part went out; the
-  // rest is kept and goes out first on the strand's next write (the gate is shut, and the caller
-  // must make the strand run). kRefused: the gate is shut or the socket is full; nothing sent.
-  TrySend try_send_locked(std::string_view header, std::string_view payload);
+  // One WebSocket frame as two pieces: its header, and its payload (shared, not copied).
+  struct Frame {
+    std::string_view header, payload;
+  };
+  // Under gate_mutex(). Writes as many of `frames` as the socket takes, in one sendmsg() per
+  // kMaxFramesPerCall, and returns how many are taken care of: sent whole, or (the last one)
+  // sent in part with the rest kept to go out first on the strand's next write. When that is
+  // fewer than `count` the gate is shut: the caller queues the frames from the returned index
+  // on and makes the strand run (also when the count is reached through a kept rest). 0: the
+  // gate was shut or the socket full; nothing was sent.
+  static constexpr size_t kMaxFramesPerCall = 64;
+  size_t try_send_locked(const Frame* frames, size_t count);
+  // True while part of a frame written through the gate waits for the strand.
+  bool has_tail_locked() const { return !tail_.empty(); }
   // Under gate_mutex(), on the strand.
   void open_gate_locked() { gate_open_ = true; }
   // On the strand: shuts the gate and takes over whatever a gate writer left unsent.

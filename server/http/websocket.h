@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "server/http/message.h"
@@ -50,6 +51,11 @@ class WsConnection {
  public:
   virtual ~WsConnection() = default;
   virtual void send(OutMessage message) = 0;
+  // Several messages in order, as send() would one by one; a session may write them in one
+  // system call (a broadcast pass that has several messages for every session).
+  virtual void send_batch(std::span<const OutMessage> messages) {
+    for (const auto& m : messages) send(m);
+  }
   // A text message that is the connection's own (not shared with others), e.g. an answer.
   void send_text(std::string text, OutMessage::Kind kind = OutMessage::Kind::kDurable) {
     send(OutMessage{std::make_shared<const std::string>(std::move(text)), false, kind, {}, 0});

@@ -1,5 +1,6 @@
 #include "server/http/ws_session.h"
 
+#include <algorithm>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <exception>
@@ -172,19 +173,36 @@ void WsSession::on_read(beast::error_code ec, size_t) {
 }
 
 void WsSession::send(OutMessage message) {
+  send_batch(std::span<const OutMessage>(&message, 1));
+}
+
+void WsSession::send_batch(std::span<const OutMessage> messages) {
+  if (messages.empty()) return;
   CorkStream& out = ws_.next_layer();
   {
     std::lock_guard lock(out.gate_mutex());
-    auto sent = CorkStream::TrySend::kRefused;
+    size_t taken = 0;
     if (inbox_.empty() && !drain_posted_) {
-      // Nothing queued anywhere: write it now, from this thread, as Beast would frame it.
-      char buf[10];
-      sent = out.try_send_locked(frame_header(message.binary, message.payload->size(), buf),
-                                 *message.payload);
-      if (sent == CorkStream::TrySend::kSent) return;
+      // Nothing queued anywhere: write them now, from this thread, as Beast would frame them,
+      // one system call for up to kMaxFramesPerCall of them.
+      constexpr size_t kChunk = CorkStream::kMaxFramesPerCall;
+      char headers[kChunk][10];
+      CorkStream::Frame frames[kChunk];
+      while (taken < messages.size()) {
+        const size_t n = std::min(messages.size() - taken, kChunk);
+        for (size_t i = 0; i < n; ++i) {
+          const OutMessage& m = messages[taken + i];
+          frames[i] = {frame_header(m.binary, m.payload->size(), headers[i]), *m.payload};
+        }
+        const size_t done = out.try_send_locked(frames, n);
+        taken += done;
+        if (done < n) break;
+      }
+      if (taken == messages.size() && !out.has_tail_locked()) return;
     }
-    // Refused: queue it. Partly sent: the strand must run to send the rest.
-    if (sent == CorkStream::TrySend::kRefused) inbox_.push_back(std::move(message));
+    // The rest waits for the strand, which also sends what a direct write left unsent.
+    inbox_.insert(inbox_.end(), messages.begin() + static_cast<std::ptrdiff_t>(taken),
+                  messages.end());
     if (drain_posted_) return;
     drain_posted_ = true;
   }

@@ -44,6 +44,7 @@ class WsSession : public Connection,
 
   // WsConnection
   void send(OutMessage message) override;
+  void send_batch(std::span<const OutMessage> messages) override;
   void close(uint16_t code, std::string reason, bool flush) override;
   void when_drained(size_t bytes, std::function<void()> fn) override;
   const std::string& remote_address() const override { return remote_; }

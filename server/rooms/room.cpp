@@ -89,22 +89,68 @@ std::string event_message(int64_t project, const std::string& event_json) {
          "}";
 }
 
-void Room::broadcast_event(int64_t seq, const std::string& event_json) {
-  OutMessage out = text(event_message(project_, event_json), OutMessage::Kind::kDurable);
+OutMessage event_out(int64_t project, int64_t seq, const std::string& event_json) {
+  OutMessage out = text(event_message(project, event_json), OutMessage::Kind::kDurable);
   out.seq = seq;
-  send_all(out);
+  return out;
+}
+
+OutMessage progress_out(int64_t project, int64_t job, int step, int steps, int64_t at_us) {
+  nlohmann::json msg = {{"type", "progress"}, {"project", project}, {"job", job},
+                        {"step", step},       {"steps", steps},     {"at_us", at_us}};
+  return text(msg.dump(), OutMessage::Kind::kEphemeral,
+              "progress " + std::to_string(project) + " " + std::to_string(job));
+}
+
+OutMessage preview_out(int64_t project, int64_t job, std::shared_ptr<const std::string> frame) {
+  return OutMessage{std::move(frame), true, OutMessage::Kind::kEphemeral,
+                    "preview " + std::to_string(project) + " " + std::to_string(job)};
+}
+
+void Room::broadcast_event(int64_t seq, const std::string& event_json) {
+  send_all(event_out(project_, seq, event_json));
 }
 
 void Room::broadcast_progress(int64_t job, int step, int steps, int64_t at_us) {
-  nlohmann::json msg = {{"type", "progress"}, {"project", project_}, {"job", job},
-                        {"step", step},       {"steps", steps},      {"at_us", at_us}};
-  send_all(text(msg.dump(), OutMessage::Kind::kEphemeral,
-                "progress " + std::to_string(project_) + " " + std::to_string(job)));
+  send_all(progress_out(project_, job, step, steps, at_us));
 }
 
 void Room::broadcast_preview(int64_t job, std::shared_ptr<const std::string> frame) {
-  send_all(OutMessage{std::move(frame), true, OutMessage::Kind::kEphemeral,
-                      "preview " + std::to_string(project_) + " " + std::to_string(job)});
+  send_all(preview_out(project_, job, std::move(frame)));
+}
+
+void Room::broadcast_batch(std::span<const OutMessage> messages, const LateMessages& late) {
+  if (messages.empty()) return;
+  std::vector<std::shared_ptr<RoomMember>> targets;
+  {
+    std::lock_guard lock(mu_);
+    targets = live_locked();
+  }
+  if (!late) {
+    for (const auto& m : targets) m->deliver_batch(messages);
+    return;
+  }
+  // Messages that came in during the pass, each with the first session that got it in the pass.
+  std::vector<OutMessage> batch(messages.begin(), messages.end());
+  std::vector<size_t> first_session;  // of batch[messages.size() + k]
+  constexpr size_t kAskEvery = 32;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (i % kAskEvery == kAskEvery - 1) {
+      late(batch);
+      first_session.resize(batch.size() - messages.size(), i);
+    }
+    targets[i]->deliver_batch(batch);
+  }
+  // The sessions reached before a late message came in get it now, in the order it came.
+  std::vector<OutMessage> rest;
+  for (size_t i = 0; i < targets.size() && !first_session.empty(); ++i) {
+    rest.clear();
+    for (size_t k = 0; k < first_session.size(); ++k) {
+      if (first_session[k] > i) rest.push_back(batch[messages.size() + k]);
+    }
+    if (rest.empty()) break;  // first_session only grows: nobody further on misses any
+    targets[i]->deliver_batch(rest);
+  }
 }
 
 void Room::set_presence(const RoomMember* member, const std::string& state_json) {

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,12 +35,25 @@ class RoomMember {
   // Queues `message` for writing; never blocks. The session applies its Outbox policy
   // (dropping ephemeral messages, or closing with kCloseResume on a durable overflow).
   virtual void deliver(const OutMessage& message) = 0;
+  // Several messages in order, as deliver() one by one would; a session may write them in one
+  // system call.
+  virtual void deliver_batch(std::span<const OutMessage> messages) {
+    for (const auto& m : messages) deliver(m);
+  }
 };
 
 // The live message for a durable event: `{"type":"event","project":P,"event":<event_json>}`,
 // with the event's serialized text spliced in as it is. Live broadcasts and replays both use
 // it, so a replayed event is byte-identical to the live one.
 std::string event_message(int64_t project, const std::string& event_json);
+
+// The messages a room broadcasts, each built once to be shared by every session.
+OutMessage event_out(int64_t project, int64_t seq, const std::string& event_json);
+// Ephemeral progress, coalesced per job in slow sessions' queues.
+// at_us: when the step was reported (Unix microseconds), sent as is.
+OutMessage progress_out(int64_t project, int64_t job, int step, int steps, int64_t at_us);
+// A preview frame (already encoded once), coalesced per job.
+OutMessage preview_out(int64_t project, int64_t job, std::shared_ptr<const std::string> frame);
 
 class Room {
  public:
@@ -65,11 +79,18 @@ class Room {
   // A durable event object (as GET /projects/{id}/events returns it), wrapped once as
   // `{"type":"event","project":P,"event":...}` and sent to every session, carrying `seq`.
   void broadcast_event(int64_t seq, const std::string& event_json);
-  // Ephemeral progress, coalesced per job in slow sessions' queues.
-  // at_us: when the step was reported (Unix microseconds), sent as is.
   void broadcast_progress(int64_t job, int step, int steps, int64_t at_us);
-  // A preview frame (already encoded once), coalesced per job.
   void broadcast_preview(int64_t job, std::shared_ptr<const std::string> frame);
+  // Several messages (built with the *_out functions above), in order, to every session: each
+  // session gets them together, so it can write them in one system call.
+  //
+  // late (optional): asked now and then during the pass for ephemeral messages that came in
+  // meanwhile, which it appends. The sessions not yet reached get them with the batch; those
+  // already reached get them right after, in a second round. A step that comes in while a long
+  // pass runs is thus not held up by the whole pass. Not for durable events: their order
+  // across passes is the caller's.
+  using LateMessages = std::function<void(std::vector<OutMessage>& out)>;
+  void broadcast_batch(std::span<const OutMessage> messages, const LateMessages& late = {});
   // A session's presence state (a JSON object's text); announces the new presence.
   void set_presence(const RoomMember* member, const std::string& state_json);
 

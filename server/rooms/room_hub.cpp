@@ -19,13 +19,9 @@ RoomHub::~RoomHub() {
 }
 
 void RoomHub::start() {
-  {
-    std::lock_guard lock(feed_mu_);
-    if (feed_thread_.joinable() || stopping_) return;
-    feed_thread_ = std::thread([this] { feed_loop(); });
-  }
-  std::lock_guard lock(steps_mu_);
-  steps_thread_ = std::thread([this] { steps_loop(); });
+  std::lock_guard lock(feed_mu_);
+  if (feed_thread_.joinable() || stopping_) return;
+  feed_thread_ = std::thread([this] { feed_loop(); });
 }
 
 void RoomHub::stop() {
@@ -35,12 +31,6 @@ void RoomHub::stop() {
   }
   feed_cv_.notify_all();
   if (feed_thread_.joinable()) feed_thread_.join();
-  {
-    std::lock_guard lock(steps_mu_);
-    steps_stopping_ = true;
-  }
-  steps_cv_.notify_all();
-  if (steps_thread_.joinable()) steps_thread_.join();
 }
 
 std::shared_ptr<Room> RoomHub::join(int64_t project, const std::shared_ptr<RoomMember>& member) {
@@ -69,7 +59,7 @@ std::shared_ptr<Room> RoomHub::find(int64_t project) const {
 void RoomHub::on_event_committed(const projects::Event& event) {
   {
     std::lock_guard lock(feed_mu_);
-    feed_.push_back(event);
+    events_.push_back(event);
     ++queued_total_;
   }
   feed_cv_.notify_one();
@@ -77,8 +67,8 @@ void RoomHub::on_event_committed(const projects::Event& event) {
 
 void RoomHub::enqueue_step(StepItem item) {
   {
-    std::lock_guard lock(steps_mu_);
-    if (!steps_thread_.joinable()) return;  // not started (or stopped): nobody would send it
+    std::lock_guard lock(feed_mu_);
+    if (!feed_thread_.joinable()) return;  // not started (or stopped): nobody would send it
     if (!item.frame) {
       for (auto& queued : steps_) {
         if (!queued.frame && queued.job == item.job) {
@@ -88,86 +78,112 @@ void RoomHub::enqueue_step(StepItem item) {
       }
     }
     steps_.push_back(std::move(item));
-    ++steps_queued_;
+    steps_waiting_.store(steps_.size(), std::memory_order_relaxed);
+    ++queued_total_;
   }
-  steps_cv_.notify_one();
-}
-
-void RoomHub::steps_loop() {
-  set_current_thread_name("room-steps");
-  std::unique_lock lock(steps_mu_);
-  for (;;) {
-    steps_cv_.wait(lock, [&] { return steps_stopping_ || !steps_.empty(); });
-    if (steps_.empty()) break;  // stopping, and everything queued went out
-    StepItem item = std::move(steps_.front());
-    steps_.pop_front();
-    lock.unlock();
-    send_step(item);
-    lock.lock();
-    ++steps_sent_;
-    steps_sent_cv_.notify_all();
-  }
-  steps_sent_ = steps_queued_;
-  steps_sent_cv_.notify_all();
+  feed_cv_.notify_one();
 }
 
 void RoomHub::flush() {
-  {
-    std::unique_lock lock(feed_mu_);
-    const uint64_t target = queued_total_;
-    flushed_cv_.wait(lock, [&] { return broadcast_total_ >= target || !feed_thread_.joinable(); });
-  }
-  std::unique_lock lock(steps_mu_);
-  const uint64_t target = steps_queued_;
-  steps_sent_cv_.wait(lock, [&] { return steps_sent_ >= target || !steps_thread_.joinable(); });
+  std::unique_lock lock(feed_mu_);
+  const uint64_t target = queued_total_;
+  flushed_cv_.wait(lock, [&] { return sent_total_ >= target || !feed_thread_.joinable(); });
 }
 
 void RoomHub::feed_loop() {
   set_current_thread_name("room-feed");
   const auto tick = std::chrono::milliseconds(std::max<int64_t>(options_.presence_interval_ms, 1));
   auto next_tick = std::chrono::steady_clock::now() + tick;
+  std::vector<StepItem> steps;
+  std::vector<projects::Event> events;
   std::unique_lock lock(feed_mu_);
   for (;;) {
-    feed_cv_.wait_until(lock, next_tick, [&] { return stopping_ || !feed_.empty(); });
+    feed_cv_.wait_until(lock, next_tick,
+                        [&] { return stopping_ || !events_.empty() || !steps_.empty(); });
     if (std::chrono::steady_clock::now() >= next_tick) {
       lock.unlock();
       announce_presence_changes();
       lock.lock();
       next_tick = std::chrono::steady_clock::now() + tick;
     }
-    if (feed_.empty()) {
+    if (events_.empty() && steps_.empty()) {
       if (stopping_) break;  // everything queued went out
       continue;
     }
-    projects::Event event = std::move(feed_.front());
-    feed_.pop_front();
+    steps.assign(std::make_move_iterator(steps_.begin()), std::make_move_iterator(steps_.end()));
+    steps_.clear();
+    steps_waiting_.store(0, std::memory_order_relaxed);
+    const size_t n = std::min(events_.size(), kMaxEventsPerPass);
+    events.assign(std::make_move_iterator(events_.begin()),
+                  std::make_move_iterator(events_.begin() + static_cast<std::ptrdiff_t>(n)));
+    events_.erase(events_.begin(), events_.begin() + static_cast<std::ptrdiff_t>(n));
     lock.unlock();
+    send_pass(steps, events);
+    lock.lock();
+    sent_total_ += steps.size() + events.size() + late_sent_;
+    late_sent_ = 0;
+    flushed_cv_.notify_all();
+  }
+  sent_total_ = queued_total_;
+  flushed_cv_.notify_all();
+}
+
+void RoomHub::send_pass(const std::vector<StepItem>& steps,
+                        const std::vector<projects::Event>& events) {
+  std::map<int64_t, std::vector<OutMessage>> batches;
+  for (const auto& item : steps) {
     try {
-      broadcast(event);
+      batches[item.project].push_back(step_message(item));
+    } catch (const std::exception& e) {
+      log::warn("sending a step of job {} failed: {}", item.job, e.what());
+    }
+  }
+  for (const auto& event : events) {
+    try {
+      add_event(event, batches);
     } catch (const std::exception& e) {
       log::warn("broadcasting event {} of project {} failed: {}", event.seq, event.project_id,
                 e.what());
     }
-    lock.lock();
-    ++broadcast_total_;
-    flushed_cv_.notify_all();
   }
-  broadcast_total_ = queued_total_;
-  flushed_cv_.notify_all();
+  for (auto& [project, batch] : batches) send_batch(project, batch);
 }
 
-void RoomHub::send_step(const StepItem& item) {
-  auto room = find(item.project);
-  if (!room) return;
-  try {
-    if (item.frame) {
-      room->broadcast_preview(item.job, item.frame);
-    } else {
-      room->broadcast_progress(item.job, item.step, item.steps, item.at_us);
+OutMessage RoomHub::step_message(const StepItem& item) {
+  return item.frame ? preview_out(item.project, item.job, item.frame)
+                    : progress_out(item.project, item.job, item.step, item.steps, item.at_us);
+}
+
+void RoomHub::take_late_steps(int64_t project, std::vector<OutMessage>& out) {
+  if (steps_waiting_.load(std::memory_order_relaxed) == 0) return;
+  std::vector<StepItem> taken;
+  {
+    std::lock_guard lock(feed_mu_);
+    for (auto it = steps_.begin(); it != steps_.end();) {
+      if (it->project == project) {
+        taken.push_back(std::move(*it));
+        it = steps_.erase(it);
+      } else {
+        ++it;
+      }
     }
-  } catch (const std::exception& e) {
-    log::warn("sending a step of job {} failed: {}", item.job, e.what());
+    steps_waiting_.store(steps_.size(), std::memory_order_relaxed);
+    late_sent_ += taken.size();
   }
+  for (const auto& item : taken) out.push_back(step_message(item));
+}
+
+void RoomHub::send_batch(int64_t project, std::vector<OutMessage>& batch) {
+  if (batch.empty()) return;
+  if (auto room = find(project)) {
+    try {
+      room->broadcast_batch(
+          batch, [this, project](std::vector<OutMessage>& out) { take_late_steps(project, out); });
+    } catch (const std::exception& e) {
+      log::warn("broadcasting to project {} failed: {}", project, e.what());
+    }
+  }
+  batch.clear();
 }
 
 void RoomHub::announce_presence_changes() {
@@ -179,7 +195,8 @@ void RoomHub::announce_presence_changes() {
   for (const auto& room : rooms) room->announce_presence_if_changed();
 }
 
-void RoomHub::broadcast(const projects::Event& event) {
+void RoomHub::add_event(const projects::Event& event,
+                        std::map<int64_t, std::vector<OutMessage>>& batches) {
   if (event.type.starts_with("job.") && event.type != "job.queued") {
     if (auto data = nlohmann::json::parse(event.data_json, nullptr, false);
         data.is_object() && data.contains("id") && data["id"].is_number_integer()) {
@@ -192,15 +209,19 @@ void RoomHub::broadcast(const projects::Event& event) {
   }
   std::shared_ptr<Room> room = find(event.project_id);
   if (!room) return;
+  auto& batch = batches[event.project_id];
   if (event.type == "project.deleted") {
+    send_batch(event.project_id, batch);
     room->remove_all("project_deleted");
     return;
   }
-  room->broadcast_event(event.seq, event_json_(event));
+  batch.push_back(event_out(event.project_id, event.seq, event_json_(event)));
   events_broadcast_.fetch_add(1, std::memory_order_relaxed);
   if (event.type == "member.removed" || event.type == "member.left") {
     auto data = nlohmann::json::parse(event.data_json, nullptr, false);
     if (data.is_object() && data.contains("user_id") && data["user_id"].is_number_integer()) {
+      // The removed user hears of the removal, and of nothing after it.
+      send_batch(event.project_id, batch);
       room->remove_user(data["user_id"].get<int64_t>(),
                         event.type == "member.removed" ? "removed" : "left");
     }

@@ -8,11 +8,18 @@
 //     at once, and a deleted project ends every subscription.
 //   * Progress and previews: the job service's step hook calls on_step() on a worker thread; the
 //     preview (when the hub asked for one through wants_preview()) is encoded once there,
-//     throttled per job, and its frame shared by every session. Both go out on a second thread,
-//     `room-steps` (stamped with the step's time), so a worker never spends its step sending to
-//     thousands of sessions, and a burst of events (a batch of submissions) never holds up the
-//     progress of the job that runs. A step's progress replaces an older one of the same job
-//     still waiting there. Progress may thus reach a client before the job's job.started.
+//     throttled per job, and its frame shared by every session. Both are stamped with the step's
+//     time and queued for the feed thread, so a worker never spends its step sending to
+//     thousands of sessions. A step's progress replaces an older one of the same job still
+//     waiting.
+//   * One pass of the feed thread takes everything waiting (steps, and up to
+//     kMaxEventsPerPass events, so that a burst of events holds progress up by one bounded pass
+//     at most) and hands each room's share to every session at once: a session behind nothing
+//     writes a job's end, the next one's start, a step's progress and its preview in one system
+//     call. The slower the passes (more subscribers), the more each carries, so the cost per
+//     message falls as the load grows. In a pass steps go before events, so progress may reach a
+//     client before the job's job.started. A step that comes in during a long pass joins it for
+//     the sessions the pass has not reached yet (see Room::broadcast_batch).
 //   * Presence: the feed thread also announces each room's presence changes, batched every
 //     presence_interval_ms.
 //
@@ -32,6 +39,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/image.h"
 #include "server/projects/project_db.h"
@@ -64,7 +72,7 @@ class RoomHub {
   RoomHub& operator=(const RoomHub&) = delete;
 
   void start();
-  // Broadcasts what is queued, then stops the feed thread. Idempotent.
+  // Sends what is queued, then stops the feed thread. Idempotent.
   void stop();
 
   // Adds `member` to the project's room (created on demand) and returns the room.
@@ -76,7 +84,7 @@ class RoomHub {
 
   // From the writer thread (see project_db::EventObserver): queues the event for the feed.
   void on_event_committed(const projects::Event& event);
-  // Blocks until every event queued before the call has been broadcast (tests, benchmarks).
+  // Blocks until every event and step queued before the call has been sent (tests, benchmarks).
   void flush();
 
   // From worker threads (JobService step hooks).
@@ -88,19 +96,28 @@ class RoomHub {
   RoomHubStats stats() const;
 
  private:
-  void feed_loop();
-  void announce_presence_changes();
-  void broadcast(const projects::Event& event);
-  // What the room-steps thread sends: a step's progress, or its preview frame.
+  // What the feed sends for a step: its progress, or its preview frame.
   struct StepItem {
     int64_t project = 0, job = 0;
     int step = 0, steps = 0;
     int64_t at_us = 0;                         // progress: when the worker reported the step
     std::shared_ptr<const std::string> frame;  // set: a preview; null: progress
   };
+  static constexpr size_t kMaxEventsPerPass = 64;
+
+  void feed_loop();
+  void announce_presence_changes();
   void enqueue_step(StepItem item);
-  void send_step(const StepItem& item);
-  void steps_loop();
+  // Sends one pass's steps and events, grouped per room, in order.
+  void send_pass(const std::vector<StepItem>& steps, const std::vector<projects::Event>& events);
+  // Adds an event's message to its room's batch; ends subscriptions it ends (after sending the
+  // batch so far, which includes the event itself).
+  void add_event(const projects::Event& event, std::map<int64_t, std::vector<OutMessage>>& batches);
+  void send_batch(int64_t project, std::vector<OutMessage>& batch);
+  // Room::LateMessages for `project`: moves the steps of that project that came in since the
+  // pass began into `out`.
+  void take_late_steps(int64_t project, std::vector<OutMessage>& out);
+  static OutMessage step_message(const StepItem& item);
 
   const RoomHubOptions options_;
   const EventToJson event_json_;
@@ -112,20 +129,14 @@ class RoomHub {
   std::mutex feed_mu_;
   std::condition_variable feed_cv_;
   std::condition_variable flushed_cv_;
-  std::deque<projects::Event> feed_;  // guarded by feed_mu_
-  uint64_t queued_total_ = 0;         // guarded by feed_mu_
-  uint64_t broadcast_total_ = 0;      // guarded by feed_mu_
-  bool stopping_ = false;             // guarded by feed_mu_
+  std::deque<projects::Event> events_;    // guarded by feed_mu_
+  std::deque<StepItem> steps_;            // guarded by feed_mu_
+  uint64_t queued_total_ = 0;             // guarded by feed_mu_: events and steps
+  uint64_t sent_total_ = 0;               // guarded by feed_mu_
+  uint64_t late_sent_ = 0;                // guarded by feed_mu_: steps taken during a pass
+  std::atomic<size_t> steps_waiting_{0};  // steps_.size(), read without the lock
+  bool stopping_ = false;                 // guarded by feed_mu_
   std::thread feed_thread_;
-
-  std::mutex steps_mu_;
-  std::condition_variable steps_cv_;
-  std::condition_variable steps_sent_cv_;
-  std::deque<StepItem> steps_;   // guarded by steps_mu_
-  uint64_t steps_queued_ = 0;    // guarded by steps_mu_
-  uint64_t steps_sent_ = 0;      // guarded by steps_mu_
-  bool steps_stopping_ = false;  // guarded by steps_mu_
-  std::thread steps_thread_;
 
   std::atomic<uint64_t> events_broadcast_{0};
   std::atomic<uint64_t> previews_encoded_{0};

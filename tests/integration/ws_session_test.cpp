@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/http/cork_stream.h"
 #include "server/http/server.h"
 #include "server/http/websocket.h"
 #include "tests/support/raw_ws.h"
@@ -187,7 +188,9 @@ class RawClient {
 TEST_F(WsSessionTest, SendsFromManyThreadsToAStalledClientArriveWholeAndInOrder) {
   // While nothing is queued, send() writes straight to the socket from the caller's thread; once
   // the socket is full a write goes out in part and the strand sends the rest before anything
-  // else. Four threads race through both paths against a client that reads nothing for a while.
+  // else. Four threads race through both paths against a client that reads nothing for a while:
+  // two send one message at a time, one in batches of 1 to 7 (one system call each), one in a
+  // single batch longer than one system call takes (CorkStream::kMaxFramesPerCall).
   WsOptions options;
   options.max_queue_bytes = 256 << 20;
   ASSERT_NO_FATAL_FAILURE(start(options));
@@ -199,7 +202,8 @@ TEST_F(WsSessionTest, SendsFromManyThreadsToAStalledClientArriveWholeAndInOrder)
     if (!conn) std::this_thread::sleep_for(5ms);
   }
   ASSERT_TRUE(conn);
-  constexpr int kThreads = 4, kEach = 60;
+  constexpr int kThreads = 4, kEach = 80;
+  static_assert(kEach > CorkStream::kMaxFramesPerCall);
   auto body = [](int t, int i) {
     // Sizes from a few bytes to 96 KiB, so frames use all three length encodings.
     const size_t size = (i % 3 == 0) ? 20 : (i % 3 == 1) ? 300 + i : 40000 + 1000 * i;
@@ -210,7 +214,23 @@ TEST_F(WsSessionTest, SendsFromManyThreadsToAStalledClientArriveWholeAndInOrder)
   std::vector<std::thread> senders;
   for (int t = 0; t < kThreads; ++t) {
     senders.emplace_back([&, t] {
-      for (int i = 0; i < kEach; ++i) conn->send_text(body(t, i));
+      if (t < 2) {
+        for (int i = 0; i < kEach; ++i) conn->send_text(body(t, i));
+        return;
+      }
+      std::vector<OutMessage> batch;
+      for (int i = 0; i < kEach; ++i) {
+        batch.push_back(OutMessage{std::make_shared<const std::string>(body(t, i)),
+                                   false,
+                                   OutMessage::Kind::kDurable,
+                                   {},
+                                   0});
+        if (t == 2 && static_cast<int>(batch.size()) == 1 + i % 7) {
+          conn->send_batch(batch);
+          batch.clear();
+        }
+      }
+      conn->send_batch(batch);
     });
   }
   for (auto& s : senders) s.join();

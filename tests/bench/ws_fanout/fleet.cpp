@@ -152,6 +152,8 @@ void Fleet::on_message(Client& c, std::string_view text, bool is_text) {
     const int64_t received = now_us();
     const int64_t at = int_after(text, "\"at_us\":", false);
     if (at <= 0) return;
+    const int64_t skip = skip_job_.load(std::memory_order_relaxed);
+    if (skip != 0 && int_after(text, "\"job\":", false) == skip) return;
     const double ms = static_cast<double>(received - at) / 1000.0;
     latencies_.push_back(ms);
     if (trace_) {

@@ -42,6 +42,8 @@ class Fleet {
   bool wait_subscribed(bool needed, std::chrono::seconds timeout);
   void start_measuring() { measuring_ = true; }
   void stop_measuring() { measuring_ = false; }
+  // Progress of this job is not counted (the warm-up job; its events still are).
+  void skip_job(int64_t job) { skip_job_ = job; }
   // Stops the reader and closes every socket.
   void stop();
 
@@ -65,6 +67,7 @@ class Fleet {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> measuring_{false};
+  std::atomic<int64_t> skip_job_{0};
   std::atomic<size_t> subscribed_{0};
   std::vector<double> latencies_;  // reader thread only until stop()
   uint64_t previews_ = 0, preview_bytes_ = 0, events_ = 0, event_bytes_ = 0;

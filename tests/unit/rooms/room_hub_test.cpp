@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -134,7 +136,7 @@ TEST_F(RoomHubTest, PresenceIsAnnouncedByTheFeedThreadForAllJoinsAtOnce) {
   EXPECT_LE(seen.size(), 2u);
 }
 
-TEST_F(RoomHubTest, ProgressGoesOutOnItsOwnThreadStampedWhenReportedNewestWins) {
+TEST_F(RoomHubTest, ProgressIsStampedWhenReportedAndTheNewestStepReplacesAWaitingOne) {
   auto a = std::make_shared<SafeMember>(1, "ann");
   hub_.join(10, a);
   const int64_t before = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -158,6 +160,81 @@ TEST_F(RoomHubTest, ProgressGoesOutOnItsOwnThreadStampedWhenReportedNewestWins) 
   }
   EXPECT_EQ(last_step, 200) << "the newest step always arrives";
   EXPECT_TRUE(saw_job6);
+}
+
+// Records what each feed pass hands it; the first pass blocks until released, so that the test
+// can queue work behind it.
+class BatchMember : public SafeMember {
+ public:
+  using SafeMember::SafeMember;
+  void deliver_batch(std::span<const OutMessage> messages) override {
+    std::unique_lock lock(gate_mu_);
+    if (hold_) {
+      held_ = true;
+      gate_cv_.notify_all();
+      gate_cv_.wait(lock, [&] { return !hold_; });
+    }
+    passes_.emplace_back(messages.begin(), messages.end());
+    lock.unlock();
+    for (const auto& m : messages) deliver(m);
+  }
+  void wait_held() {
+    std::unique_lock lock(gate_mu_);
+    ASSERT_TRUE(gate_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return held_; }));
+  }
+  void release() {
+    std::lock_guard lock(gate_mu_);
+    hold_ = false;
+    gate_cv_.notify_all();
+  }
+  std::vector<std::vector<OutMessage>> passes() {
+    std::lock_guard lock(gate_mu_);
+    return passes_;
+  }
+
+ private:
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  bool hold_ = true;
+  bool held_ = false;
+  std::vector<std::vector<OutMessage>> passes_;
+};
+
+TEST_F(RoomHubTest, APassHandsEachSessionEverythingWaitingAtOnceAndEventsHoldProgressUpOnePass) {
+  auto a = std::make_shared<BatchMember>(1, "ann");
+  auto b = std::make_shared<SafeMember>(2, "bob");
+  hub_.join(10, a);
+  hub_.join(10, b);
+  hub_.on_event_committed(event(10, 1, "job.queued"));
+  a->wait_held();  // the feed thread is inside its first pass
+  // Queued behind it: 150 events (bob's removal in the middle), then a step and its preview.
+  for (int64_t seq = 2; seq <= 151; ++seq) {
+    hub_.on_event_committed(seq == 70 ? event(10, seq, "member.removed", R"({"user_id":2})")
+                                      : event(10, seq, "job.queued"));
+  }
+  hub_.on_step(10, 5, 3, 20, nullptr);
+  a->release();
+  hub_.flush();
+
+  const auto passes = a->passes();
+  ASSERT_GE(passes.size(), 4u) << "the first, then at least three for 150 events";
+  // The second pass carried the step first, then the first kMaxEventsPerPass events at most.
+  const auto& second = passes[1];
+  ASSERT_FALSE(second.empty());
+  EXPECT_EQ(json::parse(*second[0].payload)["type"], "progress")
+      << "a burst of events holds progress up by one pass, no more";
+  EXPECT_LE(second.size(), 1u + 64u);
+  EXPECT_GT(second.size(), 2u) << "many messages in one hand-over, not one each";
+  // Every event, once, in order, across the passes.
+  const auto events = a->of_type("event");
+  ASSERT_EQ(events.size(), 151u);
+  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i]["event"]["seq"], i + 1);
+  // Bob heard of his removal (seq 70), was told he is unsubscribed, and heard nothing after.
+  const auto bobs = b->of_type("event");
+  ASSERT_FALSE(bobs.empty());
+  EXPECT_EQ(bobs.back()["event"]["seq"], 70);
+  EXPECT_EQ(bobs.size(), 70u);
+  EXPECT_EQ(b->of_type("unsubscribed").size(), 1u);
 }
 
 TEST_F(RoomHubTest, RoomsComeAndGoWithTheirMembers) {
@@ -205,7 +282,7 @@ TEST_F(RoomHubTest, PreviewsAreWantedWhenWatchedAndThrottledPerJob) {
   }
   ASSERT_EQ(b_frames.size(), 2u);
   EXPECT_EQ(b_frames[1], frames[1].payload.get());
-  // Progress goes out on the room-steps thread; a step still waiting there when the next one
+  // Progress goes out on the feed thread; a step still waiting there when the next one
   // comes is replaced by it, so at least the latest arrives, and nothing arrives twice.
   const auto progress = a->of_type("progress");
   ASSERT_GE(progress.size(), 1u);
