@@ -32,8 +32,8 @@ export default defineConfig({
     port: 5173,
     strictPort: true,
     proxy,
-    // The protocol's shared fixtures (../proto/fixtures) are read by the client's tests.
-    fs: { allow: ['.', '../proto/fixtures'] },
+    // The protocol's shared fixtures and its description (../proto) are read by the client's tests.
+    fs: { allow: ['.', '../proto'] },
   },
   preview: {
     host: '127.0.0.1',

@@ -1,0 +1,4 @@
+// Every browser suite in one process, one after another (each starts its own server): two
+// Chromium instances at once would crowd a 2-core machine.
+import './run.mjs';
+import './collab.mjs';

@@ -1,0 +1,147 @@
+// The room feed: every job of every member, newest first, live.
+import { useState } from 'preact/hooks';
+import type { Job } from '../api/models';
+import type { LiveClient } from '../live/live_client';
+import type { RoomStore } from '../state/room';
+import { describeError } from './FieldError';
+
+interface Props {
+  store: RoomStore;
+  client: LiveClient;
+  selfId: number;
+  onOpenImage: (id: number) => void;
+}
+
+const MODE_WORDS = { variation: 'Variation of', remix: 'Remix of', upscale: 'Upscale of' } as const;
+
+function ordinal(n: number): string {
+  const s = n % 100 >= 11 && n % 100 <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
+  return `${n}${n % 10 > 3 ? 'th' : s}`;
+}
+
+export function Feed({ store, client, selfId, onOpenImage }: Props) {
+  const [filter, setFilter] = useState<'everyone' | 'mine'>('everyone');
+  const jobs = store.feed.value.filter((j) => filter === 'everyone' || j.submitted_by === selfId).reverse();
+  return (
+    <section class="feed" aria-label="Room feed">
+      <div class="feed-head">
+        <h2>Feed</h2>
+        <fieldset class="filter">
+          <legend class="sr-only">Show jobs of</legend>
+          {(['everyone', 'mine'] as const).map((f) => (
+            <label key={f}>
+              <input type="radio" name="feed-filter" checked={filter === f} onChange={() => setFilter(f)} />
+              {f === 'everyone' ? 'Everyone' : 'Mine'}
+            </label>
+          ))}
+        </fieldset>
+      </div>
+      {jobs.length === 0 && (
+        <p class="muted">{filter === 'mine' ? 'You have not generated anything here yet.' : 'Nothing generated yet. Write a prompt to start.'}</p>
+      )}
+      <ol class="jobs">
+        {jobs.map((job) => (
+          <JobCard key={job.id} job={job} store={store} client={client} onOpenImage={onOpenImage} />
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+function JobCard({ job, store, client, onOpenImage }: { job: Job; store: RoomStore; client: LiveClient; onOpenImage: (id: number) => void }) {
+  const [cancelError, setCancelError] = useState<string | null>(null);
+  const progress = store.progress.value.get(job.id);
+  const preview = store.previews.value.get(job.id);
+  const who = store.usernameOf(job.submitted_by);
+  const parent = job.parent_image_id !== null ? store.images.value.get(job.parent_image_id) : undefined;
+  const place = store.placeInLine(job);
+
+  let status: string;
+  switch (job.state) {
+    case 'queued':
+      status = place ? `Queued · ${ordinal(place)} in line` : 'Queued';
+      break;
+    case 'running': {
+      const step = progress ? progress.step : job.progress.step;
+      const steps = progress ? progress.steps : job.progress.steps;
+      status = `Running · step ${step} of ${steps}`;
+      break;
+    }
+    case 'done':
+      status = 'Done';
+      break;
+    case 'failed':
+      status = `Failed: ${job.error ?? 'no reason given'}`;
+      break;
+    case 'cancelled':
+      status = 'Cancelled';
+      break;
+  }
+  const step = progress?.step ?? job.progress.step;
+  const steps = progress?.steps ?? job.progress.steps;
+
+  const cancel = async () => {
+    setCancelError(null);
+    try {
+      await client.command('job.cancel', { job: job.id });
+    } catch (err) {
+      setCancelError(describeError(err));
+    }
+  };
+
+  return (
+    <li class={`job job-${job.state}`} data-job={job.id} aria-label={`${who}: ${job.prompt}`}>
+      <div class="job-head">
+        <span class="avatar" aria-hidden="true">
+          {store.initialsOf(job.submitted_by)}
+        </span>
+        <div class="job-meta">
+          <p class="job-prompt">{job.prompt}</p>
+          <p class="muted small">
+            by {who}
+            {job.mode !== 'txt2img' && job.parent_image_id !== null && (
+              <>
+                {' · '}
+                {MODE_WORDS[job.mode]}{' '}
+                <button type="button" class="link" onClick={() => onOpenImage(job.parent_image_id as number)}>
+                  image #{job.parent_image_id}
+                </button>
+                {parent ? ` by ${store.usernameOf(parent.created_by)}` : ''}
+              </>
+            )}
+            {' · '}
+            {job.width}×{job.height}, {job.steps} steps, seed {job.seed}
+          </p>
+        </div>
+      </div>
+      <p class={`job-status status-${job.state}`} data-testid="job-status">
+        {status}
+      </p>
+      {job.state === 'running' && (
+        <progress max={steps} value={step} aria-label={`Progress of “${job.prompt}”`} />
+      )}
+      {job.state === 'running' && preview && (
+        <img class="preview" src={preview} alt={`Live preview of: ${job.prompt}`} width={128} height={128} />
+      )}
+      {job.images.length > 0 && (
+        <div class="thumbs">
+          {job.images.map((img) => (
+            <button key={img.id} type="button" class="thumb" onClick={() => onOpenImage(img.id)} data-image={img.id}>
+              <img src={img.thumb_url} alt={job.prompt} loading="lazy" width={160} height={160} />
+            </button>
+          ))}
+        </div>
+      )}
+      {store.canCancel(job) && (
+        <button type="button" class="secondary small" onClick={() => void cancel()}>
+          Cancel
+        </button>
+      )}
+      {cancelError && (
+        <p class="field-error" role="alert">
+          {cancelError}
+        </p>
+      )}
+    </li>
+  );
+}

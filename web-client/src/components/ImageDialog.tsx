@@ -1,0 +1,227 @@
+// One image, large: its parameters, its lineage (parent and children, with who made each),
+// and what can be done with it: Variation, Remix, Upscale, Reuse, Download, React.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import type { Image, ImageDetail, Model } from '../api/models';
+import { rest } from '../api/rest';
+import type { LiveClient } from '../live/live_client';
+import { draft, draftFor, reuse } from '../state/draft';
+import type { RoomStore } from '../state/room';
+import { describeError } from './FieldError';
+
+export const EMOJI = ['👍', '❤️', '🔥', '😂', '🎨'] as const;
+
+interface Props {
+  id: number;
+  project: number;
+  store: RoomStore;
+  client: LiveClient;
+  models: Model[];
+  onOpen: (id: number) => void;
+  onClose: () => void;
+}
+
+export function ImageDialog({ id, project, store, client, models, onOpen, onClose }: Props) {
+  const [detail, setDetail] = useState<ImageDetail | null>(null);
+  const [mine, setMine] = useState<string[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const [note, setNote] = useState<string | null>(null);
+  const closeRef = useRef<HTMLButtonElement>(null);
+
+  useEffect(() => {
+    let live = true;
+    setDetail(null);
+    setError(null);
+    setNote(null);
+    rest
+      .image(id)
+      .then((d) => {
+        if (!live) return;
+        setDetail(d);
+        setMine(d.my_reactions);
+      })
+      .catch((err) => live && setError(describeError(err)));
+    client.setPresence(project, { viewing: id });
+    closeRef.current?.focus();
+    return () => {
+      live = false;
+      client.setPresence(project, {});
+    };
+  }, [id]);
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') onClose();
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, [onClose]);
+
+  const canEdit = store.canEdit.value;
+  // Children made since the detail was read appear as their jobs finish.
+  const children: Image[] = detail ? [...detail.children] : [];
+  for (const img of store.images.value.values()) {
+    if (img.parent_image_id === id && !children.some((c) => c.id === img.id)) children.push(img);
+  }
+  const counts = store.reactions.value.get(id) ?? detail?.reactions ?? {};
+  const model = detail ? models.find((m) => m.id === detail.model) : undefined;
+  const supports = (mode: string) => !!model && (model.params.modes as string[]).includes(mode);
+
+  const submit = async (mode: 'variation' | 'upscale') => {
+    if (!detail) return;
+    setNote(null);
+    try {
+      await client.command('job.submit', {
+        project,
+        model: detail.model,
+        prompt: detail.prompt,
+        mode,
+        parent_image_id: detail.id,
+        ...(detail.negative_prompt ? { negative_prompt: detail.negative_prompt } : {}),
+      });
+      setNote(mode === 'variation' ? 'Variation queued: it appears in the feed.' : 'Upscale queued: it appears in the feed.');
+    } catch (err) {
+      setNote(describeError(err));
+    }
+  };
+
+  const remix = () => {
+    if (!detail || !model) return;
+    const base = draft.value ?? draftFor(model);
+    draft.value = {
+      ...reuse(base, detail, false),
+      mode: 'remix',
+      parent: { id: detail.id, thumb: detail.thumb_url },
+      strength: model.params.strength.default,
+    };
+    onClose();
+    document.getElementById('prompt')?.focus();
+  };
+
+  const reuseIt = (withSeed: boolean) => {
+    if (!detail) return;
+    const base = draft.value ?? (model ? draftFor(model) : null);
+    if (!base) return;
+    draft.value = reuse(base, detail, withSeed);
+    onClose();
+    document.getElementById('prompt')?.focus();
+  };
+
+  const react = async (emoji: string) => {
+    const on = !mine.includes(emoji);
+    try {
+      await client.command(on ? 'reaction.set' : 'reaction.clear', { image: id, emoji });
+      setMine(on ? [...mine, emoji].sort() : mine.filter((e) => e !== emoji));
+    } catch (err) {
+      setNote(describeError(err));
+    }
+  };
+
+  const who = (img: Image) => store.usernameOf(img.created_by);
+
+  return (
+    <div class="backdrop" onClick={(e) => e.target === e.currentTarget && onClose()}>
+      <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="image-title">
+        <div class="dialog-head">
+          <h2 id="image-title">Image #{id}</h2>
+          <button ref={closeRef} type="button" class="secondary" onClick={onClose}>
+            Close
+          </button>
+        </div>
+        {error && (
+          <p class="field-error" role="alert">
+            {error}
+          </p>
+        )}
+        {!detail && !error && <p class="muted">Loading…</p>}
+        {detail && (
+          <div class="dialog-body">
+            <img class="large" src={detail.url} alt={detail.prompt} width={detail.width} height={detail.height} />
+            <div class="details">
+              <p class="job-prompt">{detail.prompt}</p>
+              <p class="muted small">Made by {who(detail)}</p>
+              <dl class="facts" aria-label="Parameters">
+                <div><dt>Model</dt><dd>{detail.model}</dd></div>
+                <div><dt>Size</dt><dd>{detail.width}×{detail.height}</dd></div>
+                <div><dt>Steps</dt><dd>{detail.steps}</dd></div>
+                <div><dt>Guidance</dt><dd>{detail.guidance}</dd></div>
+                <div><dt>Sampler</dt><dd>{detail.sampler}</dd></div>
+                <div><dt>Seed</dt><dd>{detail.seed}</dd></div>
+                <div><dt>Mode</dt><dd>{detail.mode}</dd></div>
+                {detail.mode !== 'txt2img' && <div><dt>Strength</dt><dd>{detail.strength}</dd></div>}
+                {detail.negative_prompt && <div><dt>Negative prompt</dt><dd>{detail.negative_prompt}</dd></div>}
+              </dl>
+              <section aria-label="Lineage" class="lineage">
+                <h3>Lineage</h3>
+                {detail.parent ? (
+                  <p>
+                    Made from{' '}
+                    <button type="button" class="link" onClick={() => onOpen((detail.parent as Image).id)}>
+                      image #{detail.parent.id}
+                    </button>{' '}
+                    by {who(detail.parent)}
+                  </p>
+                ) : (
+                  <p class="muted">An original (made from the prompt alone).</p>
+                )}
+                {children.length > 0 ? (
+                  <ul class="children" aria-label="Made from this image">
+                    {children.map((c) => (
+                      <li key={c.id}>
+                        <button type="button" class="link" onClick={() => onOpen(c.id)}>
+                          image #{c.id}
+                        </button>{' '}
+                        by {who(c)}
+                      </li>
+                    ))}
+                  </ul>
+                ) : (
+                  <p class="muted small">Nothing made from it yet.</p>
+                )}
+              </section>
+              <div class="actions">
+                <button type="button" disabled={!canEdit || !supports('variation')} onClick={() => void submit('variation')}>
+                  Variation
+                </button>
+                <button type="button" disabled={!canEdit || !supports('remix')} onClick={remix}>
+                  Remix
+                </button>
+                <button type="button" disabled={!canEdit || !supports('upscale')} onClick={() => void submit('upscale')}>
+                  Upscale
+                </button>
+                <button type="button" class="secondary" disabled={!canEdit} onClick={() => reuseIt(false)}>
+                  Reuse prompt
+                </button>
+                <button type="button" class="secondary" disabled={!canEdit} onClick={() => reuseIt(true)}>
+                  Reuse prompt and seed
+                </button>
+                <a class="button secondary" href={detail.url} download={`atelier-${detail.id}.png`}>
+                  Download PNG
+                </a>
+              </div>
+              <div class="reactions" role="group" aria-label="Reactions">
+                {EMOJI.map((e) => (
+                  <button
+                    key={e}
+                    type="button"
+                    class="reaction"
+                    aria-pressed={mine.includes(e)}
+                    aria-label={`React ${e} (${counts[e] ?? 0})`}
+                    disabled={!canEdit}
+                    onClick={() => void react(e)}
+                  >
+                    {e} <span>{counts[e] ?? 0}</span>
+                  </button>
+                ))}
+              </div>
+              {note && (
+                <p class="muted" role="status">
+                  {note}
+                </p>
+              )}
+            </div>
+          </div>
+        )}
+      </div>
+    </div>
+  );
+}

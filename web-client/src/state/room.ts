@@ -1,0 +1,185 @@
+// RoomStore: what a project room shows, built from the project's ordered events (the live
+// client hands each one over once, in seq order) plus the ephemeral progress, previews and
+// presence. Plain signals: components that read them re-render on change.
+import { batch, computed, signal } from '@preact/signals';
+import type { ApiEvent, Image, Job, Member, Project, ReactionCounts, Role } from '../api/models';
+import { jobOfEvent, type PresenceMember } from '../live/protocol';
+
+export interface StepProgress {
+  step: number;
+  steps: number;
+}
+
+export class RoomStore {
+  readonly project = signal<Project | null>(null);
+  /** The caller's role (from `subscribed`, kept current by member.* events). */
+  readonly role = signal<Role | null>(null);
+  readonly members = signal<Member[]>([]);
+  readonly presence = signal<PresenceMember[]>([]);
+  /** Every job, by id. */
+  readonly jobs = signal<ReadonlyMap<number, Job>>(new Map());
+  readonly progress = signal<ReadonlyMap<number, StepProgress>>(new Map());
+  /** A running job's latest preview, as an object URL (made by `previewUrl`). */
+  readonly previews = signal<ReadonlyMap<number, string>>(new Map());
+  /** Reaction counts of images that have had a reaction event. */
+  readonly reactions = signal<ReadonlyMap<number, ReactionCounts>>(new Map());
+  /** The last seq applied. */
+  readonly lastSeq = signal(0);
+  /** Set when the server ended the subscription: `removed`, `left`, `project_deleted`. */
+  readonly ended = signal<string | null>(null);
+
+  /** Jobs in the order they were submitted. */
+  readonly feed = computed(() => [...this.jobs.value.values()].sort((a, b) => a.id - b.id));
+  /** Every image of every finished job, by id. */
+  readonly images = computed(() => {
+    const out = new Map<number, Image>();
+    for (const job of this.jobs.value.values()) for (const img of job.images) out.set(img.id, img);
+    return out;
+  });
+
+  constructor(
+    private readonly selfId: number,
+    private readonly makePreviewUrl: (bytes: Uint8Array, format: string) => string = () => '',
+    private readonly revokePreviewUrl: (url: string) => void = () => {},
+  ) {}
+
+  /** Applies one durable event (in seq order). Unknown types are skipped. */
+  apply(event: ApiEvent): void {
+    batch(() => {
+      this.lastSeq.value = event.seq;
+      const job = jobOfEvent(event);
+      if (job) return this.applyJob(job);
+      const data = event.data as Record<string, unknown>;
+      switch (event.type) {
+        case 'project.updated': {
+          const p = this.project.value;
+          if (p) {
+            this.project.value = {
+              ...p,
+              ...(typeof data.name === 'string' ? { name: data.name } : {}),
+              ...(typeof data.description === 'string' ? { description: data.description } : {}),
+            };
+          }
+          return;
+        }
+        case 'member.added':
+        case 'member.joined':
+        case 'member.role_changed':
+          return this.upsertMember(data, event.ts);
+        case 'member.left':
+        case 'member.removed': {
+          const id = data.user_id;
+          this.members.value = this.members.value.filter((m) => m.user_id !== id);
+          return;
+        }
+        case 'reaction.set':
+        case 'reaction.clear': {
+          if (typeof data.image === 'number' && typeof data.counts === 'object' && data.counts) {
+            const next = new Map(this.reactions.value);
+            next.set(data.image, data.counts as ReactionCounts);
+            this.reactions.value = next;
+          }
+          return;
+        }
+      }
+    });
+  }
+
+  onProgress(job: number, step: number, steps: number): void {
+    const known = this.jobs.value.get(job);
+    if (known && known.state !== 'queued' && known.state !== 'running') return; // late
+    const next = new Map(this.progress.value);
+    next.set(job, { step, steps });
+    this.progress.value = next;
+  }
+
+  onPreview(job: number, bytes: Uint8Array, format: string): void {
+    const known = this.jobs.value.get(job);
+    if (known && known.state !== 'queued' && known.state !== 'running') return;
+    const next = new Map(this.previews.value);
+    const old = next.get(job);
+    if (old) this.revokePreviewUrl(old);
+    next.set(job, this.makePreviewUrl(bytes, format));
+    this.previews.value = next;
+  }
+
+  /** Drops every preview URL (the room is left). */
+  dispose(): void {
+    for (const url of this.previews.value.values()) this.revokePreviewUrl(url);
+    this.previews.value = new Map();
+  }
+
+  /** Whether the caller may submit jobs, cancel and react. */
+  readonly canEdit = computed(() => this.role.value === 'editor' || this.role.value === 'owner');
+
+  /** Whether the caller may cancel `job`: its submitter (an editor still) or an owner. */
+  canCancel(job: Job): boolean {
+    if (job.state !== 'queued' && job.state !== 'running') return false;
+    if (this.role.value === 'owner') return true;
+    return this.canEdit.value && job.submitted_by === this.selfId;
+  }
+
+  /** A queued job's place among this project's queued jobs (1-based). */
+  placeInLine(job: Job): number | null {
+    if (job.state !== 'queued') return null;
+    let ahead = 0;
+    for (const other of this.jobs.value.values()) {
+      if (other.state === 'running' || (other.state === 'queued' && other.id < job.id)) ahead += 1;
+    }
+    return ahead + 1;
+  }
+
+  /** Two letters for an avatar. */
+  initialsOf(userId: number | null | undefined): string {
+    if (userId === this.selfId) {
+      const me = this.members.value.find((x) => x.user_id === userId);
+      if (me) return me.username.slice(0, 2).toUpperCase();
+    }
+    return this.usernameOf(userId).slice(0, 2).toUpperCase();
+  }
+
+  usernameOf(userId: number | null | undefined): string {
+    if (userId === null || userId === undefined) return 'a former member';
+    if (userId === this.selfId) return 'you';
+    const m = this.members.value.find((x) => x.user_id === userId);
+    if (m) return m.username;
+    const p = this.presence.value.find((x) => x.user === userId);
+    return p ? p.username : `user ${userId}`;
+  }
+
+  private applyJob(job: Job): void {
+    const jobs = new Map(this.jobs.value);
+    jobs.set(job.id, job);
+    this.jobs.value = jobs;
+    if (job.state !== 'queued' && job.state !== 'running') {
+      if (this.progress.value.has(job.id)) {
+        const p = new Map(this.progress.value);
+        p.delete(job.id);
+        this.progress.value = p;
+      }
+      const url = this.previews.value.get(job.id);
+      if (url) {
+        this.revokePreviewUrl(url);
+        const v = new Map(this.previews.value);
+        v.delete(job.id);
+        this.previews.value = v;
+      }
+    }
+  }
+
+  private upsertMember(data: Record<string, unknown>, ts: string): void {
+    if (typeof data.user_id !== 'number' || typeof data.role !== 'string') return;
+    const role = data.role as Role;
+    const members = this.members.value.filter((m) => m.user_id !== data.user_id);
+    const old = this.members.value.find((m) => m.user_id === data.user_id);
+    members.push({
+      user_id: data.user_id,
+      username: typeof data.username === 'string' ? data.username : (old?.username ?? `user ${data.user_id}`),
+      role,
+      added_at: old?.added_at ?? ts,
+    });
+    members.sort((a, b) => a.username.localeCompare(b.username));
+    this.members.value = members;
+    if (data.user_id === this.selfId) this.role.value = role;
+  }
+}
