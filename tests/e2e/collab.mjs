@@ -140,7 +140,8 @@ describe('a shared project room', { timeout: 5 * 60_000 }, () => {
       await aDialog.getByRole('list', { name: 'Made from this image' }).getByText(`image #${child}`).waitFor();
       await aDialog.getByRole('button', { name: 'React 🔥 (1)' }).waitFor(); // Bob's reaction
       await screenshot(a.page, 'image-lineage');
-      await aDialog.getByRole('button', { name: 'Close' }).click();
+      await a.page.keyboard.press('Escape'); // the keyboard closes it
+      await aDialog.waitFor({ state: 'detached' });
 
       // Bob drops off the network while Alice generates twice; back online he has both, once.
       await b.context.setOffline(true);
@@ -148,7 +149,8 @@ describe('a shared project room', { timeout: 5 * 60_000 }, () => {
       await a.page.getByLabel('Steps', { exact: true }).fill('4');
       await generate(a.page, 'lighthouse in fog');
       await expectDone(a.page, 'lighthouse in fog');
-      await generate(a.page, 'gulls over the pier');
+      await a.page.getByLabel('Prompt', { exact: true }).fill('gulls over the pier');
+      await a.page.getByLabel('Prompt', { exact: true }).press('Control+Enter'); // generates too
       await expectDone(a.page, 'gulls over the pier');
       await b.context.setOffline(false);
       await expectConnection(b.page, 'Connected');

@@ -48,13 +48,33 @@ export function ImageDialog({ id, project, store, client, models, onOpen, onClos
     };
   }, [id]);
 
+  const dialogRef = useRef<HTMLDivElement>(null);
+  const closeFn = useRef(onClose);
+  closeFn.current = onClose;
   useEffect(() => {
+    // Escape closes; Tab stays inside the dialog; focus returns where it was.
+    const opener = document.activeElement as HTMLElement | null;
     const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape') onClose();
+      if (e.key === 'Escape') return closeFn.current();
+      if (e.key !== 'Tab' || !dialogRef.current) return;
+      const focusable = [...dialogRef.current.querySelectorAll<HTMLElement>('button:not([disabled]), a[href], input, select, textarea')];
+      const first = focusable[0];
+      const last = focusable[focusable.length - 1];
+      if (!first || !last) return;
+      if (e.shiftKey && document.activeElement === first) {
+        e.preventDefault();
+        last.focus();
+      } else if (!e.shiftKey && document.activeElement === last) {
+        e.preventDefault();
+        first.focus();
+      }
     };
     document.addEventListener('keydown', onKey);
-    return () => document.removeEventListener('keydown', onKey);
-  }, [onClose]);
+    return () => {
+      document.removeEventListener('keydown', onKey);
+      if (opener && document.contains(opener)) opener.focus();
+    };
+  }, []);
 
   const canEdit = store.canEdit.value;
   // Children made since the detail was read appear as their jobs finish.
@@ -120,7 +140,7 @@ export function ImageDialog({ id, project, store, client, models, onOpen, onClos
 
   return (
     <div class="backdrop" onClick={(e) => e.target === e.currentTarget && onClose()}>
-      <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="image-title">
+      <div ref={dialogRef} class="dialog" role="dialog" aria-modal="true" aria-labelledby="image-title">
         <div class="dialog-head">
           <h2 id="image-title">Image #{id}</h2>
           <button ref={closeRef} type="button" class="secondary" onClick={onClose}>
