@@ -38,6 +38,7 @@ runtime_pkgs=(
   libpng16-16
   libjpeg62-turbo
   libwebp7
+  libicu72
 )
 
 build_pkgs=(
@@ -52,6 +53,7 @@ build_pkgs=(
   libsqlite3-dev
   sqlite3
   libtomlplusplus-dev
+  libicu-dev
   libcli11-dev
   libspdlog-dev
   libfmt-dev
