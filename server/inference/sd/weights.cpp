@@ -1,0 +1,58 @@
+#include "server/inference/sd/weights.h"
+
+#include "common/safetensors.h"
+
+namespace atelier::sd {
+
+Result<Weights> Weights::load(const std::string& path, torch::Dtype dtype) {
+  auto file = safetensors::File::open(path);
+  if (!file.is_ok()) return file.status();
+  Weights w;
+  w.path_ = path;
+  for (const auto& t : file->tensors()) {
+    auto values = file->to_float(t);
+    if (!values.is_ok()) {
+      return Status::invalid_argument(path + ": " + values.status().message());
+    }
+    torch::Tensor x = torch::from_blob(values->data(), t.shape, torch::kFloat32).clone();
+    w.tensors_[t.name] = x.to(dtype);
+  }
+  return w;
+}
+
+torch::Tensor Weights::take(const std::string& name, std::vector<int64_t> shape) {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) {
+    problems_.push_back("missing tensor '" + name + "'");
+    return torch::zeros(shape);
+  }
+  taken_.insert(name);
+  if (it->second.sizes().vec() != shape) {
+    std::string want = "[", got = "[";
+    for (auto d : shape) want += std::to_string(d) + ",";
+    for (auto d : it->second.sizes()) got += std::to_string(d) + ",";
+    want.back() = ']';
+    got.back() = ']';
+    problems_.push_back("tensor '" + name + "' has shape " + got + ", expected " + want);
+    return torch::zeros(shape);
+  }
+  return it->second;
+}
+
+Status Weights::check(const std::vector<std::string>& ignored_prefixes) const {
+  std::vector<std::string> all = problems_;
+  for (const auto& [name, t] : tensors_) {
+    if (taken_.count(name)) continue;
+    bool ignored = false;
+    for (const auto& p : ignored_prefixes) ignored = ignored || name.rfind(p, 0) == 0;
+    if (!ignored) all.push_back("unexpected tensor '" + name + "'");
+  }
+  if (all.empty()) return Status::ok();
+  std::string msg = path_ + ": ";
+  const size_t shown = std::min<size_t>(all.size(), 12);
+  for (size_t i = 0; i < shown; ++i) msg += (i ? "; " : "") + all[i];
+  if (all.size() > shown) msg += "; and " + std::to_string(all.size() - shown) + " more";
+  return Status::invalid_argument(msg);
+}
+
+}  // namespace atelier::sd

@@ -1,0 +1,39 @@
+// Weights of one model component (a folder's `*.safetensors`) as torch tensors by name, with
+// every name the architecture needs checked: missing ones and ones nobody asked for are reported
+// by name, in one message, before anything runs.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace atelier::sd {
+
+class Weights {
+ public:
+  // Reads `path`, converting F32, F16 and BF16 to `dtype` (fp32 on the CPU).
+  static Result<Weights> load(const std::string& path, torch::Dtype dtype = torch::kFloat32);
+
+  // The tensor `name` with the given shape. Records a problem (and returns an empty tensor)
+  // when it is missing or shaped otherwise; check() reports all of them.
+  torch::Tensor take(const std::string& name, std::vector<int64_t> shape);
+  // Like take(), for tensors that some checkpoints lack (a default takes its place).
+  bool has(const std::string& name) const { return tensors_.count(name) > 0; }
+  // OK once every take() succeeded and every tensor in the file was taken (or ignored by
+  // prefix); otherwise one error listing each missing, misshapen and unexpected name.
+  Status check(const std::vector<std::string>& ignored_prefixes = {}) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::map<std::string, torch::Tensor> tensors_;
+  std::set<std::string> taken_;
+  std::vector<std::string> problems_;
+};
+
+}  // namespace atelier::sd
