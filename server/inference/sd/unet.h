@@ -1,0 +1,64 @@
+// UNet2DConditionModel (diffusers), built from a model folder's unet/config.json: sinusoidal
+// timestep embedding, conv_in, down blocks (resnets, optional cross-attention transformers,
+// downsampling), the mid block, up blocks with skip connections and upsampling, and the output
+// head. Channels, layers per block, heads, cross-attention width, linear or convolutional
+// projections and norm groups all come from the config, so the tiny fixture, SD 1.x and SD 2.x
+// load through the same code.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "server/inference/sd/layers.h"
+
+namespace atelier::sd {
+
+struct UNetConfig {
+  int64_t in_channels = 4, out_channels = 4;
+  std::vector<int64_t> block_out_channels{320, 640, 1280, 1280};
+  std::vector<bool> down_cross_attention{true, true, true, false};  // per down block
+  std::vector<bool> up_cross_attention{false, true, true, true};    // per up block
+  std::vector<int64_t> heads{8, 8, 8, 8};                           // per down block
+  int64_t layers_per_block = 2;
+  int64_t cross_attention_dim = 768;
+  int64_t norm_num_groups = 32;
+  double norm_eps = 1e-5;
+  bool use_linear_projection = false;
+  bool flip_sin_to_cos = true;
+  int64_t freq_shift = 0;
+  int64_t transformer_layers = 1;
+};
+
+Result<UNetConfig> parse_unet_config(const std::string& json_text);
+
+class UNet {
+ public:
+  static Result<UNet> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32);
+
+  // sample [B, C, H, W]; timesteps [B] or [1] (float); context [B, 77, cross_attention_dim].
+  // `trace`, when given, receives the named intermediates the fixture lists (time_proj,
+  // time_embedding, conv_in, down_blocks_i, mid_block, up_blocks_i, conv_norm_out).
+  torch::Tensor forward(const torch::Tensor& sample, const torch::Tensor& timesteps,
+                        const torch::Tensor& context,
+                        std::map<std::string, torch::Tensor>* trace = nullptr) const;
+  const UNetConfig& config() const { return config_; }
+
+ private:
+  struct Block {
+    std::vector<Resnet> resnets;
+    std::vector<SpatialTransformer> attentions;  // empty, or one per resnet
+    std::optional<Conv> sampler;                 // down: stride-2 conv; up: conv after upsampling
+  };
+  UNetConfig config_;
+  Linear time_linear_1_, time_linear_2_;
+  Conv conv_in_, conv_out_;
+  GroupNorm norm_out_;
+  std::vector<Block> down_, up_;
+  Block mid_;
+};
+
+}  // namespace atelier::sd
