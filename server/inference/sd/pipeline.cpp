@@ -1,0 +1,206 @@
+#include "server/inference/sd/pipeline.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace atelier::sd {
+
+namespace {
+
+Result<std::string> read_text(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found("no " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// What a sampler needs between steps: the scheduler's tables for this run.
+struct Sampler {
+  SamplerKind kind;
+  Prediction prediction;
+  std::vector<float> ac;
+  StepPlan plan;
+  int num_train = 1000;
+  int steps = 1;
+
+  double alpha(double t) const { return ac[static_cast<size_t>(t)]; }
+
+  torch::Tensor scale_input(const torch::Tensor& x, size_t i) const {
+    if (kind != SamplerKind::kEuler && kind != SamplerKind::kEulerAncestral) return x;
+    const double s = plan.sigmas[i];
+    return x / std::sqrt(s * s + 1);
+  }
+
+  // x0 and epsilon from the model's output at alpha_cumprod `a`.
+  std::pair<torch::Tensor, torch::Tensor> split(const torch::Tensor& out, const torch::Tensor& x,
+                                                double a) const {
+    const double sa = std::sqrt(a), sb = std::sqrt(1 - a);
+    if (prediction == Prediction::kEpsilon) return {(x - sb * out) / sa, out};
+    return {sa * x - sb * out, sa * out + sb * x};
+  }
+
+  torch::Tensor step(const torch::Tensor& out, size_t i, const torch::Tensor& x,
+                     torch::Generator& gen) const {
+    const double t = plan.timesteps[i];
+    switch (kind) {
+      case SamplerKind::kDdim: {
+        // eta = 0: deterministic.
+        const double prev = t - num_train / steps;  // integer division, as diffusers
+        const double a_prev = prev >= 0 ? alpha(prev) : plan.final_alpha_cumprod;
+        auto [x0, eps] = split(out, x, alpha(t));
+        return std::sqrt(a_prev) * x0 + std::sqrt(1 - a_prev) * eps;
+      }
+      case SamplerKind::kLcm: {
+        const double prev = i + 1 < plan.timesteps.size() ? plan.timesteps[i + 1] : t;
+        const double a_prev = prev >= 0 ? alpha(prev) : plan.final_alpha_cumprod;
+        auto [x0, eps] = split(out, x, alpha(t));
+        const double scaled = t * 10.0, sd = 0.5;
+        const double c_skip = sd * sd / (scaled * scaled + sd * sd);
+        const double c_out = scaled / std::sqrt(scaled * scaled + sd * sd);
+        torch::Tensor denoised = c_out * x0 + c_skip * x;
+        if (i + 1 == plan.timesteps.size()) return denoised;
+        torch::Tensor noise = torch::randn(x.sizes(), gen, x.options());
+        return std::sqrt(a_prev) * denoised + std::sqrt(1 - a_prev) * noise;
+      }
+      case SamplerKind::kEuler:
+      case SamplerKind::kEulerAncestral: {
+        const double sigma = plan.sigmas[i], next = plan.sigmas[i + 1];
+        torch::Tensor x0 =
+            prediction == Prediction::kEpsilon
+                ? x - sigma * out
+                : out * (-sigma / std::sqrt(sigma * sigma + 1)) + x / (sigma * sigma + 1);
+        torch::Tensor derivative = (x - x0) / sigma;
+        if (kind == SamplerKind::kEuler) return x + derivative * (next - sigma);
+        const double up = std::sqrt(next * next * (sigma * sigma - next * next) / (sigma * sigma));
+        const double down = std::sqrt(next * next - up * up);
+        torch::Tensor noise = torch::randn(x.sizes(), gen, x.options());
+        return x + derivative * (down - sigma) + noise * up;
+      }
+    }
+    return x;
+  }
+
+  // img2img: the clean latents noised to timestep index i.
+  torch::Tensor add_noise(const torch::Tensor& x0, const torch::Tensor& noise, size_t i) const {
+    if (kind == SamplerKind::kEuler || kind == SamplerKind::kEulerAncestral) {
+      return x0 + noise * plan.sigmas[i];
+    }
+    const double a = alpha(plan.timesteps[i]);
+    return std::sqrt(a) * x0 + std::sqrt(1 - a) * noise;
+  }
+};
+
+}  // namespace
+
+Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dtype dtype) {
+  auto index = read_text(dir + "/model_index.json");
+  if (!index.is_ok()) return Status::not_found("model folder " + dir + " has no model_index.json");
+  auto tokenizer = ClipTokenizer::load(dir + "/tokenizer");
+  if (!tokenizer.is_ok()) return tokenizer.status();
+  auto text_encoder = ClipTextEncoder::load(dir + "/text_encoder", dtype);
+  if (!text_encoder.is_ok()) return text_encoder.status();
+  auto unet = UNet::load(dir + "/unet", dtype);
+  if (!unet.is_ok()) return unet.status();
+  auto vae = Vae::load(dir + "/vae", dtype);
+  if (!vae.is_ok()) return vae.status();
+  auto sched_text = read_text(dir + "/scheduler/scheduler_config.json");
+  if (!sched_text.is_ok()) return sched_text.status();
+  auto schedule = parse_schedule_config(*sched_text);
+  if (!schedule.is_ok()) return schedule.status();
+  if (unet->config().cross_attention_dim != text_encoder->config().hidden_size) {
+    return Status::invalid_argument(
+        "the UNet's cross_attention_dim does not match the text "
+        "encoder's hidden_size");
+  }
+  if (unet->config().in_channels != vae->config().latent_channels) {
+    return Status::invalid_argument(
+        "the UNet's in_channels do not match the VAE's latent_channels");
+  }
+  return StableDiffusion(std::move(*tokenizer), std::move(*text_encoder), std::move(*unet),
+                         std::move(*vae), *schedule);
+}
+
+torch::Tensor StableDiffusion::encode_text(const std::string& text) const {
+  const std::vector<int64_t> ids = tokenizer_.encode_padded(text);
+  torch::Tensor t = torch::tensor(ids, torch::kLong).unsqueeze(0);
+  return text_encoder_.forward(t).last_hidden_state;
+}
+
+Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
+                                                const StepCallback& on_step,
+                                                GenerationTrace* trace) const {
+  torch::NoGradGuard no_grad;
+  const int64_t f = vae_.config().downscale_factor();
+  if (r.width < f || r.height < f || r.width % f != 0 || r.height % f != 0) {
+    return Status::invalid_argument("width and height must be multiples of " + std::to_string(f),
+                                    "width");
+  }
+  auto plan = plan_steps(schedule_, r.sampler, r.steps);
+  if (!plan.is_ok()) return plan.status();
+  Sampler s{r.sampler, schedule_.prediction,          alphas_cumprod(schedule_),
+            *plan,     schedule_.num_train_timesteps, r.steps};
+  torch::Generator gen = at::detail::createCPUGenerator(r.seed);
+
+  const bool cfg = r.guidance > 1.0;
+  torch::Tensor cond = encode_text(r.prompt);
+  torch::Tensor embeds = cfg ? torch::cat({encode_text(r.negative_prompt), cond}, 0) : cond;
+  if (trace) trace->prompt_embeds = embeds;
+
+  const std::vector<int64_t> shape{1, latent_channels(), r.height / f, r.width / f};
+  torch::Tensor x;
+  size_t first = 0;
+  if (r.init_image.defined()) {
+    // img2img: start part-way, from the image's latents noised to that point.
+    const int init = std::min(static_cast<int>(r.steps * r.strength), r.steps);
+    first = static_cast<size_t>(std::max(r.steps - init, 0));
+    if (first >= s.plan.timesteps.size()) {
+      return Status::invalid_argument("strength is too low for this many steps", "strength");
+    }
+    LatentDistribution d = vae_.encode(r.init_image);
+    torch::Tensor enc_noise =
+        r.encoder_noise.defined() ? r.encoder_noise : torch::randn(d.mean.sizes(), gen);
+    torch::Tensor x0 = (d.mean + d.std * enc_noise) * vae_.config().scaling_factor;
+    torch::Tensor noise = r.add_noise.defined() ? r.add_noise : torch::randn(x0.sizes(), gen);
+    x = s.add_noise(x0, noise, first);
+    if (trace) trace->init_latents = x;
+  } else {
+    torch::Tensor noise = r.init_latents.defined() ? r.init_latents : torch::randn(shape, gen);
+    if (noise.sizes().vec() != shape) {
+      return Status::invalid_argument("init latents must be 1 x " +
+                                          std::to_string(latent_channels()) + " x H/" +
+                                          std::to_string(f) + " x W/" + std::to_string(f),
+                                      "init_latents");
+    }
+    x = noise * s.plan.init_noise_sigma;
+  }
+
+  const size_t total = s.plan.timesteps.size() - first;
+  for (size_t i = first; i < s.plan.timesteps.size(); ++i) {
+    const double t = s.plan.timesteps[i];
+    torch::Tensor in = s.scale_input(cfg ? torch::cat({x, x}, 0) : x, i);
+    torch::Tensor out = unet_.forward(in, torch::tensor({t}, torch::kFloat32), embeds);
+    if (trace) {
+      trace->timesteps.push_back(t);
+      trace->unet_inputs.push_back(in);
+      trace->unet_outputs.push_back(out);
+    }
+    if (cfg) {
+      auto parts = out.chunk(2, 0);
+      out = parts[0] + r.guidance * (parts[1] - parts[0]);
+    }
+    x = s.step(out, i, x, gen);
+    if (trace) trace->latents.push_back(x);
+    if (on_step && !on_step(static_cast<int>(i - first + 1), static_cast<int>(total), x)) {
+      return Status::cancelled("cancelled");
+    }
+  }
+  torch::Tensor decoded = vae_.decode(x / vae_.config().scaling_factor);
+  if (trace) trace->decoded = decoded;
+  return (decoded / 2 + 0.5).clamp(0, 1);
+}
+
+}  // namespace atelier::sd

@@ -1,0 +1,82 @@
+// StableDiffusion: a diffusers model folder (model_index.json with tokenizer/, text_encoder/,
+// unet/, vae/, scheduler/) loaded into the components of this directory, and one generation:
+// text conditioning (with the negative prompt for classifier-free guidance; guidance <= 1 skips
+// the unconditional pass, as Turbo-style models need), the sampler's loop over the scheduler's
+// timesteps, and the VAE decode. txt2img from noise (or given initial latents, as diffusers'
+// `latents=`), img2img from an image with a strength.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "server/inference/sd/clip_text_encoder.h"
+#include "server/inference/sd/clip_tokenizer.h"
+#include "server/inference/sd/schedule.h"
+#include "server/inference/sd/unet.h"
+#include "server/inference/sd/vae.h"
+
+namespace atelier::sd {
+
+struct GenerationRequest {
+  std::string prompt, negative_prompt;
+  int width = 512, height = 512, steps = 20;
+  double guidance = 7.5;
+  SamplerKind sampler = SamplerKind::kEuler;
+  uint64_t seed = 0;
+  // Optional: the initial noise (1 x latent channels x H/f x W/f), scaled by the sampler's
+  // initial sigma as diffusers does; drawn from `seed` when undefined.
+  torch::Tensor init_latents;
+  // Optional img2img: the starting image (1 x 3 x H x W in [-1, 1]) and how much to change it.
+  torch::Tensor init_image;
+  double strength = 0.6;
+  // Tests only: the img2img noises diffusers drew (the VAE's sample, then the added noise).
+  torch::Tensor encoder_noise, add_noise;
+};
+
+struct GenerationTrace {
+  torch::Tensor prompt_embeds;
+  std::vector<double> timesteps;
+  std::vector<torch::Tensor> unet_inputs, unet_outputs, latents;  // latents after each step
+  torch::Tensor init_latents;                                     // img2img: noisy start
+  torch::Tensor decoded;                                          // VAE output, in [-1, 1]
+};
+
+// Called after every step with (step, steps, current latents); return false to stop (cancel).
+using StepCallback = std::function<bool(int step, int steps, const torch::Tensor& latents)>;
+
+class StableDiffusion {
+ public:
+  static Result<StableDiffusion> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32);
+
+  // The decoded image, 1 x 3 x H x W in [0, 1]. kCancelled when the callback said stop;
+  // invalid_argument for sizes that are not multiples of the VAE's factor.
+  Result<torch::Tensor> generate(const GenerationRequest& request, const StepCallback& on_step = {},
+                                 GenerationTrace* trace = nullptr) const;
+
+  const ScheduleConfig& schedule() const { return schedule_; }
+  const Vae& vae() const { return vae_; }
+  int64_t latent_channels() const { return vae_.config().latent_channels; }
+
+ private:
+  StableDiffusion(ClipTokenizer tokenizer, ClipTextEncoder text_encoder, UNet unet, Vae vae,
+                  ScheduleConfig schedule)
+      : tokenizer_(std::move(tokenizer)),
+        text_encoder_(std::move(text_encoder)),
+        unet_(std::move(unet)),
+        vae_(std::move(vae)),
+        schedule_(schedule) {}
+  torch::Tensor encode_text(const std::string& text) const;
+
+  ClipTokenizer tokenizer_;
+  ClipTextEncoder text_encoder_;
+  UNet unet_;
+  Vae vae_;
+  ScheduleConfig schedule_;
+};
+
+}  // namespace atelier::sd
