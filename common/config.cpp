@@ -260,6 +260,13 @@ const std::vector<OptionDef>& option_defs() {
                             "offer the instant `null` test model (tests and benchmarks)"));
     d.push_back(int_option("null_step_ms", &ServerConfig::null_step_ms, 0, 60'000,
                            "the null model sleeps this long per step (tests)"));
+    d.push_back(path_option("models_dir", &ServerConfig::models_dir,
+                            "each diffusers model folder in it becomes an `sd` model"));
+    d.push_back(int_option("sd_cache_mb", &ServerConfig::sd_cache_mb, 64, int64_t{1} << 22,
+                           "per worker: memory for loaded Stable Diffusion models (least recently "
+                           "used ones are unloaded)"));
+    d.push_back(bool_option("sd_fp16", &ServerConfig::sd_fp16,
+                            "run Stable Diffusion in fp16 on CUDA workers"));
     d.push_back(int_option("job_lease_ms", &ServerConfig::job_lease_ms, 100, 3'600'000,
                            "a running job that makes no progress for this long is re-queued"));
     d.push_back(int_option("job_max_attempts", &ServerConfig::job_max_attempts, 1, 100,

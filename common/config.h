@@ -55,9 +55,12 @@ struct ServerConfig {
   // Generation. One worker thread per entry: "cpu", "cuda:0", "cuda:1", ..., or "auto" (every
   // CUDA device when the CUDA build of libtorch sees one, else one CPU worker).
   std::vector<std::string> workers = {"cpu"};
-  int torch_threads = 0;                // CPU intra-op threads for torch; 0: one per core
-  bool enable_null_model = false;       // offer the `null` test model (tests, benchmarks)
-  int64_t null_step_ms = 0;             // the null model sleeps this long per step (tests)
+  int torch_threads = 0;           // CPU intra-op threads for torch; 0: one per core
+  bool enable_null_model = false;  // offer the `null` test model (tests, benchmarks)
+  int64_t null_step_ms = 0;        // the null model sleeps this long per step (tests)
+  std::filesystem::path models_dir = "./models";  // each diffusers folder in it is an `sd` model
+  int64_t sd_cache_mb = 8192;           // per worker: loaded pipelines beyond this are evicted
+  bool sd_fp16 = true;                  // Stable Diffusion in fp16 on CUDA (fp32 on the CPU)
   int64_t job_lease_ms = 30'000;        // a running job without progress for this long is re-queued
   int job_max_attempts = 3;             // claims before a job that keeps dying is failed
   int64_t max_queued_per_user = 1'000;  // more queued jobs than this per user get 429

@@ -29,6 +29,7 @@
 #include "server/inference/cppn_generator.h"
 #include "server/inference/model_registry.h"
 #include "server/inference/null_generator.h"
+#include "server/inference/sd/sd_generator.h"
 #include "server/inference/torch_runtime.h"
 #include "server/jobs/image_store.h"
 #include "server/jobs/job_service.h"
@@ -251,6 +252,13 @@ class App::Impl {
     ATELIER_RETURN_IF_ERROR(models_.add({inference::cppn_model_info(), [](const std::string& d) {
                                            return inference::make_cppn_generator(d);
                                          }}));
+    inference::SdOptions sd_options{config_.sd_cache_mb << 20, config_.sd_fp16};
+    auto sd = inference::discover_sd_models(config_.models_dir.string(), sd_options);
+    for (const auto& problem : sd.problems) log::warn("models: skipped {}", problem);
+    for (auto& entry : sd.models) {
+      log::info("models: {} ({})", entry.info.id, config_.models_dir.string());
+      ATELIER_RETURN_IF_ERROR(models_.add(std::move(entry)));
+    }
     if (config_.enable_null_model) {
       ATELIER_RETURN_IF_ERROR(models_.add(
           inference::null_model_entry(std::chrono::milliseconds(config_.null_step_ms))));

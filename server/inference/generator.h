@@ -76,6 +76,9 @@ struct ParentImage {
   // The generator's own serialized state for that image (GeneratedImage::lineage), so a child
   // can reproduce or perturb it exactly. Opaque to everyone else.
   std::string lineage;
+  // The parent's PNG file, for models that start from its pixels (img2img). Read it on the
+  // worker thread; it may have been deleted since.
+  std::string png_path;
 };
 
 struct GenerateRequest {

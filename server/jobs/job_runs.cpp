@@ -53,6 +53,7 @@ Result<std::optional<JobService::Claimed>> JobService::claim_in_txn(store::Db& d
       p.height = (*parent)->height;
       p.seed = (*parent)->seed;
       p.lineage = (*parent)->lineage;
+      p.png_path = images_.path_for((*parent)->sha256).string();
       if (*parent_job) {
         p.prompt = (*parent_job)->params.prompt;
         p.negative_prompt = (*parent_job)->params.negative_prompt;

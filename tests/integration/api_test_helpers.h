@@ -199,6 +199,7 @@ inline ServerConfig test_config(const testing::TempDir& dir) {
   c.port = 0;
   c.data_dir = dir / "data";
   c.web_root = dir / "no-web";
+  c.models_dir = dir / "no-models";  // not the developer's ./models
   c.log_level = log::Level::kWarn;
   c.shutdown_timeout_ms = 2000;
   return c;

@@ -51,14 +51,15 @@ Result<ClipTextConfig> parse_clip_text_config(const std::string& json_text) {
   return c;
 }
 
-Result<ClipTextEncoder> ClipTextEncoder::load(const std::string& dir, torch::Dtype dtype) {
+Result<ClipTextEncoder> ClipTextEncoder::load(const std::string& dir, torch::Dtype dtype,
+                                              torch::Device device) {
   std::ifstream in(dir + "/config.json");
   if (!in) return Status::not_found("text encoder: no " + dir + "/config.json");
   std::stringstream ss;
   ss << in.rdbuf();
   auto config = parse_clip_text_config(ss.str());
   if (!config.is_ok()) return config.status();
-  auto weights = Weights::load(dir + "/model.safetensors", dtype);
+  auto weights = Weights::load(dir + "/model.safetensors", dtype, device);
   if (!weights.is_ok()) return weights.status();
   Weights& w = *weights;
   const ClipTextConfig& c = *config;
@@ -142,7 +143,7 @@ ClipTextOutput ClipTextEncoder::forward(const torch::Tensor& input_ids) const {
       torch::layer_norm(x, norm_shape, final_ln_w_, final_ln_b_, config_.layer_norm_eps);
   torch::Tensor at = input_ids.argmax(-1);
   out.pooler_output =
-      out.last_hidden_state.index({torch::arange(input_ids.size(0), torch::kLong), at});
+      out.last_hidden_state.index({torch::arange(input_ids.size(0), input_ids.options()), at});
   return out;
 }
 

@@ -36,7 +36,8 @@ class ClipTextEncoder {
  public:
   // `dir`: the folder's text_encoder/ (config.json and model.safetensors). Missing, misshapen
   // or unexpected weights are refused, each named.
-  static Result<ClipTextEncoder> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32);
+  static Result<ClipTextEncoder> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32,
+                                      torch::Device device = torch::kCPU);
 
   // input_ids: [B, L] int64, L <= max_position_embeddings.
   ClipTextOutput forward(const torch::Tensor& input_ids) const;

@@ -63,7 +63,7 @@ struct Sampler {
         const double c_out = scaled / std::sqrt(scaled * scaled + sd * sd);
         torch::Tensor denoised = c_out * x0 + c_skip * x;
         if (i + 1 == plan.timesteps.size()) return denoised;
-        torch::Tensor noise = torch::randn(x.sizes(), gen, x.options());
+        torch::Tensor noise = torch::randn(x.sizes(), gen).to(x.options());
         return std::sqrt(a_prev) * denoised + std::sqrt(1 - a_prev) * noise;
       }
       case SamplerKind::kEuler:
@@ -77,7 +77,7 @@ struct Sampler {
         if (kind == SamplerKind::kEuler) return x + derivative * (next - sigma);
         const double up = std::sqrt(next * next * (sigma * sigma - next * next) / (sigma * sigma));
         const double down = std::sqrt(next * next - up * up);
-        torch::Tensor noise = torch::randn(x.sizes(), gen, x.options());
+        torch::Tensor noise = torch::randn(x.sizes(), gen).to(x.options());
         return x + derivative * (down - sigma) + noise * up;
       }
     }
@@ -96,16 +96,17 @@ struct Sampler {
 
 }  // namespace
 
-Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dtype dtype) {
+Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dtype dtype,
+                                              torch::Device device) {
   auto index = read_text(dir + "/model_index.json");
   if (!index.is_ok()) return Status::not_found("model folder " + dir + " has no model_index.json");
   auto tokenizer = ClipTokenizer::load(dir + "/tokenizer");
   if (!tokenizer.is_ok()) return tokenizer.status();
-  auto text_encoder = ClipTextEncoder::load(dir + "/text_encoder", dtype);
+  auto text_encoder = ClipTextEncoder::load(dir + "/text_encoder", dtype, device);
   if (!text_encoder.is_ok()) return text_encoder.status();
-  auto unet = UNet::load(dir + "/unet", dtype);
+  auto unet = UNet::load(dir + "/unet", dtype, device);
   if (!unet.is_ok()) return unet.status();
-  auto vae = Vae::load(dir + "/vae", dtype);
+  auto vae = Vae::load(dir + "/vae", dtype, device);
   if (!vae.is_ok()) return vae.status();
   auto sched_text = read_text(dir + "/scheduler/scheduler_config.json");
   if (!sched_text.is_ok()) return sched_text.status();
@@ -121,12 +122,12 @@ Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dty
         "the UNet's in_channels do not match the VAE's latent_channels");
   }
   return StableDiffusion(std::move(*tokenizer), std::move(*text_encoder), std::move(*unet),
-                         std::move(*vae), *schedule);
+                         std::move(*vae), *schedule, dtype, device);
 }
 
 torch::Tensor StableDiffusion::encode_text(const std::string& text) const {
   const std::vector<int64_t> ids = tokenizer_.encode_padded(text);
-  torch::Tensor t = torch::tensor(ids, torch::kLong).unsqueeze(0);
+  torch::Tensor t = torch::tensor(ids, torch::kLong).unsqueeze(0).to(options_.device());
   return text_encoder_.forward(t).last_hidden_state;
 }
 
@@ -160,15 +161,18 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
     if (first >= s.plan.timesteps.size()) {
       return Status::invalid_argument("strength is too low for this many steps", "strength");
     }
-    LatentDistribution d = vae_.encode(r.init_image);
+    LatentDistribution d = vae_.encode(r.init_image.to(options_));
     torch::Tensor enc_noise =
-        r.encoder_noise.defined() ? r.encoder_noise : torch::randn(d.mean.sizes(), gen);
+        (r.encoder_noise.defined() ? r.encoder_noise : torch::randn(d.mean.sizes(), gen))
+            .to(options_);
     torch::Tensor x0 = (d.mean + d.std * enc_noise) * vae_.config().scaling_factor;
-    torch::Tensor noise = r.add_noise.defined() ? r.add_noise : torch::randn(x0.sizes(), gen);
+    torch::Tensor noise =
+        (r.add_noise.defined() ? r.add_noise : torch::randn(x0.sizes(), gen)).to(options_);
     x = s.add_noise(x0, noise, first);
     if (trace) trace->init_latents = x;
   } else {
     torch::Tensor noise = r.init_latents.defined() ? r.init_latents : torch::randn(shape, gen);
+    noise = noise.to(options_);
     if (noise.sizes().vec() != shape) {
       return Status::invalid_argument("init latents must be 1 x " +
                                           std::to_string(latent_channels()) + " x H/" +
@@ -182,7 +186,8 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
   for (size_t i = first; i < s.plan.timesteps.size(); ++i) {
     const double t = s.plan.timesteps[i];
     torch::Tensor in = s.scale_input(cfg ? torch::cat({x, x}, 0) : x, i);
-    torch::Tensor out = unet_.forward(in, torch::tensor({t}, torch::kFloat32), embeds);
+    torch::Tensor out =
+        unet_.forward(in, torch::tensor({t}, torch::kFloat32).to(options_.device()), embeds);
     if (trace) {
       trace->timesteps.push_back(t);
       trace->unet_inputs.push_back(in);
@@ -200,7 +205,7 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
   }
   torch::Tensor decoded = vae_.decode(x / vae_.config().scaling_factor);
   if (trace) trace->decoded = decoded;
-  return (decoded / 2 + 0.5).clamp(0, 1);
+  return (decoded / 2 + 0.5).clamp(0, 1).to(torch::kCPU, torch::kFloat32);
 }
 
 }  // namespace atelier::sd

@@ -51,7 +51,8 @@ using StepCallback = std::function<bool(int step, int steps, const torch::Tensor
 
 class StableDiffusion {
  public:
-  static Result<StableDiffusion> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32);
+  static Result<StableDiffusion> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32,
+                                      torch::Device device = torch::kCPU);
 
   // The decoded image, 1 x 3 x H x W in [0, 1]. kCancelled when the callback said stop;
   // invalid_argument for sizes that are not multiples of the VAE's factor.
@@ -64,14 +65,16 @@ class StableDiffusion {
 
  private:
   StableDiffusion(ClipTokenizer tokenizer, ClipTextEncoder text_encoder, UNet unet, Vae vae,
-                  ScheduleConfig schedule)
-      : tokenizer_(std::move(tokenizer)),
+                  ScheduleConfig schedule, torch::Dtype dtype, torch::Device device)
+      : options_(torch::TensorOptions().dtype(dtype).device(device)),
+        tokenizer_(std::move(tokenizer)),
         text_encoder_(std::move(text_encoder)),
         unet_(std::move(unet)),
         vae_(std::move(vae)),
         schedule_(schedule) {}
   torch::Tensor encode_text(const std::string& text) const;
 
+  torch::TensorOptions options_;  // the components' dtype and device
   ClipTokenizer tokenizer_;
   ClipTextEncoder text_encoder_;
   UNet unet_;

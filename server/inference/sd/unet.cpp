@@ -120,14 +120,14 @@ Result<UNetConfig> parse_unet_config(const std::string& json_text) {
   return c;
 }
 
-Result<UNet> UNet::load(const std::string& dir, torch::Dtype dtype) {
+Result<UNet> UNet::load(const std::string& dir, torch::Dtype dtype, torch::Device device) {
   std::ifstream in(dir + "/config.json");
   if (!in) return Status::not_found("unet: no " + dir + "/config.json");
   std::stringstream ss;
   ss << in.rdbuf();
   auto config = parse_unet_config(ss.str());
   if (!config.is_ok()) return config.status();
-  auto weights = Weights::load(dir + "/diffusion_pytorch_model.safetensors", dtype);
+  auto weights = Weights::load(dir + "/diffusion_pytorch_model.safetensors", dtype, device);
   if (!weights.is_ok()) return weights.status();
   Weights& w = *weights;
   const UNetConfig& c = *config;
@@ -200,8 +200,9 @@ torch::Tensor UNet::forward(const torch::Tensor& sample, const torch::Tensor& ti
   // Sinusoidal embedding of the timestep, in float32 whatever the model's dtype.
   const int64_t half = config_.block_out_channels[0] / 2;
   torch::Tensor t = timesteps.to(torch::kFloat32).reshape({-1}).expand({b});
-  torch::Tensor freqs = torch::exp(-std::log(10000.0) * torch::arange(half, torch::kFloat32) /
-                                   static_cast<double>(half - config_.freq_shift));
+  torch::Tensor freqs =
+      torch::exp(-std::log(10000.0) * torch::arange(half, sample.options().dtype(torch::kFloat32)) /
+                 static_cast<double>(half - config_.freq_shift));
   torch::Tensor args = t.unsqueeze(1) * freqs.unsqueeze(0);
   torch::Tensor t_emb = config_.flip_sin_to_cos
                             ? torch::cat({torch::cos(args), torch::sin(args)}, 1)

@@ -37,7 +37,8 @@ Result<UNetConfig> parse_unet_config(const std::string& json_text);
 
 class UNet {
  public:
-  static Result<UNet> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32);
+  static Result<UNet> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32,
+                           torch::Device device = torch::kCPU);
 
   // sample [B, C, H, W]; timesteps [B] or [1] (float); context [B, 77, cross_attention_dim].
   // `trace`, when given, receives the named intermediates the fixture lists (time_proj,

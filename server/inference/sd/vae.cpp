@@ -62,14 +62,14 @@ Result<VaeConfig> parse_vae_config(const std::string& json_text) {
   return c;
 }
 
-Result<Vae> Vae::load(const std::string& dir, torch::Dtype dtype) {
+Result<Vae> Vae::load(const std::string& dir, torch::Dtype dtype, torch::Device device) {
   std::ifstream in(dir + "/config.json");
   if (!in) return Status::not_found("vae: no " + dir + "/config.json");
   std::stringstream ss;
   ss << in.rdbuf();
   auto config = parse_vae_config(ss.str());
   if (!config.is_ok()) return config.status();
-  auto weights = Weights::load(dir + "/diffusion_pytorch_model.safetensors", dtype);
+  auto weights = Weights::load(dir + "/diffusion_pytorch_model.safetensors", dtype, device);
   if (!weights.is_ok()) return weights.status();
   Weights& w = *weights;
   const VaeConfig& c = *config;

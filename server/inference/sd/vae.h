@@ -32,7 +32,8 @@ struct LatentDistribution {
 
 class Vae {
  public:
-  static Result<Vae> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32);
+  static Result<Vae> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32,
+                          torch::Device device = torch::kCPU);
 
   // image [B, 3, H, W] in [-1, 1] -> the latent distribution (unscaled).
   LatentDistribution encode(const torch::Tensor& image,

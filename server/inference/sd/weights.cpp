@@ -4,7 +4,7 @@
 
 namespace atelier::sd {
 
-Result<Weights> Weights::load(const std::string& path, torch::Dtype dtype) {
+Result<Weights> Weights::load(const std::string& path, torch::Dtype dtype, torch::Device device) {
   auto file = safetensors::File::open(path);
   if (!file.is_ok()) return file.status();
   Weights w;
@@ -15,7 +15,7 @@ Result<Weights> Weights::load(const std::string& path, torch::Dtype dtype) {
       return Status::invalid_argument(path + ": " + values.status().message());
     }
     torch::Tensor x = torch::from_blob(values->data(), t.shape, torch::kFloat32).clone();
-    w.tensors_[t.name] = x.to(dtype);
+    w.tensors_[t.name] = x.to(device, dtype);
   }
   return w;
 }
@@ -24,7 +24,7 @@ torch::Tensor Weights::take(const std::string& name, std::vector<int64_t> shape)
   auto it = tensors_.find(name);
   if (it == tensors_.end()) {
     problems_.push_back("missing tensor '" + name + "'");
-    return torch::zeros(shape);
+    return {};
   }
   taken_.insert(name);
   if (it->second.sizes().vec() != shape) {
@@ -34,7 +34,7 @@ torch::Tensor Weights::take(const std::string& name, std::vector<int64_t> shape)
     want.back() = ']';
     got.back() = ']';
     problems_.push_back("tensor '" + name + "' has shape " + got + ", expected " + want);
-    return torch::zeros(shape);
+    return {};
   }
   return it->second;
 }

@@ -17,7 +17,8 @@ namespace atelier::sd {
 class Weights {
  public:
   // Reads `path`, converting F32, F16 and BF16 to `dtype` (fp32 on the CPU).
-  static Result<Weights> load(const std::string& path, torch::Dtype dtype = torch::kFloat32);
+  static Result<Weights> load(const std::string& path, torch::Dtype dtype = torch::kFloat32,
+                              torch::Device device = torch::kCPU);
 
   // The tensor `name` with the given shape. Records a problem (and returns an empty tensor)
   // when it is missing or shaped otherwise; check() reports all of them.
