@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "server/app/admin_command.h"
 #include "server/app/app.h"
+#include "server/inference/sd/generate_command.h"
 
 #ifndef ATELIER_VERSION
 #define ATELIER_VERSION "0.0.0"
@@ -150,6 +151,26 @@ int main(int argc, char** argv) {
     exit_code =
         password ? atelier::app::admin_reset_password(*config, admin_args.username, *password) : 2;
   });
+  atelier::sd::GenerateArgs gen;
+  auto* generate = cli.add_subcommand(
+      "generate", "Run one Stable Diffusion generation offline from a diffusers model folder");
+  generate->add_option("--model", gen.model, "model folder (with model_index.json)")->required();
+  generate->add_option("--prompt", gen.prompt, "what to make")->required();
+  generate->add_option("--negative", gen.negative, "what to steer away from");
+  generate->add_option("--width", gen.width, "pixels (default: the model's native size)");
+  generate->add_option("--height", gen.height, "pixels (default: the model's native size)");
+  generate->add_option("--steps", gen.steps, "sampler steps (default: the model's)");
+  generate->add_option("--guidance", gen.guidance, "classifier-free guidance (<= 1: none)");
+  generate->add_option("--sampler", gen.sampler, "euler, euler_a, ddim or lcm");
+  generate->add_option("--seed", gen.seed, "seed (default: random)");
+  generate->add_option("--init-image", gen.init_image, "PNG to start from (img2img)");
+  generate->add_option("--strength", gen.strength, "how far img2img departs from --init-image");
+  generate->add_option("--init-latents", gen.init_latents,
+                       "safetensors with `latents`: the initial noise instead of drawing it");
+  generate->add_option("--out", gen.out, "PNG to write (default out.png)");
+  generate->add_option("--out-tensor", gen.out_tensor,
+                       "safetensors to write the image to before 8-bit conversion (`image`)");
+  generate->callback([&] { exit_code = atelier::sd::run_generate(gen); });
   CLI11_PARSE(cli, argc, argv);
   return exit_code;
 }
