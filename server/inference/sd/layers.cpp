@@ -8,6 +8,11 @@ namespace atelier::sd {
 
 namespace F = torch::nn::functional;
 
+int64_t& flop_counter() {
+  thread_local int64_t flops = 0;
+  return flops;
+}
+
 Conv Conv::load(Weights& w, const std::string& name, int64_t in, int64_t out, int64_t k,
                 int64_t stride, int64_t padding) {
   Conv c;
@@ -19,7 +24,9 @@ Conv Conv::load(Weights& w, const std::string& name, int64_t in, int64_t out, in
 }
 
 torch::Tensor Conv::operator()(const torch::Tensor& x) const {
-  return torch::conv2d(x, w, b, stride, padding);
+  torch::Tensor y = torch::conv2d(x, w, b, stride, padding);
+  flop_counter() += 2 * y.numel() * w.size(1) * w.size(2) * w.size(3);
+  return y;
 }
 
 Linear Linear::load(Weights& w, const std::string& name, int64_t in, int64_t out, bool bias) {
@@ -30,6 +37,7 @@ Linear Linear::load(Weights& w, const std::string& name, int64_t in, int64_t out
 }
 
 torch::Tensor Linear::operator()(const torch::Tensor& x) const {
+  flop_counter() += 2 * (x.numel() / x.size(-1)) * w.size(0) * w.size(1);
   return F::linear(x, w, b);
 }
 
@@ -89,6 +97,7 @@ torch::Tensor Attention::operator()(const torch::Tensor& x, const torch::Tensor&
   const int64_t b = x.size(0), n = x.size(1);
   torch::Tensor qh = q(x), kh = k(ctx), vh = v(ctx);
   const int64_t d = qh.size(-1) / heads;
+  flop_counter() += 2 * 2 * b * heads * n * kh.size(1) * d;  // scores and weighted sum
   auto split = [&](const torch::Tensor& t) {
     return t.view({b, t.size(1), heads, d}).transpose(1, 2);
   };

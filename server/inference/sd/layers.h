@@ -13,6 +13,10 @@
 
 namespace atelier::sd {
 
+// Floating-point operations (multiply-adds count 2) the layers below have run on this thread;
+// benchmarks reset and read it. Counted only for convolutions, linear maps and attention.
+int64_t& flop_counter();
+
 struct Conv {
   torch::Tensor w, b;
   int64_t stride = 1, padding = 0;

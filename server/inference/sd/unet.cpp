@@ -129,8 +129,11 @@ Result<UNet> UNet::load(const std::string& dir, torch::Dtype dtype, torch::Devic
   if (!config.is_ok()) return config.status();
   auto weights = Weights::load(dir + "/diffusion_pytorch_model.safetensors", dtype, device);
   if (!weights.is_ok()) return weights.status();
-  Weights& w = *weights;
-  const UNetConfig& c = *config;
+  return build(*config, *weights);
+}
+
+Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {
+  const UNetConfig& c = config;
   const auto& ch = c.block_out_channels;
   const int64_t n = static_cast<int64_t>(ch.size());
   const int64_t temb = ch[0] * 4, g = c.norm_num_groups;

@@ -39,6 +39,8 @@ class UNet {
  public:
   static Result<UNet> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32,
                            torch::Device device = torch::kCPU);
+  // From weights already at hand (Weights::synthetic() for benchmarks).
+  static Result<UNet> build(const UNetConfig& config, Weights& weights);
 
   // sample [B, C, H, W]; timesteps [B] or [1] (float); context [B, 77, cross_attention_dim].
   // `trace`, when given, receives the named intermediates the fixture lists (time_proj,

@@ -1,5 +1,7 @@
 #include "server/inference/sd/weights.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "common/safetensors.h"
 
 namespace atelier::sd {
@@ -20,7 +22,21 @@ Result<Weights> Weights::load(const std::string& path, torch::Dtype dtype, torch
   return w;
 }
 
+Weights Weights::synthetic(uint64_t seed, torch::Dtype dtype, torch::Device device) {
+  Weights w;
+  w.path_ = "(synthetic)";
+  w.synthetic_ = true;
+  w.dtype_ = dtype;
+  w.device_ = device;
+  w.gen_ = at::detail::createCPUGenerator(seed);
+  return w;
+}
+
 torch::Tensor Weights::take(const std::string& name, std::vector<int64_t> shape) {
+  if (synthetic_) {
+    taken_.insert(name);
+    return (torch::randn(shape, *gen_) * 0.02).to(device_, dtype_);
+  }
   auto it = tensors_.find(name);
   if (it == tensors_.end()) {
     problems_.push_back("missing tensor '" + name + "'");

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -19,6 +20,11 @@ class Weights {
   // Reads `path`, converting F32, F16 and BF16 to `dtype` (fp32 on the CPU).
   static Result<Weights> load(const std::string& path, torch::Dtype dtype = torch::kFloat32,
                               torch::Device device = torch::kCPU);
+
+  // Random weights for any name asked for (benchmarks of full-size architectures without
+  // their files): take() returns a fresh N(0, 0.02) tensor of the requested shape.
+  static Weights synthetic(uint64_t seed, torch::Dtype dtype = torch::kFloat32,
+                           torch::Device device = torch::kCPU);
 
   // The tensor `name` with the given shape. Records a problem (and returns an empty tensor)
   // when it is missing or shaped otherwise; check() reports all of them.
@@ -35,6 +41,10 @@ class Weights {
   std::map<std::string, torch::Tensor> tensors_;
   std::set<std::string> taken_;
   std::vector<std::string> problems_;
+  bool synthetic_ = false;
+  torch::Dtype dtype_ = torch::kFloat32;
+  torch::Device device_ = torch::kCPU;
+  std::optional<torch::Generator> gen_;
 };
 
 }  // namespace atelier::sd
