@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "server/inference/sd/model_files.h"
 #include "server/inference/sd/weights.h"
 
 namespace atelier::sd {
@@ -53,11 +54,9 @@ Result<ClipTextConfig> parse_clip_text_config(const std::string& json_text) {
 
 Result<ClipTextEncoder> ClipTextEncoder::load(const std::string& dir, torch::Dtype dtype,
                                               torch::Device device) {
-  std::ifstream in(dir + "/config.json");
-  if (!in) return Status::not_found("text encoder: no " + dir + "/config.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto config = parse_clip_text_config(ss.str());
+  auto text = read_model_file(dir + "/config.json");
+  if (!text.is_ok()) return text.status();
+  auto config = parse_clip_text_config(*text);
   if (!config.is_ok()) return config.status();
   auto weights = Weights::load(dir + "/model.safetensors", dtype, device);
   if (!weights.is_ok()) return weights.status();

@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "server/inference/sd/model_files.h"
+
 namespace atelier::sd {
 
 namespace {
@@ -94,14 +96,6 @@ std::string unescape_html(const std::string& s) {
     if (!replaced) out += s[i++];
   }
   return out;
-}
-
-Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::not_found("tokenizer: no file " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -229,13 +223,13 @@ Result<ClipTokenizer> ClipTokenizer::from_strings(const std::string& vocab_json,
 }
 
 Result<ClipTokenizer> ClipTokenizer::load(const std::string& dir) {
-  auto vocab = read_file(dir + "/vocab.json");
+  auto vocab = read_model_file(dir + "/vocab.json");
   if (!vocab.is_ok()) return vocab.status();
-  auto merges = read_file(dir + "/merges.txt");
+  auto merges = read_model_file(dir + "/merges.txt");
   if (!merges.is_ok()) return merges.status();
   std::string pad(kEos);
   int max_length = 77;
-  if (auto config = read_file(dir + "/tokenizer_config.json"); config.is_ok()) {
+  if (auto config = read_model_file(dir + "/tokenizer_config.json"); config.is_ok()) {
     auto j = nlohmann::json::parse(*config, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
       return Status::invalid_argument("tokenizer: " + dir + "/tokenizer_config.json is not JSON");

@@ -3,20 +3,15 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "server/inference/sd/model_files.h"
 
 namespace atelier::sd {
 
 namespace {
-
-Result<std::string> read_text(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::not_found("no " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // What a sampler needs between steps: the scheduler's tables for this run.
 struct Sampler {
@@ -96,9 +91,31 @@ struct Sampler {
 
 }  // namespace
 
+torch::Tensor image_to_tensor(const image::Image& img, int w, int h) {
+  torch::Tensor t = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()),
+                                     {img.height, img.width, img.channels}, torch::kUInt8)
+                            .narrow(2, 0, 3)
+                            .permute({2, 0, 1})
+                            .unsqueeze(0)
+                            .to(torch::kFloat32) /
+                        127.5 -
+                    1.0;
+  if (img.width != w || img.height != h) t = torch::upsample_bilinear2d(t, {h, w}, false);
+  return t.clamp(-1, 1);
+}
+
+image::Image tensor_to_image(const torch::Tensor& image) {
+  torch::Tensor u8 =
+      (image[0] * 255).round().clamp(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous();
+  image::Image out{static_cast<int>(u8.size(1)), static_cast<int>(u8.size(0)), 3,
+                   std::vector<uint8_t>(static_cast<size_t>(u8.numel()))};
+  std::memcpy(out.pixels.data(), u8.data_ptr<uint8_t>(), out.pixels.size());
+  return out;
+}
+
 Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dtype dtype,
                                               torch::Device device) {
-  auto index = read_text(dir + "/model_index.json");
+  auto index = read_model_file(dir + "/model_index.json");
   if (!index.is_ok()) return Status::not_found("model folder " + dir + " has no model_index.json");
   auto tokenizer = ClipTokenizer::load(dir + "/tokenizer");
   if (!tokenizer.is_ok()) return tokenizer.status();
@@ -108,7 +125,7 @@ Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dty
   if (!unet.is_ok()) return unet.status();
   auto vae = Vae::load(dir + "/vae", dtype, device);
   if (!vae.is_ok()) return vae.status();
-  auto sched_text = read_text(dir + "/scheduler/scheduler_config.json");
+  auto sched_text = read_model_file(dir + "/scheduler/scheduler_config.json");
   if (!sched_text.is_ok()) return sched_text.status();
   auto schedule = parse_schedule_config(*sched_text);
   if (!schedule.is_ok()) return schedule.status();

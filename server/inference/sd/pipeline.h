@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/image.h"
 #include "common/status.h"
 #include "server/inference/sd/clip_text_encoder.h"
 #include "server/inference/sd/clip_tokenizer.h"
@@ -48,6 +49,12 @@ struct GenerationTrace {
 
 // Called after every step with (step, steps, current latents); return false to stop (cancel).
 using StepCallback = std::function<bool(int step, int steps, const torch::Tensor& latents)>;
+
+// An 8-bit RGB(A) image as the pipeline's input: 1 x 3 x h x w in [-1, 1], resized (bilinear)
+// when its size differs.
+torch::Tensor image_to_tensor(const image::Image& img, int w, int h);
+// The pipeline's output (1 x 3 x H x W in [0, 1]) as an 8-bit RGB image.
+image::Image tensor_to_image(const torch::Tensor& image);
 
 class StableDiffusion {
  public:

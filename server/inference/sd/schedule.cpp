@@ -53,6 +53,14 @@ void rescale_zero_snr(std::vector<float>& b) {
 
 }  // namespace
 
+std::optional<SamplerKind> parse_sampler(std::string_view name) {
+  if (name == "euler") return SamplerKind::kEuler;
+  if (name == "euler_a") return SamplerKind::kEulerAncestral;
+  if (name == "ddim") return SamplerKind::kDdim;
+  if (name == "lcm") return SamplerKind::kLcm;
+  return std::nullopt;
+}
+
 Result<ScheduleConfig> parse_schedule_config(const std::string& json_text) {
   auto j = json::parse(json_text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {

@@ -10,7 +10,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -20,6 +22,8 @@ namespace atelier::sd {
 enum class Spacing { kLeading, kLinspace, kTrailing };
 enum class Prediction { kEpsilon, kVPrediction };
 enum class SamplerKind { kEuler, kEulerAncestral, kDdim, kLcm };
+// "euler", "euler_a", "ddim", "lcm" (the names the API and the CLI use); nullopt otherwise.
+std::optional<SamplerKind> parse_sampler(std::string_view name);
 
 struct ScheduleConfig {
   int num_train_timesteps = 1000;

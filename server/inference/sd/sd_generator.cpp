@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/logging.h"
+#include "server/inference/sd/model_files.h"
 #include "server/inference/sd/pipeline.h"
 
 namespace atelier::inference {
@@ -19,23 +20,13 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 Result<json> read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) return Status::not_found("no " + path.filename().string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
+  auto text = sd::read_model_file(path.string());
+  if (!text.is_ok()) return text.status();
+  json j = json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     return Status::invalid_argument(path.string() + " is not a JSON object");
   }
   return j;
-}
-
-std::optional<sd::SamplerKind> sampler_kind(const std::string& name) {
-  if (name == "euler") return sd::SamplerKind::kEuler;
-  if (name == "euler_a") return sd::SamplerKind::kEulerAncestral;
-  if (name == "ddim") return sd::SamplerKind::kDdim;
-  if (name == "lcm") return sd::SamplerKind::kLcm;
-  return std::nullopt;
 }
 
 // Stable Diffusion 1.x latents to RGB: a linear map good enough for a step preview, with no
@@ -60,22 +51,6 @@ Image preview_of(const torch::Tensor& latents) {
             std::vector<uint8_t>(static_cast<size_t>(h * w * 3))};
   std::memcpy(img.pixels.data(), rgb.data_ptr<uint8_t>(), img.pixels.size());
   return img;
-}
-
-// Image (RGB or RGBA, 8-bit) resized to w x h, as a 1 x 3 x h x w tensor in [-1, 1].
-torch::Tensor image_tensor(const Image& img, int w, int h) {
-  torch::Tensor t = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()),
-                                     {img.height, img.width, img.channels}, torch::kUInt8)
-                            .narrow(2, 0, 3)
-                            .permute({2, 0, 1})
-                            .unsqueeze(0)
-                            .to(torch::kFloat32) /
-                        127.5 -
-                    1.0;
-  if (img.width != w || img.height != h) {
-    t = torch::upsample_bilinear2d(t, {h, w}, false);
-  }
-  return t.clamp(-1, 1);
 }
 
 // The pipelines one worker holds, least recently used first out.
@@ -143,19 +118,20 @@ class SdGenerator : public Generator {
                                                const CancelToken& cancel) override {
     auto pipeline = worker_cache().get(dir_, device_, options_);
     if (!pipeline.is_ok()) return pipeline.status();
-    auto kind = sampler_kind(req.sampler.empty() ? info_.samplers.front() : req.sampler);
+    auto kind = sd::parse_sampler(req.sampler.empty() ? info_.samplers.front() : req.sampler);
     if (!kind) return Status::invalid_argument("unknown sampler " + req.sampler, "sampler");
     torch::Tensor parent;
     if (req.mode != Mode::kTxt2Img) {
       if (!req.parent || req.parent->png_path.empty()) {
         return Status::invalid_argument("this mode needs the parent image", "parent_image_id");
       }
-      std::ifstream in(req.parent->png_path, std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), {});
-      auto img = image::decode_png(
-          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+      auto bytes = sd::read_model_file(req.parent->png_path);
+      auto img = bytes.is_ok()
+                     ? image::decode_png(std::span<const uint8_t>(
+                           reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()))
+                     : Result<Image>(bytes.status());
       if (!img.is_ok()) return Status::unprocessable("the parent image cannot be read");
-      parent = image_tensor(*img, req.width, req.height);
+      parent = sd::image_to_tensor(*img, req.width, req.height);
     }
     std::vector<GeneratedImage> out;
     const int total = req.steps * req.count;
@@ -186,15 +162,8 @@ class SdGenerator : public Generator {
         return !cancel.cancelled();
       });
       if (!image.is_ok()) return image.status();
-      torch::Tensor u8 = ((*image)[0] * 255)
-                             .round()
-                             .clamp(0, 255)
-                             .to(torch::kUInt8)
-                             .permute({1, 2, 0})
-                             .contiguous();
       GeneratedImage g;
-      g.image = Image{req.width, req.height, 3, std::vector<uint8_t>(u8.numel())};
-      std::memcpy(g.image.pixels.data(), u8.data_ptr<uint8_t>(), g.image.pixels.size());
+      g.image = sd::tensor_to_image(*image);
       g.seed = req.seed + i;
       g.lineage = "sd1;" + std::to_string(g.seed);
       out.push_back(std::move(g));

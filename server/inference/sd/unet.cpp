@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "server/inference/sd/model_files.h"
+
 namespace atelier::sd {
 
 namespace {
@@ -121,11 +123,9 @@ Result<UNetConfig> parse_unet_config(const std::string& json_text) {
 }
 
 Result<UNet> UNet::load(const std::string& dir, torch::Dtype dtype, torch::Device device) {
-  std::ifstream in(dir + "/config.json");
-  if (!in) return Status::not_found("unet: no " + dir + "/config.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto config = parse_unet_config(ss.str());
+  auto text = read_model_file(dir + "/config.json");
+  if (!text.is_ok()) return text.status();
+  auto config = parse_unet_config(*text);
   if (!config.is_ok()) return config.status();
   auto weights = Weights::load(dir + "/diffusion_pytorch_model.safetensors", dtype, device);
   if (!weights.is_ok()) return weights.status();

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "server/inference/sd/model_files.h"
+
 namespace atelier::sd {
 
 namespace {
@@ -63,11 +65,9 @@ Result<VaeConfig> parse_vae_config(const std::string& json_text) {
 }
 
 Result<Vae> Vae::load(const std::string& dir, torch::Dtype dtype, torch::Device device) {
-  std::ifstream in(dir + "/config.json");
-  if (!in) return Status::not_found("vae: no " + dir + "/config.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto config = parse_vae_config(ss.str());
+  auto text = read_model_file(dir + "/config.json");
+  if (!text.is_ok()) return text.status();
+  auto config = parse_vae_config(*text);
   if (!config.is_ok()) return config.status();
   auto weights = Weights::load(dir + "/diffusion_pytorch_model.safetensors", dtype, device);
   if (!weights.is_ok()) return weights.status();

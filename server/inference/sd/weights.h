@@ -29,8 +29,6 @@ class Weights {
   // The tensor `name` with the given shape. Records a problem (and returns an empty tensor)
   // when it is missing or shaped otherwise; check() reports all of them.
   torch::Tensor take(const std::string& name, std::vector<int64_t> shape);
-  // Like take(), for tensors that some checkpoints lack (a default takes its place).
-  bool has(const std::string& name) const { return tensors_.count(name) > 0; }
   // OK once every take() succeeded and every tensor in the file was taken (or ignored by
   // prefix); otherwise one error listing each missing, misshapen and unexpected name.
   Status check(const std::vector<std::string>& ignored_prefixes = {}) const;

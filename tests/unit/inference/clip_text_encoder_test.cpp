@@ -10,28 +10,14 @@
 #include "common/safetensors.h"
 #include "server/inference/sd/weights.h"
 #include "tests/support/temp_dir.h"
+#include "tests/unit/inference/sd_fixture.h"
 
 namespace atelier::sd {
 namespace {
 
 namespace fs = std::filesystem;
-const fs::path kTiny = "../shared/fixtures/sd-tiny";
-
-torch::Tensor expected(const safetensors::File& f, const std::string& name) {
-  const auto* t = f.find(name);
-  EXPECT_NE(t, nullptr) << name;
-  if (!t) return {};
-  if (t->dtype == safetensors::DType::kI64) {
-    auto bytes = f.bytes(*t);
-    return torch::from_blob(const_cast<uint8_t*>(bytes.data()), t->shape, torch::kLong).clone();
-  }
-  auto v = *f.to_float(*t);
-  return torch::from_blob(v.data(), t->shape, torch::kFloat32).clone();
-}
-
-double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>();
-}
+using fixture::kTiny;
+using fixture::max_diff;
 
 TEST(ClipTextEncoderTest, MatchesTransformersOnTheTinyFixture) {
   if (!fs::exists(kTiny)) GTEST_SKIP() << "../shared/fixtures/sd-tiny is absent";
@@ -41,19 +27,20 @@ TEST(ClipTextEncoderTest, MatchesTransformersOnTheTinyFixture) {
   EXPECT_EQ(enc->config().num_hidden_layers, 5);
   auto ref = safetensors::File::open((kTiny / "expected/text_encoder.safetensors").string());
   ASSERT_TRUE(ref.is_ok());
-  const torch::Tensor ids = expected(*ref, "input_ids");
+  const torch::Tensor ids = fixture::fixture_tensor(*ref, "input_ids");
   ASSERT_EQ(ids.sizes(), (std::vector<int64_t>{2, 77}));
   const ClipTextOutput out = enc->forward(ids);
   ASSERT_EQ(out.hidden_states.size(), 6u);
   for (size_t i = 0; i < out.hidden_states.size(); ++i) {
-    EXPECT_LT(max_diff(out.hidden_states[i], expected(*ref, "hidden_states_" + std::to_string(i))),
+    EXPECT_LT(max_diff(out.hidden_states[i],
+                       fixture::fixture_tensor(*ref, "hidden_states_" + std::to_string(i))),
               1e-4)
         << "hidden state " << i;
   }
-  const torch::Tensor last = expected(*ref, "last_hidden_state");
+  const torch::Tensor last = fixture::fixture_tensor(*ref, "last_hidden_state");
   EXPECT_LT(max_diff(out.last_hidden_state, last), 1e-4);
   EXPECT_GT(last.abs().max().item<double>(), 0.1) << "the reference is not trivially small";
-  EXPECT_LT(max_diff(out.pooler_output, expected(*ref, "pooler_output")), 1e-4);
+  EXPECT_LT(max_diff(out.pooler_output, fixture::fixture_tensor(*ref, "pooler_output")), 1e-4);
 }
 
 TEST(ClipTextEncoderTest, NamesMissingAndUnexpectedWeights) {

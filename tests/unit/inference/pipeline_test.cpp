@@ -9,34 +9,14 @@
 #include <filesystem>
 
 #include "common/safetensors.h"
+#include "tests/unit/inference/sd_fixture.h"
 
 namespace atelier::sd {
 namespace {
 
 namespace fs = std::filesystem;
-const fs::path kTiny = "../shared/fixtures/sd-tiny";
-
-torch::Tensor tensor(const safetensors::File& f, const std::string& name) {
-  const auto* t = f.find(name);
-  if (!t) {
-    ADD_FAILURE() << "no tensor " << name;
-    return torch::zeros({1});
-  }
-  if (t->dtype == safetensors::DType::kI64) {
-    auto bytes = f.bytes(*t);
-    return torch::from_blob(const_cast<uint8_t*>(bytes.data()), t->shape, torch::kLong)
-        .clone()
-        .to(torch::kFloat64);
-  }
-  auto v = *f.to_float(*t);
-  return torch::from_blob(v.data(), t->shape, torch::kFloat32).clone();
-}
-
-double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  if (a.sizes() != b.sizes()) return 1e9;
-  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
-}
+using fixture::kTiny;
+using fixture::max_diff;
 
 class PipelineTest : public ::testing::Test {
  protected:
@@ -57,19 +37,24 @@ class PipelineTest : public ::testing::Test {
   // Checks one run against expected/<name>.safetensors.
   void check(const std::string& name, const GenerationTrace& trace, const torch::Tensor& image,
              const safetensors::File& ref, size_t steps) {
-    EXPECT_LT(max_diff(trace.prompt_embeds, tensor(ref, "prompt_embeds")), 1e-4) << name;
-    const torch::Tensor want_t = tensor(ref, "timesteps");
+    EXPECT_LT(max_diff(trace.prompt_embeds, fixture::fixture_tensor(ref, "prompt_embeds")), 1e-4)
+        << name;
+    const torch::Tensor want_t = fixture::fixture_tensor(ref, "timesteps");
     ASSERT_EQ(trace.timesteps.size(), steps) << name;
     for (size_t i = 0; i < steps; ++i) {
       EXPECT_NEAR(trace.timesteps[i], want_t[static_cast<int64_t>(i)].item<double>(), 1e-4) << name;
-      EXPECT_LT(max_diff(trace.unet_inputs[i], tensor(ref, "unet_input_" + std::to_string(i))),
+      EXPECT_LT(max_diff(trace.unet_inputs[i],
+                         fixture::fixture_tensor(ref, "unet_input_" + std::to_string(i))),
                 1e-3)
           << name << " step " << i;
-      EXPECT_LT(max_diff(trace.latents[i], tensor(ref, "latents_" + std::to_string(i + 1))), 1e-3)
+      EXPECT_LT(max_diff(trace.latents[i],
+                         fixture::fixture_tensor(ref, "latents_" + std::to_string(i + 1))),
+                1e-3)
           << name << " step " << i;
     }
-    EXPECT_LT(max_diff(trace.decoded, tensor(ref, "decoded")), 1e-3) << name;
-    EXPECT_LT(max_diff(image.permute({0, 2, 3, 1}), tensor(ref, "image")), 1e-3) << name;
+    EXPECT_LT(max_diff(trace.decoded, fixture::fixture_tensor(ref, "decoded")), 1e-3) << name;
+    EXPECT_LT(max_diff(image.permute({0, 2, 3, 1}), fixture::fixture_tensor(ref, "image")), 1e-3)
+        << name;
   }
 
   static StableDiffusion* pipe_;
@@ -92,7 +77,7 @@ TEST_F(PipelineTest, Txt2ImgMatchesDiffusersForEachSamplerAndGuidance) {
     r.steps = 4;
     r.guidance = std::string(name).find("7p5") != std::string::npos ? 7.5 : 1.0;
     r.sampler = sampler;
-    r.init_latents = tensor(*ref, "init_latents");
+    r.init_latents = fixture::fixture_tensor(*ref, "init_latents");
     GenerationTrace trace;
     int calls = 0;
     auto image = pipe_->generate(
@@ -120,14 +105,15 @@ TEST_F(PipelineTest, Img2ImgMatchesDiffusers) {
   r.steps = 10;
   r.guidance = 7.5;
   r.sampler = SamplerKind::kDdim;
-  r.init_image = tensor(*ref, "image_preprocessed");
+  r.init_image = fixture::fixture_tensor(*ref, "image_preprocessed");
   r.strength = 0.6;
-  r.encoder_noise = tensor(*ref, "encoder_sample_noise");
-  r.add_noise = tensor(*ref, "add_noise_noise");
+  r.encoder_noise = fixture::fixture_tensor(*ref, "encoder_sample_noise");
+  r.add_noise = fixture::fixture_tensor(*ref, "add_noise_noise");
   GenerationTrace trace;
   auto image = pipe_->generate(r, {}, &trace);
   ASSERT_TRUE(image.is_ok()) << image.status().message();
-  EXPECT_LT(max_diff(trace.init_latents, tensor(*ref, "init_latents_noisy")), 1e-4);
+  EXPECT_LT(max_diff(trace.init_latents, fixture::fixture_tensor(*ref, "init_latents_noisy")),
+            1e-4);
   check("img2img_ddim", trace, *image, *ref, 6);
 }
 

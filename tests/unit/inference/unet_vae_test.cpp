@@ -9,32 +9,14 @@
 #include "common/safetensors.h"
 #include "server/inference/sd/unet.h"
 #include "server/inference/sd/vae.h"
+#include "tests/unit/inference/sd_fixture.h"
 
 namespace atelier::sd {
 namespace {
 
 namespace fs = std::filesystem;
-const fs::path kTiny = "../shared/fixtures/sd-tiny";
-
-torch::Tensor tensor(const safetensors::File& f, const std::string& name) {
-  const auto* t = f.find(name);
-  if (!t) {
-    ADD_FAILURE() << "no tensor " << name;
-    return torch::zeros({1});
-  }
-  if (t->dtype == safetensors::DType::kI64) {
-    auto bytes = f.bytes(*t);
-    return torch::from_blob(const_cast<uint8_t*>(bytes.data()), t->shape, torch::kLong).clone();
-  }
-  auto v = *f.to_float(*t);
-  return torch::from_blob(v.data(), t->shape, torch::kFloat32).clone();
-}
-
-double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  if (a.sizes() != b.sizes()) return 1e9;
-  return (a - b).abs().max().item<double>();
-}
+using fixture::kTiny;
+using fixture::max_diff;
 
 TEST(UNetTest, MatchesDiffusersForEveryCaseAndIntermediate) {
   if (!fs::exists(kTiny)) GTEST_SKIP() << "../shared/fixtures/sd-tiny is absent";
@@ -51,19 +33,20 @@ TEST(UNetTest, MatchesDiffusersForEveryCaseAndIntermediate) {
   for (const auto& [name, batch] : cases) {
     std::map<std::string, torch::Tensor> trace;
     const std::string c = name;
-    torch::Tensor out =
-        unet->forward(tensor(*ref, std::string("sample_") + batch), tensor(*ref, "timestep_" + c),
-                      tensor(*ref, std::string("encoder_hidden_states_") + batch), &trace);
-    const torch::Tensor want = tensor(*ref, "out_" + c);
+    torch::Tensor out = unet->forward(
+        fixture::fixture_tensor(*ref, std::string("sample_") + batch),
+        fixture::fixture_tensor(*ref, "timestep_" + c),
+        fixture::fixture_tensor(*ref, std::string("encoder_hidden_states_") + batch), &trace);
+    const torch::Tensor want = fixture::fixture_tensor(*ref, "out_" + c);
     EXPECT_LT(max_diff(out, want), 1e-4) << c;
     EXPECT_GT(want.abs().max().item<double>(), 0.1) << c;
     if (c == "b1_t999") {
       for (const char* step :
            {"time_proj", "time_embedding", "conv_in", "down_blocks_0", "down_blocks_1", "mid_block",
             "up_blocks_0", "up_blocks_1", "conv_norm_out"}) {
-        EXPECT_LT(
-            max_diff(trace.at(step), tensor(*ref, "intermediate_b1_t999_" + std::string(step))),
-            1e-4)
+        EXPECT_LT(max_diff(trace.at(step), fixture::fixture_tensor(
+                                               *ref, "intermediate_b1_t999_" + std::string(step))),
+                  1e-4)
             << step;
       }
     }
@@ -80,17 +63,19 @@ TEST(VaeTest, EncoderAndDecoderMatchDiffusers) {
   auto ref = safetensors::File::open((kTiny / "expected/vae.safetensors").string());
   ASSERT_TRUE(ref.is_ok());
   std::map<std::string, torch::Tensor> trace;
-  torch::Tensor image = vae->decode(tensor(*ref, "decoder_input"), &trace);
-  EXPECT_LT(
-      max_diff(trace.at("post_quant_conv"), tensor(*ref, "decoder_intermediate_post_quant_conv")),
-      1e-4);
-  EXPECT_LT(max_diff(trace.at("mid_block"), tensor(*ref, "decoder_intermediate_mid_block")), 1e-4);
-  EXPECT_LT(max_diff(image, tensor(*ref, "decoder_output")), 1e-4);
-  LatentDistribution d = vae->encode(tensor(*ref, "encoder_input"), &trace);
-  EXPECT_LT(max_diff(trace.at("moments"), tensor(*ref, "encoder_moments")), 1e-4);
-  EXPECT_LT(max_diff(d.mean, tensor(*ref, "encoder_mean")), 1e-4);
-  EXPECT_LT(max_diff(d.logvar, tensor(*ref, "encoder_logvar")), 1e-4);
-  EXPECT_LT(max_diff(d.std, tensor(*ref, "encoder_std")), 1e-4);
+  torch::Tensor image = vae->decode(fixture::fixture_tensor(*ref, "decoder_input"), &trace);
+  EXPECT_LT(max_diff(trace.at("post_quant_conv"),
+                     fixture::fixture_tensor(*ref, "decoder_intermediate_post_quant_conv")),
+            1e-4);
+  EXPECT_LT(max_diff(trace.at("mid_block"),
+                     fixture::fixture_tensor(*ref, "decoder_intermediate_mid_block")),
+            1e-4);
+  EXPECT_LT(max_diff(image, fixture::fixture_tensor(*ref, "decoder_output")), 1e-4);
+  LatentDistribution d = vae->encode(fixture::fixture_tensor(*ref, "encoder_input"), &trace);
+  EXPECT_LT(max_diff(trace.at("moments"), fixture::fixture_tensor(*ref, "encoder_moments")), 1e-4);
+  EXPECT_LT(max_diff(d.mean, fixture::fixture_tensor(*ref, "encoder_mean")), 1e-4);
+  EXPECT_LT(max_diff(d.logvar, fixture::fixture_tensor(*ref, "encoder_logvar")), 1e-4);
+  EXPECT_LT(max_diff(d.std, fixture::fixture_tensor(*ref, "encoder_std")), 1e-4);
 }
 
 TEST(UNetTest, ConfigsItCannotBuildAreRefusedByName) {
