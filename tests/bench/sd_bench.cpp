@@ -3,9 +3,11 @@
 // achieved GFLOP/s (counted by the layers) next to this machine's matrix-product GFLOP/s measured
 // in the same run. On demand:
 //
-//   build/release/tests/bench/sd_bench [latent=32] [steps=3]
+//   build/release/tests/bench/sd_bench [latent=32] [steps=3] [--gpu-only]
 //
-// With CUDA (the device tool): also fp16 on the GPU at 64x64 latents (512x512 images).
+// With CUDA (the device tool): also fp16 on the GPU at 64x64 latents (512x512 images): the UNet
+// alone, and whole images from an SD 1.5-shaped model folder with random weights written to a
+// temporary folder and loaded like a downloaded model (needs ../shared/fixtures/clip-tokenizer).
 #include <torch/torch.h>
 
 #include <chrono>
@@ -16,6 +18,7 @@
 
 #include "server/inference/sd/layers.h"
 #include "server/inference/sd/pipeline.h"
+#include "server/inference/sd/synthetic_model.h"
 #include "server/inference/sd/unet.h"
 
 namespace {
@@ -76,15 +79,120 @@ atelier::sd::UNetConfig sd15() {
   return c;
 }
 
+// Whole SD 1.5-shaped images on the GPU in fp16: a synthetic folder loaded through the same
+// StableDiffusion::load as a real one, 512x512, 20 Euler steps, with and without guidance.
+void gpu_images(const torch::Device& gpu) {
+  const std::filesystem::path vocab = "../shared/fixtures/clip-tokenizer";
+  if (!std::filesystem::exists(vocab / "vocab.json")) {
+    std::printf("GPU images: not run (%s is absent)\n", vocab.c_str());
+    return;
+  }
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "atelier_sd15_bench";
+  auto t0 = Clock::now();
+  atelier::Status st = atelier::sd::write_synthetic_model(dir.string(), atelier::sd::sd15_configs(),
+                                                          vocab.string(), 1);
+  if (!st.is_ok()) {
+    std::printf("GPU images: %s\n", st.to_string().c_str());
+    return;
+  }
+  std::printf("SD 1.5-shaped folder with random fp16 weights written in %.1f s\n",
+              seconds_since(t0));
+  t0 = Clock::now();
+  auto pipe = atelier::sd::StableDiffusion::load(dir.string(), torch::kHalf, gpu);
+  if (!pipe.is_ok()) {
+    std::printf("GPU images: %s\n", pipe.status().to_string().c_str());
+    return;
+  }
+  std::printf("loaded to the GPU (fp16) in %.1f s\n", seconds_since(t0));
+  {
+    torch::Tensor lat =
+        torch::randn({1, 4, 64, 64}, torch::TensorOptions().device(gpu).dtype(torch::kHalf));
+    pipe->vae().decode(lat);
+    sync(gpu);
+    t0 = Clock::now();
+    for (int i = 0; i < 3; ++i) pipe->vae().decode(lat);
+    sync(gpu);
+    std::printf("GPU VAE decode 64x64 latents to 512x512, fp16: %.1f ms\n",
+                seconds_since(t0) * 1000 / 3);
+  }
+  for (double guidance : {7.5, 1.0}) {
+    atelier::sd::GenerationRequest r;
+    r.prompt = "a red fox in the snow, oil painting";
+    r.width = r.height = 512;
+    r.steps = 20;
+    r.guidance = guidance;
+    r.sampler = atelier::sd::SamplerKind::kEuler;
+    auto warm = pipe->generate(r);
+    if (!warm.is_ok()) {
+      std::printf("GPU images: %s\n", warm.status().to_string().c_str());
+      return;
+    }
+    const bool finite = torch::isfinite(*warm).all().item<bool>();
+    const int images = 5;
+    t0 = Clock::now();
+    for (int i = 0; i < images; ++i) {
+      r.seed = static_cast<uint64_t>(i + 1);
+      (void)pipe->generate(r);
+    }
+    sync(gpu);
+    const double s = seconds_since(t0) / images;
+    std::printf(
+        "GPU SD 1.5 image 512x512, fp16, 20 Euler steps, guidance %.1f%s: %.0f ms/image, "
+        "%.2f images/s, %.1f it/s (steps of the whole image, text encoder and VAE included)%s\n",
+        guidance, guidance > 1 ? " (batch 2)" : " (no unconditional pass)", s * 1000, 1 / s,
+        r.steps / s, finite ? "" : "; OUTPUT NOT FINITE");
+  }
+  std::filesystem::remove_all(dir);
+}
+
+int gpu_section(const torch::Device& gpu) {
+  const double gpu_mm = matmul_gflops(gpu, torch::kHalf);
+  auto w16 = atelier::sd::Weights::synthetic(1, torch::kHalf, gpu);
+  auto g = atelier::sd::UNet::build(sd15(), w16);
+  if (!g.is_ok()) {
+    std::printf("GPU UNet: %s\n", g.status().to_string().c_str());
+    return 1;
+  }
+  std::printf("GPU: matrix product fp16 %.0f GFLOP/s\n", gpu_mm);
+  for (int64_t batch : {2, 1}) {
+    Timing tg =
+        time_unet(*g, 64, batch, 20, torch::TensorOptions().device(gpu).dtype(torch::kHalf));
+    std::printf(
+        "GPU SD 1.5 UNet 64x64 latents (512 px), batch %lld, fp16: %.1f ms/step (%.1f it/s), "
+        "%.0f GFLOP/s (%.0f%% of the matrix product)\n",
+        static_cast<long long>(batch), tg.ms, 1000 / tg.ms, tg.gflop / tg.ms * 1000,
+        100 * tg.gflop / tg.ms * 1000 / gpu_mm);
+  }
+  gpu_images(gpu);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int64_t latent = argc > 1 ? std::atoll(argv[1]) : 32;
-  const int steps = argc > 2 ? std::atoi(argv[2]) : 3;
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each figure out as soon as it is measured
+  bool gpu_only = false;
+  std::vector<const char*> positional;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--gpu-only") {
+      gpu_only = true;
+    } else {
+      positional.push_back(argv[i]);
+    }
+  }
+  const int64_t latent = positional.size() > 0 ? std::atoll(positional[0]) : 32;
+  const int steps = positional.size() > 1 ? std::atoi(positional[1]) : 3;
   torch::NoGradGuard ng;
   // As the server sets it by default (--torch-threads 0): one thread per core.
   torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   const torch::Device cpu(torch::kCPU);
+  if (gpu_only) {
+    if (!torch::cuda::is_available()) {
+      std::printf("GPU: not run (no CUDA device)\n");
+      return 1;
+    }
+    return gpu_section(torch::Device(torch::kCUDA, 0));
+  }
   std::printf("sd_bench: torch %d threads\n", torch::get_num_threads());
   const double cpu_mm = matmul_gflops(cpu, torch::kFloat32);
   std::printf("matrix product (2048^2, fp32, CPU): %.1f GFLOP/s\n\n", cpu_mm);
@@ -135,21 +243,8 @@ int main(int argc, char** argv) {
       100 * t.gflop / t.ms * 1000 / cpu_mm, t.ms * 20 / 1000);
 
   if (torch::cuda::is_available()) {
-    const torch::Device gpu(torch::kCUDA, 0);
-    const double gpu_mm = matmul_gflops(gpu, torch::kHalf);
-    auto w16 = atelier::sd::Weights::synthetic(1, torch::kHalf, gpu);
-    auto g = atelier::sd::UNet::build(sd15(), w16);
-    if (g.is_ok()) {
-      Timing tg = time_unet(*g, 64, 2, 20, torch::TensorOptions().device(gpu).dtype(torch::kHalf));
-      std::printf(
-          "GPU: matrix product fp16 %.0f GFLOP/s; SD 1.5 UNet 64x64 latents (512 px), "
-          "batch 2, fp16: %.1f ms/step (%.1f it/s), %.0f GFLOP/s (%.0f%%); "
-          "20 steps: %.2f images/s\n",
-          gpu_mm, tg.ms, 1000 / tg.ms, tg.gflop / tg.ms * 1000,
-          100 * tg.gflop / tg.ms * 1000 / gpu_mm, 1000 / (tg.ms * 20));
-    }
-  } else {
-    std::printf("GPU: not run (no CUDA device)\n");
+    return gpu_section(torch::Device(torch::kCUDA, 0));
   }
+  std::printf("GPU: not run (no CUDA device)\n");
   return 0;
 }

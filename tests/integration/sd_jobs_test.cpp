@@ -5,9 +5,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "common/image.h"
+#include "server/rooms/preview.h"
 #include "tests/integration/job_test_helpers.h"
+#include "tests/support/ws_client.h"
 
 namespace atelier::apitest {
 namespace {
@@ -106,6 +109,66 @@ TEST(SdJobsTest, TheTinyPipelineIsListedAndRunsTxt2ImgVariationAndUpscale) {
                    {{"model", "tiny"}, {"prompt", "x"}, {"width", 66}, {"height", 64}})
                 .error_field(),
             "width");
+}
+
+// Everyone in the room watches an sd job: each step's progress and a preview made from the
+// latents (no VAE call), at latent size, reach a member who did not submit it.
+TEST(SdJobsTest, StepProgressAndLatentPreviewsReachTheWholeRoom) {
+  if (!fs::exists(kTiny)) GTEST_SKIP() << "../shared/fixtures/sd-tiny is absent";
+  testing::TempDir dir;
+  ServerConfig c = test_config(dir);
+  c.models_dir = dir / "models";
+  c.preview_interval_ms = 0;
+  fs::create_directories(c.models_dir);
+  fs::create_directory_symlink(fs::absolute(kTiny), c.models_dir / "tiny");
+  TestServer server(c);
+  const uint16_t port = server.port();
+  ProjectCast cast = make_project_cast(port);
+
+  auto ws = testing::WsClient::connect(port, "/api/v1/ws", {{bearer(cast.viewer.token)}, true});
+  ASSERT_TRUE(ws);
+  ws->send_json({{"type", "hello"}, {"proto", 1}});
+  ASSERT_TRUE(ws->wait_type("welcome"));
+  ws->send_json({{"type", "subscribe"}, {"project", cast.project}, {"after_seq", 0}});
+  ASSERT_TRUE(ws->wait_type("subscribed"));
+
+  const int64_t id = submit_ok(port, cast.editor.token, cast.project,
+                               {{"model", "tiny"},
+                                {"prompt", "a red fox in the snow"},
+                                {"width", 64},
+                                {"height", 64},
+                                {"steps", 6},
+                                {"sampler", "euler_a"},
+                                {"seed", 5}});
+  ASSERT_EQ(wait_terminal(port, cast.editor.token, id, 120s)["state"], "done");
+  ASSERT_TRUE(ws->wait_for(
+      [&](const testing::WsMessage& m) {
+        return !m.binary && m.json.value("type", "") == "event" &&
+               m.json["event"].value("type", "") == "job.done";
+      },
+      30s));
+
+  std::set<int64_t> steps;
+  int previews = 0;
+  for (const auto& m : ws->messages()) {
+    if (m.binary) {
+      auto h = rooms::parse_preview_header(m.data);
+      ASSERT_TRUE(h.is_ok()) << h.status().to_string();
+      EXPECT_EQ(h->job, id);
+      EXPECT_EQ(h->steps, 6u);
+      EXPECT_EQ(h->width, 32) << "the latents' size: 64 px over the VAE's factor 2";
+      EXPECT_EQ(h->height, 32);
+      ASSERT_GT(m.data.size(), rooms::kPreviewHeaderBytes + 2);
+      EXPECT_EQ(static_cast<uint8_t>(m.data[rooms::kPreviewHeaderBytes]), 0xFF) << "a JPEG";
+      EXPECT_EQ(static_cast<uint8_t>(m.data[rooms::kPreviewHeaderBytes + 1]), 0xD8);
+      ++previews;
+    } else if (m.json.value("type", "") == "progress" && m.json["job"] == id) {
+      EXPECT_EQ(m.json["steps"], 6);
+      steps.insert(m.json["step"].get<int64_t>());
+    }
+  }
+  EXPECT_EQ(steps, (std::set<int64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_GE(previews, 1);
 }
 
 }  // namespace

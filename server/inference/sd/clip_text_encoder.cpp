@@ -60,8 +60,11 @@ Result<ClipTextEncoder> ClipTextEncoder::load(const std::string& dir, torch::Dty
   if (!config.is_ok()) return config.status();
   auto weights = Weights::load(dir + "/model.safetensors", dtype, device);
   if (!weights.is_ok()) return weights.status();
-  Weights& w = *weights;
-  const ClipTextConfig& c = *config;
+  return build(*config, *weights);
+}
+
+Result<ClipTextEncoder> ClipTextEncoder::build(const ClipTextConfig& config, Weights& w) {
+  const ClipTextConfig& c = config;
   const int64_t h = c.hidden_size, m = c.intermediate_size;
   ClipTextEncoder e;
   e.config_ = c;

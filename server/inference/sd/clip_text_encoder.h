@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "server/inference/sd/weights.h"
 
 namespace atelier::sd {
 
@@ -38,6 +39,8 @@ class ClipTextEncoder {
   // or unexpected weights are refused, each named.
   static Result<ClipTextEncoder> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32,
                                       torch::Device device = torch::kCPU);
+  // The same from a parsed config and weights already read (or synthetic ones).
+  static Result<ClipTextEncoder> build(const ClipTextConfig& config, Weights& weights);
 
   // input_ids: [B, L] int64, L <= max_position_embeddings.
   ClipTextOutput forward(const torch::Tensor& input_ids) const;

@@ -163,7 +163,12 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
             *plan,     schedule_.num_train_timesteps, r.steps};
   torch::Generator gen = at::detail::createCPUGenerator(r.seed);
 
-  const bool cfg = r.guidance > 1.0;
+  // LCM-distilled models take the guidance as an embedding; others classifier-free guidance,
+  // which guidance <= 1 turns off (one UNet pass a step instead of two).
+  const int64_t cond_dim = unet_.config().time_cond_proj_dim;
+  const bool cfg = cond_dim == 0 && r.guidance > 1.0;
+  const torch::Tensor w_cond =
+      cond_dim > 0 ? guidance_embedding(r.guidance - 1.0, cond_dim) : torch::Tensor();
   torch::Tensor cond = encode_text(r.prompt);
   torch::Tensor embeds = cfg ? torch::cat({encode_text(r.negative_prompt), cond}, 0) : cond;
   if (trace) trace->prompt_embeds = embeds;
@@ -203,8 +208,8 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
   for (size_t i = first; i < s.plan.timesteps.size(); ++i) {
     const double t = s.plan.timesteps[i];
     torch::Tensor in = s.scale_input(cfg ? torch::cat({x, x}, 0) : x, i);
-    torch::Tensor out =
-        unet_.forward(in, torch::tensor({t}, torch::kFloat32).to(options_.device()), embeds);
+    torch::Tensor out = unet_.forward(in, torch::tensor({t}, torch::kFloat32).to(options_.device()),
+                                      embeds, nullptr, w_cond);
     if (trace) {
       trace->timesteps.push_back(t);
       trace->unet_inputs.push_back(in);

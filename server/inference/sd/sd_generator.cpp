@@ -4,13 +4,12 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <list>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "common/logging.h"
 #include "server/inference/sd/model_files.h"
 #include "server/inference/sd/pipeline.h"
+#include "server/inference/sd/pipeline_cache.h"
 
 namespace atelier::inference {
 
@@ -53,54 +52,9 @@ Image preview_of(const torch::Tensor& latents) {
   return img;
 }
 
-// The pipelines one worker holds, least recently used first out.
-class PipelineCache {
- public:
-  Result<sd::StableDiffusion*> get(const std::string& dir, const std::string& device,
-                                   const SdOptions& options) {
-    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (it->dir == dir) {
-        entries_.splice(entries_.begin(), entries_, it);
-        return &entries_.front().pipeline;
-      }
-    }
-    const bool cuda = device.rfind("cuda", 0) == 0;
-    const torch::Dtype dtype = cuda && options.fp16_on_cuda ? torch::kHalf : torch::kFloat32;
-    const int64_t bytes = estimate_bytes(dir, dtype == torch::kHalf);
-    while (!entries_.empty() && used_ + bytes > options.cache_bytes) {
-      log::info("sd: unloading {} from {} (cache budget)", entries_.back().dir, device);
-      used_ -= entries_.back().bytes;
-      entries_.pop_back();
-    }
-    auto p = sd::StableDiffusion::load(dir, dtype, torch::Device(device));
-    if (!p.is_ok()) return p.status();
-    entries_.push_front(Entry{dir, std::move(*p), bytes});
-    used_ += bytes;
-    return &entries_.front().pipeline;
-  }
-
- private:
-  struct Entry {
-    std::string dir;
-    sd::StableDiffusion pipeline;
-    int64_t bytes = 0;
-  };
-  static int64_t estimate_bytes(const std::string& dir, bool half) {
-    int64_t total = 0;
-    std::error_code ec;
-    for (const auto& e : fs::recursive_directory_iterator(dir, ec)) {
-      if (e.is_regular_file(ec) && e.path().extension() == ".safetensors") {
-        total += static_cast<int64_t>(e.file_size(ec));
-      }
-    }
-    return half ? total / 2 : total;  // files are mostly fp32 or fp16; a rough figure is enough
-  }
-  std::list<Entry> entries_;
-  int64_t used_ = 0;
-};
-
-PipelineCache& worker_cache() {
-  thread_local PipelineCache cache;  // a generator never leaves its worker thread
+// A generator never leaves its worker thread, so each worker has its own pipelines.
+sd::PipelineCache& worker_cache(int64_t budget_bytes) {
+  thread_local sd::PipelineCache cache(budget_bytes);
   return cache;
 }
 
@@ -116,7 +70,9 @@ class SdGenerator : public Generator {
 
   Result<std::vector<GeneratedImage>> generate(const GenerateRequest& req, ProgressSink& progress,
                                                const CancelToken& cancel) override {
-    auto pipeline = worker_cache().get(dir_, device_, options_);
+    const bool cuda = device_.rfind("cuda", 0) == 0;
+    const torch::Dtype dtype = cuda && options_.fp16_on_cuda ? torch::kHalf : torch::kFloat32;
+    auto pipeline = worker_cache(options_.cache_bytes).get(dir_, dtype, torch::Device(device_));
     if (!pipeline.is_ok()) return pipeline.status();
     auto kind = sd::parse_sampler(req.sampler.empty() ? info_.samplers.front() : req.sampler);
     if (!kind) return Status::invalid_argument("unknown sampler " + req.sampler, "sampler");
@@ -207,7 +163,11 @@ Result<ModelInfo> sd_model_info(const std::string& dir) {
   const int64_t sample = (*unet).value("sample_size", int64_t{64});
   const int64_t native = std::max<int64_t>(sample * f, multiple);
   const std::string sched_cls = (*sched).value("_class_name", "");
-  const bool lcm = sched_cls == "LCMScheduler" || cls == "LatentConsistencyModelPipeline";
+  // LCM-distilled UNets embed the guidance (diffusers' LCM pipelines default to 8); LCM-LoRA
+  // style models use classifier-free guidance, best near 1.
+  const bool embedded_guidance = (*unet).value("time_cond_proj_dim", json()).is_number_integer();
+  const bool lcm =
+      sched_cls == "LCMScheduler" || cls == "LatentConsistencyModelPipeline" || embedded_guidance;
 
   ModelInfo m;
   m.id = root.filename().string();
@@ -220,7 +180,7 @@ Result<ModelInfo> sd_model_info(const std::string& dir) {
   m.height = m.width;
   m.steps = {1, 150, lcm ? 4 : 25, 1};
   m.count = {1, 4, 1, 1};
-  m.guidance = {0.0, 30.0, lcm ? 1.0 : 7.5};
+  m.guidance = {0.0, 30.0, embedded_guidance ? 8.0 : lcm ? 1.0 : 7.5};
   m.strength = {0.05, 1.0, 0.6};
   std::vector<std::string> samplers{"euler", "euler_a", "ddim", "lcm"};
   std::string first = lcm                                                            ? "lcm"

@@ -109,8 +109,13 @@ Result<UNetConfig> parse_unet_config(const std::string& json_text) {
     c.flip_sin_to_cos = it->get<bool>();
   if (auto it = j.find("transformer_layers_per_block"); it != j.end() && it->is_number_integer())
     c.transformer_layers = it->get<int64_t>();
-  for (const char* unsupported :
-       {"class_embed_type", "addition_embed_type", "time_cond_proj_dim", "encoder_hid_dim"}) {
+  if (auto it = j.find("time_cond_proj_dim"); it != j.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 2 || it->get<int64_t>() > 4096) {
+      return bad("time_cond_proj_dim must be an integer from 2 to 4096");
+    }
+    c.time_cond_proj_dim = it->get<int64_t>();
+  }
+  for (const char* unsupported : {"class_embed_type", "addition_embed_type", "encoder_hid_dim"}) {
     if (auto it = j.find(unsupported); it != j.end() && !it->is_null()) {
       return bad(std::string(unsupported) + " is not supported");
     }
@@ -120,6 +125,16 @@ Result<UNetConfig> parse_unet_config(const std::string& json_text) {
     return bad("resnet_time_scale_shift '" + it->get<std::string>() + "' is not supported");
   }
   return c;
+}
+
+torch::Tensor guidance_embedding(double w, int64_t dim) {
+  const int64_t half = dim / 2;
+  const double step = std::log(10000.0) / static_cast<double>(half - 1);
+  torch::Tensor freqs = torch::exp(torch::arange(half, torch::kFloat32) * -step);
+  torch::Tensor args = static_cast<float>(w * 1000.0) * freqs.unsqueeze(0);
+  torch::Tensor emb = torch::cat({torch::sin(args), torch::cos(args)}, 1);
+  if (dim % 2 == 1) emb = torch::constant_pad_nd(emb, {0, 1});
+  return emb;
 }
 
 Result<UNet> UNet::load(const std::string& dir, torch::Dtype dtype, torch::Device device) {
@@ -147,6 +162,9 @@ Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {
   u.config_ = c;
   u.time_linear_1_ = Linear::load(w, "time_embedding.linear_1", ch[0], temb, true);
   u.time_linear_2_ = Linear::load(w, "time_embedding.linear_2", temb, temb, true);
+  if (c.time_cond_proj_dim > 0) {
+    u.cond_proj_ = Linear::load(w, "time_embedding.cond_proj", c.time_cond_proj_dim, ch[0], false);
+  }
   u.conv_in_ = Conv::load(w, "conv_in", c.in_channels, ch[0], 3);
   int64_t channels = ch[0];
   for (int64_t i = 0; i < n; ++i) {
@@ -195,7 +213,8 @@ Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {
 
 torch::Tensor UNet::forward(const torch::Tensor& sample, const torch::Tensor& timesteps,
                             const torch::Tensor& context,
-                            std::map<std::string, torch::Tensor>* trace) const {
+                            std::map<std::string, torch::Tensor>* trace,
+                            const torch::Tensor& guidance) const {
   auto keep = [&](const char* name, const torch::Tensor& t) {
     if (trace) (*trace)[name] = t;
   };
@@ -212,6 +231,9 @@ torch::Tensor UNet::forward(const torch::Tensor& sample, const torch::Tensor& ti
                             : torch::cat({torch::sin(args), torch::cos(args)}, 1);
   t_emb = t_emb.to(sample.scalar_type());
   keep("time_proj", t_emb);
+  if (cond_proj_ && guidance.defined()) {
+    t_emb = t_emb + (*cond_proj_)(guidance.to(sample.options()).expand({b, -1}));
+  }
   torch::Tensor emb = time_linear_2_(torch::silu(time_linear_1_(t_emb)));
   keep("time_embedding", emb);
 

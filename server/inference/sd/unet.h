@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,14 @@ struct UNetConfig {
   bool flip_sin_to_cos = true;
   int64_t freq_shift = 0;
   int64_t transformer_layers = 1;
+  // LCM-distilled models: the guidance scale enters as an embedding of this width added to the
+  // timestep's (time_embedding.cond_proj), so they take no unconditional pass. 0: none.
+  int64_t time_cond_proj_dim = 0;
 };
+
+// The embedding LCM-distilled UNets take for guidance `w` (diffusers'
+// get_guidance_scale_embedding: sinusoids of w * 1000, sines then cosines): [1, dim], float32.
+torch::Tensor guidance_embedding(double w, int64_t dim);
 
 Result<UNetConfig> parse_unet_config(const std::string& json_text);
 
@@ -45,9 +53,11 @@ class UNet {
   // sample [B, C, H, W]; timesteps [B] or [1] (float); context [B, 77, cross_attention_dim].
   // `trace`, when given, receives the named intermediates the fixture lists (time_proj,
   // time_embedding, conv_in, down_blocks_i, mid_block, up_blocks_i, conv_norm_out).
+  // `guidance`: guidance_embedding() for models with time_cond_proj_dim (ignored otherwise).
   torch::Tensor forward(const torch::Tensor& sample, const torch::Tensor& timesteps,
                         const torch::Tensor& context,
-                        std::map<std::string, torch::Tensor>* trace = nullptr) const;
+                        std::map<std::string, torch::Tensor>* trace = nullptr,
+                        const torch::Tensor& guidance = {}) const;
   const UNetConfig& config() const { return config_; }
 
  private:
@@ -58,6 +68,7 @@ class UNet {
   };
   UNetConfig config_;
   Linear time_linear_1_, time_linear_2_;
+  std::optional<Linear> cond_proj_;  // time_cond_proj_dim > 0
   Conv conv_in_, conv_out_;
   GroupNorm norm_out_;
   std::vector<Block> down_, up_;

@@ -71,8 +71,11 @@ Result<Vae> Vae::load(const std::string& dir, torch::Dtype dtype, torch::Device 
   if (!config.is_ok()) return config.status();
   auto weights = Weights::load(dir + "/diffusion_pytorch_model.safetensors", dtype, device);
   if (!weights.is_ok()) return weights.status();
-  Weights& w = *weights;
-  const VaeConfig& c = *config;
+  return build(*config, *weights);
+}
+
+Result<Vae> Vae::build(const VaeConfig& config, Weights& w) {
+  const VaeConfig& c = config;
   const auto& ch = c.block_out_channels;
   const auto n = static_cast<int64_t>(ch.size());
   const int64_t g = c.norm_num_groups, lat = c.latent_channels;

@@ -34,6 +34,8 @@ class Vae {
  public:
   static Result<Vae> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32,
                           torch::Device device = torch::kCPU);
+  // The same from a parsed config and weights already read (or synthetic ones).
+  static Result<Vae> build(const VaeConfig& config, Weights& weights);
 
   // image [B, 3, H, W] in [-1, 1] -> the latent distribution (unscaled).
   LatentDistribution encode(const torch::Tensor& image,

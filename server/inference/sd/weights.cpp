@@ -35,7 +35,12 @@ Weights Weights::synthetic(uint64_t seed, torch::Dtype dtype, torch::Device devi
 torch::Tensor Weights::take(const std::string& name, std::vector<int64_t> shape) {
   if (synthetic_) {
     taken_.insert(name);
-    return (torch::randn(shape, *gen_) * 0.02).to(device_, dtype_);
+    torch::Tensor t =
+        device_.is_meta()
+            ? torch::empty(shape, torch::TensorOptions().device(device_).dtype(dtype_))
+            : (torch::randn(shape, *gen_) * 0.02).to(device_, dtype_);
+    tensors_[name] = t;
+    return t;
   }
   auto it = tensors_.find(name);
   if (it == tensors_.end()) {
@@ -53,6 +58,12 @@ torch::Tensor Weights::take(const std::string& name, std::vector<int64_t> shape)
     return {};
   }
   return it->second;
+}
+
+int64_t Weights::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : tensors_) n += t.numel();
+  return n;
 }
 
 Status Weights::check(const std::vector<std::string>& ignored_prefixes) const {

@@ -22,7 +22,9 @@ class Weights {
                               torch::Device device = torch::kCPU);
 
   // Random weights for any name asked for (benchmarks of full-size architectures without
-  // their files): take() returns a fresh N(0, 0.02) tensor of the requested shape.
+  // their files): take() returns a fresh N(0, 0.02) tensor of the requested shape and keeps it
+  // (tensors() then holds everything a build took, ready to be written as a model file). On
+  // the meta device take() allocates nothing: shapes and parameter counts only.
   static Weights synthetic(uint64_t seed, torch::Dtype dtype = torch::kFloat32,
                            torch::Device device = torch::kCPU);
 
@@ -33,6 +35,9 @@ class Weights {
   // prefix); otherwise one error listing each missing, misshapen and unexpected name.
   Status check(const std::vector<std::string>& ignored_prefixes = {}) const;
   const std::string& path() const { return path_; }
+  // Every tensor by name: the file's, or those a synthetic source has handed out.
+  const std::map<std::string, torch::Tensor>& tensors() const { return tensors_; }
+  int64_t parameter_count() const;
 
  private:
   std::string path_;

@@ -4,6 +4,7 @@
 // final image within the fixture's tolerances (1e-3).
 #include "server/inference/sd/pipeline.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -55,6 +56,30 @@ class PipelineTest : public ::testing::Test {
     EXPECT_LT(max_diff(trace.decoded, fixture::fixture_tensor(ref, "decoded")), 1e-3) << name;
     EXPECT_LT(max_diff(image.permute({0, 2, 3, 1}), fixture::fixture_tensor(ref, "image")), 1e-3)
         << name;
+  }
+
+  // A 3-step run at guidance 1 from the fixture's initial latents, with its trace and plan.
+  struct TracedRun {
+    GenerationRequest request;
+    GenerationTrace trace;
+    StepPlan plan;
+  };
+  static TracedRun traced_run(SamplerKind sampler, uint64_t seed) {
+    TracedRun run;
+    auto ref = safetensors::File::open((kTiny / "expected/txt2img_ddim_cfg1.safetensors").string());
+    EXPECT_TRUE(ref.is_ok());
+    GenerationRequest& r = run.request;
+    r.prompt = "a red fox in the snow";
+    r.width = r.height = 64;
+    r.steps = 3;
+    r.guidance = 1;
+    r.sampler = sampler;
+    r.seed = seed;
+    if (ref.is_ok()) r.init_latents = fixture::fixture_tensor(*ref, "init_latents");
+    EXPECT_TRUE(pipe_->generate(r, {}, &run.trace).is_ok());
+    run.plan = *plan_steps(pipe_->schedule(), sampler, 3);
+    EXPECT_EQ(run.trace.timesteps, run.plan.timesteps);
+    return run;
   }
 
   static StableDiffusion* pipe_;
@@ -144,6 +169,55 @@ TEST_F(PipelineTest, CancelsBetweenStepsAndRefusesBadSizes) {
     EXPECT_FALSE(torch::equal(*a, *c));
     EXPECT_GE(a->min().item<float>(), 0.0f);
     EXPECT_LE(a->max().item<float>(), 1.0f);
+  }
+}
+
+// The two samplers that draw noise have no stored reference run, so each step is checked against
+// diffusers' step formulas (EulerAncestralDiscreteScheduler.step, LCMScheduler.step) using the
+// model outputs the trace recorded and the noise the seed gives (drawn on the CPU, after the
+// given initial latents, one draw per step that adds noise).
+TEST_F(PipelineTest, EulerAncestralStepsFollowDiffusersFormula) {
+  const auto [r, trace, plan] = traced_run(SamplerKind::kEulerAncestral, 21);
+  ASSERT_EQ(trace.latents.size(), 3u);
+  torch::Generator gen = at::detail::createCPUGenerator(21);
+  torch::Tensor x = r.init_latents * plan.init_noise_sigma;
+  for (size_t i = 0; i < 3; ++i) {
+    const double sigma = plan.sigmas[i], to = plan.sigmas[i + 1];
+    EXPECT_LT(max_diff(trace.unet_inputs[i], x / std::sqrt(sigma * sigma + 1)), 1e-5);
+    const torch::Tensor eps = trace.unet_outputs[i];
+    const double up = std::sqrt(to * to * (sigma * sigma - to * to) / (sigma * sigma));
+    const double down = std::sqrt(to * to - up * up);
+    const torch::Tensor derivative = (x - (x - sigma * eps)) / sigma;
+    const torch::Tensor noise = torch::randn(x.sizes(), gen);
+    x = x + derivative * (down - sigma) + noise * up;
+    EXPECT_LT(max_diff(trace.latents[i], x), 1e-5) << "step " << i;
+    x = trace.latents[i];
+  }
+  EXPECT_EQ(plan.sigmas.back(), 0.0f) << "the last step adds no noise";
+}
+
+TEST_F(PipelineTest, LcmStepsFollowDiffusersFormula) {
+  const auto [r, trace, plan] = traced_run(SamplerKind::kLcm, 22);
+  ASSERT_EQ(trace.latents.size(), 3u);
+  const std::vector<float> ac = alphas_cumprod(pipe_->schedule());
+  torch::Generator gen = at::detail::createCPUGenerator(22);
+  torch::Tensor x = r.init_latents;
+  for (size_t i = 0; i < 3; ++i) {
+    const double t = plan.timesteps[i];
+    const double prev = i + 1 < 3 ? plan.timesteps[i + 1] : t;
+    const double a = ac[static_cast<size_t>(t)], a_prev = ac[static_cast<size_t>(prev)];
+    const torch::Tensor x0 = (x - std::sqrt(1 - a) * trace.unet_outputs[i]) / std::sqrt(a);
+    // Boundary-condition scalings with sigma_data 0.5 and timestep_scaling 10.
+    const double st = t * 10, c_skip = 0.25 / (st * st + 0.25);
+    const double c_out = st / std::sqrt(st * st + 0.25);
+    const torch::Tensor denoised = c_out * x0 + c_skip * x;
+    if (i + 1 < 3) {
+      x = std::sqrt(a_prev) * denoised + std::sqrt(1 - a_prev) * torch::randn(x.sizes(), gen);
+    } else {
+      x = denoised;
+    }
+    EXPECT_LT(max_diff(trace.latents[i], x), 1e-5) << "step " << i;
+    x = trace.latents[i];
   }
 }
 
