@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "server/inference/sd/model_files.h"
 #include "server/inference/sd/weights.h"
 
 namespace atelier::sd {
@@ -54,13 +53,8 @@ Result<ClipTextConfig> parse_clip_text_config(const std::string& json_text) {
 
 Result<ClipTextEncoder> ClipTextEncoder::load(const std::string& dir, torch::Dtype dtype,
                                               torch::Device device) {
-  auto text = read_model_file(dir + "/config.json");
-  if (!text.is_ok()) return text.status();
-  auto config = parse_clip_text_config(*text);
-  if (!config.is_ok()) return config.status();
-  auto weights = Weights::load(dir + "/model.safetensors", dtype, device);
-  if (!weights.is_ok()) return weights.status();
-  return build(*config, *weights);
+  return load_component<ClipTextEncoder>(dir, "model.safetensors", parse_clip_text_config, dtype,
+                                         device);
 }
 
 Result<ClipTextEncoder> ClipTextEncoder::build(const ClipTextConfig& config, Weights& w) {

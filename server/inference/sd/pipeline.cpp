@@ -168,7 +168,7 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
   const int64_t cond_dim = unet_.config().time_cond_proj_dim;
   const bool cfg = cond_dim == 0 && r.guidance > 1.0;
   const torch::Tensor w_cond =
-      cond_dim > 0 ? guidance_embedding(r.guidance - 1.0, cond_dim) : torch::Tensor();
+      cond_dim > 0 ? guidance_embedding(r.guidance - 1.0, cond_dim).to(options_) : torch::Tensor();
   torch::Tensor cond = encode_text(r.prompt);
   torch::Tensor embeds = cfg ? torch::cat({encode_text(r.negative_prompt), cond}, 0) : cond;
   if (trace) trace->prompt_embeds = embeds;

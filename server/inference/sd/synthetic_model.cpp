@@ -3,7 +3,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <tuple>
+#include <iterator>
 #include <utility>
 #include <vector>
 
@@ -133,23 +133,28 @@ Status write_file(const fs::path& path, const std::string& bytes) {
   return Status::ok();
 }
 
-// Builds one component from its config text with `weights`; the configs are parsed by the
-// same code StableDiffusion::load uses.
-Status build_component(const std::string& which, const std::string& config, Weights& weights) {
-  if (which == "unet") {
-    auto c = parse_unet_config(config);
-    if (!c.is_ok()) return c.status();
-    return UNet::build(*c, weights).status();
-  }
-  if (which == "vae") {
-    auto c = parse_vae_config(config);
-    if (!c.is_ok()) return c.status();
-    return Vae::build(*c, weights).status();
-  }
-  auto c = parse_clip_text_config(config);
+// Builds a component from its config text (parsed by the same code StableDiffusion::load
+// uses) with `weights`.
+template <class Model, auto Parse>
+Status build_from(const std::string& config, Weights& weights) {
+  auto c = Parse(config);
   if (!c.is_ok()) return c.status();
-  return ClipTextEncoder::build(*c, weights).status();
+  return Model::build(*c, weights).status();
 }
+
+// The three weighted components: config text, weights file, builder.
+struct Component {
+  std::string ModelConfigs::*config;
+  const char* weights_file;
+  Status (*build)(const std::string& config, Weights& weights);
+};
+constexpr Component kComponents[] = {
+    {&ModelConfigs::text_encoder, "text_encoder/model.safetensors",
+     &build_from<ClipTextEncoder, parse_clip_text_config>},
+    {&ModelConfigs::unet, "unet/diffusion_pytorch_model.safetensors",
+     &build_from<UNet, parse_unet_config>},
+    {&ModelConfigs::vae, "vae/diffusion_pytorch_model.safetensors",
+     &build_from<Vae, parse_vae_config>}};
 
 Result<std::string> serialize_weights(const Weights& weights, safetensors::DType dtype) {
   const torch::Dtype as = dtype == safetensors::DType::kF16 ? torch::kHalf : torch::kFloat32;
@@ -180,15 +185,12 @@ ModelConfigs sd21_configs() {
 
 Result<ParameterCounts> count_parameters(const ModelConfigs& configs) {
   ParameterCounts counts;
-  const std::pair<const char*, const std::string*> parts[] = {
-      {"text_encoder", &configs.text_encoder}, {"unet", &configs.unet}, {"vae", &configs.vae}};
-  for (const auto& [which, config] : parts) {
+  int64_t* count_of[] = {&counts.text_encoder, &counts.unet, &counts.vae};  // kComponents' order
+  for (size_t i = 0; i < std::size(kComponents); ++i) {
     Weights w = Weights::synthetic(0, torch::kFloat32, torch::Device(torch::kMeta));
-    if (Status st = build_component(which, *config, w); !st.is_ok()) return st;
-    const std::string part = which;
-    (part == "unet"  ? counts.unet
-     : part == "vae" ? counts.vae
-                     : counts.text_encoder) = w.parameter_count();
+    const Component& part = kComponents[i];
+    if (Status st = part.build(configs.*part.config, w); !st.is_ok()) return st;
+    *count_of[i] = w.parameter_count();
   }
   return counts;
 }
@@ -221,17 +223,13 @@ Status write_synthetic_model(const std::string& dir, const ModelConfigs& configs
     if (Status st = write_file(path, text ? *text : std::string(kModelIndex)); !st.is_ok())
       return st;
   }
-  const std::tuple<const char*, const std::string*, const char*> parts[] = {
-      {"text_encoder", &configs.text_encoder, "text_encoder/model.safetensors"},
-      {"unet", &configs.unet, "unet/diffusion_pytorch_model.safetensors"},
-      {"vae", &configs.vae, "vae/diffusion_pytorch_model.safetensors"}};
   uint64_t part_seed = seed;
-  for (const auto& [which, config, file] : parts) {
+  for (const Component& part : kComponents) {
     Weights w = Weights::synthetic(part_seed++);
-    if (Status st = build_component(which, *config, w); !st.is_ok()) return st;
+    if (Status st = part.build(configs.*part.config, w); !st.is_ok()) return st;
     auto bytes = serialize_weights(w, dtype);
     if (!bytes.is_ok()) return bytes.status();
-    if (Status st = write_file(root / file, *bytes); !st.is_ok()) return st;
+    if (Status st = write_file(root / part.weights_file, *bytes); !st.is_ok()) return st;
   }
   return Status::ok();
 }

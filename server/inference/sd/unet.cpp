@@ -5,8 +5,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "server/inference/sd/model_files.h"
-
 namespace atelier::sd {
 
 namespace {
@@ -138,13 +136,8 @@ torch::Tensor guidance_embedding(double w, int64_t dim) {
 }
 
 Result<UNet> UNet::load(const std::string& dir, torch::Dtype dtype, torch::Device device) {
-  auto text = read_model_file(dir + "/config.json");
-  if (!text.is_ok()) return text.status();
-  auto config = parse_unet_config(*text);
-  if (!config.is_ok()) return config.status();
-  auto weights = Weights::load(dir + "/diffusion_pytorch_model.safetensors", dtype, device);
-  if (!weights.is_ok()) return weights.status();
-  return build(*config, *weights);
+  return load_component<UNet>(dir, "diffusion_pytorch_model.safetensors", parse_unet_config, dtype,
+                              device);
 }
 
 Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {

@@ -4,8 +4,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "server/inference/sd/model_files.h"
-
 namespace atelier::sd {
 
 namespace {
@@ -65,13 +63,8 @@ Result<VaeConfig> parse_vae_config(const std::string& json_text) {
 }
 
 Result<Vae> Vae::load(const std::string& dir, torch::Dtype dtype, torch::Device device) {
-  auto text = read_model_file(dir + "/config.json");
-  if (!text.is_ok()) return text.status();
-  auto config = parse_vae_config(*text);
-  if (!config.is_ok()) return config.status();
-  auto weights = Weights::load(dir + "/diffusion_pytorch_model.safetensors", dtype, device);
-  if (!weights.is_ok()) return weights.status();
-  return build(*config, *weights);
+  return load_component<Vae>(dir, "diffusion_pytorch_model.safetensors", parse_vae_config, dtype,
+                             device);
 }
 
 Result<Vae> Vae::build(const VaeConfig& config, Weights& w) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "server/inference/sd/model_files.h"
 
 namespace atelier::sd {
 
@@ -49,5 +50,20 @@ class Weights {
   torch::Device device_ = torch::kCPU;
   std::optional<torch::Generator> gen_;
 };
+
+// One component of a model folder: dir/config.json read by `parse` (first, so that a bad
+// config is refused before the weights are read), dir/<weights_file> read in `dtype` on
+// `device`, both handed to Model::build.
+template <class Model, class Parse>
+Result<Model> load_component(const std::string& dir, const std::string& weights_file, Parse parse,
+                             torch::Dtype dtype, torch::Device device) {
+  auto text = read_model_file(dir + "/config.json");
+  if (!text.is_ok()) return text.status();
+  auto config = parse(*text);
+  if (!config.is_ok()) return config.status();
+  auto weights = Weights::load(dir + "/" + weights_file, dtype, device);
+  if (!weights.is_ok()) return weights.status();
+  return Model::build(*config, *weights);
+}
 
 }  // namespace atelier::sd

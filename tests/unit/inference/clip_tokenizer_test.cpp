@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+
+#include "server/inference/sd/model_files.h"
 
 namespace atelier::sd {
 namespace {
@@ -19,11 +19,10 @@ using nlohmann::json;
 const fs::path kClip = "../shared/fixtures/clip-tokenizer";
 const fs::path kTiny = "../shared/fixtures/sd-tiny";
 
+// A fixture file's text; empty when absent (the tests skip before reading then).
 std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto text = read_model_file(p.string());
+  return text.is_ok() ? *text : std::string();
 }
 
 std::vector<int64_t> ids(const json& j) {

@@ -7,9 +7,9 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+
+#include "server/inference/sd/model_files.h"
 
 namespace atelier::sd {
 namespace {
@@ -18,11 +18,10 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 const fs::path kTiny = "../shared/fixtures/sd-tiny";
 
+// A fixture file's text; empty when absent (the tests skip before reading then).
 std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto text = read_model_file(p.string());
+  return text.is_ok() ? *text : std::string();
 }
 
 void expect_near_rel(double got, double want, const std::string& what) {
