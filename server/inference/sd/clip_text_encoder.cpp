@@ -48,6 +48,18 @@ Result<ClipTextConfig> parse_clip_text_config(const std::string& json_text) {
     }
     c.quick_gelu = act == "quick_gelu";
   }
+  // transformers writes the class it was saved from; only WithProjection has text_projection.
+  if (auto it = j.find("architectures"); it != j.end() && it->is_array()) {
+    for (const auto& a : *it) {
+      if (a == "CLIPTextModelWithProjection") c.with_projection = true;
+    }
+  }
+  if (auto it = j.find("projection_dim"); it != j.end() && it->is_number_integer()) {
+    c.projection_dim = it->get<int64_t>();
+  }
+  if (c.with_projection && (c.projection_dim < 1 || c.projection_dim > 1'000'000)) {
+    return Status::invalid_argument("text_encoder/config.json: projection_dim is not positive");
+  }
   return c;
 }
 
@@ -88,6 +100,7 @@ Result<ClipTextEncoder> ClipTextEncoder::build(const ClipTextConfig& config, Wei
   }
   e.final_ln_w_ = w.take("text_model.final_layer_norm.weight", {h});
   e.final_ln_b_ = w.take("text_model.final_layer_norm.bias", {h});
+  if (c.with_projection) e.text_projection_ = w.take("text_projection.weight", {c.projection_dim, h});
   // position_ids is a buffer some checkpoints carry; the positions are 0..L-1 regardless.
   if (Status st = w.check({"text_model.embeddings.position_ids"}); !st.is_ok()) return st;
   return e;
@@ -140,6 +153,7 @@ ClipTextOutput ClipTextEncoder::forward(const torch::Tensor& input_ids) const {
   torch::Tensor at = input_ids.argmax(-1);
   out.pooler_output =
       out.last_hidden_state.index({torch::arange(input_ids.size(0), input_ids.options()), at});
+  if (text_projection_.defined()) out.text_embeds = F::linear(out.pooler_output, text_projection_);
   return out;
 }
 

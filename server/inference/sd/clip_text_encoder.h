@@ -23,6 +23,10 @@ struct ClipTextConfig {
   int64_t max_position_embeddings = 77;
   double layer_norm_eps = 1e-5;
   bool quick_gelu = true;  // hidden_act "quick_gelu" (SD 1.x) or "gelu" (SD 2.x)
+  // CLIPTextModelWithProjection (SDXL's second encoder): text_projection.weight
+  // [projection_dim, hidden_size], no bias, applied to the pooled output.
+  bool with_projection = false;
+  int64_t projection_dim = 0;
 };
 
 Result<ClipTextConfig> parse_clip_text_config(const std::string& json_text);
@@ -31,6 +35,7 @@ struct ClipTextOutput {
   torch::Tensor last_hidden_state;           // [B, L, hidden], after the final layer norm
   std::vector<torch::Tensor> hidden_states;  // embeddings, then each layer's output
   torch::Tensor pooler_output;               // [B, hidden] at each row's largest id (end token)
+  torch::Tensor text_embeds;  // [B, projection_dim]: text_projection(pooler_output), if any
 };
 
 class ClipTextEncoder {
@@ -55,6 +60,7 @@ class ClipTextEncoder {
 
   ClipTextConfig config_;
   torch::Tensor token_embedding_, position_embedding_, final_ln_w_, final_ln_b_;
+  torch::Tensor text_projection_;  // undefined without projection
   std::vector<Layer> layers_;
 };
 

@@ -244,7 +244,50 @@ Result<ClipTokenizer> ClipTokenizer::load(const std::string& dir) {
       max_length = static_cast<int>(m->get<int64_t>());
     }
   }
-  return from_strings(*vocab, *merges, pad, max_length);
+  auto t = from_strings(*vocab, *merges, pad, max_length);
+  if (t.is_ok() && pad != kEos && pad != kBos) t->split_token_ = pad;
+  return t;
+}
+
+Result<ClipTokenizer> ClipTokenizer::from_openai_bpe(const std::string& bpe_text,
+                                                     std::string_view pad_token, int max_length) {
+  constexpr size_t kMerges = 49152 - 256 - 2;  // simple_tokenizer.py: merges[1:49152-256-2+1]
+  std::istringstream lines(bpe_text);
+  std::string line, merges = "#version: 0.2\n";
+  std::vector<std::string> merged;
+  std::getline(lines, line);  // the header
+  while (merged.size() < kMerges && std::getline(lines, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const size_t space = line.find(' ');
+    if (space == std::string::npos) {
+      return Status::invalid_argument("tokenizer: BPE merge " + std::to_string(merged.size() + 1) +
+                                      " is not two symbols");
+    }
+    merged.push_back(line.substr(0, space) + line.substr(space + 1));
+    merges += line + "\n";
+  }
+  if (merged.size() < kMerges) return Status::invalid_argument("tokenizer: BPE file is short");
+  // Ids in simple_tokenizer.py's order: the printable bytes' symbols first (bytes_to_unicode's
+  // dict order), then the others, then all of them again with </w>.
+  std::string table[256];
+  byte_symbols(table);
+  std::vector<std::string> symbols;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+      if (printable == (pass == 0)) symbols.push_back(table[b]);
+    }
+  }
+  nlohmann::json vocab = nlohmann::json::object();
+  int64_t id = 0;
+  for (const auto& sym : symbols) vocab[sym] = id++;
+  for (const auto& sym : symbols) vocab[sym + "</w>"] = id++;
+  for (const auto& m : merged) vocab[m] = id++;
+  vocab[std::string(kBos)] = id++;
+  vocab[std::string(kEos)] = id++;
+  auto t = from_strings(vocab.dump(), merges, pad_token, max_length);
+  if (t.is_ok() && pad_token != kEos && pad_token != kBos) t->split_token_ = pad_token;
+  return t;
 }
 
 void ClipTokenizer::bpe_word(const std::string& word, std::vector<int64_t>& out) const {
@@ -291,7 +334,16 @@ void ClipTokenizer::bpe_word(const std::string& word, std::vector<int64_t>& out)
 
 std::vector<int64_t> ClipTokenizer::encode(std::string_view text) const {
   std::vector<int64_t> ids{bos_};
-  for (const auto& word : split_words(clean(text))) bpe_word(word, ids);
+  // Each piece between special tokens is cleaned and split on its own, as transformers does.
+  size_t at = 0;
+  while (true) {
+    const size_t next =
+        split_token_.empty() ? std::string_view::npos : text.find(split_token_, at);
+    for (const auto& word : split_words(clean(text.substr(at, next - at)))) bpe_word(word, ids);
+    if (next == std::string_view::npos) break;
+    ids.push_back(pad_);
+    at = next + split_token_.size();
+  }
   ids.push_back(eos_);
   return ids;
 }

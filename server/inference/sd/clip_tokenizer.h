@@ -27,13 +27,22 @@ class ClipTokenizer {
  public:
   // `dir` holds vocab.json and merges.txt; tokenizer_config.json, when present, names the
   // padding token (`pad_token`: `<|endoftext|>` in SD 1.x folders, `!` in SD 2.x) and the
-  // length (`model_max_length`, 77).
+  // length (`model_max_length`, 77). A padding token other than the end token is split out of
+  // the text as transformers does (see split_token_); from_strings() keeps OpenAI's behaviour.
   static Result<ClipTokenizer> load(const std::string& dir);
   // From the two files' contents (tests).
   static Result<ClipTokenizer> from_strings(const std::string& vocab_json,
                                             const std::string& merges_txt,
                                             std::string_view pad_token = "<|endoftext|>",
                                             int max_length = 77);
+
+  // From OpenAI's `bpe_simple_vocab_16e6.txt` (its text, decompressed): the vocabulary CLIP's
+  // simple_tokenizer.py derives from it (byte symbols, the same with `</w>`, the first 48,894
+  // merges, then the start and end tokens): what single-file checkpoints, which carry no
+  // tokenizer, are tokenized with. Atelier ships that file (data/clip/).
+  static Result<ClipTokenizer> from_openai_bpe(const std::string& bpe_text,
+                                               std::string_view pad_token = "<|endoftext|>",
+                                               int max_length = 77);
 
   // Start token, every word's BPE ids, end token; no length limit.
   std::vector<int64_t> encode(std::string_view text) const;
@@ -58,6 +67,10 @@ class ClipTokenizer {
   std::unordered_map<std::string, int> ranks_;  // "left right" -> rank
   std::string byte_symbol_[256];                // each byte as its printable symbol (UTF-8)
   int64_t bos_ = 0, eos_ = 0, pad_ = 0;
+  // transformers registers the padding token as a special token: where it is not the end token
+  // (`!` in SD 2.x and SDXL's second tokenizer), each occurrence in the text becomes its id
+  // before BPE ("wow!" -> "wow", "!" rather than "wow", "!</w>"), as diffusers' pipelines see it.
+  std::string split_token_;
   int max_length_ = 77;
 };
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "server/inference/sd/model_files.h"
@@ -115,37 +116,108 @@ image::Image tensor_to_image(const torch::Tensor& image) {
 
 Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dtype dtype,
                                               torch::Device device) {
-  auto index = read_model_file(dir + "/model_index.json");
-  if (!index.is_ok()) return Status::not_found("model folder " + dir + " has no model_index.json");
+  auto index_text = read_model_file(dir + "/model_index.json");
+  if (!index_text.is_ok()) {
+    return Status::not_found("model folder " + dir + " has no model_index.json");
+  }
+  auto index = nlohmann::json::parse(*index_text, nullptr, false);
+  if (index.is_discarded() || !index.is_object()) {
+    return Status::invalid_argument(dir + "/model_index.json is not a JSON object");
+  }
+  const bool xl = index.value("_class_name", "").rfind("StableDiffusionXL", 0) == 0;
   auto tokenizer = ClipTokenizer::load(dir + "/tokenizer");
   if (!tokenizer.is_ok()) return tokenizer.status();
   auto text_encoder = ClipTextEncoder::load(dir + "/text_encoder", dtype, device);
   if (!text_encoder.is_ok()) return text_encoder.status();
   auto unet = UNet::load(dir + "/unet", dtype, device);
   if (!unet.is_ok()) return unet.status();
-  auto vae = Vae::load(dir + "/vae", dtype, device);
+  // A VAE that overflows in half precision is kept in float32 (it is small next to the UNet).
+  auto vae_config_text = read_model_file(dir + "/vae/config.json");
+  if (!vae_config_text.is_ok()) return vae_config_text.status();
+  auto vae_config = parse_vae_config(*vae_config_text);
+  if (!vae_config.is_ok()) return vae_config.status();
+  const torch::Dtype vae_dtype = vae_config->force_upcast ? torch::kFloat32 : dtype;
+  auto vae = Vae::load(dir + "/vae", vae_dtype, device);
   if (!vae.is_ok()) return vae.status();
   auto sched_text = read_model_file(dir + "/scheduler/scheduler_config.json");
   if (!sched_text.is_ok()) return sched_text.status();
   auto schedule = parse_schedule_config(*sched_text);
   if (!schedule.is_ok()) return schedule.status();
-  if (unet->config().cross_attention_dim != text_encoder->config().hidden_size) {
-    return Status::invalid_argument(
-        "the UNet's cross_attention_dim does not match the text "
-        "encoder's hidden_size");
+  StableDiffusion sd(std::move(*tokenizer), std::move(*text_encoder), std::move(*unet),
+                     std::move(*vae), *schedule, dtype, device);
+  sd.vae_dtype_ = vae_dtype;
+  if (xl) {
+    auto tokenizer_2 = ClipTokenizer::load(dir + "/tokenizer_2");
+    if (!tokenizer_2.is_ok()) return tokenizer_2.status();
+    auto text_encoder_2 = ClipTextEncoder::load(dir + "/text_encoder_2", dtype, device);
+    if (!text_encoder_2.is_ok()) return text_encoder_2.status();
+    sd.tokenizer_2_ = std::move(*tokenizer_2);
+    sd.text_encoder_2_ = std::move(*text_encoder_2);
+    // diffusers' SDXL pipelines default it to true.
+    auto zeros = index.find("force_zeros_for_empty_prompt");
+    sd.force_zeros_for_empty_prompt_ = zeros == index.end() || !zeros->is_boolean() || *zeros;
   }
-  if (unet->config().in_channels != vae->config().latent_channels) {
+  return assemble(std::move(sd));
+}
+
+Result<StableDiffusion> StableDiffusion::assemble(StableDiffusion sd) {
+  const UNetConfig& u = sd.unet_.config();
+  int64_t context = sd.text_encoder_.config().hidden_size;
+  if (sd.text_encoder_2_) {
+    const ClipTextConfig& c2 = sd.text_encoder_2_->config();
+    context += c2.hidden_size;
+    if (!c2.with_projection) {
+      return Status::invalid_argument("text_encoder_2 has no text_projection (pooled embedding)");
+    }
+    if (!u.text_time) {
+      return Status::invalid_argument("an SDXL model's UNet needs addition_embed_type text_time");
+    }
+    if (u.projection_class_embeddings_input_dim != 6 * u.addition_time_embed_dim + c2.projection_dim) {
+      return Status::invalid_argument(
+          "the UNet's projection_class_embeddings_input_dim is not 6 x addition_time_embed_dim + "
+          "text_encoder_2's projection_dim");
+    }
+  } else if (u.text_time) {
+    return Status::invalid_argument("the UNet wants SDXL conditioning but there is no text_encoder_2");
+  }
+  if (u.cross_attention_dim != context) {
+    return Status::invalid_argument(
+        "the UNet's cross_attention_dim does not match the text encoders' hidden_size");
+  }
+  if (u.in_channels != sd.vae_.config().latent_channels) {
     return Status::invalid_argument(
         "the UNet's in_channels do not match the VAE's latent_channels");
   }
-  return StableDiffusion(std::move(*tokenizer), std::move(*text_encoder), std::move(*unet),
-                         std::move(*vae), *schedule, dtype, device);
+  return sd;
 }
 
-torch::Tensor StableDiffusion::encode_text(const std::string& text) const {
-  const std::vector<int64_t> ids = tokenizer_.encode_padded(text);
-  torch::Tensor t = torch::tensor(ids, torch::kLong).unsqueeze(0).to(options_.device());
-  return text_encoder_.forward(t).last_hidden_state;
+PromptEmbeddings StableDiffusion::encode_one(const std::string& text) const {
+  auto ids = [&](const ClipTokenizer& t) {
+    return torch::tensor(t.encode_padded(text), torch::kLong).unsqueeze(0).to(options_.device());
+  };
+  if (!text_encoder_2_) return {text_encoder_.forward(ids(tokenizer_)).last_hidden_state, {}};
+  // SDXL: the penultimate layers (before any final norm) of both encoders, side by side.
+  ClipTextOutput a = text_encoder_.forward(ids(tokenizer_));
+  ClipTextOutput b = text_encoder_2_->forward(ids(*tokenizer_2_));
+  return {torch::cat({a.hidden_states.end()[-2], b.hidden_states.end()[-2]}, -1), b.text_embeds};
+}
+
+PromptEmbeddings StableDiffusion::encode_prompt(const std::string& prompt,
+                                                const std::optional<std::string>& negative,
+                                                bool cfg) const {
+  torch::NoGradGuard no_grad;
+  PromptEmbeddings pos = encode_one(prompt);
+  if (!cfg) return pos;
+  PromptEmbeddings neg;
+  if (!negative && force_zeros_for_empty_prompt_) {
+    neg.embeds = torch::zeros_like(pos.embeds);
+    if (pos.pooled.defined()) neg.pooled = torch::zeros_like(pos.pooled);
+  } else {
+    neg = encode_one(negative.value_or(""));
+  }
+  PromptEmbeddings out{torch::cat({neg.embeds, pos.embeds}, 0), {}};
+  if (pos.pooled.defined()) out.pooled = torch::cat({neg.pooled, pos.pooled}, 0);
+  return out;
 }
 
 Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
@@ -169,9 +241,29 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
   const bool cfg = cond_dim == 0 && r.guidance > 1.0;
   const torch::Tensor w_cond =
       cond_dim > 0 ? guidance_embedding(r.guidance - 1.0, cond_dim).to(options_) : torch::Tensor();
-  torch::Tensor cond = encode_text(r.prompt);
-  torch::Tensor embeds = cfg ? torch::cat({encode_text(r.negative_prompt), cond}, 0) : cond;
+  // An empty negative prompt counts as none given (SDXL then uses zeros, as diffusers does).
+  const PromptEmbeddings text = encode_prompt(
+      r.prompt,
+      r.negative_prompt.empty() ? std::nullopt : std::optional<std::string>(r.negative_prompt),
+      cfg);
+  const torch::Tensor& embeds = text.embeds;
   if (trace) trace->prompt_embeds = embeds;
+  AddedConditioning added;
+  if (unet_.config().text_time) {
+    // SDXL's size and crop ids (h, w order), the same for both halves of the batch.
+    const auto or_size = [](int v, int fallback) { return static_cast<float>(v > 0 ? v : fallback); };
+    torch::Tensor row = torch::tensor(
+        {or_size(r.original_height, r.height), or_size(r.original_width, r.width),
+         static_cast<float>(r.crop_top), static_cast<float>(r.crop_left),
+         or_size(r.target_height, r.height), or_size(r.target_width, r.width)},
+        torch::kFloat32);
+    added.time_ids = row.unsqueeze(0).expand({cfg ? 2 : 1, 6}).contiguous().to(options_);
+    added.text_embeds = text.pooled;
+    if (trace) {
+      trace->add_text_embeds = added.text_embeds;
+      trace->add_time_ids = added.time_ids;
+    }
+  }
 
   const std::vector<int64_t> shape{1, latent_channels(), r.height / f, r.width / f};
   torch::Tensor x;
@@ -183,11 +275,12 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
     if (first >= s.plan.timesteps.size()) {
       return Status::invalid_argument("strength is too low for this many steps", "strength");
     }
-    LatentDistribution d = vae_.encode(r.init_image.to(options_));
+    LatentDistribution d = vae_.encode(r.init_image.to(options_.device(), vae_dtype_));
     torch::Tensor enc_noise =
         (r.encoder_noise.defined() ? r.encoder_noise : torch::randn(d.mean.sizes(), gen))
-            .to(options_);
-    torch::Tensor x0 = (d.mean + d.std * enc_noise) * vae_.config().scaling_factor;
+            .to(d.mean.options());
+    torch::Tensor x0 =
+        ((d.mean + d.std * enc_noise) * vae_.config().scaling_factor).to(options_);
     torch::Tensor noise =
         (r.add_noise.defined() ? r.add_noise : torch::randn(x0.sizes(), gen)).to(options_);
     x = s.add_noise(x0, noise, first);
@@ -209,7 +302,7 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
     const double t = s.plan.timesteps[i];
     torch::Tensor in = s.scale_input(cfg ? torch::cat({x, x}, 0) : x, i);
     torch::Tensor out = unet_.forward(in, torch::tensor({t}, torch::kFloat32).to(options_.device()),
-                                      embeds, nullptr, w_cond);
+                                      embeds, nullptr, w_cond, &added);
     if (trace) {
       trace->timesteps.push_back(t);
       trace->unet_inputs.push_back(in);
@@ -225,7 +318,7 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
       return Status::cancelled("cancelled");
     }
   }
-  torch::Tensor decoded = vae_.decode(x / vae_.config().scaling_factor);
+  torch::Tensor decoded = vae_.decode((x / vae_.config().scaling_factor).to(vae_dtype_));
   if (trace) trace->decoded = decoded;
   return (decoded / 2 + 0.5).clamp(0, 1).to(torch::kCPU, torch::kFloat32);
 }

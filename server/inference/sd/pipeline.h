@@ -37,10 +37,20 @@ struct GenerationRequest {
   double strength = 0.6;
   // Tests only: the img2img noises diffusers drew (the VAE's sample, then the added noise).
   torch::Tensor encoder_noise, add_noise;
+  // SDXL's size conditioning in pixels; 0 means the output size (crop: 0), as diffusers.
+  int original_width = 0, original_height = 0, target_width = 0, target_height = 0;
+  int crop_top = 0, crop_left = 0;
+};
+
+// The text conditioning of one prompt pair, in the UNet's batch order (negative first when
+// classifier-free guidance is on). `pooled` only for models with a second, projected encoder.
+struct PromptEmbeddings {
+  torch::Tensor embeds, pooled;
 };
 
 struct GenerationTrace {
   torch::Tensor prompt_embeds;
+  torch::Tensor add_text_embeds, add_time_ids;  // SDXL
   std::vector<double> timesteps;
   std::vector<torch::Tensor> unet_inputs, unet_outputs, latents;  // latents after each step
   torch::Tensor init_latents;                                     // img2img: noisy start
@@ -66,7 +76,15 @@ class StableDiffusion {
   Result<torch::Tensor> generate(const GenerationRequest& request, const StepCallback& on_step = {},
                                  GenerationTrace* trace = nullptr) const;
 
+  // What the UNet is conditioned on for `prompt` and, with `cfg`, the negative prompt
+  // (std::nullopt: none given, which SDXL models with force_zeros_for_empty_prompt turn into
+  // zeros; "" is encoded like any text). SD 1.x/2.x: the text encoder's last hidden state;
+  // SDXL: both encoders' penultimate hidden states side by side, pooled from the second.
+  PromptEmbeddings encode_prompt(const std::string& prompt,
+                                 const std::optional<std::string>& negative, bool cfg) const;
+
   const ScheduleConfig& schedule() const { return schedule_; }
+  bool is_sdxl() const { return text_encoder_2_.has_value(); }
   const Vae& vae() const { return vae_; }
   int64_t latent_channels() const { return vae_.config().latent_channels; }
 
@@ -78,8 +96,11 @@ class StableDiffusion {
         text_encoder_(std::move(text_encoder)),
         unet_(std::move(unet)),
         vae_(std::move(vae)),
-        schedule_(schedule) {}
-  torch::Tensor encode_text(const std::string& text) const;
+        schedule_(schedule),
+        vae_dtype_(dtype) {}
+  // Checks that the parts fit together (widths, channels) and finishes the set-up.
+  static Result<StableDiffusion> assemble(StableDiffusion sd);
+  PromptEmbeddings encode_one(const std::string& text) const;
 
   torch::TensorOptions options_;  // the components' dtype and device
   ClipTokenizer tokenizer_;
@@ -87,6 +108,12 @@ class StableDiffusion {
   UNet unet_;
   Vae vae_;
   ScheduleConfig schedule_;
+  // SDXL: the second tokenizer and projected text encoder; model_index.json's
+  // force_zeros_for_empty_prompt.
+  std::optional<ClipTokenizer> tokenizer_2_;
+  std::optional<ClipTextEncoder> text_encoder_2_;
+  bool force_zeros_for_empty_prompt_ = false;
+  torch::Dtype vae_dtype_ = torch::kFloat32;  // float32 where the VAE says force_upcast
 };
 
 }  // namespace atelier::sd

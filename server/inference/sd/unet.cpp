@@ -105,15 +105,42 @@ Result<UNetConfig> parse_unet_config(const std::string& json_text) {
     c.use_linear_projection = it->get<bool>();
   if (auto it = j.find("flip_sin_to_cos"); it != j.end() && it->is_boolean())
     c.flip_sin_to_cos = it->get<bool>();
-  if (auto it = j.find("transformer_layers_per_block"); it != j.end() && it->is_number_integer())
-    c.transformer_layers = it->get<int64_t>();
+  c.transformer_layers.assign(n, 1);
+  if (auto it = j.find("transformer_layers_per_block"); it != j.end() && !it->is_null()) {
+    if (it->is_number_integer()) {
+      c.transformer_layers.assign(n, it->get<int64_t>());
+    } else if (it->is_array() && it->size() == n) {
+      for (size_t i = 0; i < n; ++i) {
+        c.transformer_layers[i] = (*it)[i].is_number_integer() ? (*it)[i].get<int64_t>() : 0;
+      }
+    } else {
+      return bad("transformer_layers_per_block is neither a number nor one per block");
+    }
+    for (int64_t layers : c.transformer_layers) {
+      if (layers < 1 || layers > 100) return bad("transformer_layers_per_block must be 1 to 100");
+    }
+  }
   if (auto it = j.find("time_cond_proj_dim"); it != j.end() && !it->is_null()) {
     if (!it->is_number_integer() || it->get<int64_t>() < 2 || it->get<int64_t>() > 4096) {
       return bad("time_cond_proj_dim must be an integer from 2 to 4096");
     }
     c.time_cond_proj_dim = it->get<int64_t>();
   }
-  for (const char* unsupported : {"class_embed_type", "addition_embed_type", "encoder_hid_dim"}) {
+  if (auto it = j.find("addition_embed_type"); it != j.end() && !it->is_null()) {
+    if (*it != "text_time") return bad("addition_embed_type '" + it->dump() + "' is not supported");
+    c.text_time = true;
+    for (auto [key, slot] : {std::pair{"addition_time_embed_dim", &c.addition_time_embed_dim},
+                             std::pair{"projection_class_embeddings_input_dim",
+                                       &c.projection_class_embeddings_input_dim}}) {
+      auto v = j.find(key);
+      if (v == j.end() || !v->is_number_integer() || v->get<int64_t>() < 2 ||
+          v->get<int64_t>() > 1'000'000) {
+        return bad(std::string(key) + " must be a positive integer with text_time conditioning");
+      }
+      *slot = v->get<int64_t>();
+    }
+  }
+  for (const char* unsupported : {"class_embed_type", "encoder_hid_dim"}) {
     if (auto it = j.find(unsupported); it != j.end() && !it->is_null()) {
       return bad(std::string(unsupported) + " is not supported");
     }
@@ -146,9 +173,10 @@ Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {
   const int64_t n = static_cast<int64_t>(ch.size());
   const int64_t temb = ch[0] * 4, g = c.norm_num_groups;
   const double eps = c.norm_eps;
-  auto transformer = [&](const std::string& name, int64_t channels, int64_t heads) {
-    return SpatialTransformer::load(w, name, channels, heads, c.cross_attention_dim,
-                                    c.transformer_layers, g, c.use_linear_projection);
+  auto transformer = [&](const std::string& name, int64_t channels, int64_t heads,
+                         int64_t layers) {
+    return SpatialTransformer::load(w, name, channels, heads, c.cross_attention_dim, layers, g,
+                                    c.use_linear_projection);
   };
 
   UNet u;
@@ -157,6 +185,11 @@ Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {
   u.time_linear_2_ = Linear::load(w, "time_embedding.linear_2", temb, temb, true);
   if (c.time_cond_proj_dim > 0) {
     u.cond_proj_ = Linear::load(w, "time_embedding.cond_proj", c.time_cond_proj_dim, ch[0], false);
+  }
+  if (c.text_time) {
+    u.add_linear_1_ = Linear::load(w, "add_embedding.linear_1",
+                                   c.projection_class_embeddings_input_dim, temb, true);
+    u.add_linear_2_ = Linear::load(w, "add_embedding.linear_2", temb, temb, true);
   }
   u.conv_in_ = Conv::load(w, "conv_in", c.in_channels, ch[0], 3);
   int64_t channels = ch[0];
@@ -168,7 +201,8 @@ Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {
       b.resnets.push_back(Resnet::load(w, r, j == 0 ? channels : ch[i], ch[i], temb, g, eps));
       if (c.down_cross_attention[i])
         b.attentions.push_back(
-            transformer(p + ".attentions." + std::to_string(j), ch[i], c.heads[i]));
+            transformer(p + ".attentions." + std::to_string(j), ch[i], c.heads[i],
+                        c.transformer_layers[i]));
     }
     channels = ch[i];
     if (i + 1 < n) b.sampler = Conv::load(w, p + ".downsamplers.0.conv", ch[i], ch[i], 3, 2, 1);
@@ -176,7 +210,8 @@ Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {
   }
   const int64_t mid = ch.back();
   u.mid_.resnets.push_back(Resnet::load(w, "mid_block.resnets.0", mid, mid, temb, g, eps));
-  u.mid_.attentions.push_back(transformer("mid_block.attentions.0", mid, c.heads.back()));
+  u.mid_.attentions.push_back(
+      transformer("mid_block.attentions.0", mid, c.heads.back(), c.transformer_layers.back()));
   u.mid_.resnets.push_back(Resnet::load(w, "mid_block.resnets.1", mid, mid, temb, g, eps));
   // Up blocks mirror the down blocks; each resnet also takes one skip connection.
   int64_t prev = ch.back();
@@ -184,6 +219,7 @@ Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {
     const int64_t out = ch[static_cast<size_t>(n - 1 - i)];
     const int64_t skip_in = ch[static_cast<size_t>(std::max<int64_t>(n - 2 - i, 0))];
     const int64_t heads = c.heads[static_cast<size_t>(n - 1 - i)];
+    const int64_t layers = c.transformer_layers[static_cast<size_t>(n - 1 - i)];
     const std::string p = "up_blocks." + std::to_string(i);
     Block b;
     for (int64_t j = 0; j <= c.layers_per_block; ++j) {
@@ -192,7 +228,8 @@ Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {
       b.resnets.push_back(
           Resnet::load(w, p + ".resnets." + std::to_string(j), in, out, temb, g, eps));
       if (c.up_cross_attention[static_cast<size_t>(i)])
-        b.attentions.push_back(transformer(p + ".attentions." + std::to_string(j), out, heads));
+        b.attentions.push_back(
+            transformer(p + ".attentions." + std::to_string(j), out, heads, layers));
     }
     if (i + 1 < n) b.sampler = Conv::load(w, p + ".upsamplers.0.conv", out, out, 3);
     prev = out;
@@ -204,31 +241,50 @@ Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {
   return u;
 }
 
+// diffusers' get_timestep_embedding: `dim` sinusoids of each value in t [N], float32.
+torch::Tensor UNet::sinusoids(const torch::Tensor& t, int64_t dim) const {
+  const int64_t half = dim / 2;
+  torch::Tensor freqs =
+      torch::exp(-std::log(10000.0) * torch::arange(half, t.options().dtype(torch::kFloat32)) /
+                 static_cast<double>(half - config_.freq_shift));
+  torch::Tensor args = t.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);
+  torch::Tensor emb = config_.flip_sin_to_cos ? torch::cat({torch::cos(args), torch::sin(args)}, 1)
+                                              : torch::cat({torch::sin(args), torch::cos(args)}, 1);
+  if (dim % 2 == 1) emb = torch::constant_pad_nd(emb, {0, 1});
+  return emb;
+}
+
 torch::Tensor UNet::forward(const torch::Tensor& sample, const torch::Tensor& timesteps,
                             const torch::Tensor& context,
                             std::map<std::string, torch::Tensor>* trace,
-                            const torch::Tensor& guidance) const {
+                            const torch::Tensor& guidance,
+                            const AddedConditioning* added) const {
   auto keep = [&](const char* name, const torch::Tensor& t) {
     if (trace) (*trace)[name] = t;
   };
   const int64_t b = sample.size(0);
-  // Sinusoidal embedding of the timestep, in float32 whatever the model's dtype.
-  const int64_t half = config_.block_out_channels[0] / 2;
   torch::Tensor t = timesteps.to(torch::kFloat32).reshape({-1}).expand({b});
-  torch::Tensor freqs =
-      torch::exp(-std::log(10000.0) * torch::arange(half, sample.options().dtype(torch::kFloat32)) /
-                 static_cast<double>(half - config_.freq_shift));
-  torch::Tensor args = t.unsqueeze(1) * freqs.unsqueeze(0);
-  torch::Tensor t_emb = config_.flip_sin_to_cos
-                            ? torch::cat({torch::cos(args), torch::sin(args)}, 1)
-                            : torch::cat({torch::sin(args), torch::cos(args)}, 1);
-  t_emb = t_emb.to(sample.scalar_type());
+  torch::Tensor t_emb = sinusoids(t, config_.block_out_channels[0]).to(sample.scalar_type());
   keep("time_proj", t_emb);
   if (cond_proj_ && guidance.defined()) {
     t_emb = t_emb + (*cond_proj_)(guidance.to(sample.options()).expand({b, -1}));
   }
   torch::Tensor emb = time_linear_2_(torch::silu(time_linear_1_(t_emb)));
   keep("time_embedding", emb);
+  if (add_linear_1_) {
+    TORCH_CHECK(added && added->text_embeds.defined() && added->time_ids.defined(),
+                "this UNet needs text_embeds and time_ids");
+    torch::Tensor ids = added->time_ids.to(sample.device(), torch::kFloat32).reshape({-1});
+    torch::Tensor id_emb = sinusoids(ids, config_.addition_time_embed_dim);
+    keep("add_time_proj", id_emb);
+    torch::Tensor in = torch::cat({added->text_embeds.to(sample.options()),
+                                   id_emb.reshape({b, -1}).to(sample.scalar_type())},
+                                  1);
+    keep("add_embedding_input", in);
+    torch::Tensor aug = (*add_linear_2_)(torch::silu((*add_linear_1_)(in)));
+    keep("add_embedding", aug);
+    emb = emb + aug;
+  }
 
   torch::Tensor x = conv_in_(sample);
   keep("conv_in", x);

@@ -47,6 +47,9 @@ Result<VaeConfig> parse_vae_config(const std::string& json_text) {
   if (auto it = j.find("scaling_factor"); it != j.end() && it->is_number()) {
     c.scaling_factor = it->get<double>();
   }
+  if (auto it = j.find("force_upcast"); it != j.end() && it->is_boolean()) {
+    c.force_upcast = it->get<bool>();
+  }
   for (const char* key : {"down_block_types", "up_block_types"}) {
     if (auto it = j.find(key); it != j.end()) {
       if (!it->is_array() || it->size() != c.block_out_channels.size()) {

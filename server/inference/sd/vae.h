@@ -21,6 +21,8 @@ struct VaeConfig {
   int64_t layers_per_block = 2;
   int64_t norm_num_groups = 32;
   double scaling_factor = 0.18215;
+  // The VAE overflows in fp16 (SDXL's): decode it in float32 whatever the pipeline's dtype.
+  bool force_upcast = false;
   int64_t downscale_factor() const { return int64_t{1} << (block_out_channels.size() - 1); }
 };
 
