@@ -39,7 +39,7 @@ class ClipTokenizer {
   // From OpenAI's `bpe_simple_vocab_16e6.txt` (its text, decompressed): the vocabulary CLIP's
   // simple_tokenizer.py derives from it (byte symbols, the same with `</w>`, the first 48,894
   // merges, then the start and end tokens): what single-file checkpoints, which carry no
-  // tokenizer, are tokenized with. Atelier ships that file (data/clip/).
+  // tokenizer, are tokenized with. Atelier ships that file (assets/clip/).
   static Result<ClipTokenizer> from_openai_bpe(const std::string& bpe_text,
                                                std::string_view pad_token = "<|endoftext|>",
                                                int max_length = 77);

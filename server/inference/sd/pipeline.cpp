@@ -114,6 +114,27 @@ image::Image tensor_to_image(const torch::Tensor& image) {
   return out;
 }
 
+namespace {
+
+// One component: config first (a bad one is refused before the weights are read), then the
+// weights, then the build; the weights' tensors are kept as the component's parameters.
+template <class Model, class Parse>
+Result<Model> load_part(const std::string& dir, const char* weights_file, Parse parse,
+                        torch::Dtype dtype, torch::Device device, ComponentParameters& params,
+                        const char* component) {
+  auto text = read_model_file(dir + "/config.json");
+  if (!text.is_ok()) return text.status();
+  auto config = parse(*text);
+  if (!config.is_ok()) return config.status();
+  auto weights = Weights::load(dir + "/" + weights_file, dtype, device);
+  if (!weights.is_ok()) return weights.status();
+  auto model = Model::build(*config, *weights);
+  if (model.is_ok() && component) params[component] = weights->tensors();
+  return model;
+}
+
+}  // namespace
+
 Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dtype dtype,
                                               torch::Device device) {
   auto index_text = read_model_file(dir + "/model_index.json");
@@ -125,46 +146,62 @@ Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dty
     return Status::invalid_argument(dir + "/model_index.json is not a JSON object");
   }
   const bool xl = index.value("_class_name", "").rfind("StableDiffusionXL", 0) == 0;
+  PipelineParts parts;
+  parts.dtype = dtype;
+  parts.device = device;
+  ComponentParameters& params = parts.parameters;
   auto tokenizer = ClipTokenizer::load(dir + "/tokenizer");
   if (!tokenizer.is_ok()) return tokenizer.status();
-  auto text_encoder = ClipTextEncoder::load(dir + "/text_encoder", dtype, device);
+  parts.tokenizer = std::move(*tokenizer);
+  auto text_encoder = load_part<ClipTextEncoder>(dir + "/text_encoder", "model.safetensors",
+                                                 parse_clip_text_config, dtype, device, params,
+                                                 "text_encoder");
   if (!text_encoder.is_ok()) return text_encoder.status();
-  auto unet = UNet::load(dir + "/unet", dtype, device);
+  parts.text_encoder = std::move(*text_encoder);
+  auto unet = load_part<UNet>(dir + "/unet", "diffusion_pytorch_model.safetensors",
+                              parse_unet_config, dtype, device, params, "unet");
   if (!unet.is_ok()) return unet.status();
+  parts.unet = std::move(*unet);
   // A VAE that overflows in half precision is kept in float32 (it is small next to the UNet).
   auto vae_config_text = read_model_file(dir + "/vae/config.json");
   if (!vae_config_text.is_ok()) return vae_config_text.status();
   auto vae_config = parse_vae_config(*vae_config_text);
   if (!vae_config.is_ok()) return vae_config.status();
-  const torch::Dtype vae_dtype = vae_config->force_upcast ? torch::kFloat32 : dtype;
-  auto vae = Vae::load(dir + "/vae", vae_dtype, device);
+  parts.vae_dtype = vae_config->force_upcast ? torch::kFloat32 : dtype;
+  auto vae = load_part<Vae>(dir + "/vae", "diffusion_pytorch_model.safetensors", parse_vae_config,
+                            parts.vae_dtype, device, params, nullptr);
   if (!vae.is_ok()) return vae.status();
+  parts.vae = std::move(*vae);
   auto sched_text = read_model_file(dir + "/scheduler/scheduler_config.json");
   if (!sched_text.is_ok()) return sched_text.status();
   auto schedule = parse_schedule_config(*sched_text);
   if (!schedule.is_ok()) return schedule.status();
-  StableDiffusion sd(std::move(*tokenizer), std::move(*text_encoder), std::move(*unet),
-                     std::move(*vae), *schedule, dtype, device);
-  sd.vae_dtype_ = vae_dtype;
+  parts.schedule = *schedule;
   if (xl) {
     auto tokenizer_2 = ClipTokenizer::load(dir + "/tokenizer_2");
     if (!tokenizer_2.is_ok()) return tokenizer_2.status();
-    auto text_encoder_2 = ClipTextEncoder::load(dir + "/text_encoder_2", dtype, device);
+    parts.tokenizer_2 = std::move(*tokenizer_2);
+    auto text_encoder_2 = load_part<ClipTextEncoder>(dir + "/text_encoder_2", "model.safetensors",
+                                                     parse_clip_text_config, dtype, device,
+                                                     params, "text_encoder_2");
     if (!text_encoder_2.is_ok()) return text_encoder_2.status();
-    sd.tokenizer_2_ = std::move(*tokenizer_2);
-    sd.text_encoder_2_ = std::move(*text_encoder_2);
+    parts.text_encoder_2 = std::move(*text_encoder_2);
     // diffusers' SDXL pipelines default it to true.
     auto zeros = index.find("force_zeros_for_empty_prompt");
-    sd.force_zeros_for_empty_prompt_ = zeros == index.end() || !zeros->is_boolean() || *zeros;
+    parts.force_zeros_for_empty_prompt = zeros == index.end() || !zeros->is_boolean() || *zeros;
   }
-  return assemble(std::move(sd));
+  return from_parts(std::move(parts));
 }
 
-Result<StableDiffusion> StableDiffusion::assemble(StableDiffusion sd) {
-  const UNetConfig& u = sd.unet_.config();
-  int64_t context = sd.text_encoder_.config().hidden_size;
-  if (sd.text_encoder_2_) {
-    const ClipTextConfig& c2 = sd.text_encoder_2_->config();
+Result<StableDiffusion> StableDiffusion::from_parts(PipelineParts parts) {
+  if (!parts.tokenizer) return Status::invalid_argument("the pipeline has no tokenizer");
+  if (parts.text_encoder_2.has_value() != parts.tokenizer_2.has_value()) {
+    return Status::invalid_argument("text_encoder_2 and tokenizer_2 come together");
+  }
+  const UNetConfig& u = parts.unet.config();
+  int64_t context = parts.text_encoder.config().hidden_size;
+  if (parts.text_encoder_2) {
+    const ClipTextConfig& c2 = parts.text_encoder_2->config();
     context += c2.hidden_size;
     if (!c2.with_projection) {
       return Status::invalid_argument("text_encoder_2 has no text_projection (pooled embedding)");
@@ -184,10 +221,18 @@ Result<StableDiffusion> StableDiffusion::assemble(StableDiffusion sd) {
     return Status::invalid_argument(
         "the UNet's cross_attention_dim does not match the text encoders' hidden_size");
   }
-  if (u.in_channels != sd.vae_.config().latent_channels) {
+  if (u.in_channels != parts.vae.config().latent_channels) {
     return Status::invalid_argument(
         "the UNet's in_channels do not match the VAE's latent_channels");
   }
+  StableDiffusion sd(std::move(*parts.tokenizer), std::move(parts.text_encoder),
+                     std::move(parts.unet), std::move(parts.vae), parts.schedule, parts.dtype,
+                     parts.device);
+  sd.tokenizer_2_ = std::move(parts.tokenizer_2);
+  sd.text_encoder_2_ = std::move(parts.text_encoder_2);
+  sd.force_zeros_for_empty_prompt_ = parts.force_zeros_for_empty_prompt;
+  sd.vae_dtype_ = parts.vae_dtype;
+  sd.parameters_ = std::move(parts.parameters);
   return sd;
 }
 

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -66,10 +67,30 @@ torch::Tensor image_to_tensor(const image::Image& img, int w, int h);
 // The pipeline's output (1 x 3 x H x W in [0, 1]) as an 8-bit RGB image.
 image::Image tensor_to_image(const torch::Tensor& image);
 
+// Component weights by component ("unet", "text_encoder", "text_encoder_2") and diffusers
+// parameter name, sharing storage with the built modules: what LoRA patches in place.
+using ComponentParameters = std::map<std::string, std::map<std::string, torch::Tensor>>;
+
+// What a pipeline is made of, however it was read (a diffusers folder, a single file).
+struct PipelineParts {
+  std::optional<ClipTokenizer> tokenizer, tokenizer_2;
+  ClipTextEncoder text_encoder;
+  std::optional<ClipTextEncoder> text_encoder_2;  // SDXL
+  UNet unet;
+  Vae vae;
+  ScheduleConfig schedule;
+  bool force_zeros_for_empty_prompt = false;  // model_index.json (SDXL)
+  ComponentParameters parameters;
+  torch::Dtype dtype = torch::kFloat32, vae_dtype = torch::kFloat32;
+  torch::Device device = torch::kCPU;
+};
+
 class StableDiffusion {
  public:
   static Result<StableDiffusion> load(const std::string& dir, torch::Dtype dtype = torch::kFloat32,
                                       torch::Device device = torch::kCPU);
+  // Checks that the parts fit together (text widths, added conditioning, latent channels).
+  static Result<StableDiffusion> from_parts(PipelineParts parts);
 
   // The decoded image, 1 x 3 x H x W in [0, 1]. kCancelled when the callback said stop;
   // invalid_argument for sizes that are not multiples of the VAE's factor.
@@ -85,6 +106,9 @@ class StableDiffusion {
 
   const ScheduleConfig& schedule() const { return schedule_; }
   bool is_sdxl() const { return text_encoder_2_.has_value(); }
+  const UNet& unet() const { return unet_; }
+  // The live weights (see ComponentParameters); writing them changes what the pipeline does.
+  const ComponentParameters& parameters() const { return parameters_; }
   const Vae& vae() const { return vae_; }
   int64_t latent_channels() const { return vae_.config().latent_channels; }
 
@@ -98,8 +122,6 @@ class StableDiffusion {
         vae_(std::move(vae)),
         schedule_(schedule),
         vae_dtype_(dtype) {}
-  // Checks that the parts fit together (widths, channels) and finishes the set-up.
-  static Result<StableDiffusion> assemble(StableDiffusion sd);
   PromptEmbeddings encode_one(const std::string& text) const;
 
   torch::TensorOptions options_;  // the components' dtype and device
@@ -114,6 +136,7 @@ class StableDiffusion {
   std::optional<ClipTextEncoder> text_encoder_2_;
   bool force_zeros_for_empty_prompt_ = false;
   torch::Dtype vae_dtype_ = torch::kFloat32;  // float32 where the VAE says force_upcast
+  ComponentParameters parameters_;
 };
 
 }  // namespace atelier::sd

@@ -91,10 +91,34 @@ TEST(UNetTest, ConfigsItCannotBuildAreRefusedByName) {
                 .message()
                 .find("multiple of its heads"),
             std::string::npos);
-  EXPECT_NE(parse_unet_config(R"({"addition_embed_type":"text_time"})")
+  // SDXL's text_time conditioning is built; other added conditionings (Kandinsky's "image",
+  // "text_image", ...) are refused by name, and text_time needs its widths.
+  EXPECT_NE(parse_unet_config(R"({"addition_embed_type":"image"})")
                 .status()
                 .message()
                 .find("addition_embed_type"),
+            std::string::npos);
+  EXPECT_NE(parse_unet_config(R"({"addition_embed_type":"text_time"})")
+                .status()
+                .message()
+                .find("addition_time_embed_dim"),
+            std::string::npos);
+  auto xl = parse_unet_config(
+      R"({"block_out_channels":[320,640,1280],"down_block_types":["DownBlock2D",)"
+      R"("CrossAttnDownBlock2D","CrossAttnDownBlock2D"],"up_block_types":["CrossAttnUpBlock2D",)"
+      R"("CrossAttnUpBlock2D","UpBlock2D"],"attention_head_dim":[5,10,20],)"
+      R"("transformer_layers_per_block":[1,2,10],"addition_embed_type":"text_time",)"
+      R"("addition_time_embed_dim":256,"projection_class_embeddings_input_dim":2816})");
+  ASSERT_TRUE(xl.is_ok()) << xl.status().message();
+  EXPECT_TRUE(xl->text_time);
+  EXPECT_EQ(xl->transformer_layers, (std::vector<int64_t>{1, 2, 10}));
+  EXPECT_EQ(xl->projection_class_embeddings_input_dim, 2816);
+  EXPECT_NE(parse_unet_config(R"({"block_out_channels":[32],"down_block_types":["DownBlock2D"],)"
+                              R"("up_block_types":["UpBlock2D"],"attention_head_dim":1,)"
+                              R"("transformer_layers_per_block":[1,2]})")
+                .status()
+                .message()
+                .find("transformer_layers_per_block"),
             std::string::npos);
   auto sd2 = parse_unet_config(R"({"attention_head_dim":[5,10,20,20],"use_linear_projection":true,)"
                                R"("cross_attention_dim":1024})");
