@@ -153,8 +153,16 @@ int main(int argc, char** argv) {
   });
   atelier::sd::GenerateArgs gen;
   auto* generate = cli.add_subcommand(
-      "generate", "Run one Stable Diffusion generation offline from a diffusers model folder");
-  generate->add_option("--model", gen.model, "model folder (with model_index.json)")->required();
+      "generate",
+      "Run one Stable Diffusion generation offline from a diffusers model folder or a "
+      "single-file checkpoint");
+  generate
+      ->add_option("--model", gen.model,
+                   "model folder (with model_index.json) or single-file checkpoint (.safetensors)")
+      ->required();
+  generate->add_option("--config", gen.config_dir,
+                       "single files: a folder of diffusers configs to use instead of the "
+                       "family's published ones");
   generate->add_option("--prompt", gen.prompt, "what to make")->required();
   generate->add_option("--negative", gen.negative, "what to steer away from");
   generate->add_option("--width", gen.width, "pixels (default: the model's native size)");
@@ -167,6 +175,13 @@ int main(int argc, char** argv) {
   generate->add_option("--strength", gen.strength, "how far img2img departs from --init-image");
   generate->add_option("--init-latents", gen.init_latents,
                        "safetensors with `latents`: the initial noise instead of drawing it");
+  generate->add_option("--original-size", gen.original_size,
+                       "SDXL: the size the model is told the source image had, WxH");
+  generate->add_option("--target-size", gen.target_size, "SDXL: the size it is told to aim at, WxH");
+  generate->add_option("--crop-top-left", gen.crop_top_left,
+                       "SDXL: the crop it is told the image has, TOP,LEFT");
+  generate->add_option("--lora", gen.loras,
+                       "a LoRA file to apply, FILE[:WEIGHT] (repeatable; weight 1 by default)");
   generate->add_option("--out", gen.out, "PNG to write (default out.png)");
   generate->add_option("--out-tensor", gen.out_tensor,
                        "safetensors to write the image to before 8-bit conversion (`image`)");

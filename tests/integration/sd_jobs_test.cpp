@@ -1,6 +1,7 @@
 // Stable Diffusion through the server: a models directory holding the sd-tiny fixture (by a
 // symbolic link, never a copy) and a broken folder; the model is listed with ranges from its
-// configs, and txt2img, variation and upscale jobs run end to end to PNG files.
+// configs (the broken one unavailable, with its reason), and txt2img, variation and upscale
+// jobs run end to end to PNG files.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -44,11 +45,15 @@ TEST(SdJobsTest, TheTinyPipelineIsListedAndRunsTxt2ImgVariationAndUpscale) {
   auto models =
       expect_status(call(port, "GET", "/api/v1/models", "", bearer(owner.token)), 200, "models")
           .json["models"];
-  nlohmann::json tiny;
+  nlohmann::json tiny, broken;
   for (const auto& m : models) {
-    EXPECT_NE(m["id"], "broken") << "a folder without its parts is skipped";
+    if (m["id"] == "broken") broken = m;
     if (m["id"] == "tiny") tiny = m;
   }
+  ASSERT_FALSE(broken.is_null()) << "a folder without its parts is listed, unavailable";
+  EXPECT_EQ(broken["available"], false);
+  EXPECT_NE(broken["unavailable_reason"].get<std::string>().find("missing"), std::string::npos)
+      << broken.dump();
   ASSERT_FALSE(tiny.is_null()) << models.dump();
   EXPECT_EQ(tiny["kind"], "sd");
   EXPECT_EQ(tiny["params"]["width"]["default"], 64) << "sample_size 32 x the VAE's factor 2";

@@ -1,15 +1,19 @@
 #include "server/inference/sd/generate_command.h"
 
 #include <chrono>
+#include <filesystem>
+#include <optional>
 #include <cstdio>
 #include <fstream>
 #include <random>
 
 #include "common/image.h"
 #include "common/safetensors.h"
+#include "server/inference/sd/lora.h"
 #include "server/inference/sd/model_files.h"
 #include "server/inference/sd/pipeline.h"
 #include "server/inference/sd/sd_generator.h"
+#include "server/inference/sd/single_file_pipeline.h"
 
 namespace atelier::sd {
 
@@ -20,10 +24,26 @@ int fail(const std::string& msg) {
   return 1;
 }
 
+// "AxB" (or "A,B") as two positive integers up to 16384; false when it is not.
+bool parse_pair(const std::string& text, char sep, int& a, int& b, bool allow_zero) {
+  const size_t at = text.find(sep);
+  if (at == std::string::npos) return false;
+  try {
+    size_t used_a = 0, used_b = 0;
+    a = std::stoi(text.substr(0, at), &used_a);
+    b = std::stoi(text.substr(at + 1), &used_b);
+    const int lo = allow_zero ? 0 : 1;
+    return used_a == at && used_b == text.size() - at - 1 && a >= lo && b >= lo && a <= 16384 &&
+           b <= 16384;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 }  // namespace
 
 int run_generate(const GenerateArgs& a) {
-  auto info = inference::sd_model_info(a.model);
+  auto info = inference::sd_model_info(a.model, a.config_dir);
   if (!info.is_ok()) return fail(a.model + ": " + info.status().message());
   GenerationRequest r;
   r.prompt = a.prompt;
@@ -58,9 +78,58 @@ int run_generate(const GenerateArgs& a) {
     r.init_latents = torch::from_blob(v->data(), t->shape, torch::kFloat32).clone();
   }
 
+  if (!a.original_size.empty() &&
+      !parse_pair(a.original_size, 'x', r.original_width, r.original_height, false)) {
+    return fail("--original-size must be WxH, e.g. 1024x1024");
+  }
+  if (!a.target_size.empty() &&
+      !parse_pair(a.target_size, 'x', r.target_width, r.target_height, false)) {
+    return fail("--target-size must be WxH, e.g. 1024x1024");
+  }
+  if (!a.crop_top_left.empty() &&
+      !parse_pair(a.crop_top_left, ',', r.crop_top, r.crop_left, true)) {
+    return fail("--crop-top-left must be TOP,LEFT, e.g. 0,0");
+  }
+
   std::fprintf(stderr, "loading %s ...\n", a.model.c_str());
-  auto pipe = StableDiffusion::load(a.model);
+  std::error_code ec;
+  auto pipe = std::filesystem::is_directory(a.model, ec)
+                  ? StableDiffusion::load(a.model)
+                  : load_single_file_pipeline(a.model, torch::kFloat32, torch::kCPU, "",
+                                              a.config_dir);
   if (!pipe.is_ok()) return fail(pipe.status().message());
+  std::optional<LoraPatcher> patcher;
+  if (!a.loras.empty()) {
+    auto p = LoraPatcher::create(pipe->unet().config(), pipe->parameters());
+    if (!p.is_ok()) return fail(p.status().message());
+    patcher = std::move(*p);
+    std::vector<LoraUse> set;
+    for (const std::string& spec : a.loras) {
+      // FILE[:WEIGHT]: the weight is what follows the last ':' when it is a number.
+      std::string file = spec;
+      double weight = 1.0;
+      if (const size_t colon = spec.rfind(':'); colon != std::string::npos) {
+        try {
+          size_t used = 0;
+          weight = std::stod(spec.substr(colon + 1), &used);
+          if (used == spec.size() - colon - 1) file = spec.substr(0, colon);
+          else weight = 1.0;
+        } catch (const std::exception&) {
+          weight = 1.0;
+        }
+      }
+      auto lora = Lora::load(file);
+      if (!lora.is_ok()) return fail(lora.status().message());
+      set.push_back({std::make_shared<const Lora>(std::move(*lora)), weight});
+    }
+    auto reports = patcher->apply(set);
+    if (!reports.is_ok()) return fail(reports.status().message());
+    for (const auto& rep : *reports) {
+      std::fprintf(stderr, "LoRA %s at %g: %lld modules, %lld keys matched no layer\n",
+                   rep.label.c_str(), rep.weight, static_cast<long long>(rep.matched_modules),
+                   static_cast<long long>(rep.unmatched_keys));
+    }
+  }
   const auto start = std::chrono::steady_clock::now();
   auto image = pipe->generate(r, [&](int step, int steps, const torch::Tensor&) {
     const int width = 30, filled = step * width / std::max(steps, 1);

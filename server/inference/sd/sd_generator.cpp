@@ -4,9 +4,12 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
+#include <list>
+#include <memory>
 #include <sstream>
 
+#include "server/inference/prompt_loras.h"
+#include "server/inference/sd/lora.h"
 #include "server/inference/sd/model_files.h"
 #include "server/inference/sd/pipeline.h"
 #include "server/inference/sd/pipeline_cache.h"
@@ -16,17 +19,6 @@ namespace atelier::inference {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
-
-Result<json> read_json(const fs::path& path) {
-  auto text = sd::read_model_file(path.string());
-  if (!text.is_ok()) return text.status();
-  json j = json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return Status::invalid_argument(path.string() + " is not a JSON object");
-  }
-  return j;
-}
 
 // Stable Diffusion 1.x latents to RGB: a linear map good enough for a step preview, with no
 // VAE call (published approximation of the SD 1.x latent space).
@@ -53,18 +45,56 @@ Image preview_of(const torch::Tensor& latents) {
 }
 
 // A generator never leaves its worker thread, so each worker has its own pipelines.
-sd::PipelineCache& worker_cache(int64_t budget_bytes) {
-  thread_local sd::PipelineCache cache(budget_bytes);
+sd::PipelineCache& worker_cache(int64_t budget_bytes, const std::string& clip_vocab) {
+  thread_local sd::PipelineCache cache(budget_bytes, sd::PipelineCache::default_loader(clip_vocab));
   return cache;
+}
+
+// Parsed LoRA files, per worker, by path; re-read when the file changes. Kept few: a parsed
+// LoRA holds its factors in float32 (tens of MB for a large one).
+Result<std::shared_ptr<const sd::Lora>> worker_lora(const fs::path& path) {
+  struct Cached {
+    fs::file_time_type mtime;
+    std::shared_ptr<const sd::Lora> lora;
+  };
+  constexpr size_t kMaxCached = 16;
+  thread_local std::list<std::pair<std::string, Cached>> cache;  // most recent first
+  std::error_code ec;
+  const auto mtime = fs::last_write_time(path, ec);
+  if (ec) return Status::not_found("LoRA file " + path.string() + " is gone");
+  for (auto it = cache.begin(); it != cache.end(); ++it) {
+    if (it->first == path.string() && it->second.mtime == mtime) {
+      cache.splice(cache.begin(), cache, it);
+      return cache.front().second.lora;
+    }
+  }
+  auto lora = sd::Lora::load(path.string());
+  if (!lora.is_ok()) return lora.status();
+  auto shared = std::make_shared<const sd::Lora>(std::move(*lora));
+  cache.remove_if([&](const auto& e) { return e.first == path.string(); });
+  cache.push_front({path.string(), Cached{mtime, shared}});
+  if (cache.size() > kMaxCached) cache.pop_back();
+  return shared;
+}
+
+// The job's LoRAs: the request's list, then the prompt's `<lora:...>` tags it does not name.
+std::vector<LoraRef> wanted_loras(const GenerateRequest& req, const PromptLoras& tags) {
+  std::vector<LoraRef> out = req.loras;
+  for (const auto& t : tags.loras) {
+    const bool named = std::any_of(out.begin(), out.end(),
+                                   [&](const LoraRef& r) { return r.name == t.name; });
+    if (!named) out.push_back(t);
+  }
+  return out;
 }
 
 class SdGenerator : public Generator {
  public:
-  SdGenerator(ModelInfo info, std::string dir, std::string device, SdOptions options)
+  SdGenerator(ModelInfo info, std::string source, std::string device, SdOptions options)
       : info_(std::move(info)),
-        dir_(std::move(dir)),
+        source_(std::move(source)),
         device_(std::move(device)),
-        options_(options) {}
+        options_(std::move(options)) {}
 
   const ModelInfo& info() const override { return info_; }
 
@@ -72,10 +102,16 @@ class SdGenerator : public Generator {
                                                const CancelToken& cancel) override {
     const bool cuda = device_.rfind("cuda", 0) == 0;
     const torch::Dtype dtype = cuda && options_.fp16_on_cuda ? torch::kHalf : torch::kFloat32;
-    auto pipeline = worker_cache(options_.cache_bytes).get(dir_, dtype, torch::Device(device_));
-    if (!pipeline.is_ok()) return pipeline.status();
+    auto cached = worker_cache(options_.cache_bytes, options_.clip_vocab)
+                      .get(source_, dtype, torch::Device(device_));
+    if (!cached.is_ok()) return cached.status();
+    sd::CachedPipeline& cp = **cached;
     auto kind = sd::parse_sampler(req.sampler.empty() ? info_.samplers.front() : req.sampler);
     if (!kind) return Status::invalid_argument("unknown sampler " + req.sampler, "sampler");
+    // The text encoder never sees `<lora:...>` tags.
+    const PromptLoras tags = split_prompt_loras(req.prompt);
+    std::vector<std::string> warnings;
+    if (Status st = apply_loras(cp, wanted_loras(req, tags), warnings); !st.is_ok()) return st;
     torch::Tensor parent;
     if (req.mode != Mode::kTxt2Img) {
       if (!req.parent || req.parent->png_path.empty()) {
@@ -93,7 +129,7 @@ class SdGenerator : public Generator {
     const int total = req.steps * req.count;
     for (int i = 0; i < req.count; ++i) {
       sd::GenerationRequest r;
-      r.prompt = req.prompt;
+      r.prompt = tags.prompt;
       r.negative_prompt = req.negative_prompt;
       r.width = req.width;
       r.height = req.height;
@@ -101,13 +137,21 @@ class SdGenerator : public Generator {
       r.guidance = req.guidance;
       r.sampler = *kind;
       r.seed = static_cast<uint64_t>(req.seed + i);
+      if (const auto& sc = req.size_conditioning) {
+        r.original_width = sc->original_width;
+        r.original_height = sc->original_height;
+        r.target_width = sc->target_width;
+        r.target_height = sc->target_height;
+        r.crop_top = sc->crop_top;
+        r.crop_left = sc->crop_left;
+      }
       if (parent.defined()) {
         r.init_image = parent;
         // An upscale keeps the parent's look: it only re-renders the details.
         r.strength = req.mode == Mode::kUpscale ? 0.35 : req.strength;
       }
       const int done_before = i * req.steps;
-      auto image = (*pipeline)->generate(r, [&](int step, int steps, const torch::Tensor& latents) {
+      auto image = cp.pipeline.generate(r, [&](int step, int steps, const torch::Tensor& latents) {
         const int at = done_before + step * req.steps / std::max(steps, 1);
         if (progress.wants_preview()) {
           Image p = preview_of(latents);
@@ -122,103 +166,57 @@ class SdGenerator : public Generator {
       g.image = sd::tensor_to_image(*image);
       g.seed = req.seed + i;
       g.lineage = "sd1;" + std::to_string(g.seed);
+      g.warnings = warnings;
       out.push_back(std::move(g));
     }
     return out;
   }
 
  private:
+  // Makes `wanted` the applied LoRA set of the cached pipeline (an empty set restores the base
+  // weights of a pipeline a previous job patched).
+  Status apply_loras(sd::CachedPipeline& cp, const std::vector<LoraRef>& wanted,
+                     std::vector<std::string>& warnings) const {
+    if (wanted.empty() && !cp.loras) return Status::ok();
+    if (!cp.loras) {
+      auto patcher = sd::LoraPatcher::create(cp.pipeline.unet().config(), cp.pipeline.parameters());
+      if (!patcher.is_ok()) return patcher.status();
+      cp.loras = std::move(*patcher);
+    }
+    std::vector<sd::LoraUse> set;
+    for (const auto& ref : wanted) {
+      if (ref.name.empty() || ref.name.find('/') != std::string::npos ||
+          ref.name.find("..") != std::string::npos) {
+        return Status::invalid_argument("no LoRA is called '" + ref.name + "'", "loras");
+      }
+      auto lora = worker_lora(fs::path(options_.loras_dir) / (ref.name + ".safetensors"));
+      if (!lora.is_ok()) return lora.status();
+      set.push_back({*lora, ref.weight});
+    }
+    auto reports = cp.loras->apply(set);
+    if (!reports.is_ok()) return reports.status();
+    for (const auto& r : *reports) {
+      if (r.unmatched_keys == 0) continue;
+      warnings.push_back("LoRA " + r.label + ": " + std::to_string(r.unmatched_keys) + " of " +
+                         std::to_string(r.matched_keys + r.unmatched_keys) +
+                         " keys matched no layer");
+    }
+    return Status::ok();
+  }
+
   ModelInfo info_;
-  std::string dir_, device_;
+  std::string source_, device_;
   SdOptions options_;
 };
 
 }  // namespace
 
-Result<ModelInfo> sd_model_info(const std::string& dir) {
-  const fs::path root(dir);
-  auto index = read_json(root / "model_index.json");
-  if (!index.is_ok()) return index.status();
-  const std::string cls = index->value("_class_name", "");
-  if (cls != "StableDiffusionPipeline" && cls != "StableDiffusionImg2ImgPipeline" &&
-      cls != "LatentConsistencyModelPipeline") {
-    return Status::invalid_argument("pipeline class '" + cls + "' is not supported");
-  }
-  for (const char* part :
-       {"tokenizer/vocab.json", "tokenizer/merges.txt", "text_encoder/config.json",
-        "unet/config.json", "vae/config.json", "scheduler/scheduler_config.json"}) {
-    if (!fs::exists(root / part)) return Status::not_found(std::string("missing ") + part);
-  }
-  auto unet = read_json(root / "unet/config.json");
-  auto vae = read_json(root / "vae/config.json");
-  auto sched = read_json(root / "scheduler/scheduler_config.json");
-  for (const auto* r : {&unet, &vae, &sched})
-    if (!r->is_ok()) return r->status();
-  const auto vae_blocks = (*vae).value("block_out_channels", json::array({1, 1, 1, 1})).size();
-  const auto unet_blocks = (*unet).value("block_out_channels", json::array({1, 1, 1, 1})).size();
-  if (vae_blocks < 1 || unet_blocks < 1)
-    return Status::invalid_argument("empty block_out_channels");
-  const int64_t f = int64_t{1} << (vae_blocks - 1);
-  const int64_t multiple = f * (int64_t{1} << (unet_blocks - 1));
-  const int64_t sample = (*unet).value("sample_size", int64_t{64});
-  const int64_t native = std::max<int64_t>(sample * f, multiple);
-  const std::string sched_cls = (*sched).value("_class_name", "");
-  // LCM-distilled UNets embed the guidance (diffusers' LCM pipelines default to 8); LCM-LoRA
-  // style models use classifier-free guidance, best near 1.
-  const bool embedded_guidance = (*unet).value("time_cond_proj_dim", json()).is_number_integer();
-  const bool lcm =
-      sched_cls == "LCMScheduler" || cls == "LatentConsistencyModelPipeline" || embedded_guidance;
-
-  ModelInfo m;
-  m.id = root.filename().string();
-  m.kind = "sd";
-  m.description = "Stable Diffusion (" + m.id + ", native " + std::to_string(native) +
-                  " px): " + "draws what the prompt describes; the negative prompt steers away.";
-  const int64_t max_size =
-      std::max<int64_t>(native, std::min<int64_t>(2048, native * 2) / multiple * multiple);
-  m.width = {multiple, max_size, native, multiple};
-  m.height = m.width;
-  m.steps = {1, 150, lcm ? 4 : 25, 1};
-  m.count = {1, 4, 1, 1};
-  m.guidance = {0.0, 30.0, embedded_guidance ? 8.0 : lcm ? 1.0 : 7.5};
-  m.strength = {0.05, 1.0, 0.6};
-  std::vector<std::string> samplers{"euler", "euler_a", "ddim", "lcm"};
-  std::string first = lcm                                                            ? "lcm"
-                      : sched_cls == "EulerAncestralDiscreteScheduler"               ? "euler_a"
-                      : sched_cls == "DDIMScheduler" || sched_cls == "PNDMScheduler" ? "ddim"
-                                                                                     : "euler";
-  std::stable_partition(samplers.begin(), samplers.end(),
-                        [&](const auto& s) { return s == first; });
-  m.samplers = samplers;
-  m.upscale_factors = {2};
-  m.modes = {Mode::kTxt2Img, Mode::kVariation, Mode::kRemix, Mode::kUpscale};
-  return m;
-}
-
-SdDiscovery discover_sd_models(const std::string& models_dir, const SdOptions& options) {
-  SdDiscovery d;
-  std::error_code ec;
-  if (!fs::is_directory(models_dir, ec)) return d;
-  std::vector<fs::path> dirs;
-  for (const auto& e : fs::directory_iterator(models_dir, ec)) {
-    if (e.is_directory(ec) && fs::exists(e.path() / "model_index.json")) dirs.push_back(e.path());
-  }
-  std::sort(dirs.begin(), dirs.end());
-  for (const auto& dir : dirs) {
-    auto info = sd_model_info(dir.string());
-    if (!info.is_ok()) {
-      d.problems.push_back(dir.string() + ": " + info.status().message());
-      continue;
-    }
-    const std::string path = dir.string();
-    ModelInfo mi = *info;
-    d.models.push_back(ModelEntry{
-        mi, [mi, path, options](const std::string& device) -> Result<std::unique_ptr<Generator>> {
-          return std::unique_ptr<Generator>(
-              std::make_unique<SdGenerator>(mi, path, device, options));
-        }});
-  }
-  return d;
+GeneratorFactory sd_generator_factory(ModelInfo info, std::string source, SdOptions options) {
+  return [info = std::move(info), source = std::move(source),
+          options = std::move(options)](const std::string& device)
+             -> Result<std::unique_ptr<Generator>> {
+    return std::unique_ptr<Generator>(std::make_unique<SdGenerator>(info, source, device, options));
+  };
 }
 
 }  // namespace atelier::inference

@@ -12,17 +12,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The sidecar's config_dir, when it names one (inspect_single_file has validated the sidecar).
-fs::path sidecar_config_dir(const SingleFileInfo& info) {
-  if (info.sidecar.empty()) return {};
-  auto text = read_model_file(info.sidecar);
-  if (!text.is_ok()) return {};
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (!j.is_object() || !j.contains("config_dir") || !j["config_dir"].is_string()) return {};
-  fs::path dir = j["config_dir"].get<std::string>();
-  return dir.is_absolute() ? dir : fs::path(info.sidecar).parent_path() / dir;
-}
-
 // The padding token and length a tokenizer_config.json names (CLIP-L's defaults otherwise).
 std::pair<std::string, int> pad_and_length(const std::string& tokenizer_config) {
   std::pair<std::string, int> out{"<|endoftext|>", 77};
@@ -55,8 +44,9 @@ Result<ClipTokenizer> tokenizer_for(const fs::path& config_dir, const char* sub,
 
 Result<StableDiffusion> load_single_file_pipeline(const std::string& path, torch::Dtype dtype,
                                                   torch::Device device,
-                                                  const std::string& clip_vocab) {
-  auto info = inspect_single_file(path);
+                                                  const std::string& clip_vocab,
+                                                  const std::string& config_dir_override) {
+  auto info = inspect_single_file(path, config_dir_override);
   if (!info.is_ok()) return info.status();
   const ModelConfigs& c = info->configs;
   auto unet_config = parse_unet_config(c.unet);
@@ -68,7 +58,7 @@ Result<StableDiffusion> load_single_file_pipeline(const std::string& path, torch
   auto schedule = parse_schedule_config(c.scheduler);
   if (!schedule.is_ok()) return schedule.status();
 
-  const fs::path config_dir = sidecar_config_dir(*info);
+  const fs::path config_dir = info->config_dir;
   std::string vocab_text;
   const bool own_tokenizer = !config_dir.empty() && fs::exists(config_dir / "tokenizer/vocab.json");
   if (!own_tokenizer) {

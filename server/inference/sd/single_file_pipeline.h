@@ -17,9 +17,12 @@
 namespace atelier::sd {
 
 // `clip_vocab`: OpenAI's bpe_simple_vocab_16e6.txt.gz (empty: shipped_clip_vocab()).
+// `config_dir`: a folder of diffusers configs overriding the sidecar's (atelier generate's
+// --config).
 Result<StableDiffusion> load_single_file_pipeline(const std::string& path,
                                                   torch::Dtype dtype = torch::kFloat32,
                                                   torch::Device device = torch::kCPU,
-                                                  const std::string& clip_vocab = "");
+                                                  const std::string& clip_vocab = "",
+                                                  const std::string& config_dir = "");
 
 }  // namespace atelier::sd

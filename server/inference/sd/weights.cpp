@@ -22,6 +22,13 @@ Result<Weights> Weights::load(const std::string& path, torch::Dtype dtype, torch
   return w;
 }
 
+Weights Weights::from_tensors(std::string origin, std::map<std::string, torch::Tensor> tensors) {
+  Weights w;
+  w.path_ = std::move(origin);
+  w.tensors_ = std::move(tensors);
+  return w;
+}
+
 Weights Weights::synthetic(uint64_t seed, torch::Dtype dtype, torch::Device device) {
   Weights w;
   w.path_ = "(synthetic)";

@@ -22,6 +22,10 @@ class Weights {
   static Result<Weights> load(const std::string& path, torch::Dtype dtype = torch::kFloat32,
                               torch::Device device = torch::kCPU);
 
+  // Tensors already at hand under their final names (a single-file checkpoint's component,
+  // mapped to diffusers names); `origin` stands for the path in check()'s messages.
+  static Weights from_tensors(std::string origin, std::map<std::string, torch::Tensor> tensors);
+
   // Random weights for any name asked for (benchmarks of full-size architectures without
   // their files): take() returns a fresh N(0, 0.02) tensor of the requested shape and keeps it
   // (tensors() then holds everything a build took, ready to be written as a model file). On

@@ -71,5 +71,48 @@ TEST(ModelRegistryTest, FactoryBuildsAGeneratorForTheModel) {
   EXPECT_EQ((*a)->info().id, "null");
 }
 
+ModelEntry family_model(const std::string& id, const std::string& family, int max_loras = 5) {
+  ModelEntry e = entry_named(id);
+  e.info.family = family;
+  e.info.max_loras = max_loras;
+  return e;
+}
+
+LoraInfo lora(const std::string& name, const std::string& family, bool available = true) {
+  return LoraInfo{name, family, std::string(64, 'c'), available, available ? "" : "truncated"};
+}
+
+TEST(ModelRegistryTest, LorasAreFoundByNameInTheOrderAdded) {
+  ModelRegistry registry;
+  EXPECT_EQ(registry.find_lora("x"), nullptr);
+  ASSERT_TRUE(registry.add_lora(lora("ink", "sd1")).is_ok());
+  ASSERT_TRUE(registry.add_lora(lora("film", "sdxl")).is_ok());
+  Status twice = registry.add_lora(lora("ink", "sdxl"));
+  EXPECT_EQ(twice.code(), StatusCode::kAlreadyExists);
+  ASSERT_EQ(registry.loras().size(), 2u);
+  EXPECT_EQ(registry.loras()[0].name, "ink");
+  EXPECT_EQ(registry.loras()[1].name, "film");
+  ASSERT_NE(registry.find_lora("ink"), nullptr);
+  EXPECT_EQ(registry.find_lora("ink")->family, "sd1") << "the first one is kept";
+  EXPECT_EQ(registry.find_lora("INK"), nullptr);
+}
+
+TEST(ModelRegistryTest, EachModelListsTheAvailableLorasOfItsFamily) {
+  ModelRegistry registry;
+  // Models before and after the LoRAs: both end up with the right list.
+  ASSERT_TRUE(registry.add(family_model("xl", "sdxl")).is_ok());
+  ASSERT_TRUE(registry.add_lora(lora("a", "sdxl")).is_ok());
+  ASSERT_TRUE(registry.add_lora(lora("b", "sd1")).is_ok());
+  ASSERT_TRUE(registry.add_lora(lora("broken", "sdxl", false)).is_ok());
+  ASSERT_TRUE(registry.add_lora(lora("c", "sdxl")).is_ok());
+  ASSERT_TRUE(registry.add(family_model("v15", "sd1")).is_ok());
+  ASSERT_TRUE(registry.add(family_model("nolora", "sdxl", 0)).is_ok());
+  ASSERT_TRUE(registry.add(entry_named("plain")).is_ok());
+  EXPECT_EQ(registry.find("xl")->info.loras, (std::vector<std::string>{"a", "c"}));
+  EXPECT_EQ(registry.find("v15")->info.loras, (std::vector<std::string>{"b"}));
+  EXPECT_TRUE(registry.find("nolora")->info.loras.empty());
+  EXPECT_TRUE(registry.find("plain")->info.loras.empty());
+}
+
 }  // namespace
 }  // namespace atelier::inference

@@ -45,7 +45,9 @@ class PipelineCacheTest : public ::testing::Test {
 
 TEST_F(PipelineCacheTest, CountsTheParametersInTheDtypeTheyAreLoadedAs) {
   EXPECT_EQ(*parameter_bytes(kTiny.string(), torch::kFloat32), kTinyParameters * 4);
-  EXPECT_EQ(*parameter_bytes(kTiny.string(), torch::kHalf), kTinyParameters * 2);
+  // The fixture's VAE config says force_upcast: it stays float32 in a half-precision pipeline.
+  constexpr int64_t kTinyVae = 658'375;
+  EXPECT_EQ(*parameter_bytes(kTiny.string(), torch::kHalf), kTinyParameters * 2 + kTinyVae * 2);
 }
 
 TEST_F(PipelineCacheTest, KeepsWhatFitsAndDropsTheLeastRecentlyUsed) {
@@ -79,17 +81,37 @@ TEST_F(PipelineCacheTest, KeepsWhatFitsAndDropsTheLeastRecentlyUsed) {
   r.prompt = "fox";
   r.width = r.height = 64;
   r.steps = 1;
-  EXPECT_TRUE((*p)->generate(r).is_ok());
+  EXPECT_TRUE((*p)->pipeline.generate(r).is_ok());
 }
 
-TEST_F(PipelineCacheTest, AModelLargerThanTheBudgetLoadsAlone) {
+TEST_F(PipelineCacheTest, AModelLargerThanTheBudgetIsRefusedWithBothSizes) {
   const torch::Device cpu(torch::kCPU);
-  PipelineCache cache(1, counting());
-  ASSERT_TRUE(cache.get(dir("a"), torch::kFloat32, cpu).is_ok());
-  ASSERT_TRUE(cache.get(dir("b"), torch::kFloat32, cpu).is_ok());
-  EXPECT_EQ(cache.loaded(), std::vector<std::string>{dir("b")});
-  ASSERT_TRUE(cache.get(dir("b"), torch::kFloat32, cpu).is_ok());
-  EXPECT_EQ(loads_, 2);
+  PipelineCache cache(kTinyParameters * 4 - 1, counting());
+  auto big = cache.get(dir("a"), torch::kFloat32, cpu);
+  ASSERT_FALSE(big.is_ok());
+  EXPECT_EQ(big.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(big.status().message().find("--sd-cache-mb"), std::string::npos)
+      << big.status().message();
+  EXPECT_EQ(loads_, 0) << "refused before reading any weights";
+  // In half precision it fits.
+  EXPECT_TRUE(cache.get(dir("a"), torch::kHalf, cpu).is_ok());
+}
+
+TEST_F(PipelineCacheTest, ALoadThatThrowsFailsTheJobAndTheCacheGoesOn) {
+  const torch::Device cpu(torch::kCPU);
+  int calls = 0;
+  PipelineCache cache(int64_t{1} << 40, [&](const std::string& d, torch::Dtype t, torch::Device dev)
+                                            -> Result<StableDiffusion> {
+    if (++calls == 1) throw std::runtime_error("CUDA out of memory.\nbacktrace...");
+    return StableDiffusion::load(d, t, dev);
+  });
+  auto oom = cache.get(dir("a"), torch::kFloat32, cpu);
+  ASSERT_FALSE(oom.is_ok());
+  EXPECT_EQ(oom.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(oom.status().message().find("CUDA out of memory."), std::string::npos);
+  EXPECT_EQ(oom.status().message().find("backtrace"), std::string::npos);
+  EXPECT_TRUE(cache.loaded().empty());
+  EXPECT_TRUE(cache.get(dir("a"), torch::kFloat32, cpu).is_ok());
 }
 
 TEST_F(PipelineCacheTest, AFailedLoadIsReportedAndNotKept) {

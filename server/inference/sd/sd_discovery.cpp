@@ -1,0 +1,270 @@
+// Discovery of sd models and LoRA files (the contract is in sd_generator.h).
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "server/inference/sd/lora.h"
+#include "server/inference/sd/model_files.h"
+#include "server/inference/sd/sd_generator.h"
+#include "server/inference/sd/single_file.h"
+#include "server/inference/sd/unet.h"
+
+namespace atelier::inference {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+Result<json> parse_object(const std::string& text, const std::string& what) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::invalid_argument(what + " is not a JSON object");
+  }
+  return j;
+}
+
+Result<json> read_json(const fs::path& path) {
+  auto text = sd::read_model_file(path.string());
+  if (!text.is_ok()) return text.status();
+  return parse_object(*text, path.string());
+}
+
+// The configs a model's ranges come from, however it is stored.
+struct Configs {
+  json unet, vae, scheduler;
+  std::string pipeline_class;
+  std::string family;  // "sd1" | "sd2" | "sdxl"
+};
+
+std::string family_of(const json& text_encoder, bool xl) {
+  if (xl) return "sdxl";
+  // SD 2.x conditions on OpenCLIP ViT-H (1024 wide); SD 1.x on CLIP ViT-L (768).
+  return text_encoder.value("hidden_size", int64_t{768}) >= 1024 ? "sd2" : "sd1";
+}
+
+Result<Configs> folder_configs(const fs::path& root) {
+  auto index = read_json(root / "model_index.json");
+  if (!index.is_ok()) return index.status();
+  Configs c;
+  c.pipeline_class = index->value("_class_name", "");
+  const bool xl = c.pipeline_class == "StableDiffusionXLPipeline" ||
+                  c.pipeline_class == "StableDiffusionXLImg2ImgPipeline";
+  if (c.pipeline_class != "StableDiffusionPipeline" &&
+      c.pipeline_class != "StableDiffusionImg2ImgPipeline" &&
+      c.pipeline_class != "LatentConsistencyModelPipeline" && !xl) {
+    return Status::invalid_argument("pipeline class '" + c.pipeline_class + "' is not supported");
+  }
+  std::vector<const char*> parts{"tokenizer/vocab.json", "tokenizer/merges.txt",
+                                 "text_encoder/config.json", "unet/config.json",
+                                 "vae/config.json", "scheduler/scheduler_config.json"};
+  if (xl) {
+    parts.insert(parts.end(), {"tokenizer_2/vocab.json", "tokenizer_2/merges.txt",
+                               "text_encoder_2/config.json"});
+  }
+  for (const char* part : parts) {
+    if (!fs::exists(root / part)) return Status::not_found(std::string("missing ") + part);
+  }
+  auto unet = read_json(root / "unet/config.json");
+  auto vae = read_json(root / "vae/config.json");
+  auto sched = read_json(root / "scheduler/scheduler_config.json");
+  auto te = read_json(root / "text_encoder/config.json");
+  for (const auto* r : {&unet, &vae, &sched, &te}) {
+    if (!r->is_ok()) return r->status();
+  }
+  // The UNet config must be one the pipeline can build (SDXL's added conditioning included).
+  if (auto parsed = sd::parse_unet_config(unet->dump()); !parsed.is_ok()) return parsed.status();
+  c.unet = std::move(*unet);
+  c.vae = std::move(*vae);
+  c.scheduler = std::move(*sched);
+  c.family = family_of(*te, xl);
+  return c;
+}
+
+Result<Configs> file_configs(const fs::path& file, const std::string& config_dir) {
+  auto info = sd::inspect_single_file(file.string(), config_dir);
+  if (!info.is_ok()) return info.status();
+  Configs c;
+  auto unet = parse_object(info->configs.unet, "unet config");
+  auto vae = parse_object(info->configs.vae, "vae config");
+  auto sched = parse_object(info->configs.scheduler, "scheduler config");
+  for (const auto* r : {&unet, &vae, &sched}) {
+    if (!r->is_ok()) return r->status();
+  }
+  c.unet = std::move(*unet);
+  c.vae = std::move(*vae);
+  c.scheduler = std::move(*sched);
+  c.family = std::string(sd::family_name(info->family));
+  c.pipeline_class = c.family == "sdxl" ? "StableDiffusionXLPipeline" : "StableDiffusionPipeline";
+  return c;
+}
+
+ModelInfo info_from(const std::string& id, const Configs& c) {
+  const auto vae_blocks = c.vae.value("block_out_channels", json::array({1, 1, 1, 1})).size();
+  const auto unet_blocks = c.unet.value("block_out_channels", json::array({1, 1, 1, 1})).size();
+  const int64_t f = int64_t{1} << (std::max<size_t>(vae_blocks, 1) - 1);
+  const int64_t multiple = f * (int64_t{1} << (std::max<size_t>(unet_blocks, 1) - 1));
+  const int64_t sample = c.unet.value("sample_size", int64_t{64});
+  const int64_t native = std::max<int64_t>(sample * f, multiple);
+  const std::string sched_cls = c.scheduler.value("_class_name", "");
+  // LCM-distilled UNets embed the guidance (diffusers' LCM pipelines default to 8); LCM-LoRA
+  // style models use classifier-free guidance, best near 1.
+  const bool embedded_guidance = c.unet.value("time_cond_proj_dim", json()).is_number_integer();
+  const bool lcm = sched_cls == "LCMScheduler" ||
+                   c.pipeline_class == "LatentConsistencyModelPipeline" || embedded_guidance;
+  const bool xl = c.family == "sdxl";
+
+  ModelInfo m;
+  m.id = id;
+  m.kind = "sd";
+  m.family = c.family;
+  const char* family_label = xl ? "SDXL" : c.family == "sd2" ? "SD 2.x" : "SD 1.x";
+  m.description = std::string("Stable Diffusion ") + family_label + " (" + m.id + ", native " +
+                  std::to_string(native) +
+                  " px): draws what the prompt describes; the negative prompt steers away.";
+  const int64_t max_size =
+      std::max<int64_t>(native, std::min<int64_t>(2048, native * 2) / multiple * multiple);
+  m.width = {multiple, max_size, native, multiple};
+  m.height = m.width;
+  m.steps = {1, 150, lcm ? 4 : xl ? 30 : 25, 1};
+  m.count = {1, 4, 1, 1};
+  m.guidance = {0.0, 30.0, embedded_guidance ? 8.0 : lcm ? 1.0 : xl ? 5.0 : 7.5};
+  m.strength = {0.05, 1.0, 0.6};
+  std::vector<std::string> samplers{"euler", "euler_a", "ddim", "lcm"};
+  std::string first = lcm                                                            ? "lcm"
+                      : sched_cls == "EulerAncestralDiscreteScheduler"               ? "euler_a"
+                      : sched_cls == "DDIMScheduler" || sched_cls == "PNDMScheduler" ? "ddim"
+                                                                                     : "euler";
+  std::stable_partition(samplers.begin(), samplers.end(),
+                        [&](const auto& s) { return s == first; });
+  m.samplers = samplers;
+  m.upscale_factors = {2};
+  m.modes = {Mode::kTxt2Img, Mode::kVariation, Mode::kRemix, Mode::kUpscale};
+  m.size_conditioning = xl;
+  m.max_loras = c.family == "sd2" ? 0 : 5;  // no SD 2.x LoRA format is read (lora.h)
+  return m;
+}
+
+// A patcher over the meta-device layout of a family's published configs: tells a LoRA that
+// fits no layer at all before any job asks for it (nothing is allocated).
+Result<sd::LoraPatcher> family_patcher(sd::Family family) {
+  const sd::ModelConfigs configs = sd::family_configs(family);
+  auto unet = sd::parse_unet_config(configs.unet);
+  if (!unet.is_ok()) return unet.status();
+  auto weights = sd::synthetic_components(configs, 0, torch::kMeta);
+  if (!weights.is_ok()) return weights.status();
+  sd::LoraPatcher::Parameters params{{"unet", weights->unet.tensors()},
+                                     {"text_encoder", weights->text_encoder.tensors()}};
+  if (weights->text_encoder_2) params["text_encoder_2"] = weights->text_encoder_2->tensors();
+  return sd::LoraPatcher::create(*unet, std::move(params));
+}
+
+std::vector<LoraInfo> discover_loras(const fs::path& dir, FileHashCache& hashes,
+                                     std::vector<std::string>& problems) {
+  std::vector<LoraInfo> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.is_regular_file(ec) && e.path().extension() == ".safetensors") files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  std::optional<sd::LoraPatcher> sd1, sdxl;  // built on first need
+  for (const auto& file : files) {
+    LoraInfo info;
+    info.name = file.stem().string();
+    auto hash = hashes.sha256(file);
+    if (hash.is_ok()) info.hash = *hash;
+    auto lora = sd::Lora::load(file.string());
+    Status st = hash.is_ok() ? Status::ok() : hash.status();
+    if (st.is_ok() && !lora.is_ok()) st = lora.status();
+    if (st.is_ok()) {
+      const bool xl = lora->family() == sd::LoraFamily::kSdxl;
+      info.family = xl ? "sdxl" : "sd1";
+      auto& layout = xl ? sdxl : sd1;
+      if (!layout) {
+        auto p = family_patcher(xl ? sd::Family::kSdxl : sd::Family::kSd1);
+        if (p.is_ok()) layout = std::move(*p);
+      }
+      if (layout) {
+        if (auto match = layout->match(*lora); !match.is_ok()) st = match.status();
+      }
+    }
+    if (!st.is_ok()) {
+      info.available = false;
+      info.reason = st.message();
+      problems.push_back(file.string() + ": " + st.message());
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<ModelInfo> sd_model_info(const std::string& source, const std::string& config_dir) {
+  const fs::path path(source);
+  std::error_code ec;
+  const bool folder = fs::is_directory(path, ec);
+  auto configs = folder ? folder_configs(path) : file_configs(path, config_dir);
+  if (!configs.is_ok()) return configs.status();
+  return info_from(folder ? path.filename().string() : path.stem().string(), *configs);
+}
+
+SdDiscovery discover_sd_models(const std::string& models_dir, const SdOptions& options) {
+  SdDiscovery d;
+  FileHashCache local("");
+  FileHashCache& hashes = options.hashes ? *options.hashes : local;
+  const fs::path loras_dir =
+      options.loras_dir.empty() ? fs::path(models_dir) / "loras" : fs::path(options.loras_dir);
+  d.loras = discover_loras(loras_dir, hashes, d.problems);
+  std::error_code ec;
+  if (!fs::is_directory(models_dir, ec)) return d;
+  std::vector<fs::path> sources;
+  for (const auto& e : fs::directory_iterator(models_dir, ec)) {
+    if ((e.is_directory(ec) && fs::exists(e.path() / "model_index.json")) ||
+        (e.is_regular_file(ec) && e.path().extension() == ".safetensors")) {
+      sources.push_back(e.path());
+    }
+  }
+  std::sort(sources.begin(), sources.end());
+  std::vector<std::string> ids;
+  for (const auto& source : sources) {
+    const bool folder = fs::is_directory(source, ec);
+    const std::string id = folder ? source.filename().string() : source.stem().string();
+    if (std::find(ids.begin(), ids.end(), id) != ids.end()) {
+      d.problems.push_back(source.string() + ": another model is already called '" + id + "'");
+      continue;
+    }
+    ids.push_back(id);
+    auto info = sd_model_info(source.string());
+    // The file whose hash identifies the model: the checkpoint, or a folder's UNet weights.
+    const fs::path hashed =
+        folder ? source / "unet/diffusion_pytorch_model.safetensors" : source;
+    auto hash = hashes.sha256(hashed);
+    if (!info.is_ok() || !hash.is_ok()) {
+      const Status st = info.is_ok() ? hash.status() : info.status();
+      d.problems.push_back(source.string() + ": " + st.message());
+      ModelInfo m;
+      m.id = id;
+      m.kind = "sd";
+      m.description = "Unavailable: " + st.message();
+      m.available = false;
+      m.unavailable_reason = st.message();
+      if (hash.is_ok()) m.hash = *hash;
+      d.models.push_back(ModelEntry{m, [st](const std::string&) -> Result<std::unique_ptr<Generator>> {
+                                      return st;
+                                    }});
+      continue;
+    }
+    info->hash = *hash;
+    SdOptions generator_options = options;
+    generator_options.loras_dir = loras_dir.string();
+    generator_options.hashes = nullptr;  // the generator needs no hashes
+    d.models.push_back(
+        ModelEntry{*info, sd_generator_factory(*info, source.string(), generator_options)});
+  }
+  return d;
+}
+
+}  // namespace atelier::inference
