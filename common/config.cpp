@@ -262,6 +262,9 @@ const std::vector<OptionDef>& option_defs() {
                            "the null model sleeps this long per step (tests)"));
     d.push_back(path_option("models_dir", &ServerConfig::models_dir,
                             "each diffusers model folder in it becomes an `sd` model"));
+    d.push_back(path_option("loras_dir", &ServerConfig::loras_dir,
+                            "LoRA files (*.safetensors) jobs may apply (default: "
+                            "<models_dir>/loras)"));
     d.push_back(int_option("sd_cache_mb", &ServerConfig::sd_cache_mb, 64, int64_t{1} << 22,
                            "per worker: memory for loaded Stable Diffusion models (least recently "
                            "used ones are unloaded)"));
@@ -372,6 +375,10 @@ const std::vector<OptionSpec>& option_specs() {
 std::string default_value_text(const std::string& key) {
   const OptionDef* def = find_def(key);
   return def ? def->get(ServerConfig{}) : std::string();
+}
+
+std::filesystem::path loras_dir_of(const ServerConfig& config) {
+  return config.loras_dir.empty() ? config.models_dir / "loras" : config.loras_dir;
 }
 
 Result<ServerConfig> load_config(const ConfigSources& sources, std::vector<std::string>* warnings) {

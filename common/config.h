@@ -59,6 +59,8 @@ struct ServerConfig {
   bool enable_null_model = false;  // offer the `null` test model (tests, benchmarks)
   int64_t null_step_ms = 0;        // the null model sleeps this long per step (tests)
   std::filesystem::path models_dir = "./models";  // each diffusers folder in it is an `sd` model
+  // LoRA files (*.safetensors) jobs may apply; empty: `<models_dir>/loras` (loras_dir_of()).
+  std::filesystem::path loras_dir;
   int64_t sd_cache_mb = 8192;           // per worker: loaded pipelines beyond this are evicted
   bool sd_fp16 = true;                  // Stable Diffusion in fp16 on CUDA (fp32 on the CPU)
   int64_t job_lease_ms = 30'000;        // a running job without progress for this long is re-queued
@@ -104,5 +106,8 @@ std::map<std::string, std::string> environment_snapshot();
 
 // The default shown in --help for `key`.
 std::string default_value_text(const std::string& key);
+
+// The LoRA directory in effect: `loras_dir`, or `<models_dir>/loras` when it is not set.
+std::filesystem::path loras_dir_of(const ServerConfig& config);
 
 }  // namespace atelier

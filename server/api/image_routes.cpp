@@ -95,6 +95,7 @@ void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& call
       out["mode"] = inference::mode_name(p.mode);
       out["strength"] = p.strength;
       out["parameters"] = jobs::a1111_parameters(p, image->seed, image->width, image->height);
+      jobs::add_generation_fields(out, p);
     }
     out["parent"] = nullptr;
     if (image->parent_image_id) {

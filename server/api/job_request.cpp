@@ -1,10 +1,12 @@
 #include "server/api/job_request.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "server/api/json_body.h"
 #include "server/auth/token.h"
+#include "server/inference/prompt_loras.h"
 #include "server/jobs/job_db.h"
 
 namespace atelier::api {
@@ -51,6 +53,10 @@ nlohmann::json opt(const std::optional<T>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
 
+nlohmann::json opt_pair(const std::optional<std::array<int64_t, 2>>& v) {
+  return v ? nlohmann::json::array({(*v)[0], (*v)[1]}) : nlohmann::json(nullptr);
+}
+
 std::string canonical_hash(const JobRequest& r) {
   nlohmann::json j = {{"model", r.model},
                       {"prompt", r.prompt},
@@ -66,6 +72,16 @@ std::string canonical_hash(const JobRequest& r) {
                       {"parent_image_id", opt(r.parent_image_id)},
                       {"strength", opt(r.strength)},
                       {"priority", opt(r.priority)}};
+  // Fields added later join the hash only when given, so a request without them hashes as it
+  // did before they existed (retries across an upgrade still match).
+  if (r.loras) {
+    nlohmann::json loras = nlohmann::json::array();
+    for (const auto& l : *r.loras) loras.push_back({{"name", l.name}, {"weight", l.weight}});
+    j["loras"] = loras;
+  }
+  if (r.original_size) j["original_size"] = opt_pair(r.original_size);
+  if (r.target_size) j["target_size"] = opt_pair(r.target_size);
+  if (r.crop_top_left) j["crop_top_left"] = opt_pair(r.crop_top_left);
   return auth::sha256_hex(j.dump());
 }
 
@@ -105,6 +121,113 @@ Status check_against_model(const JobRequest& r, const ModelInfo& m) {
         "size from the parent image",
         r.width ? "height" : "width");
   }
+  return Status::ok();
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+// Size conditioning is SDXL's: refused for models that do not take it.
+Status check_size_conditioning(const JobRequest& r, const ModelInfo& m) {
+  if (m.size_conditioning) return Status::ok();
+  for (auto [name, given] :
+       {std::pair<const char*, bool>{"original_size", r.original_size.has_value()},
+        {"target_size", r.target_size.has_value()},
+        {"crop_top_left", r.crop_top_left.has_value()}}) {
+    if (given) {
+      return Status::invalid_argument("field '" + std::string(name) +
+                                          "' is for models with size "
+                                          "conditioning (SDXL); model '" +
+                                          m.id + "' does not take it",
+                                      name);
+    }
+  }
+  return Status::ok();
+}
+
+// One LoRA against the registry and the model. `field` is what an error names (`loras[i].name`,
+// or `prompt` for a tag); `where` says which in the message.
+Status check_lora(const inference::LoraRef& lora, const ModelInfo& m,
+                  const inference::ModelRegistry& models, const std::string& field,
+                  const std::string& where, std::map<std::string, std::string>& hashes) {
+  const inference::LoraInfo* info = models.find_lora(lora.name);
+  if (!info) {
+    // The name is the client's: not echoed (see json_body.h), but what would fit is listed.
+    std::string fits = m.loras.empty() ? "none" : join(m.loras);
+    return Status::invalid_argument(
+        where + " names no LoRA this server offers; LoRAs for model '" + m.id + "': " + fits,
+        field);
+  }
+  if (!info->available) {
+    return Status::invalid_argument(
+        where + ": LoRA '" + info->name + "' is unavailable: " + info->reason, field);
+  }
+  if (info->family != m.family) {
+    return Status::invalid_argument(
+        where + ": LoRA '" + info->name + "' is for " +
+            (info->family.empty() ? "an unknown family" : info->family) + " models; model '" +
+            m.id + "' is " + (m.family.empty() ? "not a Stable Diffusion model" : m.family),
+        field);
+  }
+  if (!(lora.weight >= -kMaxLoraWeight && lora.weight <= kMaxLoraWeight)) {
+    char msg[160];
+    std::snprintf(msg, sizeof(msg), ": the weight of LoRA '%s' must be between %g and %g",
+                  info->name.c_str(), -kMaxLoraWeight, kMaxLoraWeight);
+    return Status::invalid_argument(where + msg, field);
+  }
+  hashes[info->name] = info->hash;
+  return Status::ok();
+}
+
+// Merges `loras` with the prompt's tags and checks every one; fills resolved_loras/lora_hashes.
+Status resolve_loras(JobRequest& r, const ModelInfo& m, const inference::ModelRegistry& models) {
+  const std::vector<inference::LoraRef> given = r.loras.value_or(std::vector<inference::LoraRef>{});
+  const std::vector<inference::LoraRef> tags = inference::split_prompt_loras(r.prompt).loras;
+  if (given.empty() && tags.empty()) return Status::ok();
+  if (m.max_loras <= 0) {
+    return Status::invalid_argument(
+        "model '" + m.id + "' takes no LoRAs" +
+            (given.empty() ? std::string(" (the prompt has a <lora:...> tag)") : std::string()),
+        given.empty() ? "prompt" : "loras");
+  }
+  std::vector<inference::LoraRef> merged;
+  auto named = [&merged](const std::string& name) {
+    return std::any_of(merged.begin(), merged.end(),
+                       [&name](const inference::LoraRef& l) { return l.name == name; });
+  };
+  for (size_t i = 0; i < given.size(); ++i) {
+    const std::string field = "loras[" + std::to_string(i) + "].name";
+    if (named(given[i].name)) {
+      return Status::invalid_argument("field '" + field +
+                                          "' names the same LoRA as an earlier "
+                                          "entry",
+                                      field);
+    }
+    ATELIER_RETURN_IF_ERROR(
+        check_lora(given[i], m, models, field, "field '" + field + "'", r.lora_hashes));
+    merged.push_back(given[i]);
+  }
+  size_t from_prompt = 0;
+  for (size_t i = 0; i < tags.size(); ++i) {
+    if (named(tags[i].name)) continue;  // the field (or an earlier tag) wins
+    ATELIER_RETURN_IF_ERROR(check_lora(tags[i], m, models, "prompt",
+                                       "the prompt's <lora:...> tag " + std::to_string(i + 1),
+                                       r.lora_hashes));
+    merged.push_back(tags[i]);
+    ++from_prompt;
+  }
+  const size_t limit = std::min(kMaxLorasPerJob, static_cast<size_t>(m.max_loras));
+  if (merged.size() > limit) {
+    return Status::invalid_argument(
+        "at most " + std::to_string(limit) + " LoRAs per job for model '" + m.id + "', got " +
+            std::to_string(merged.size()) + " (" + std::to_string(given.size()) + " in 'loras', " +
+            std::to_string(from_prompt) + " more in the prompt)",
+        given.size() > limit || from_prompt == 0 ? "loras" : "prompt");
+  }
+  r.resolved_loras = std::move(merged);
   return Status::ok();
 }
 
@@ -151,6 +274,35 @@ Result<JobRequest> parse_job_request(const http::Request& request,
     auto mode = body.optional_enum("mode", {"txt2img", "variation", "remix", "upscale"});
     if (!mode.is_ok()) return mode.status();
     if (*mode) r.mode = *inference::parse_mode(**mode);
+    auto loras = body.optional_object_array("loras", kMaxLorasPerJob);
+    if (!loras.is_ok()) return loras.status();
+    if (*loras) {
+      r.loras.emplace();
+      for (size_t i = 0; i < (*loras)->size(); ++i) {
+        JsonBody& item = (**loras)[i];
+        const std::string prefix = "loras[" + std::to_string(i) + "].";
+        auto name = item.required_string(prefix + "name",
+                                         TextRule{.min_chars = 1, .max_chars = kMaxLoraNameChars});
+        if (!name.is_ok()) return name.status();
+        auto weight = item.optional_number(prefix + "weight", -kMaxLoraWeight, kMaxLoraWeight);
+        if (!weight.is_ok()) return weight.status();
+        ATELIER_RETURN_IF_ERROR(item.finish());
+        r.loras->push_back(inference::LoraRef{std::move(*name), weight->value_or(1.0)});
+      }
+    }
+    struct PairField {
+      std::string_view name;
+      std::optional<std::array<int64_t, 2>>* out;
+      int64_t lo, hi;
+    };
+    for (PairField f :
+         {PairField{"original_size", &r.original_size, kMinConditioningSize, kMaxConditioningSize},
+          PairField{"target_size", &r.target_size, kMinConditioningSize, kMaxConditioningSize},
+          PairField{"crop_top_left", &r.crop_top_left, 0, kMaxConditioningCrop}}) {
+      auto v = body.optional_int_array(f.name, 2, f.lo, f.hi);
+      if (!v.is_ok()) return v.status();
+      if (*v) *f.out = std::array<int64_t, 2>{(**v)[0], (**v)[1]};
+    }
     return r;
   });
   if (!parsed.is_ok()) return parsed.status();
@@ -160,7 +312,16 @@ Result<JobRequest> parse_job_request(const http::Request& request,
     for (const auto& m : models.models()) list += (list.empty() ? "" : ", ") + m.info.id;
     return Status::invalid_argument("unknown model; this server offers: " + list, "model");
   }
+  if (!entry->info.available) {
+    // Listed (with its reason) so people see it, but no job can run on it: 400, like an
+    // unknown model, naming the field to change.
+    return Status::invalid_argument(
+        "model '" + entry->info.id + "' is unavailable: " + entry->info.unavailable_reason,
+        "model");
+  }
   ATELIER_RETURN_IF_ERROR(check_against_model(*parsed, entry->info));
+  ATELIER_RETURN_IF_ERROR(check_size_conditioning(*parsed, entry->info));
+  ATELIER_RETURN_IF_ERROR(resolve_loras(*parsed, entry->info, models));
   parsed->canonical_hash = canonical_hash(*parsed);
   return parsed;
 }
@@ -227,6 +388,24 @@ Result<jobs::JobParams> resolve_job_params(store::Db& db, const JobRequest& r, c
   ATELIER_RETURN_IF_ERROR(check_int("height", height, m.height));
   p.width = static_cast<int>(width);
   p.height = static_cast<int>(height);
+  p.loras = r.resolved_loras;
+  p.lora_hashes = r.lora_hashes;
+  p.model_hash = m.hash;
+  if (m.size_conditioning) {
+    // diffusers' defaults: both sizes the output size, no crop.
+    inference::SizeConditioning sc;
+    const std::array<int64_t, 2> out_size{width, height};
+    const auto original = r.original_size.value_or(out_size);
+    const auto target = r.target_size.value_or(out_size);
+    const auto crop = r.crop_top_left.value_or(std::array<int64_t, 2>{0, 0});
+    sc.original_width = static_cast<int>(original[0]);
+    sc.original_height = static_cast<int>(original[1]);
+    sc.target_width = static_cast<int>(target[0]);
+    sc.target_height = static_cast<int>(target[1]);
+    sc.crop_top = static_cast<int>(crop[0]);
+    sc.crop_left = static_cast<int>(crop[1]);
+    p.size_conditioning = sc;
+  }
   return p;
 }
 

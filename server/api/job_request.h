@@ -8,9 +8,12 @@
 //                        model), sizes taken from it, upscale factors.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "server/http/message.h"
@@ -19,6 +22,14 @@
 #include "server/store/sqlite.h"
 
 namespace atelier::api {
+
+// Outer limits of the LoRA and size-conditioning fields (proto/openapi.yaml, docs/security.md).
+inline constexpr size_t kMaxLorasPerJob = 5;  // and at most the model's max_loras
+inline constexpr double kMaxLoraWeight = 4;   // weights lie in [-4, 4]
+inline constexpr size_t kMaxLoraNameChars = 255;
+inline constexpr int64_t kMinConditioningSize = 8;  // original_size / target_size, per side
+inline constexpr int64_t kMaxConditioningSize = 8192;
+inline constexpr int64_t kMaxConditioningCrop = 8192;  // crop_top_left, per coordinate
 
 struct JobRequest {
   std::string model;
@@ -35,6 +46,16 @@ struct JobRequest {
   std::optional<int64_t> parent_image_id;
   std::optional<double> strength;
   std::optional<int64_t> priority;
+  // `loras` as sent (weight left out: 1), and the size conditioning as sent.
+  std::optional<std::vector<inference::LoraRef>> loras;
+  std::optional<std::array<int64_t, 2>> original_size;  // [width, height]
+  std::optional<std::array<int64_t, 2>> target_size;    // [width, height]
+  std::optional<std::array<int64_t, 2>> crop_top_left;  // [top, left]
+  // Resolved against the registry by parse_job_request: `loras` merged with the prompt's
+  // `<lora:name:weight>` tags (the field wins for a name in both; the first tag wins among
+  // tags), and each one's sha256.
+  std::vector<inference::LoraRef> resolved_loras;
+  std::map<std::string, std::string> lora_hashes;
   // SHA-256 of the request as sent (canonical form, before defaults): what an Idempotency-Key
   // retry must repeat.
   std::string canonical_hash;

@@ -1,5 +1,6 @@
 #include "server/api/job_routes.h"
 
+#include <algorithm>
 #include <mutex>
 #include <random>
 
@@ -65,12 +66,28 @@ nlohmann::json real_param(const inference::RealParam& p) {
   return {{"min", p.min}, {"max", p.max}, {"default", p.default_value}};
 }
 
+nlohmann::json text_or_null(const std::string& s) {
+  return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
+}
+
 nlohmann::json model_json(const inference::ModelInfo& m) {
   nlohmann::json modes = nlohmann::json::array();
   for (inference::Mode mode : m.modes) modes.push_back(inference::mode_name(mode));
+  const int64_t max_loras =
+      std::clamp<int64_t>(m.max_loras, 0, static_cast<int64_t>(kMaxLorasPerJob));
   return {{"id", m.id},
           {"kind", m.kind},
           {"description", m.description},
+          {"family", text_or_null(m.family)},
+          {"hash", text_or_null(m.hash)},
+          {"available", m.available},
+          {"unavailable_reason",
+           m.available ? nlohmann::json(nullptr) : nlohmann::json(m.unavailable_reason)},
+          {"native_width", m.width.default_value},
+          {"native_height", m.height.default_value},
+          {"size_conditioning", m.size_conditioning},
+          {"max_loras", max_loras},
+          {"loras", max_loras > 0 ? m.loras : std::vector<std::string>{}},
           {"params",
            {{"width", int_param(m.width)},
             {"height", int_param(m.height)},
@@ -92,7 +109,15 @@ void handle_models(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
   if (Status st = require_jobs(ctx); !st.is_ok()) return respond_error(ex, st);
   nlohmann::json out = nlohmann::json::array();
   for (const auto& m : ctx.models->models()) out.push_back(model_json(m.info));
-  ex->respond(json_response(200, {{"models", out}}));
+  nlohmann::json loras = nlohmann::json::array();
+  for (const inference::LoraInfo& l : ctx.models->loras()) {
+    loras.push_back({{"name", l.name},
+                     {"family", text_or_null(l.family)},
+                     {"hash", text_or_null(l.hash)},
+                     {"available", l.available},
+                     {"reason", l.available ? nlohmann::json(nullptr) : nlohmann::json(l.reason)}});
+  }
+  ex->respond(json_response(200, {{"models", out}, {"loras", loras}}));
 }
 
 void handle_submit(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {

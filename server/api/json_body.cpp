@@ -137,9 +137,9 @@ bool is_json_media_type(std::string_view value) {
 
 }  // namespace
 
-// Builds JsonBody::fields_ from SAX events. Only top-level values are kept; nested ones are
-// walked for the depth limit and duplicate keys, then dropped, since no getter reads them.
-// Returning false stops the parser; error_ then says why.
+// Builds JsonBody::fields_ from SAX events: the top-level values, each object or array with its
+// contents in Field::children (the depth limit bounds the nesting). Returning false stops the
+// parser; error_ then says why.
 class JsonBody::Parser : public nlohmann::json_sax<json> {
  public:
   // `size` is the length of the text being parsed, to tell "unexpected end" from other errors.
@@ -169,15 +169,13 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
   bool null() override { return scalar(Kind::kNull); }
   bool boolean(bool value) override {
     if (!scalar(Kind::kBool)) return false;
-    if (depth() == 1) out_.fields_.back().boolean = value;
+    last_->boolean = value;
     return true;
   }
   bool number_integer(number_integer_t value) override {
     if (!scalar(Kind::kInteger)) return false;
-    if (depth() == 1) {
-      out_.fields_.back().integer = value;
-      out_.fields_.back().number = static_cast<double>(value);
-    }
+    last_->integer = value;
+    last_->number = static_cast<double>(value);
     return true;
   }
   bool number_unsigned(number_unsigned_t value) override {
@@ -190,12 +188,12 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
     // apart from real fractions, so the message can say which it was.
     bool integer_literal = literal.find_first_of(".eE") == string_t::npos;
     if (!scalar(integer_literal ? Kind::kOutOfRangeInteger : Kind::kNonInteger)) return false;
-    if (depth() == 1) out_.fields_.back().number = static_cast<double>(value);
+    last_->number = static_cast<double>(value);
     return true;
   }
   bool string(string_t& value) override {
     if (!scalar(Kind::kString)) return false;
-    if (depth() == 1) out_.fields_.back().text = std::move(value);
+    last_->text = std::move(value);
     return true;
   }
   bool binary(binary_t&) override {  // only binary formats produce it, never JSON text
@@ -213,7 +211,8 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
       return fail(field_error(
           top_key_, "contains an object with the key '" + shown_key(key) + "' more than once"));
     }
-    if (depth() == 1) top_key_ = std::move(key);
+    if (depth() == 1) top_key_ = key;
+    frames_.back().key = std::move(key);
     return true;
   }
 
@@ -233,6 +232,10 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
  private:
   struct Frame {
     std::unordered_set<std::string> keys;  // stays empty for arrays
+    std::string key;                       // an object's member being read
+    // The object or array being filled; nullptr for the body itself (its fields go to fields_).
+    // Stable while this frame is open: nothing is added to its parent's list meanwhile.
+    Field* container = nullptr;
   };
 
   size_t depth() const { return frames_.size(); }
@@ -248,7 +251,15 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
       return fail(
           body_error("request body must be a JSON object, got " + std::string(kind_name(kind))));
     }
-    if (depth() == 1) out_.fields_.push_back(Field{.name = top_key_, .kind = kind});
+    Frame& frame = frames_.back();
+    if (frame.container == nullptr) {
+      out_.fields_.push_back(Field{.name = top_key_, .kind = kind});
+      last_ = &out_.fields_.back();
+    } else {
+      std::string name = frame.container->kind == Kind::kObject ? frame.key : std::string();
+      frame.container->children.push_back(Field{.name = std::move(name), .kind = kind});
+      last_ = &frame.container->children.back();
+    }
     return true;
   }
 
@@ -259,8 +270,13 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
                                             std::to_string(kMaxDepth) +
                                             " levels (the body counts as one)"));
     }
-    if (depth() > 0 && !scalar(kind)) return false;
+    Field* container = nullptr;
+    if (depth() > 0) {
+      if (!scalar(kind)) return false;
+      container = last_;
+    }
     frames_.emplace_back();
+    frames_.back().container = container;
     return true;
   }
 
@@ -272,6 +288,7 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
   JsonBody& out_;
   std::vector<Frame> frames_;
   std::string top_key_;  // the top-level field whose value is being parsed
+  Field* last_ = nullptr;  // the value scalar() added last
   size_t size_;
   Status error_;
 };
@@ -521,6 +538,73 @@ Result<std::string> JsonBody::required_enum(std::string_view field,
 Result<std::optional<std::string>> JsonBody::optional_enum(
     std::string_view field, std::initializer_list<std::string_view> allowed) {
   return read_enum(field, allowed, false);
+}
+
+Result<std::optional<std::vector<int64_t>>> JsonBody::optional_int_array(std::string_view field,
+                                                                         size_t count, int64_t lo,
+                                                                         int64_t hi) {
+  std::string expected = "an array of " + std::to_string(count) + " integers between " +
+                         std::to_string(lo) + " and " + std::to_string(hi);
+  Result<Field*> found = find_present(field, false, expected);
+  if (!found.is_ok()) return found.status();
+  Field* f = *found;
+  if (f == nullptr) return std::optional<std::vector<int64_t>>();
+  if (f->kind != Kind::kArray) {
+    return field_error(field,
+                       "must be " + expected + ", got " + std::string(Parser::kind_name(f->kind)));
+  }
+  if (f->children.size() != count) {
+    return field_error(
+        field, "must be " + expected + ", got " + std::to_string(f->children.size()) + " elements");
+  }
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < f->children.size(); ++i) {
+    const Field& e = f->children[i];
+    if (e.kind != Kind::kInteger || e.integer < lo || e.integer > hi) {
+      std::string got = e.kind == Kind::kInteger || e.kind == Kind::kOutOfRangeInteger
+                            ? "an integer outside that range"
+                        : e.kind == Kind::kNonInteger ? "a number with a fraction or exponent"
+                                                      : std::string(Parser::kind_name(e.kind));
+      return field_error(field,
+                         "must be " + expected + ", got " + got + " at index " + std::to_string(i));
+    }
+    out.push_back(e.integer);
+  }
+  return std::optional<std::vector<int64_t>>(std::move(out));
+}
+
+Result<std::optional<std::vector<JsonBody>>> JsonBody::optional_object_array(std::string_view field,
+                                                                             size_t max_items) {
+  std::string expected = "an array of at most " + std::to_string(max_items) + " objects";
+  Result<Field*> found = find_present(field, false, expected);
+  if (!found.is_ok()) return found.status();
+  Field* f = *found;
+  if (f == nullptr) return std::optional<std::vector<JsonBody>>();
+  if (f->kind != Kind::kArray) {
+    return field_error(field,
+                       "must be " + expected + ", got " + std::string(Parser::kind_name(f->kind)));
+  }
+  if (f->children.size() > max_items) {
+    return field_error(field,
+                       "must be " + expected + ", got " + std::to_string(f->children.size()));
+  }
+  std::vector<JsonBody> out;
+  for (size_t i = 0; i < f->children.size(); ++i) {
+    const Field& e = f->children[i];
+    std::string prefix = std::string(field) + "[" + std::to_string(i) + "]";
+    if (e.kind != Kind::kObject) {
+      return field_error(prefix,
+                         "must be an object, got " + std::string(Parser::kind_name(e.kind)));
+    }
+    JsonBody element;
+    for (const Field& member : e.children) {
+      Field copy = member;
+      copy.name = prefix + "." + member.name;
+      element.fields_.push_back(std::move(copy));
+    }
+    out.push_back(std::move(element));
+  }
+  return std::optional<std::vector<JsonBody>>(std::move(out));
 }
 
 Status JsonBody::finish() const {

@@ -117,6 +117,18 @@ class JsonBody {
   Result<std::optional<std::string>> optional_enum(std::string_view field,
                                                    std::initializer_list<std::string_view> allowed);
 
+  // An array of exactly `count` integers, each within [lo, hi] (e.g. a size `[width, height]`).
+  // Errors name `field` and say which element is at fault.
+  Result<std::optional<std::vector<int64_t>>> optional_int_array(std::string_view field,
+                                                                 size_t count, int64_t lo,
+                                                                 int64_t hi);
+  // An array of at most `max_items` objects, each handed back as a JsonBody of its own whose
+  // fields are named "<field>[<i>].<key>": read element i's keys with that full name (so an
+  // error names e.g. `loras[1].name`) and call finish() on each element to refuse keys it does
+  // not take. An element that is not an object fails naming "<field>[<i>]".
+  Result<std::optional<std::vector<JsonBody>>> optional_object_array(std::string_view field,
+                                                                     size_t max_items);
+
   // Fails naming the first field (in body order) that the body carries but no getter declared,
   // listing the fields this body accepts. Call it after the last getter; read_json_body does.
   Status finish() const;
@@ -132,8 +144,8 @@ class JsonBody {
     kOutOfRangeInteger,  // an integer literal outside int64
     kNonInteger,         // a number with a fraction or exponent (1.5, 1.0, 1e3)
     kString,
-    kObject,  // contents are checked (depth, duplicates) but not kept: no getter reads them
-    kArray,
+    kObject,  // members in `children`, named by their keys
+    kArray,   // elements in `children`, unnamed
   };
   struct Field {
     std::string name;
@@ -143,6 +155,7 @@ class JsonBody {
     double number = 0;  // any number kind, as a double
     std::string text;
     bool declared = false;
+    std::vector<Field> children;  // objects and arrays
   };
   class Parser;  // the SAX handler that fills fields_ (json_body.cpp)
 

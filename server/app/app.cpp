@@ -27,6 +27,7 @@
 #include "server/http/server.h"
 #include "server/http/static_files.h"
 #include "server/inference/cppn_generator.h"
+#include "server/inference/file_hash.h"
 #include "server/inference/model_registry.h"
 #include "server/inference/null_generator.h"
 #include "server/inference/sd/sd_generator.h"
@@ -103,7 +104,8 @@ std::function<void(std::string_view)> crash_hook_from_env() {
 
 class App::Impl {
  public:
-  explicit Impl(ServerConfig config) : config_(std::move(config)), recorder_(&registry_) {}
+  Impl(ServerConfig config, AppHooks hooks)
+      : config_(std::move(config)), hooks_(std::move(hooks)), recorder_(&registry_) {}
 
   ~Impl() {
     shutdown();
@@ -252,17 +254,32 @@ class App::Impl {
     ATELIER_RETURN_IF_ERROR(models_.add({inference::cppn_model_info(), [](const std::string& d) {
                                            return inference::make_cppn_generator(d);
                                          }}));
-    inference::SdOptions sd_options{config_.sd_cache_mb << 20, config_.sd_fp16};
+    // Content hashes of model and LoRA files, remembered across restarts by (path, size, mtime).
+    model_hashes_ = std::make_unique<inference::FileHashCache>(config_.data_dir /
+                                                               "model_hashes.json");
+    const std::filesystem::path loras_dir = loras_dir_of(config_);
+    inference::SdOptions sd_options{.cache_bytes = config_.sd_cache_mb << 20,
+                                    .fp16_on_cuda = config_.sd_fp16,
+                                    .loras_dir = loras_dir.string(),
+                                    .hashes = model_hashes_.get()};
     auto sd = inference::discover_sd_models(config_.models_dir.string(), sd_options);
-    for (const auto& problem : sd.problems) log::warn("models: skipped {}", problem);
+    for (const auto& problem : sd.problems) log::warn("models: {}", problem);
     for (auto& entry : sd.models) {
-      log::info("models: {} ({})", entry.info.id, config_.models_dir.string());
+      log::info("models: {} ({}{})", entry.info.id, config_.models_dir.string(),
+                entry.info.available ? "" : ", unavailable");
       ATELIER_RETURN_IF_ERROR(models_.add(std::move(entry)));
     }
+    for (auto& lora : sd.loras) {
+      log::info("LoRA: {} ({}{})", lora.name, lora.family.empty() ? "?" : lora.family,
+                lora.available ? "" : ", unavailable");
+      ATELIER_RETURN_IF_ERROR(models_.add_lora(std::move(lora)));
+    }
+    log::debug("LoRA directory: {}", loras_dir.string());
     if (config_.enable_null_model) {
       ATELIER_RETURN_IF_ERROR(models_.add(
           inference::null_model_entry(std::chrono::milliseconds(config_.null_step_ms))));
     }
+    if (hooks_.register_models) ATELIER_RETURN_IF_ERROR(hooks_.register_models(models_));
     inference::configure_torch_threads(config_.torch_threads);
     auto devices = inference::resolve_worker_devices(config_.workers);
     if (!devices.is_ok()) return devices.status().with_context("workers");
@@ -347,6 +364,7 @@ class App::Impl {
   }
 
   ServerConfig config_;
+  AppHooks hooks_;
   Readiness readiness_;
   metrics::Registry registry_;
   http::RequestRecorder recorder_;
@@ -360,6 +378,7 @@ class App::Impl {
   std::unique_ptr<http::StaticFiles> static_files_;
   // Generation: declared after the store (destroyed before it), the workers after the service.
   std::unique_ptr<jobs::ImageStore> images_;
+  std::unique_ptr<inference::FileHashCache> model_hashes_;
   inference::ModelRegistry models_;
   std::unique_ptr<jobs::JobService> jobs_;
   std::unique_ptr<jobs::WorkerPool> workers_;
@@ -376,7 +395,8 @@ class App::Impl {
   uint16_t port_ = 0;
 };
 
-App::App(ServerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+App::App(ServerConfig config, AppHooks hooks)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(hooks))) {}
 App::~App() = default;
 Status App::start() {
   return impl_->start();

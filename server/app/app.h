@@ -8,16 +8,25 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "common/config.h"
 #include "common/status.h"
+#include "server/inference/model_registry.h"
 
 namespace atelier::app {
 
+// Seams for tests; the `atelier` binary leaves them empty.
+struct AppHooks {
+  // Runs once the built-in and discovered models and LoRAs are registered, before any worker
+  // starts: tests add fake models and LoRAs here.
+  std::function<Status(inference::ModelRegistry&)> register_models;
+};
+
 class App {
  public:
-  explicit App(ServerConfig config);
+  explicit App(ServerConfig config, AppHooks hooks = {});
   ~App();
   App(const App&) = delete;
   App& operator=(const App&) = delete;

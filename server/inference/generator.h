@@ -51,10 +51,44 @@ struct RealParam {
   double default_value = 0;
 };
 
+// A LoRA file the server offers (`--loras-dir`), as found at start-up.
+struct LoraInfo {
+  std::string name;    // the file name without ".safetensors"
+  std::string family;  // the model family it was trained for: "sd1" | "sdxl"
+  std::string hash;    // sha256 of the file, 64 lowercase hex
+  bool available = true;
+  std::string reason;  // why not, when unavailable
+};
+
+// A LoRA a job applies, with its strength (A1111's `<lora:name:weight>`).
+struct LoraRef {
+  std::string name;
+  double weight = 1.0;
+  bool operator==(const LoraRef&) const = default;
+};
+
+// SDXL's size conditioning, in pixels: what the model is told about the image it makes.
+struct SizeConditioning {
+  int original_width = 0, original_height = 0;
+  int target_width = 0, target_height = 0;
+  int crop_top = 0, crop_left = 0;
+  bool operator==(const SizeConditioning&) const = default;
+};
+
 struct ModelInfo {
   std::string id;           // "cppn", "null"
   std::string kind;         // "builtin" | "test" | ...
   std::string description;  // one line, honest about what the prompt does
+  // Stable Diffusion models: the family ("sd1" | "sd2" | "sdxl"; empty for others), the
+  // sha256 of the file (a single-file checkpoint) or of the UNet weights (a folder), whether it
+  // can be used and why not, whether jobs may set SizeConditioning, and the LoRAs that fit.
+  std::string family;
+  std::string hash;
+  bool available = true;
+  std::string unavailable_reason;
+  bool size_conditioning = false;
+  int max_loras = 0;  // 0: the model takes no LoRAs
+  std::vector<std::string> loras;
   IntParam width;
   IntParam height;
   IntParam steps;
@@ -95,12 +129,17 @@ struct GenerateRequest {
   Mode mode = Mode::kTxt2Img;
   double strength = 0;
   std::optional<ParentImage> parent;  // set exactly when mode != kTxt2Img
+  std::vector<LoraRef> loras;         // at most ModelInfo::max_loras, each in the registry
+  std::optional<SizeConditioning> size_conditioning;  // only where the model takes it
 };
 
 struct GeneratedImage {
   Image image;  // RGB, request.width x request.height
   int64_t seed = 0;
   std::string lineage;  // opaque; handed back as ParentImage::lineage for children
+  // Worth telling the submitter, not worth failing for (e.g. "LoRA x: 3 of 40 keys matched
+  // no layer"); the job keeps them.
+  std::vector<std::string> warnings;
 };
 
 class ProgressSink {

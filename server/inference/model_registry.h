@@ -1,6 +1,9 @@
 // ModelRegistry: the models this server offers, each with its declared parameters and a factory
-// that builds an instance for one device. The REST layer validates requests against info(); each
-// worker thread creates its own instances (a model instance never crosses threads).
+// that builds an instance for one device, and the LoRA files (`--loras-dir`) jobs may apply. The
+// REST layer validates requests against info(); each worker thread creates its own instances (a
+// model instance never crosses threads).
+//
+// Filled at start-up, before any request or worker reads it; read-only afterwards.
 #pragma once
 
 #include <functional>
@@ -30,8 +33,23 @@ class ModelRegistry {
   // In the order added.
   const std::vector<ModelEntry>& models() const { return models_; }
 
+  // Adds a LoRA; kAlreadyExists for a second one with the same name.
+  Status add_lora(LoraInfo lora);
+  // nullptr when unknown.
+  const LoraInfo* find_lora(const std::string& name) const;
+  // In the order added.
+  const std::vector<LoraInfo>& loras() const { return loras_; }
+
+  // The registry keeps every model's ModelInfo::loras up to date (whichever of add() and
+  // add_lora() comes first): the names of the available LoRAs of the model's family, in the
+  // order added, for models that take LoRAs (max_loras > 0 and a family); empty otherwise.
+  static bool lora_fits(const ModelInfo& model, const LoraInfo& lora);
+
  private:
+  void refresh_loras(ModelInfo& info) const;
+
   std::vector<ModelEntry> models_;
+  std::vector<LoraInfo> loras_;
 };
 
 }  // namespace atelier::inference

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +36,17 @@ struct JobParams {
   double strength = 0;
   std::optional<int64_t> parent_image_id;
   int priority = 0;
+  // The LoRAs applied: the request's `loras` merged with the `<lora:name:weight>` tags of the
+  // prompt (the field wins for a name in both), at most the model's max_loras. The prompt keeps
+  // its tags, as A1111 does; the worker hands the generator the prompt without them.
+  std::vector<inference::LoraRef> loras;
+  // Provenance, from the registry at submission: the model's sha256 and each LoRA's, by name
+  // (empty when the registry had none). For the PNG `parameters` and the job's JSON.
+  std::string model_hash;
+  std::map<std::string, std::string> lora_hashes;
+  // SDXL's size conditioning, resolved (defaults: both sizes the output size, crop [0, 0]);
+  // set exactly when the model takes it.
+  std::optional<inference::SizeConditioning> size_conditioning;
 };
 
 struct ImageRecord {
@@ -72,6 +84,9 @@ struct Job {
   std::optional<int64_t> finished_at;
   int64_t updated_at = 0;
   std::vector<ImageRecord> images;  // done jobs only, in idx order
+  // What the generator found worth telling (GeneratedImage::warnings of every image, each text
+  // once, in order); kept with the job when it is done.
+  std::vector<std::string> warnings;
   // Not stored: the 1-based start position of a queued job, filled in from the scheduler.
   std::optional<int64_t> position;
 };
@@ -88,8 +103,12 @@ struct NewImage {
 };
 
 // The A1111 "parameters" text every PNG carries, so existing tools read our images:
-//   prompt\nNegative prompt: ...\nSteps: N, Sampler: S, CFG scale: G, Seed: N, Size: WxH, Model: M
-// (the negative prompt line only when there is one).
+//   prompt\nNegative prompt: ...\nSteps: N, Sampler: S, CFG scale: G, Seed: N, Size: WxH,
+//   Model hash: H, Model: M, Lora hashes: "a: H1, b: H2"
+// The negative prompt line only when there is one; `Model hash` (the first 10 hex digits of the
+// model's sha256) only when the job has one; `Lora hashes` (each LoRA's name without ':' and ','
+// and the first 12 hex digits of its sha256) only for LoRAs with a hash. The prompt keeps its
+// `<lora:...>` tags. Values holding ',', ':' or a line break are JSON-quoted, as A1111 does.
 std::string a1111_parameters(const JobParams& params, int64_t seed, int width, int height);
 
 }  // namespace atelier::jobs

@@ -1,5 +1,6 @@
 #include "server/jobs/job_db.h"
 
+#include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
 
@@ -19,11 +20,51 @@ constexpr std::string_view kJobColumns =
     "id, project_id, submitted_by, state, model, prompt, negative_prompt, width, height, steps, "
     "guidance, seed, count, sampler, mode, strength, parent_image_id, priority, attempt, "
     "max_attempts, worker, lease_until, progress_step, cancel_requested, error, created_at, "
-    "queued_at, started_at, finished_at, updated_at";
+    "queued_at, started_at, finished_at, updated_at, loras, model_hash, original_width, "
+    "original_height, target_width, target_height, crop_top, crop_left, warnings";
 
 std::optional<int64_t> opt_int(const Statement& s, int col) {
   if (s.column_is_null(col)) return std::nullopt;
   return s.column_int64(col);
+}
+
+// The `loras` column: [{"name", "weight", "hash"}] into the params' loras and lora_hashes.
+Status read_loras(const std::string& text, JobParams& p) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_array()) return Status::corruption("job loras are not a JSON array");
+  for (const auto& item : j) {
+    if (!item.is_object() || !item.contains("name") || !item["name"].is_string() ||
+        !item.contains("weight") || !item["weight"].is_number()) {
+      return Status::corruption("a job LoRA is not {name, weight}");
+    }
+    inference::LoraRef ref{item["name"].get<std::string>(), item["weight"].get<double>()};
+    if (item.contains("hash") && item["hash"].is_string() &&
+        !item["hash"].get<std::string>().empty()) {
+      p.lora_hashes[ref.name] = item["hash"].get<std::string>();
+    }
+    p.loras.push_back(std::move(ref));
+  }
+  return Status::ok();
+}
+
+std::string loras_text(const JobParams& p) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const inference::LoraRef& l : p.loras) {
+    auto hash = p.lora_hashes.find(l.name);
+    j.push_back({{"name", l.name},
+                 {"weight", l.weight},
+                 {"hash", hash == p.lora_hashes.end() ? std::string() : hash->second}});
+  }
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Status read_warnings(const std::string& text, std::vector<std::string>& out) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_array()) return Status::corruption("job warnings are not a JSON array");
+  for (const auto& w : j) {
+    if (w.is_string()) out.push_back(w.get<std::string>());
+  }
+  return Status::ok();
 }
 
 Result<Job> read_job(const Statement& s) {
@@ -63,6 +104,20 @@ Result<Job> read_job(const Statement& s) {
   j.started_at = opt_int(s, 27);
   j.finished_at = opt_int(s, 28);
   j.updated_at = s.column_int64(29);
+  ATELIER_RETURN_IF_ERROR(read_loras(s.column_text(30), p));
+  p.model_hash = s.column_text(31);
+  // The six size-conditioning columns are written together: all set or all NULL.
+  if (!s.column_is_null(32)) {
+    inference::SizeConditioning sc;
+    sc.original_width = static_cast<int>(s.column_int64(32));
+    sc.original_height = static_cast<int>(s.column_int64(33));
+    sc.target_width = static_cast<int>(s.column_int64(34));
+    sc.target_height = static_cast<int>(s.column_int64(35));
+    sc.crop_top = static_cast<int>(s.column_int64(36));
+    sc.crop_left = static_cast<int>(s.column_int64(37));
+    p.size_conditioning = sc;
+  }
+  ATELIER_RETURN_IF_ERROR(read_warnings(s.column_text(38), j.warnings));
   return j;
 }
 
@@ -145,17 +200,44 @@ Result<std::optional<Job>> update_returning(Db& db, const std::string& sql, cons
 
 Result<int64_t> insert_job(Db& db, const NewJob& job, int64_t now) {
   const JobParams& p = job.params;
+  const std::optional<inference::SizeConditioning>& sc = p.size_conditioning;
+  auto sc_value = [&sc](int inference::SizeConditioning::*member) {
+    return sc ? std::optional<int>((*sc).*member) : std::optional<int>();
+  };
+  const std::string loras = loras_text(p);
   ATELIER_RETURN_IF_ERROR(run(
       db,
       "INSERT INTO jobs (project_id, submitted_by, state, model, prompt, negative_prompt, width, "
       "height, steps, guidance, seed, count, sampler, mode, strength, parent_image_id, priority, "
-      "max_attempts, idempotency_key, request_hash, created_at, queued_at, updated_at) "
-      "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "max_attempts, idempotency_key, request_hash, created_at, queued_at, updated_at, loras, "
+      "model_hash, original_width, original_height, target_width, target_height, crop_top, "
+      "crop_left) "
+      "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      "?, ?, ?, ?, ?, ?)",
       job.project_id, job.submitted_by, std::string_view(p.model), std::string_view(p.prompt),
       std::string_view(p.negative_prompt), p.width, p.height, p.steps, p.guidance, p.seed, p.count,
       std::string_view(p.sampler), inference::mode_name(p.mode), p.strength, p.parent_image_id,
-      p.priority, job.max_attempts, job.idempotency_key, job.request_hash, now, now, now));
+      p.priority, job.max_attempts, job.idempotency_key, job.request_hash, now, now, now,
+      std::string_view(loras), std::string_view(p.model_hash),
+      sc_value(&inference::SizeConditioning::original_width),
+      sc_value(&inference::SizeConditioning::original_height),
+      sc_value(&inference::SizeConditioning::target_width),
+      sc_value(&inference::SizeConditioning::target_height),
+      sc_value(&inference::SizeConditioning::crop_top),
+      sc_value(&inference::SizeConditioning::crop_left)));
   return db.last_insert_rowid();
+}
+
+Result<bool> set_warnings(Db& db, int64_t job_id, int attempt,
+                          const std::vector<std::string>& warnings, int64_t now) {
+  nlohmann::json j = warnings;
+  const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  auto job = update_returning(db,
+                              "UPDATE jobs SET warnings = ?, updated_at = ? "
+                              "WHERE id = ? AND attempt = ? AND state = 'running'",
+                              std::string_view(text), now, job_id, attempt);
+  if (!job.is_ok()) return job.status();
+  return job->has_value();
 }
 
 Result<std::optional<Job>> find_job(Db& db, int64_t job_id) {

@@ -25,6 +25,10 @@ struct NewJob {
   std::optional<std::string> request_hash;
 };
 Result<int64_t> insert_job(store::Db& db, const NewJob& job, int64_t now);
+// Records the generator's warnings of a running job's attempt (fenced like finish()); false when
+// the attempt no longer holds the job.
+Result<bool> set_warnings(store::Db& db, int64_t job_id, int attempt,
+                          const std::vector<std::string>& warnings, int64_t now);
 
 // The job with its images; nullopt when there is no such job.
 Result<std::optional<Job>> find_job(store::Db& db, int64_t job_id);

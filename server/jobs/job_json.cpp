@@ -49,11 +49,36 @@ nlohmann::json image_json(const ImageRecord& image) {
           {"created_at", format_time_ms(image.created_at)}};
 }
 
+nlohmann::json loras_json(const JobParams& p) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const inference::LoraRef& l : p.loras) {
+    auto hash = p.lora_hashes.find(l.name);
+    out.push_back({{"name", l.name},
+                   {"weight", l.weight},
+                   {"hash", hash == p.lora_hashes.end() || hash->second.empty()
+                                ? nlohmann::json(nullptr)
+                                : nlohmann::json(hash->second)}});
+  }
+  return out;
+}
+
+void add_generation_fields(nlohmann::json& out, const JobParams& p) {
+  out["loras"] = loras_json(p);
+  out["model_hash"] = p.model_hash.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.model_hash);
+  const auto& sc = p.size_conditioning;
+  out["original_size"] = sc ? nlohmann::json::array({sc->original_width, sc->original_height})
+                            : nlohmann::json(nullptr);
+  out["target_size"] =
+      sc ? nlohmann::json::array({sc->target_width, sc->target_height}) : nlohmann::json(nullptr);
+  out["crop_top_left"] =
+      sc ? nlohmann::json::array({sc->crop_top, sc->crop_left}) : nlohmann::json(nullptr);
+}
+
 nlohmann::json job_json(const Job& job) {
   const JobParams& p = job.params;
   nlohmann::json images = nlohmann::json::array();
   for (const ImageRecord& image : job.images) images.push_back(image_json(image));
-  return {
+  nlohmann::json out = {
       {"id", job.id},
       {"project_id", job.project_id},
       {"state", state_name(job.state)},
@@ -84,7 +109,10 @@ nlohmann::json job_json(const Job& job) {
       {"started_at", opt_time(job.started_at)},
       {"finished_at", opt_time(job.finished_at)},
       {"updated_at", format_time_ms(job.updated_at)},
+      {"warnings", job.warnings},
   };
+  add_generation_fields(out, p);
+  return out;
 }
 
 }  // namespace atelier::jobs

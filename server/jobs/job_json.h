@@ -14,8 +14,14 @@ namespace atelier::jobs {
 std::string format_time_ms(int64_t unix_ms);
 
 // The Job object: id, project_id, state, params, progress {step, steps}, attempt, images, error,
-// submitted_by, position (queued only), cancel_requested and timestamps.
+// submitted_by, position (queued only), cancel_requested, timestamps, warnings and the
+// generation fields below.
 nlohmann::json job_json(const Job& job);
+// The job fields issue 17 added, shared by Job and ImageDetail: `loras` ([{name, weight,
+// hash}], hash null when unknown), `model_hash` (null when none), and `original_size`,
+// `target_size` ([width, height]) and `crop_top_left` ([top, left]), null for models without
+// size conditioning.
+void add_generation_fields(nlohmann::json& out, const JobParams& params);
 // The Image object as embedded in a job and listed per project.
 nlohmann::json image_json(const ImageRecord& image);
 

@@ -1,5 +1,6 @@
 // JobService, the worker side: claiming under a lease, progress (which keeps the lease alive),
 // and completion fenced by the attempt. See job_service.h for the contract.
+#include <algorithm>
 #include <utility>
 
 #include "common/logging.h"
@@ -169,8 +170,12 @@ void JobService::complete(const Claim& claim,
   Status st;
   if (outcome.is_ok()) {
     std::vector<NewImage> stored;
+    std::vector<std::string> warnings;  // each text once, in the order first seen
     for (size_t i = 0; i < outcome->size() && st.is_ok(); ++i) {
       const inference::GeneratedImage& g = (*outcome)[i];
+      for (const std::string& w : g.warnings) {
+        if (std::find(warnings.begin(), warnings.end(), w) == warnings.end()) warnings.push_back(w);
+      }
       image::TextChunks text = {{"parameters", a1111_parameters(claim.job.params, g.seed,
                                                                 g.image.width, g.image.height)}};
       auto png = image::encode_png(g.image, text);
@@ -188,7 +193,7 @@ void JobService::complete(const Claim& claim,
     }
     if (st.is_ok()) {
       hook("after_rename");
-      st = finish_run(claim, JobState::kDone, "", std::move(stored), updates);
+      st = finish_run(claim, JobState::kDone, "", std::move(stored), updates, warnings);
     } else {
       log::error("storing the images of job {} failed: {}", claim.job.id, st.to_string());
       st = finish_run(claim, JobState::kFailed, "storing the images failed", {}, updates);
@@ -213,7 +218,8 @@ void JobService::complete(const Claim& claim,
 }
 
 Status JobService::finish_run(const Claim& claim, JobState to, const std::string& error,
-                              std::vector<NewImage> images, std::vector<JobUpdate>& updates) {
+                              std::vector<NewImage> images, std::vector<JobUpdate>& updates,
+                              const std::vector<std::string>& warnings) {
   return store_.write([&](store::Db& db) -> Status {
     updates.clear();
     auto job = job_db::find_job(db, claim.job.id);
@@ -229,6 +235,10 @@ Status JobService::finish_run(const Claim& claim, JobState to, const std::string
       for (const NewImage& image : images) {
         auto id = job_db::insert_image(db, **job, image, now);
         if (!id.is_ok()) return id.status();
+      }
+      if (!warnings.empty()) {
+        auto set = job_db::set_warnings(db, claim.job.id, claim.job.attempt, warnings, now);
+        if (!set.is_ok()) return set.status();
       }
     }
     auto changed = job_db::finish(db, claim.job.id, claim.job.attempt, target, error, now);

@@ -188,7 +188,8 @@ class JobService {
   void publish_changes(std::vector<JobUpdate> updates);
   QueuedJob queued_entry(const Job& job) const;
   Status finish_run(const Claim& claim, JobState to, const std::string& error,
-                    std::vector<NewImage> images, std::vector<JobUpdate>& updates);
+                    std::vector<NewImage> images, std::vector<JobUpdate>& updates,
+                    const std::vector<std::string>& warnings = {});
   Status interrupt_run(const Claim& claim, std::vector<JobUpdate>& updates);
   void reaper_loop();
   void hook(std::string_view point) {

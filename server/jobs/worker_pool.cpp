@@ -4,6 +4,7 @@
 
 #include "common/logging.h"
 #include "common/thread_name.h"
+#include "server/inference/prompt_loras.h"
 
 namespace atelier::jobs {
 
@@ -24,11 +25,15 @@ class ServiceProgress final : public inference::ProgressSink {
   const JobService::Claim& claim_;
 };
 
+// The generator gets the prompt without its `<lora:...>` tags (they were resolved into
+// `loras` at submission; the stored prompt keeps them, as A1111 does).
 inference::GenerateRequest request_for(const JobService::Claim& claim) {
   const JobParams& p = claim.job.params;
   inference::GenerateRequest r;
   r.model = p.model;
-  r.prompt = p.prompt;
+  r.prompt = inference::split_prompt_loras(p.prompt).prompt;
+  r.loras = p.loras;
+  r.size_conditioning = p.size_conditioning;
   r.negative_prompt = p.negative_prompt;
   r.width = p.width;
   r.height = p.height;
@@ -39,8 +44,29 @@ inference::GenerateRequest request_for(const JobService::Claim& claim) {
   r.sampler = p.sampler;
   r.mode = p.mode;
   r.strength = p.strength;
-  if (p.mode != inference::Mode::kTxt2Img) r.parent = claim.parent;
+  if (p.mode != inference::Mode::kTxt2Img) {
+    r.parent = claim.parent;
+    if (r.parent) r.parent->prompt = inference::split_prompt_loras(r.parent->prompt).prompt;
+  }
   return r;
+}
+
+// What the registry of this run says against a job stored earlier (the files may have changed
+// across a restart): the model must be available and each LoRA still offered and available.
+Status check_still_offered(const inference::ModelRegistry& models,
+                           const inference::ModelEntry& entry, const JobParams& p) {
+  if (!entry.info.available) {
+    return Status::failed_precondition("model '" + entry.info.id +
+                                       "' is unavailable: " + entry.info.unavailable_reason);
+  }
+  for (const inference::LoraRef& l : p.loras) {
+    const inference::LoraInfo* lora = models.find_lora(l.name);
+    if (!lora) return Status::failed_precondition("LoRA '" + l.name + "' is no longer offered");
+    if (!lora->available) {
+      return Status::failed_precondition("LoRA '" + l.name + "' is unavailable: " + lora->reason);
+    }
+  }
+  return Status::ok();
 }
 
 }  // namespace
@@ -79,6 +105,12 @@ void WorkerPool::run(size_t index, const std::string& device) {
   std::map<std::string, std::unique_ptr<inference::Generator>> generators;
   while (auto claim = service_.next_job(name)) {
     const std::string& model = claim->job.params.model;
+    if (const inference::ModelEntry* entry = models_.find(model)) {
+      if (Status st = check_still_offered(models_, *entry, claim->job.params); !st.is_ok()) {
+        service_.complete(*claim, st);
+        continue;
+      }
+    }
     auto it = generators.find(model);
     if (it == generators.end()) {
       const inference::ModelEntry* entry = models_.find(model);

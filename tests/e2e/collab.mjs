@@ -104,6 +104,12 @@ describe('a shared project room', { timeout: 5 * 60_000 }, () => {
       await watchStatuses(a.page);
       await watchStatuses(b.page);
       await a.page.getByText('Settings').click();
+      // cppn: no family, its native size in the picker; it takes no LoRAs and no SDXL size
+      // conditioning, so neither is offered (models.mjs tests them against a stubbed server).
+      const modelOption = await a.page.getByLabel('Model', { exact: true }).locator('option:checked').textContent();
+      assert.match(modelOption ?? '', /^cppn — \d+×\d+$/, 'the model picker names cppn with its native size');
+      assert.equal(await a.page.getByRole('group', { name: /LoRAs/ }).count(), 0, 'no LoRA picker for cppn');
+      assert.equal(await a.page.getByText('Advanced: size conditioning').count(), 0, 'no size conditioning for cppn');
       await a.page.getByLabel('Width', { exact: true }).fill('256');
       await a.page.getByLabel('Height', { exact: true }).fill('256');
       await a.page.getByLabel('Steps', { exact: true }).fill('24');

@@ -208,10 +208,10 @@ inline ServerConfig test_config(const testing::TempDir& dir) {
 // One in-process App; shut down on destruction.
 class TestServer {
  public:
-  explicit TestServer(ServerConfig config) {
+  explicit TestServer(ServerConfig config, app::AppHooks hooks = {}) {
     // App leaves process-wide logging to main(); without this every request is logged at info.
     log::init(config.log_format, config.log_level);
-    app_ = std::make_unique<app::App>(std::move(config));
+    app_ = std::make_unique<app::App>(std::move(config), std::move(hooks));
     Status st = app_->start();
     if (!st.is_ok()) throw std::runtime_error("App::start failed: " + st.to_string());
   }

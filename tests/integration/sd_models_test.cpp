@@ -212,9 +212,10 @@ TEST_F(SdModelsTest, SdxlAndSingleFileJobsWithLorasRunEndToEndWithPreviews) {
 
   ASSERT_TRUE(ws->wait_for(
       [&](const testing::WsMessage& m) {
-        return !m.binary && m.json.value("type", "") == "event" &&
-               m.json["event"].value("type", "") == "job.done" &&
-               m.json["event"]["job"]["id"] == sd_id;
+        if (m.binary || m.json.value("type", "") != "event") return false;
+        const auto& ev = m.json["event"];
+        return ev.value("type", "") == "job.done" && ev.contains("data") &&
+               ev["data"].contains("job") && ev["data"]["job"].value("id", int64_t{0}) == sd_id;
       },
       30s));
   std::set<int64_t> previewed;

@@ -1,6 +1,8 @@
 // Discovery of sd models and LoRA files (the contract is in sd_generator.h).
 #include <algorithm>
 #include <filesystem>
+#include <list>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "server/inference/sd/lora.h"
@@ -35,6 +37,7 @@ struct Configs {
   json unet, vae, scheduler;
   std::string pipeline_class;
   std::string family;  // "sd1" | "sd2" | "sdxl"
+  sd::ModelConfigs texts;  // what the components are built from (LoRA checks on the meta device)
 };
 
 std::string family_of(const json& text_encoder, bool xl) {
@@ -74,6 +77,15 @@ Result<Configs> folder_configs(const fs::path& root) {
   }
   // The UNet config must be one the pipeline can build (SDXL's added conditioning included).
   if (auto parsed = sd::parse_unet_config(unet->dump()); !parsed.is_ok()) return parsed.status();
+  c.texts.unet = unet->dump();
+  c.texts.vae = vae->dump();
+  c.texts.text_encoder = te->dump();
+  c.texts.scheduler = sched->dump();
+  if (xl) {
+    auto te2 = read_json(root / "text_encoder_2/config.json");
+    if (!te2.is_ok()) return te2.status();
+    c.texts.text_encoder_2 = te2->dump();
+  }
   c.unet = std::move(*unet);
   c.vae = std::move(*vae);
   c.scheduler = std::move(*sched);
@@ -95,6 +107,7 @@ Result<Configs> file_configs(const fs::path& file, const std::string& config_dir
   c.vae = std::move(*vae);
   c.scheduler = std::move(*sched);
   c.family = std::string(sd::family_name(info->family));
+  c.texts = info->configs;
   c.pipeline_class = c.family == "sdxl" ? "StableDiffusionXLPipeline" : "StableDiffusionPipeline";
   return c;
 }
@@ -145,10 +158,9 @@ ModelInfo info_from(const std::string& id, const Configs& c) {
   return m;
 }
 
-// A patcher over the meta-device layout of a family's published configs: tells a LoRA that
-// fits no layer at all before any job asks for it (nothing is allocated).
-Result<sd::LoraPatcher> family_patcher(sd::Family family) {
-  const sd::ModelConfigs configs = sd::family_configs(family);
+// A patcher over the meta-device layout of a model's components: tells a LoRA that fits no
+// layer at all before any job asks for it (nothing is allocated).
+Result<sd::LoraPatcher> layout_patcher(const sd::ModelConfigs& configs) {
   auto unet = sd::parse_unet_config(configs.unet);
   if (!unet.is_ok()) return unet.status();
   auto weights = sd::synthetic_components(configs, 0, torch::kMeta);
@@ -159,7 +171,15 @@ Result<sd::LoraPatcher> family_patcher(sd::Family family) {
   return sd::LoraPatcher::create(*unet, std::move(params));
 }
 
+// The models of one family a LoRA is checked against: the listed ones, or the family's
+// published layout when none is listed.
+struct FamilyModels {
+  std::vector<const sd::ModelConfigs*> configs;
+  std::vector<std::optional<sd::LoraPatcher>> patchers;  // built on first need
+};
+
 std::vector<LoraInfo> discover_loras(const fs::path& dir, FileHashCache& hashes,
+                                     std::map<std::string, FamilyModels>& families,
                                      std::vector<std::string>& problems) {
   std::vector<LoraInfo> out;
   std::error_code ec;
@@ -169,7 +189,8 @@ std::vector<LoraInfo> discover_loras(const fs::path& dir, FileHashCache& hashes,
     if (e.is_regular_file(ec) && e.path().extension() == ".safetensors") files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
-  std::optional<sd::LoraPatcher> sd1, sdxl;  // built on first need
+  const sd::ModelConfigs sd1_defaults = sd::family_configs(sd::Family::kSd1);
+  const sd::ModelConfigs sdxl_defaults = sd::family_configs(sd::Family::kSdxl);
   for (const auto& file : files) {
     LoraInfo info;
     info.name = file.stem().string();
@@ -181,14 +202,26 @@ std::vector<LoraInfo> discover_loras(const fs::path& dir, FileHashCache& hashes,
     if (st.is_ok()) {
       const bool xl = lora->family() == sd::LoraFamily::kSdxl;
       info.family = xl ? "sdxl" : "sd1";
-      auto& layout = xl ? sdxl : sd1;
-      if (!layout) {
-        auto p = family_patcher(xl ? sd::Family::kSdxl : sd::Family::kSd1);
-        if (p.is_ok()) layout = std::move(*p);
+      FamilyModels& models = families[info.family];
+      if (models.configs.empty()) models.configs.push_back(xl ? &sdxl_defaults : &sd1_defaults);
+      models.patchers.resize(models.configs.size());
+      // Usable when it fits at least one model of its family (the first refusal says why not).
+      Status first = Status::ok();
+      bool fits = false;
+      for (size_t i = 0; i < models.configs.size() && !fits; ++i) {
+        if (!models.patchers[i]) {
+          auto p = layout_patcher(*models.configs[i]);
+          if (!p.is_ok()) {
+            if (first.is_ok()) first = p.status();
+            continue;
+          }
+          models.patchers[i] = std::move(*p);
+        }
+        auto match = models.patchers[i]->match(*lora);
+        fits = match.is_ok();
+        if (!fits && first.is_ok()) first = match.status();
       }
-      if (layout) {
-        if (auto match = layout->match(*lora); !match.is_ok()) st = match.status();
-      }
+      if (!fits) st = first;
     }
     if (!st.is_ok()) {
       info.available = false;
@@ -217,9 +250,14 @@ SdDiscovery discover_sd_models(const std::string& models_dir, const SdOptions& o
   FileHashCache& hashes = options.hashes ? *options.hashes : local;
   const fs::path loras_dir =
       options.loras_dir.empty() ? fs::path(models_dir) / "loras" : fs::path(options.loras_dir);
-  d.loras = discover_loras(loras_dir, hashes, d.problems);
   std::error_code ec;
-  if (!fs::is_directory(models_dir, ec)) return d;
+  std::map<std::string, FamilyModels> families;
+  std::list<sd::ModelConfigs> model_configs;  // stable addresses for `families`
+  auto finish = [&] {
+    d.loras = discover_loras(loras_dir, hashes, families, d.problems);
+    return d;
+  };
+  if (!fs::is_directory(models_dir, ec)) return finish();
   std::vector<fs::path> sources;
   for (const auto& e : fs::directory_iterator(models_dir, ec)) {
     if ((e.is_directory(ec) && fs::exists(e.path() / "model_index.json")) ||
@@ -237,7 +275,10 @@ SdDiscovery discover_sd_models(const std::string& models_dir, const SdOptions& o
       continue;
     }
     ids.push_back(id);
-    auto info = sd_model_info(source.string());
+    const fs::path path(source);
+    auto configs = folder ? folder_configs(path) : file_configs(path, "");
+    auto info = configs.is_ok() ? Result<ModelInfo>(info_from(id, *configs))
+                                : Result<ModelInfo>(configs.status());
     // The file whose hash identifies the model: the checkpoint, or a folder's UNet weights.
     const fs::path hashed =
         folder ? source / "unet/diffusion_pytorch_model.safetensors" : source;
@@ -258,13 +299,15 @@ SdDiscovery discover_sd_models(const std::string& models_dir, const SdOptions& o
       continue;
     }
     info->hash = *hash;
+    model_configs.push_back(configs->texts);
+    families[configs->family].configs.push_back(&model_configs.back());
     SdOptions generator_options = options;
     generator_options.loras_dir = loras_dir.string();
     generator_options.hashes = nullptr;  // the generator needs no hashes
     d.models.push_back(
         ModelEntry{*info, sd_generator_factory(*info, source.string(), generator_options)});
   }
-  return d;
+  return finish();
 }
 
 }  // namespace atelier::inference

@@ -20,19 +20,24 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Stable Diffusion 1.x latents to RGB: a linear map good enough for a step preview, with no
-// VAE call (published approximation of the SD 1.x latent space).
+// Latents to RGB: a linear map good enough for a step preview, with no VAE call (published
+// approximations of the SD 1.x/2.x latent space and of SDXL's, whose VAE differs).
 constexpr float kLatentRgb[4][3] = {{0.3512f, 0.2297f, 0.3227f},
                                     {0.3250f, 0.4974f, 0.2350f},
                                     {-0.2829f, 0.1762f, 0.2721f},
                                     {-0.2120f, -0.2616f, -0.7177f}};
+constexpr float kLatentRgbXl[4][3] = {{0.3920f, 0.4054f, 0.4549f},
+                                      {-0.2634f, -0.0196f, 0.0653f},
+                                      {0.0568f, 0.1687f, -0.0755f},
+                                      {-0.3112f, -0.2359f, -0.2076f}};
 
-Image preview_of(const torch::Tensor& latents) {
+Image preview_of(const torch::Tensor& latents, bool xl) {
   torch::Tensor x = latents[0].to(torch::kCPU, torch::kFloat32);  // C x h x w
   const int64_t c = x.size(0), h = x.size(1), w = x.size(2);
   torch::Tensor rgb;
   if (c == 4) {
-    torch::Tensor m = torch::from_blob(const_cast<float*>(&kLatentRgb[0][0]), {4, 3}).clone();
+    const float* factors = xl ? &kLatentRgbXl[0][0] : &kLatentRgb[0][0];
+    torch::Tensor m = torch::from_blob(const_cast<float*>(factors), {4, 3}).clone();
     rgb = torch::einsum("chw,cr->hwr", {x, m});
   } else {
     rgb = x.mean(0).unsqueeze(-1).expand({h, w, 3});
@@ -154,7 +159,7 @@ class SdGenerator : public Generator {
       auto image = cp.pipeline.generate(r, [&](int step, int steps, const torch::Tensor& latents) {
         const int at = done_before + step * req.steps / std::max(steps, 1);
         if (progress.wants_preview()) {
-          Image p = preview_of(latents);
+          Image p = preview_of(latents, cp.pipeline.is_sdxl());
           progress.on_step(at, total, &p);
         } else {
           progress.on_step(at, total, nullptr);

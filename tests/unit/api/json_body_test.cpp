@@ -411,5 +411,61 @@ TEST(JsonBodyTest, StringValuesAreNeverEchoed) {
   check(parse_error(R"([")" + secret + R"("])"));
 }
 
+TEST(JsonBodyTest, IntArraysOfAFixedLength) {
+  JsonBody body =
+      must_parse(R"({"size":[512,768],"short":[1],"long":[1,2,3],"big":[1,9000],"frac":[1,2.5],)"
+                 R"("str":[1,"2"],"obj":{"a":1},"nul":null,"neg":[-1,5]})");
+  auto size = body.optional_int_array("size", 2, 8, 8192);
+  ASSERT_TRUE(size.is_ok());
+  EXPECT_EQ(**size, (std::vector<int64_t>{512, 768}));
+  EXPECT_FALSE(body.optional_int_array("absent", 2, 0, 1)->has_value());
+  EXPECT_FALSE(body.optional_int_array("nul", 2, 0, 1)->has_value());
+  expect_invalid(body.optional_int_array("short", 2, 0, 10).status(), "short", "got 1 elements");
+  expect_invalid(body.optional_int_array("long", 2, 0, 10).status(), "long", "got 3 elements");
+  expect_invalid(body.optional_int_array("big", 2, 0, 8192).status(), "big",
+                 "outside that range at index 1");
+  expect_invalid(body.optional_int_array("frac", 2, 0, 10).status(), "frac",
+                 "fraction or exponent at index 1");
+  expect_invalid(body.optional_int_array("str", 2, 0, 10).status(), "str", "a string at index 1");
+  expect_invalid(body.optional_int_array("obj", 2, 0, 10).status(), "obj", "got an object");
+  expect_invalid(body.optional_int_array("neg", 2, 0, 10).status(), "neg", "at index 0");
+  EXPECT_TRUE(body.finish().is_ok());
+}
+
+TEST(JsonBodyTest, ObjectArraysNameEachElementsFields) {
+  JsonBody body =
+      must_parse(R"({"loras":[{"name":"a","weight":0.5},{"name":"b"},{"name":"c","extra":true}],)"
+                 R"("bad":[{"name":"a"},7],"many":[{},{},{}],"notarray":{"name":"a"}})");
+  auto loras = body.optional_object_array("loras", 5);
+  ASSERT_TRUE(loras.is_ok());
+  ASSERT_EQ((*loras)->size(), 3u);
+  JsonBody& first = (**loras)[0];
+  EXPECT_EQ(*first.required_string("loras[0].name", 10), "a");
+  EXPECT_EQ(**first.optional_number("loras[0].weight", -4, 4), 0.5);
+  EXPECT_TRUE(first.finish().is_ok());
+  JsonBody& second = (**loras)[1];
+  EXPECT_FALSE(second.optional_number("loras[1].weight", -4, 4)->has_value());
+  expect_invalid(second.required_int("loras[1].name", 0, 1).status(), "loras[1].name",
+                 "got a string");
+  JsonBody& third = (**loras)[2];
+  EXPECT_TRUE(third.required_string("loras[2].name", 10).is_ok());
+  expect_invalid(third.finish(), "loras[2].extra", "not accepted");
+  expect_invalid(body.optional_object_array("bad", 5).status(), "bad[1]", "must be an object");
+  expect_invalid(body.optional_object_array("many", 2).status(), "many", "at most 2 objects");
+  expect_invalid(body.optional_object_array("notarray", 2).status(), "notarray", "got an object");
+  EXPECT_TRUE(body.finish().is_ok());
+}
+
+TEST(JsonBodyTest, NestedValuesKeepTheirTypesAndDepthIsStillLimited) {
+  JsonBody body = must_parse(R"({"l":[{"n":{"deep":[1,[2,[3]]]},"s":"x\u00e9","b":false}]})");
+  auto l = body.optional_object_array("l", 1);
+  ASSERT_TRUE(l.is_ok());
+  JsonBody& e = (**l)[0];
+  EXPECT_EQ(*e.required_string("l[0].s", 5), "x\u00e9");
+  EXPECT_FALSE(*e.required_bool("l[0].b"));
+  expect_invalid(e.required_string("l[0].n", 5).status(), "l[0].n", "got an object");
+  expect_invalid(parse_error(R"({"a":[[[[[[[[1]]]]]]]]})"), "a", "deeper than 8 levels");
+}
+
 }  // namespace
 }  // namespace atelier::api

@@ -162,6 +162,22 @@ TEST(ConfigTest, UnknownEnvironmentVariablesWarnOnly) {
   EXPECT_NE(warnings[0].find("ATELIER_BIN"), std::string::npos);
 }
 
+TEST(ConfigTest, LorasDirDefaultsToALorasFolderInTheModelsDir) {
+  auto plain = load_config({});
+  ASSERT_TRUE(plain.is_ok());
+  EXPECT_EQ(loras_dir_of(*plain), std::filesystem::path("./models") / "loras");
+  auto moved = load_config({.flags = {{"models_dir", "/srv/models"}}});
+  ASSERT_TRUE(moved.is_ok());
+  EXPECT_EQ(loras_dir_of(*moved), std::filesystem::path("/srv/models/loras"));
+  auto own = load_config(
+      {.env = {{"ATELIER_LORAS_DIR", "/env/loras"}}, .flags = {{"loras_dir", "/srv/loras"}}});
+  ASSERT_TRUE(own.is_ok());
+  EXPECT_EQ(loras_dir_of(*own), std::filesystem::path("/srv/loras"));
+  auto empty = load_config({.flags = {{"loras_dir", ""}}});
+  ASSERT_FALSE(empty.is_ok());
+  EXPECT_EQ(empty.status().field(), "loras_dir");
+}
+
 TEST(ConfigTest, EveryOptionHasFlagEnvAndHelp) {
   for (const auto& spec : option_specs()) {
     EXPECT_EQ(spec.flag.rfind("--", 0), 0u) << spec.key;

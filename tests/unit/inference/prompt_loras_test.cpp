@@ -59,9 +59,9 @@ TEST(PromptLorasTest, SpacesAroundNameAndWeightAreIgnored) {
 TEST(PromptLorasTest, MalformedTagsStayAsText) {
   for (const char* text :
        {"<lora:>", "<lora::0.5>", "<lora:  :1>", "<lora:name:>", "<lora:name:abc>",
-        "<lora:name:te=0.5>", "<lora:name:0.5", "<lora:name", "<lora:na\nme:1>",
-        "<lora:name:nan>", "<lora:name:inf>", "<lora:name:1e999>", "<LORA:name:1>",
-        "<lyco:name:1>", "< lora:name:1>", "<lora:name:0x10>", "<lora:name:1.2.3>"}) {
+        "<lora:name:te=0.5>", "<lora:name:0.5", "<lora:name", "<lora:na\nme:1>", "<lora:name:nan>",
+        "<lora:name:inf>", "<lora:name:1e999>", "<LORA:name:1>", "<lyco:name:1>", "< lora:name:1>",
+        "<lora:name:0x10>", "<lora:name:1.2.3>"}) {
     PromptLoras r = split_prompt_loras(text);
     EXPECT_EQ(r.prompt, text);
     EXPECT_TRUE(r.loras.empty()) << text;

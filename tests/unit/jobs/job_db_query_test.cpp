@@ -336,5 +336,52 @@ TEST_F(JobDbTest, ReferencedShasIsTheSetOfImageShas) {
   EXPECT_EQ(shas(), (std::unordered_set<std::string>{sha_of(1), sha_of(2), sha_of(5)}));
 }
 
+TEST_F(JobDbTest, LorasHashesAndSizeConditioningRoundTrip) {
+  JobParams p = basic_params();
+  p.prompt = "a cat <lora:grain:0.5>";
+  p.loras = {{"ink", 0.75}, {"grain", -0.5}, {"no hash", 1}};
+  p.lora_hashes = {{"ink", std::string(64, 'b')}, {"grain", std::string(64, 'c')}};
+  p.model_hash = std::string(64, 'a');
+  p.size_conditioning = inference::SizeConditioning{4096, 2048, 1024, 512, 16, 32};
+  Job j = must_find(insert(p));
+  EXPECT_EQ(j.params.prompt, "a cat <lora:grain:0.5>");
+  EXPECT_EQ(j.params.loras, p.loras);
+  EXPECT_EQ(j.params.lora_hashes, p.lora_hashes);
+  EXPECT_EQ(j.params.model_hash, p.model_hash);
+  EXPECT_EQ(j.params.size_conditioning, p.size_conditioning);
+  EXPECT_TRUE(j.warnings.empty());
+  // The same through a claim (UPDATE ... RETURNING reads the same columns).
+  auto claimed = claim(j.id);
+  ASSERT_TRUE(claimed);
+  EXPECT_EQ(claimed->params.loras, p.loras);
+  EXPECT_EQ(claimed->params.size_conditioning, p.size_conditioning);
+}
+
+TEST_F(JobDbTest, AJobWithoutTheNewFieldsReadsEmpty) {
+  Job j = must_find(insert(basic_params()));
+  EXPECT_TRUE(j.params.loras.empty());
+  EXPECT_TRUE(j.params.lora_hashes.empty());
+  EXPECT_EQ(j.params.model_hash, "");
+  EXPECT_FALSE(j.params.size_conditioning);
+}
+
+TEST_F(JobDbTest, WarningsAreFencedByTheAttempt) {
+  int64_t id = insert();
+  ASSERT_TRUE(claim(id));
+  auto stale = in_write(
+      [&](Db& db) { return job_db::set_warnings(db, id, /*attempt=*/2, {"not mine"}, kNow + 20); });
+  ASSERT_TRUE(stale.is_ok());
+  EXPECT_FALSE(*stale);
+  auto set = in_write([&](Db& db) {
+    return job_db::set_warnings(db, id, 1, {"LoRA ink: 3 of 40 keys matched no layer", "ü"},
+                                kNow + 20);
+  });
+  ASSERT_TRUE(set.is_ok());
+  EXPECT_TRUE(*set);
+  ASSERT_TRUE(finish(id, 1, JobState::kDone));
+  EXPECT_EQ(must_find(id).warnings,
+            (std::vector<std::string>{"LoRA ink: 3 of 40 keys matched no layer", "ü"}));
+}
+
 }  // namespace
 }  // namespace atelier::jobs::jobdbtest

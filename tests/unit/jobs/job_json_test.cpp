@@ -155,7 +155,10 @@ TEST(JobJsonTest, EveryFieldWithItsType) {
                                                "images",       "error",
                                                "submitted_by", "created_at",
                                                "queued_at",    "started_at",
-                                               "finished_at",  "updated_at"}));
+                                               "finished_at",  "updated_at",
+                                               "warnings",     "loras",
+                                               "model_hash",   "original_size",
+                                               "target_size",  "crop_top_left"}));
   EXPECT_EQ(j["id"], json(9));
   EXPECT_EQ(j["project_id"], json(3));
   EXPECT_EQ(j["state"], json("running"));
@@ -272,6 +275,33 @@ TEST(JobJsonTest, SerializesToText) {
   json back = json::parse(j.dump());
   EXPECT_EQ(back, j);
   EXPECT_EQ(back["prompt"], json(job.params.prompt));
+}
+
+TEST(JobJsonTest, WithoutLorasHashesOrSizeConditioning) {
+  json j = job_json(sample_job());
+  EXPECT_EQ(j["loras"], json::array());
+  EXPECT_TRUE(j["model_hash"].is_null());
+  EXPECT_TRUE(j["original_size"].is_null());
+  EXPECT_TRUE(j["target_size"].is_null());
+  EXPECT_TRUE(j["crop_top_left"].is_null());
+  EXPECT_EQ(j["warnings"], json::array());
+}
+
+TEST(JobJsonTest, LorasHashesSizeConditioningAndWarnings) {
+  Job job = sample_job();
+  job.params.loras = {{"ink", 0.75}, {"grain", -1}};
+  job.params.lora_hashes = {{"ink", std::string(64, 'b')}};  // grain: unknown hash
+  job.params.model_hash = std::string(64, 'a');
+  job.params.size_conditioning = inference::SizeConditioning{2048, 1536, 1024, 768, 8, 16};
+  job.warnings = {"LoRA ink: 3 of 40 keys matched no layer"};
+  json j = job_json(job);
+  EXPECT_EQ(j["loras"], (json{{{"name", "ink"}, {"weight", 0.75}, {"hash", std::string(64, 'b')}},
+                              {{"name", "grain"}, {"weight", -1.0}, {"hash", nullptr}}}));
+  EXPECT_EQ(j["model_hash"], json(std::string(64, 'a')));
+  EXPECT_EQ(j["original_size"], (json{2048, 1536}));
+  EXPECT_EQ(j["target_size"], (json{1024, 768}));
+  EXPECT_EQ(j["crop_top_left"], (json{8, 16}));
+  EXPECT_EQ(j["warnings"], (json{"LoRA ink: 3 of 40 keys matched no layer"}));
 }
 
 }  // namespace

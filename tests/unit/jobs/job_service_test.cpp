@@ -13,6 +13,7 @@
 #include "server/auth/account_db.h"
 #include "server/inference/null_generator.h"
 #include "server/jobs/job_db.h"
+#include "server/jobs/worker_pool.h"
 #include "server/projects/project_db.h"
 #include "tests/support/store_fixture.h"
 
@@ -72,22 +73,26 @@ class JobServiceTest : public testing::StoreFixture {
     ASSERT_TRUE(service_->start().is_ok());
   }
 
-  int64_t submit(int steps = 2) {
+  static JobParams test_params(int steps = 2) {
+    JobParams p;
+    p.model = "null";
+    p.prompt = "test";
+    p.width = p.height = 8;
+    p.steps = steps;
+    p.sampler = "none";
+    p.seed = 9;
+    return p;
+  }
+
+  int64_t submit(int steps = 2) { return submit_params(test_params(steps)); }
+
+  int64_t submit_params(JobParams params) {
     std::promise<Result<SubmitResult>> done;
     SubmitRequest r;
     r.project_id = project_;
     r.user_id = user_;
     r.request_hash = "h";
-    r.prepare = [steps](store::Db&) -> Result<JobParams> {
-      JobParams p;
-      p.model = "null";
-      p.prompt = "test";
-      p.width = p.height = 8;
-      p.steps = steps;
-      p.sampler = "none";
-      p.seed = 9;
-      return p;
-    };
+    r.prepare = [params](store::Db&) -> Result<JobParams> { return params; };
     service_->submit(std::move(r),
                      [&](Result<SubmitResult> res) { done.set_value(std::move(res)); });
     auto res = done.get_future().get();
@@ -343,6 +348,134 @@ TEST_F(JobServiceTest, StopWakesIdleWorkersAndRequeuesInterruptedJobs) {
   Job j = job(id);
   EXPECT_EQ(j.state, JobState::kQueued);
   EXPECT_EQ(j.attempt, 1);
+}
+
+TEST_F(JobServiceTest, TheGeneratorsWarningsAreKeptOnceWithTheDoneJob) {
+  int64_t id = submit();
+  auto claim = service_->next_job("w");
+  ASSERT_TRUE(claim);
+  NoProgress quiet;
+  auto one = render(*claim, quiet);
+  auto two = render(*claim, quiet);
+  ASSERT_TRUE(one.is_ok() && two.is_ok());
+  std::vector<inference::GeneratedImage> images = {(*one)[0], (*two)[0]};
+  images[1].seed += 1;
+  images[0].warnings = {"LoRA ink: 3 of 40 keys matched no layer", "b"};
+  images[1].warnings = {"b", "c"};
+  service_->complete(*claim, std::move(images));
+  Job done = job(id);
+  EXPECT_EQ(done.state, JobState::kDone);
+  EXPECT_EQ(done.warnings,
+            (std::vector<std::string>{"LoRA ink: 3 of 40 keys matched no layer", "b", "c"}));
+  // The job.done event carries them too.
+  auto events = in_read([this](store::Db& db) { return pdb::list_events(db, project_, 0, 1000); });
+  ASSERT_TRUE(events.is_ok());
+  auto data = nlohmann::json::parse(events->back().data_json);
+  EXPECT_EQ(events->back().type, "job.done");
+  EXPECT_EQ(data["job"]["warnings"].size(), 3u) << data.dump();
+}
+
+// A generator that keeps the requests it was given.
+class CapturingGenerator : public inference::Generator {
+ public:
+  explicit CapturingGenerator(std::shared_ptr<std::vector<inference::GenerateRequest>> seen)
+      : seen_(std::move(seen)), inner_(inference::make_null_generator()) {}
+  const inference::ModelInfo& info() const override { return inner_->info(); }
+  Result<std::vector<inference::GeneratedImage>> generate(
+      const inference::GenerateRequest& request, inference::ProgressSink& progress,
+      const inference::CancelToken& cancel) override {
+    seen_->push_back(request);
+    auto out = inner_->generate(request, progress, cancel);
+    if (out.is_ok()) {
+      for (auto& image : *out) image.warnings = {"LoRA ink: 1 of 2 keys matched no layer"};
+    }
+    return out;
+  }
+
+ private:
+  std::shared_ptr<std::vector<inference::GenerateRequest>> seen_;
+  std::unique_ptr<inference::Generator> inner_;
+};
+
+class WorkerPoolRequestTest : public JobServiceTest {
+ protected:
+  void SetUp() override {
+    JobServiceTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto seen = seen_;
+    for (const char* id : {"xl", "broken"}) {
+      inference::ModelEntry e = inference::null_model_entry();
+      e.info.id = id;
+      e.info.family = "sdxl";
+      e.info.max_loras = 5;
+      e.info.size_conditioning = true;
+      e.info.available = std::string(id) == "xl";
+      e.info.unavailable_reason = "truncated";
+      e.create = [seen](const std::string&) -> Result<std::unique_ptr<inference::Generator>> {
+        return std::unique_ptr<inference::Generator>(std::make_unique<CapturingGenerator>(seen));
+      };
+      ASSERT_TRUE(registry_.add(std::move(e)).is_ok());
+    }
+    ASSERT_TRUE(registry_.add_lora({"ink", "sdxl", std::string(64, 'b'), true, ""}).is_ok());
+    ASSERT_TRUE(registry_.add_lora({"grain", "sdxl", "", false, "no weights"}).is_ok());
+    pool_ = std::make_unique<WorkerPool>(*service_, registry_, WorkerPoolOptions{});
+    ASSERT_TRUE(pool_->start().is_ok());
+  }
+  void TearDown() override {
+    service_->stop();
+    if (pool_) pool_->stop();
+    JobServiceTest::TearDown();
+  }
+
+  Job wait_finished(int64_t id) {
+    for (int i = 0; i < 5000; ++i) {
+      Job j = job(id);
+      if (is_terminal(j.state)) return j;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ADD_FAILURE() << "job " << id << " never finished";
+    return job(id);
+  }
+
+  inference::ModelRegistry registry_;
+  std::shared_ptr<std::vector<inference::GenerateRequest>> seen_ =
+      std::make_shared<std::vector<inference::GenerateRequest>>();
+  std::unique_ptr<WorkerPool> pool_;
+};
+
+TEST_F(WorkerPoolRequestTest, TheGeneratorGetsLorasSizeConditioningAndAPromptWithoutTags) {
+  JobParams p = test_params();
+  p.model = "xl";
+  p.prompt = "a cat, <lora:ink:0.5> on a mat";
+  p.loras = {{"ink", 0.5}};
+  p.size_conditioning = inference::SizeConditioning{2048, 1024, 1024, 512, 0, 64};
+  Job done = wait_finished(submit_params(p));
+  EXPECT_EQ(done.state, JobState::kDone) << done.error;
+  ASSERT_EQ(seen_->size(), 1u);
+  const inference::GenerateRequest& r = seen_->front();
+  EXPECT_EQ(r.prompt, "a cat,  on a mat");
+  EXPECT_EQ(r.loras, (std::vector<inference::LoraRef>{{"ink", 0.5}}));
+  EXPECT_EQ(r.size_conditioning, p.size_conditioning);
+  EXPECT_EQ(done.params.prompt, "a cat, <lora:ink:0.5> on a mat") << "stored as written";
+  EXPECT_EQ(done.warnings, (std::vector<std::string>{"LoRA ink: 1 of 2 keys matched no layer"}));
+}
+
+TEST_F(WorkerPoolRequestTest, AJobWhoseModelOrLoraWentAwayFailsWithTheReason) {
+  JobParams p = test_params();
+  p.model = "broken";
+  Job a = wait_finished(submit_params(p));
+  EXPECT_EQ(a.state, JobState::kFailed);
+  EXPECT_NE(a.error.find("'broken' is unavailable: truncated"), std::string::npos) << a.error;
+  p.model = "xl";
+  p.loras = {{"gone", 1}};
+  Job b = wait_finished(submit_params(p));
+  EXPECT_EQ(b.state, JobState::kFailed);
+  EXPECT_NE(b.error.find("LoRA 'gone' is no longer offered"), std::string::npos) << b.error;
+  p.loras = {{"grain", 1}};
+  Job c = wait_finished(submit_params(p));
+  EXPECT_EQ(c.state, JobState::kFailed);
+  EXPECT_NE(c.error.find("LoRA 'grain' is unavailable: no weights"), std::string::npos) << c.error;
+  EXPECT_TRUE(seen_->empty()) << "the generator never ran";
 }
 
 }  // namespace

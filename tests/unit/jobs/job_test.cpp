@@ -97,5 +97,55 @@ TEST(A1111ParametersTest, MultilinePromptIsKeptAsIs) {
   EXPECT_EQ(text.rfind("line one\nline two\nNegative prompt: blurry\nSteps: 20,", 0), 0u) << text;
 }
 
+JobParams xl_params() {
+  JobParams p;
+  p.model = "sdxl-base";
+  p.prompt = "a cat, <lora:ink:0.7>";
+  p.steps = 20;
+  p.sampler = "euler";
+  p.guidance = 7;
+  p.model_hash = "31e35c80fc4829d14f90153f4c74cd59c90b779f6afe05a74cd6120b893f7e5b";
+  return p;
+}
+
+TEST(A1111ParametersTest, ModelHashComesBeforeTheModel) {
+  JobParams p = xl_params();
+  p.prompt = "a cat";
+  EXPECT_EQ(a1111_parameters(p, 42, 1024, 1024),
+            "a cat\nSteps: 20, Sampler: euler, CFG scale: 7, Seed: 42, Size: 1024x1024, "
+            "Model hash: 31e35c80fc, Model: sdxl-base");
+}
+
+TEST(A1111ParametersTest, LoraHashesAsA1111WritesThem) {
+  JobParams p = xl_params();
+  p.loras = {{"ink", 0.7}, {"film:grain,v2", -1}, {"nohash", 1}};
+  p.lora_hashes = {{"ink", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+                   {"film:grain,v2",
+                    "fedcba9876543210fedcba9876543210fedcba9876543210fedcba98"
+                    "76543210"}};
+  // The prompt keeps its tags; names lose ':' and ','; a LoRA without a hash is left out; the
+  // list is quoted since it holds ':' and ','.
+  EXPECT_EQ(a1111_parameters(p, 7, 1024, 768),
+            "a cat, <lora:ink:0.7>\nSteps: 20, Sampler: euler, CFG scale: 7, Seed: 7, "
+            "Size: 1024x768, Model hash: 31e35c80fc, Model: sdxl-base, "
+            "Lora hashes: \"ink: 0123456789ab, filmgrainv2: fedcba987654\"");
+}
+
+TEST(A1111ParametersTest, NoLoraHashesWithoutLorasOrHashes) {
+  JobParams p = xl_params();
+  EXPECT_EQ(a1111_parameters(p, 7, 8, 8).find("Lora hashes"), std::string::npos);
+  p.loras = {{"ink", 0.7}};  // no hash known
+  EXPECT_EQ(a1111_parameters(p, 7, 8, 8).find("Lora hashes"), std::string::npos);
+}
+
+TEST(A1111ParametersTest, ValuesWithCommasOrColonsAreQuoted) {
+  JobParams p = cat_params();
+  p.model = "my,model";
+  p.sampler = "dpm:2";
+  std::string text = a1111_parameters(p, 1, 8, 8);
+  EXPECT_NE(text.find("Sampler: \"dpm:2\", "), std::string::npos) << text;
+  EXPECT_NE(text.find(", Model: \"my,model\""), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace atelier::jobs

@@ -14,6 +14,15 @@ export type Member = Schemas['Member'];
 export type Invite = Schemas['Invite'];
 export type Model = Schemas['Model'];
 export type ModelParams = Schemas['ModelParams'];
+export type LoraFile = Schemas['LoraFile'];
+export type LoraRequest = Schemas['LoraRequest'];
+export type JobLora = Schemas['JobLora'];
+export type SizePair = Schemas['SizePair'];
+/** `GET /api/v1/models`: the models, and every LoRA file the server found. */
+export interface ModelCatalog {
+  models: Model[];
+  loras: LoraFile[];
+}
 export type JobSubmit = Schemas['JobSubmit'];
 export type Job = Schemas['Job'];
 export type JobState = Schemas['JobState'];

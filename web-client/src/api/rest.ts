@@ -7,7 +7,7 @@ import type {
   JobSubmit,
   Me,
   Member,
-  Model,
+  ModelCatalog,
   Project,
   ReactionChange,
   Role,
@@ -28,7 +28,8 @@ export interface Rest {
   removeMember(project: number, user: number): Promise<void>;
   createInvite(project: number, role: Role, maxUses?: number): Promise<Invite>;
   acceptInvite(code: string): Promise<Project>;
-  models(): Promise<Model[]>;
+  /** The models and LoRA files (`GET /models`). */
+  catalog(): Promise<ModelCatalog>;
   submitJob(project: number, job: JobSubmit): Promise<Job>;
   cancelJob(job: number): Promise<Job>;
   image(id: number): Promise<ImageDetail>;
@@ -60,7 +61,10 @@ export function createRest(client: ApiClient = api): Rest {
       client.post(`/projects/${project}/invites`, { role, max_uses: maxUses }),
     acceptInvite: async (code) =>
       (await client.post<{ project: Project }>(`/invites/${enc(code)}/accept`)).project,
-    models: async () => (await client.get<{ models: Model[] }>('/models')).models,
+    catalog: async () => {
+      const body = await client.get<Partial<ModelCatalog>>('/models');
+      return { models: body.models ?? [], loras: body.loras ?? [] };
+    },
     submitJob: (project, job) => client.post(`/projects/${project}/jobs`, job),
     cancelJob: (job) => client.post(`/jobs/${job}/cancel`),
     image: (id) => client.get(`/images/${id}`),

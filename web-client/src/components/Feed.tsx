@@ -55,6 +55,8 @@ function JobCard({ job, store, client, onOpenImage }: { job: Job; store: RoomSto
   const who = store.usernameOf(job.submitted_by);
   const parent = job.parent_image_id !== null ? store.images.value.get(job.parent_image_id) : undefined;
   const place = store.placeInLine(job);
+  const loras = job.loras ?? [];
+  const warnings = job.warnings ?? [];
 
   let status: string;
   switch (job.state) {
@@ -111,12 +113,20 @@ function JobCard({ job, store, client, onOpenImage }: { job: Job; store: RoomSto
             )}
             {' · '}
             {job.width}×{job.height}, {job.steps} steps, seed {job.seed}
+            {loras.length > 0 && `, LoRA ${loras.map((l) => `${l.name} ${l.weight}`).join(', ')}`}
           </p>
         </div>
       </div>
       <p class={`job-status status-${job.state}`} data-testid="job-status">
         {status}
       </p>
+      {warnings.length > 0 && (
+        <ul class="job-warnings" aria-label="Warnings">
+          {warnings.map((w, i) => (
+            <li key={i}>{w}</li>
+          ))}
+        </ul>
+      )}
       {job.state === 'running' && (
         <progress max={steps} value={step} aria-label={`Progress of “${job.prompt}”`} />
       )}

@@ -5,6 +5,7 @@ import type { Image, ImageDetail, Model } from '../api/models';
 import { rest } from '../api/rest';
 import type { LiveClient } from '../live/live_client';
 import { draft, draftFor, reuse } from '../state/draft';
+import { loraFits, shortHash } from '../state/models';
 import type { RoomStore } from '../state/room';
 import { describeError } from './FieldError';
 
@@ -85,6 +86,26 @@ export function ImageDialog({ id, project, store, client, models, onOpen, onClos
   const counts = store.reactions.value.get(id) ?? detail?.reactions ?? {};
   const model = detail ? models.find((m) => m.id === detail.model) : undefined;
   const supports = (mode: string) => !!model && (model.params.modes as string[]).includes(mode);
+  const usedLoras = detail?.loras ?? [];
+  const keptLoras = usedLoras.filter((l) => loraFits(model, l.name)).map(({ name, weight }) => ({ name, weight }));
+  // The hash recorded with the image; from the model list only for a server that records none.
+  const modelHash = detail ? (detail.model_hash === undefined ? model?.hash : detail.model_hash) : null;
+  // SDXL's size conditioning, shown when it is not the default (output size, no crop).
+  const size = (v: number[] | null | undefined) => (v && v.length === 2 ? `${v[0]}×${v[1]}` : null);
+  const [cropTop = 0, cropLeft = 0] = detail?.crop_top_left ?? [];
+  const outSize = detail ? `${detail.width}×${detail.height}` : '';
+  const notDefault =
+    !!detail &&
+    ([detail.original_size, detail.target_size].some((v) => size(v) !== null && size(v) !== outSize) ||
+      cropTop !== 0 ||
+      cropLeft !== 0);
+  const conditioning = notDefault
+    ? [
+        size(detail?.original_size) && `original ${size(detail?.original_size)}`,
+        size(detail?.target_size) && `target ${size(detail?.target_size)}`,
+        detail?.crop_top_left && `crop top ${cropTop}, left ${cropLeft}`,
+      ].filter((x): x is string => !!x)
+    : [];
 
   const submit = async (mode: 'variation' | 'upscale') => {
     if (!detail) return;
@@ -97,6 +118,8 @@ export function ImageDialog({ id, project, store, client, models, onOpen, onClos
         mode,
         parent_image_id: detail.id,
         ...(detail.negative_prompt ? { negative_prompt: detail.negative_prompt } : {}),
+        // A variation or upscale keeps the LoRAs of its parent (those the model still offers).
+        ...(keptLoras.length > 0 ? { loras: keptLoras } : {}),
       });
       setNote(mode === 'variation' ? 'Variation queued: it appears in the feed.' : 'Upscale queued: it appears in the feed.');
     } catch (err) {
@@ -161,6 +184,28 @@ export function ImageDialog({ id, project, store, client, models, onOpen, onClos
               <p class="muted small">Made by {who(detail)}</p>
               <dl class="facts" aria-label="Parameters">
                 <div><dt>Model</dt><dd>{detail.model}</dd></div>
+                {modelHash && (
+                  <div>
+                    <dt>Model hash</dt>
+                    <dd>
+                      <code title={`sha256 ${modelHash}`}>{shortHash(modelHash)}</code>
+                    </dd>
+                  </div>
+                )}
+                {usedLoras.length > 0 && (
+                  <div>
+                    <dt>LoRAs</dt>
+                    <dd>
+                      <ul class="lora-facts" aria-label="LoRAs used">
+                        {usedLoras.map((l) => (
+                          <li key={l.name} title={l.hash ? `sha256 ${l.hash}` : undefined}>
+                            {l.name} <span class="muted">weight {l.weight}</span>
+                          </li>
+                        ))}
+                      </ul>
+                    </dd>
+                  </div>
+                )}
                 <div><dt>Size</dt><dd>{detail.width}×{detail.height}</dd></div>
                 <div><dt>Steps</dt><dd>{detail.steps}</dd></div>
                 <div><dt>Guidance</dt><dd>{detail.guidance}</dd></div>
@@ -168,6 +213,7 @@ export function ImageDialog({ id, project, store, client, models, onOpen, onClos
                 <div><dt>Seed</dt><dd>{detail.seed}</dd></div>
                 <div><dt>Mode</dt><dd>{detail.mode}</dd></div>
                 {detail.mode !== 'txt2img' && <div><dt>Strength</dt><dd>{detail.strength}</dd></div>}
+                {conditioning.length > 0 && <div><dt>Size conditioning</dt><dd>{conditioning.join('; ')}</dd></div>}
                 {detail.negative_prompt && <div><dt>Negative prompt</dt><dd>{detail.negative_prompt}</dd></div>}
               </dl>
               <section aria-label="Lineage" class="lineage">

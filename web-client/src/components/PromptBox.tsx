@@ -1,30 +1,61 @@
-// The prompt box: a model, its parameters within the model's ranges, and Generate
+// The prompt box: a model (with its family and native size), its parameters within the
+// model's ranges, the LoRAs that fit it, SDXL's size conditioning, and Generate
 // (also Ctrl/Cmd+Enter). Submits through the live connection (`cmd job.submit`), so a
 // submission made while reconnecting goes out once the connection is back, exactly once.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { Model } from '../api/models';
+import type { LoraFile, Model } from '../api/models';
 import { CommandError, type LiveClient } from '../live/live_client';
-import { draft, draftFor, submission, type Draft } from '../state/draft';
+import {
+  CONDITIONING_FIELDS,
+  draft,
+  draftFor,
+  submission,
+  switchModel,
+  validate,
+  type Draft,
+  type FieldProblem,
+} from '../state/draft';
+import {
+  familyLabel,
+  firstAvailable,
+  isAvailable,
+  maxLoras,
+  modelLabel,
+  nativeSize,
+  offersLoras,
+  shortHash,
+  takesSizeConditioning,
+  unavailableReason,
+} from '../state/models';
 import { describeError, FieldError } from './FieldError';
+import { inputIdOf, LoraPicker, SizeConditioning } from './LoraPicker';
 
 interface Props {
   project: number;
   models: Model[];
+  /** Every LoRA file of the server (unavailable ones are shown disabled). */
+  loraFiles?: readonly LoraFile[];
   client: LiveClient;
   canGenerate: boolean;
 }
 
 const TYPING_IDLE_MS = 3000;
 
-export function PromptBox({ project, models, client, canGenerate }: Props) {
+const SETTINGS_FIELDS = ['negative_prompt', 'width', 'height', 'steps', 'guidance', 'seed', 'count', 'sampler', 'model', 'strength'];
+const isLoraField = (f: string) => f === 'loras' || /^loras\[\d+\]\.(name|weight)$/.test(f);
+const isConditioningField = (f: string) => (CONDITIONING_FIELDS as readonly string[]).includes(f);
+
+export function PromptBox({ project, models, loraFiles = [], client, canGenerate }: Props) {
   const d = draft.value;
   const [busy, setBusy] = useState(false);
   const [waiting, setWaiting] = useState(false);
-  const [error, setError] = useState<{ field: string | undefined; message: string } | null>(null);
+  const [errors, setErrors] = useState<FieldProblem[]>([]);
+  const [settingsOpen, setSettingsOpen] = useState(false);
+  const [advancedOpen, setAdvancedOpen] = useState(false);
   const typingTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
 
   useEffect(() => {
-    const first = models[0];
+    const first = firstAvailable(models);
     if (!draft.value && first) draft.value = draftFor(first);
   }, [models]);
   useEffect(() => () => clearTimeout(typingTimer.current), []);
@@ -47,6 +78,30 @@ export function PromptBox({ project, models, client, canGenerate }: Props) {
   const set = (patch: Partial<Draft>) => {
     if (draft.value) draft.value = { ...draft.value, ...patch };
   };
+  const clearErrors = (keep: (field: string) => boolean) => {
+    if (errors.some((e) => !keep(e.field))) setErrors(errors.filter((e) => keep(e.field)));
+  };
+
+  const showsLoras = offersLoras(model) || d.loras.length > 0;
+  const showsConditioning = takesSizeConditioning(model);
+  // The fields that have a place for their error; any other error is shown under the form.
+  const shown = (field: string) =>
+    field === 'prompt' ||
+    (SETTINGS_FIELDS.includes(field) &&
+      !(d.parent && (field === 'width' || field === 'height')) &&
+      !(!d.parent && field === 'strength') &&
+      !(field === 'sampler' && p.samplers.length <= 1)) ||
+    (showsLoras && isLoraField(field)) ||
+    (showsConditioning && isConditioningField(field));
+
+  const showProblems = (list: FieldProblem[]) => {
+    setErrors(list);
+    const placed = list.filter((e) => shown(e.field));
+    if (placed.some((e) => e.field !== 'prompt')) setSettingsOpen(true);
+    if (placed.some((e) => isConditioningField(e.field))) setAdvancedOpen(true);
+    const first = placed[0];
+    if (first) setTimeout(() => document.getElementById(inputIdOf(first.field))?.focus(), 0);
+  };
   const typing = () => {
     client.setPresence(project, { typing: true });
     clearTimeout(typingTimer.current);
@@ -56,12 +111,14 @@ export function PromptBox({ project, models, client, canGenerate }: Props) {
   const generate = async () => {
     if (!draft.value || busy) return;
     const current = draft.value;
-    if (current.prompt.trim() === '') {
-      setError({ field: 'prompt', message: 'Write a prompt first.' });
+    const problems = validate(current, models.find((m) => m.id === current.model));
+    if (current.prompt.trim() === '') problems.unshift({ field: 'prompt', message: 'Write a prompt first.' });
+    if (problems.length > 0) {
+      showProblems(problems);
       return;
     }
     setBusy(true);
-    setError(null);
+    setErrors([]);
     clearTimeout(typingTimer.current);
     client.setPresence(project, {});
     const slow = setTimeout(() => setWaiting(true), 400);
@@ -70,7 +127,7 @@ export function PromptBox({ project, models, client, canGenerate }: Props) {
       draft.value = { ...current, parent: null, mode: 'txt2img' };
     } catch (err) {
       const field = err instanceof CommandError ? err.field : undefined;
-      setError({ field, message: err instanceof CommandError ? err.message : describeError(err) });
+      showProblems([{ field: field ?? '', message: err instanceof CommandError ? err.message : describeError(err) }]);
     } finally {
       clearTimeout(slow);
       setWaiting(false);
@@ -78,9 +135,16 @@ export function PromptBox({ project, models, client, canGenerate }: Props) {
     }
   };
 
-  const fieldError = (name: string) => (error && error.field === name ? error.message : null);
-  const known = ['prompt', 'negative_prompt', 'width', 'height', 'steps', 'guidance', 'seed', 'count', 'sampler', 'model'];
-  const formError = error && !known.includes(error.field ?? '') ? error.message : null;
+  const fieldError = (name: string) => errors.find((e) => e.field === name)?.message ?? null;
+  const formErrors = errors.filter((e) => !shown(e.field));
+  const native = nativeSize(model);
+  const unavailable = models.filter((m) => !isAvailable(m));
+  const facts = [
+    familyLabel(model.family),
+    `native ${native.width}×${native.height}`,
+    maxLoras(model) > 0 ? `up to ${maxLoras(model)} LoRAs` : '',
+    shortHash(model.hash) ? `hash ${shortHash(model.hash)}` : '',
+  ].filter((x) => x !== '');
 
   const num = (
     name: 'width' | 'height' | 'steps' | 'count' | 'seed',
@@ -142,27 +206,56 @@ export function PromptBox({ project, models, client, canGenerate }: Props) {
         }}
       />
       <FieldError id="prompt-error" message={fieldError('prompt')} />
-      <details class="params" open={error && error.field && error.field !== 'prompt' && known.includes(error.field) ? true : undefined}>
+      <details class="params" open={settingsOpen} onToggle={(e) => setSettingsOpen(e.currentTarget.open)}>
         <summary>Settings</summary>
         <div class="param-grid">
-          <div class="param">
+          <div class="param param-wide">
             <label for="p-model">Model</label>
             <select
               id="p-model"
               value={d.model}
+              aria-invalid={fieldError('model') ? true : undefined}
+              aria-describedby={fieldError('model') ? 'p-model-facts p-model-error' : 'p-model-facts'}
               onChange={(e) => {
                 const m = models.find((x) => x.id === e.currentTarget.value);
-                if (m) draft.value = { ...draftFor(m, d.prompt), parent: null };
+                if (!m) return;
+                draft.value = switchModel(d, m);
+                clearErrors((f) => f === 'prompt' || f === 'negative_prompt');
               }}
             >
               {models.map((m) => (
-                <option key={m.id} value={m.id}>
-                  {m.id}
+                <option key={m.id} value={m.id} disabled={!isAvailable(m)} title={unavailableReason(m) ?? undefined}>
+                  {modelLabel(m)}
                 </option>
               ))}
             </select>
+            <p id="p-model-facts" class="muted small model-facts">
+              {facts.join(' · ')}
+            </p>
             <p class="muted small">{model.description}</p>
+            <FieldError id="p-model-error" message={fieldError('model')} />
+            {unavailable.length > 0 && (
+              <ul class="muted small unavailable-models" aria-label="Unavailable models">
+                {unavailable.map((m) => (
+                  <li key={m.id}>
+                    <strong>{m.id}</strong> is unavailable: {unavailableReason(m)}
+                  </li>
+                ))}
+              </ul>
+            )}
           </div>
+          {showsLoras && (
+            <LoraPicker
+              draft={d}
+              model={model}
+              files={loraFiles}
+              errorOf={fieldError}
+              onChange={(next) => {
+                draft.value = next;
+                clearErrors((f) => !isLoraField(f));
+              }}
+            />
+          )}
           {!d.parent && num('width', 'Width', p.width)}
           {!d.parent && num('height', 'Height', p.height)}
           {num('steps', 'Steps', p.steps)}
@@ -175,6 +268,8 @@ export function PromptBox({ project, models, client, canGenerate }: Props) {
               max={p.guidance.max}
               step="0.1"
               value={d.guidance}
+              aria-invalid={fieldError('guidance') ? true : undefined}
+              aria-describedby={fieldError('guidance') ? 'p-guidance-error' : undefined}
               onInput={(e) => set({ guidance: Number(e.currentTarget.value) })}
             />
             <FieldError id="p-guidance-error" message={fieldError('guidance')} />
@@ -191,6 +286,7 @@ export function PromptBox({ project, models, client, canGenerate }: Props) {
                   </option>
                 ))}
               </select>
+              <FieldError id="p-sampler-error" message={fieldError('sampler')} />
             </div>
           )}
           {d.parent && (
@@ -205,6 +301,7 @@ export function PromptBox({ project, models, client, canGenerate }: Props) {
                 value={d.strength}
                 onInput={(e) => set({ strength: Number(e.currentTarget.value) })}
               />
+              <FieldError id="p-strength-error" message={fieldError('strength')} />
             </div>
           )}
           <div class="param">
@@ -216,9 +313,21 @@ export function PromptBox({ project, models, client, canGenerate }: Props) {
             />
             <FieldError id="p-negative-error" message={fieldError('negative_prompt')} />
           </div>
+          {showsConditioning && (
+            <SizeConditioning
+              draft={d}
+              open={advancedOpen}
+              onToggle={setAdvancedOpen}
+              errorOf={fieldError}
+              onChange={(field, value) => {
+                set({ conditioning: { ...d.conditioning, [field]: value } });
+                clearErrors((f) => f !== field);
+              }}
+            />
+          )}
         </div>
       </details>
-      <FieldError id="generate-error" message={formError} />
+      <FieldError id="generate-error" message={formErrors.map((e) => e.message).join(' ') || null} />
       <div class="row">
         <button type="submit" disabled={busy}>
           Generate

@@ -1,7 +1,7 @@
 // A project room at /p/{id}: the prompt box, the live feed, presence and members.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { isApiError } from '../api/client';
-import type { Model, User } from '../api/models';
+import type { ModelCatalog, User } from '../api/models';
 import { rest } from '../api/rest';
 import { describeError } from '../components/FieldError';
 import { Feed } from '../components/Feed';
@@ -14,9 +14,9 @@ import { draft } from '../state/draft';
 import { RoomStore } from '../state/room';
 import { NotFound } from './NotFound';
 
-let modelsCache: Promise<Model[]> | null = null;
-function loadModels(): Promise<Model[]> {
-  modelsCache ??= rest.models().catch((err) => {
+let modelsCache: Promise<ModelCatalog> | null = null;
+function loadModels(): Promise<ModelCatalog> {
+  modelsCache ??= rest.catalog().catch((err: unknown) => {
     modelsCache = null;
     throw err;
   });
@@ -31,7 +31,8 @@ export function RoomPage({ project, user, client }: { project: number; user: Use
   const store = useMemo(() => new RoomStore(user.id, previewUrl, (u) => URL.revokeObjectURL(u)), [project, user.id]);
   const [state, setState] = useState<'loading' | 'ready' | 'not_found' | 'error'>('loading');
   const [loadError, setLoadError] = useState<string | null>(null);
-  const [models, setModels] = useState<Model[]>([]);
+  const [catalog, setCatalog] = useState<ModelCatalog>({ models: [], loras: [] });
+  const models = catalog.models;
   const [openImage, setOpenImage] = useState<number | null>(null);
   const [renaming, setRenaming] = useState(false);
   const [newName, setNewName] = useState('');
@@ -57,7 +58,7 @@ export function RoomPage({ project, user, client }: { project: number; user: Use
         }
       });
     loadModels()
-      .then((m) => live && setModels(m))
+      .then((c) => live && setCatalog(c))
       .catch((err) => live && setLoadError(describeError(err)));
     return () => {
       live = false;
@@ -182,7 +183,7 @@ export function RoomPage({ project, user, client }: { project: number; user: Use
       )}
       <div class="room-body">
         <div class="room-main">
-          <PromptBox project={project} models={models} client={client} canGenerate={store.canEdit.value} />
+          <PromptBox project={project} models={models} loraFiles={catalog.loras} client={client} canGenerate={store.canEdit.value} />
           <Feed store={store} client={client} selfId={user.id} onOpenImage={setOpenImage} />
         </div>
         <aside class="room-side">

@@ -1,6 +1,40 @@
 // The prompt box's contents, shared with the image dialog (Remix and Reuse fill it in).
 import { signal } from '@preact/signals';
-import type { GenerationMode, ImageDetail, JobSubmit, Model } from '../api/models';
+import type { GenerationMode, ImageDetail, JobSubmit, Model, SizePair } from '../api/models';
+import {
+  isAvailable,
+  LORA_WEIGHT_DEFAULT,
+  LORA_WEIGHT_MAX,
+  LORA_WEIGHT_MIN,
+  loraFits,
+  lorasOf,
+  maxLoras,
+  takesSizeConditioning,
+  unavailableReason,
+} from './models';
+
+/** A LoRA chosen in the prompt box. */
+export interface DraftLora {
+  name: string;
+  weight: number;
+}
+
+/** Two optional numbers of an input pair; null is an empty field (the server's default). */
+export type OptPair = [number | null, number | null];
+
+/** SDXL's size conditioning as typed: empty pairs mean the defaults (output size, no crop). */
+export interface Conditioning {
+  original_size: OptPair;
+  target_size: OptPair;
+  crop_top_left: OptPair;
+}
+
+export type ConditioningField = keyof Conditioning;
+export const CONDITIONING_FIELDS: readonly ConditioningField[] = ['original_size', 'target_size', 'crop_top_left'];
+
+export function noConditioning(): Conditioning {
+  return { original_size: [null, null], target_size: [null, null], crop_top_left: [null, null] };
+}
 
 export interface Draft {
   model: string;
@@ -17,6 +51,8 @@ export interface Draft {
   strength: number;
   /** Remix: the image whose structure is kept. */
   parent: { id: number; thumb: string } | null;
+  loras: DraftLora[];
+  conditioning: Conditioning;
 }
 
 export function draftFor(model: Model, prompt = ''): Draft {
@@ -35,7 +71,98 @@ export function draftFor(model: Model, prompt = ''): Draft {
     mode: 'txt2img',
     strength: p.strength.default,
     parent: null,
+    loras: [],
+    conditioning: noConditioning(),
   };
+}
+
+/**
+ * The draft after choosing another model: that model's defaults (size, steps, guidance,
+ * sampler, count), the prompts kept, the LoRAs that fit it kept (up to its limit), the size
+ * conditioning kept only when it takes it.
+ */
+export function switchModel(d: Draft, m: Model): Draft {
+  return {
+    ...draftFor(m, d.prompt),
+    negative_prompt: d.negative_prompt,
+    loras: d.loras.filter((l) => loraFits(m, l.name)).slice(0, maxLoras(m)),
+    conditioning: takesSizeConditioning(m) ? d.conditioning : noConditioning(),
+  };
+}
+
+/** Adds the first LoRA of the model not yet chosen, at weight 1 (unchanged when none is left). */
+export function addLora(d: Draft, m: Model): Draft {
+  if (d.loras.length >= maxLoras(m)) return d;
+  const name = lorasOf(m).find((n) => !d.loras.some((l) => l.name === n));
+  if (name === undefined) return d;
+  return { ...d, loras: [...d.loras, { name, weight: LORA_WEIGHT_DEFAULT }] };
+}
+
+export function setLora(d: Draft, index: number, patch: Partial<DraftLora>): Draft {
+  return { ...d, loras: d.loras.map((l, i) => (i === index ? { ...l, ...patch } : l)) };
+}
+
+export function removeLora(d: Draft, index: number): Draft {
+  return { ...d, loras: d.loras.filter((_, i) => i !== index) };
+}
+
+/** A problem found before sending, named as the server names fields (`loras[0].weight`). */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+const CONDITIONING_RULES: Record<ConditioningField, { min: number; max: number; what: string; parts: [string, string] }> = {
+  original_size: { min: 8, max: 8192, what: 'Original size', parts: ['width', 'height'] },
+  target_size: { min: 8, max: 8192, what: 'Target size', parts: ['width', 'height'] },
+  crop_top_left: { min: 0, max: 8192, what: 'Crop', parts: ['top', 'left'] },
+};
+
+export function conditioningRange(field: ConditioningField): { min: number; max: number } {
+  const { min, max } = CONDITIONING_RULES[field];
+  return { min, max };
+}
+
+/** What the server would refuse in the LoRAs and size conditioning, checked before sending. */
+export function validate(d: Draft, m: Model | undefined): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  if (!m) return out;
+  if (!isAvailable(m)) out.push({ field: 'model', message: `This model is unavailable: ${unavailableReason(m)}` });
+  const limit = maxLoras(m);
+  if (d.loras.length > 0 && limit === 0) {
+    out.push({ field: 'loras', message: `Model ${m.id} takes no LoRAs.` });
+  } else if (d.loras.length > limit) {
+    out.push({ field: 'loras', message: `At most ${limit} LoRA${limit === 1 ? '' : 's'} for this model.` });
+  }
+  if (limit > 0) {
+    d.loras.forEach((l, i) => {
+      if (!loraFits(m, l.name)) {
+        out.push({ field: `loras[${i}].name`, message: `LoRA “${l.name}” cannot be used with ${m.id}.` });
+      } else if (d.loras.findIndex((x) => x.name === l.name) < i) {
+        out.push({ field: `loras[${i}].name`, message: `LoRA “${l.name}” is chosen twice.` });
+      }
+      if (!Number.isFinite(l.weight) || l.weight < LORA_WEIGHT_MIN || l.weight > LORA_WEIGHT_MAX) {
+        out.push({ field: `loras[${i}].weight`, message: `Weight from ${LORA_WEIGHT_MIN} to ${LORA_WEIGHT_MAX}.` });
+      }
+    });
+  }
+  if (takesSizeConditioning(m)) {
+    for (const field of CONDITIONING_FIELDS) {
+      const [a, b] = d.conditioning[field];
+      const rule = CONDITIONING_RULES[field];
+      if (a === null && b === null) continue;
+      if (a === null || b === null) {
+        out.push({ field, message: `${rule.what}: give both ${rule.parts[0]} and ${rule.parts[1]}, or leave both empty.` });
+      } else if (![a, b].every((v) => Number.isInteger(v) && v >= rule.min && v <= rule.max)) {
+        out.push({ field, message: `${rule.what}: whole numbers from ${rule.min} to ${rule.max}.` });
+      }
+    }
+  }
+  return out;
+}
+
+function pairOf(p: OptPair): SizePair | null {
+  return p[0] !== null && p[1] !== null ? [p[0], p[1]] : null;
 }
 
 /** The body of job.submit for a draft (a remix keeps the parent's size). */
@@ -52,11 +179,26 @@ export function submission(d: Draft): JobSubmit {
     priority: 0,
   };
   if (d.negative_prompt.trim() !== '') base.negative_prompt = d.negative_prompt;
+  if (d.loras.length > 0) base.loras = d.loras.map(({ name, weight }) => ({ name, weight }));
+  for (const field of CONDITIONING_FIELDS) {
+    const pair = pairOf(d.conditioning[field]);
+    if (pair) base[field] = pair;
+  }
   if (d.parent) return { ...base, mode: d.mode, parent_image_id: d.parent.id, strength: d.strength };
   return { ...base, width: d.width, height: d.height };
 }
 
-/** Fills the draft from an image: its prompt and settings, optionally its seed. */
+/** A resolved pair kept only when it differs from the server's default. */
+function unlessDefault(p: SizePair | null | undefined, dflt: SizePair): OptPair {
+  const [a, b] = p ?? [];
+  if (a === undefined || b === undefined || (a === dflt[0] && b === dflt[1])) return [null, null];
+  return [a, b];
+}
+
+/**
+ * Fills the draft from an image: its prompt and settings (with its LoRAs and any size
+ * conditioning that differs from the defaults), optionally its seed.
+ */
 export function reuse(d: Draft, img: ImageDetail, withSeed: boolean): Draft {
   return {
     ...d,
@@ -71,6 +213,12 @@ export function reuse(d: Draft, img: ImageDetail, withSeed: boolean): Draft {
     seed: withSeed ? img.seed : -1,
     mode: 'txt2img',
     parent: null,
+    loras: (img.loras ?? []).map(({ name, weight }) => ({ name, weight })),
+    conditioning: {
+      original_size: unlessDefault(img.original_size, [img.width, img.height]),
+      target_size: unlessDefault(img.target_size, [img.width, img.height]),
+      crop_top_left: unlessDefault(img.crop_top_left, [0, 0]),
+    },
   };
 }
 
