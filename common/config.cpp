@@ -261,7 +261,11 @@ const std::vector<OptionDef>& option_defs() {
     d.push_back(int_option("null_step_ms", &ServerConfig::null_step_ms, 0, 60'000,
                            "the null model sleeps this long per step (tests)"));
     d.push_back(path_option("models_dir", &ServerConfig::models_dir,
-                            "each diffusers model folder in it becomes an `sd` model"));
+                            "each diffusers model folder and single-file checkpoint "
+                            "(*.safetensors) in it becomes an `sd` model"));
+    d.push_back(path_option("clip_vocab", &ServerConfig::clip_vocab,
+                            "CLIP's bpe_simple_vocab_16e6.txt.gz for single-file checkpoints "
+                            "(default: the copy Atelier installs)"));
     d.push_back(path_option("loras_dir", &ServerConfig::loras_dir,
                             "LoRA files (*.safetensors) jobs may apply (default: "
                             "<models_dir>/loras)"));

@@ -61,6 +61,8 @@ struct ServerConfig {
   std::filesystem::path models_dir = "./models";  // each diffusers folder in it is an `sd` model
   // LoRA files (*.safetensors) jobs may apply; empty: `<models_dir>/loras` (loras_dir_of()).
   std::filesystem::path loras_dir;
+  // The CLIP vocabulary single-file checkpoints are tokenized with; empty: the shipped copy.
+  std::filesystem::path clip_vocab;
   int64_t sd_cache_mb = 8192;           // per worker: loaded pipelines beyond this are evicted
   bool sd_fp16 = true;                  // Stable Diffusion in fp16 on CUDA (fp32 on the CPU)
   int64_t job_lease_ms = 30'000;        // a running job without progress for this long is re-queued

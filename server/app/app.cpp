@@ -261,6 +261,7 @@ class App::Impl {
     inference::SdOptions sd_options{.cache_bytes = config_.sd_cache_mb << 20,
                                     .fp16_on_cuda = config_.sd_fp16,
                                     .loras_dir = loras_dir.string(),
+                                    .clip_vocab = config_.clip_vocab.string(),
                                     .hashes = model_hashes_.get()};
     auto sd = inference::discover_sd_models(config_.models_dir.string(), sd_options);
     for (const auto& problem : sd.problems) log::warn("models: {}", problem);

@@ -113,8 +113,11 @@ Timing time_unet(const atelier::sd::UNet& unet, int64_t latent, int64_t batch, i
     const int64_t pooled = c.projection_class_embeddings_input_dim - 6 * c.addition_time_embed_dim;
     const float px = static_cast<float>(latent * 8);
     added.text_embeds = torch::randn({batch, pooled}, opts);
-    added.time_ids =
-        torch::tensor({px, px, 0.0f, 0.0f, px, px}).unsqueeze(0).expand({batch, 6}).contiguous().to(opts);
+    added.time_ids = torch::tensor({px, px, 0.0f, 0.0f, px, px})
+                         .unsqueeze(0)
+                         .expand({batch, 6})
+                         .contiguous()
+                         .to(opts);
   }
   const atelier::sd::AddedConditioning* a = c.text_time ? &added : nullptr;
   unet.forward(x, t, ctx, nullptr, {}, a);  // warm-up
@@ -223,8 +226,8 @@ int xl_section(double cpu_mm, const std::optional<Timing>& sd15_step, int64_t sd
       std::printf(
           "  SD 1.5 UNet at the same size, same run: %.0f ms/step, %.1f GFLOP/step, %.1f GFLOP/s "
           "(%.1f%%); SDXL takes %.1fx the time for %.1fx the work\n",
-          sd15_step->ms, sd15_step->gflop, sd15_step->gflops(),
-          100 * sd15_step->gflops() / cpu_mm, t.ms / sd15_step->ms, t.gflop / sd15_step->gflop);
+          sd15_step->ms, sd15_step->gflop, sd15_step->gflops(), 100 * sd15_step->gflops() / cpu_mm,
+          t.ms / sd15_step->ms, t.gflop / sd15_step->gflop);
     }
   }
   std::printf("(%s)\n\n", memory_line().c_str());
@@ -267,10 +270,10 @@ std::string make_lora_file(const std::map<std::string, torch::Tensor>& params, i
       down.insert(down.end(), {1, 1});
       up.insert(up.end(), {1, 1});
     }
-    out.push_back(tensor_data(module + ".lora_down.weight",
-                              torch::randn(down, gen) * 0.02, st::DType::kF16));
-    out.push_back(tensor_data(module + ".lora_up.weight",
-                              torch::randn(up, gen) * 0.01, st::DType::kF16));
+    out.push_back(
+        tensor_data(module + ".lora_down.weight", torch::randn(down, gen) * 0.02, st::DType::kF16));
+    out.push_back(
+        tensor_data(module + ".lora_up.weight", torch::randn(up, gen) * 0.01, st::DType::kF16));
     out.push_back(tensor_data(module + ".alpha", torch::tensor(rank / 2.0f), st::DType::kF16));
   }
   auto bytes = st::serialize(out, {{"ss_network_dim", std::to_string(rank)}});
@@ -323,10 +326,10 @@ int count_changed(const std::map<std::string, torch::Tensor>& params, const st::
 }
 
 int lora_section() {
+  using atelier::Result;
   using atelier::sd::Lora;
   using atelier::sd::LoraPatcher;
   using atelier::sd::LoraUse;
-  using atelier::Result;
   auto weights = atelier::sd::Weights::synthetic(1);
   auto unet = atelier::sd::UNet::build(sd15(), weights);
   if (!unet.is_ok()) {

@@ -33,12 +33,13 @@ else
   TORCH_LIBS=(-ltorch -ltorch_cpu -lc10)
 fi
 
-DEPS_INC=() ICU_LIBS=(-licuuc)
+DEPS_INC=() ICU_LIBS=(-licuuc -lz)
 if [ -f .gpu/deps.tar.xz ]; then
   rm -rf "$BUILD/deps" && mkdir -p "$BUILD/deps" && tar -xJf .gpu/deps.tar.xz -C "$BUILD/deps" || exit 1
   DEPS_INC=(-isystem "$BUILD/deps/include")
   # libicuuc finds libicudata through the path too (RUNPATH would not reach it).
-  ICU_LIBS=("$BUILD/deps/lib/libicuuc.so.72" "$BUILD/deps/lib/libicudata.so.72")
+  ICU_LIBS=("$BUILD/deps/lib/libicuuc.so.72" "$BUILD/deps/lib/libicudata.so.72"
+    "$BUILD/deps/lib/libz.so.1")
   export LD_LIBRARY_PATH="$BUILD/deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 if [ ! -e ../shared/fixtures/sd-tiny ] && [ -d .gpu/shared ]; then
@@ -46,7 +47,7 @@ if [ ! -e ../shared/fixtures/sd-tiny ] && [ -d .gpu/shared ]; then
 fi
 
 CXXFLAGS=(-std=c++20 -O2 -DNDEBUG -Wno-deprecated-declarations -D_GLIBCXX_USE_CXX11_ABI="$ABI" -I. "${DEPS_INC[@]}"
-  "${TORCH_INC[@]}")
+  "${TORCH_INC[@]}" -DATELIER_SOURCE_DATA_DIR="\"$PWD/assets\"")
 # PyTorch's builds of libtorch export copies of some libstdc++ functions (libtorch.so 2.11
 # defines std::filesystem::remove_all) built against another libstdc++; found first, they
 # interpose on the system's and crash. Naming libstdc++ before everything else makes it win.
@@ -58,7 +59,9 @@ CORE=(common/status.cpp common/safetensors.cpp server/inference/generator.cpp
   server/inference/sd/schedule.cpp server/inference/sd/weights.cpp
   server/inference/sd/clip_text_encoder.cpp server/inference/sd/layers.cpp
   server/inference/sd/unet.cpp server/inference/sd/vae.cpp server/inference/sd/pipeline.cpp
-  server/inference/sd/synthetic_model.cpp)
+  server/inference/sd/synthetic_model.cpp server/inference/sd/checkpoint_keys.cpp
+  server/inference/sd/single_file.cpp server/inference/sd/single_file_layout.cpp
+  server/inference/sd/single_file_pipeline.cpp server/inference/sd/lora.cpp)
 MAINS=(tests/gpu/cppn_cuda_check.cpp tests/bench/cppn_bench.cpp tests/gpu/sd_cuda_check.cpp
   tests/bench/sd_bench.cpp)
 
