@@ -287,7 +287,7 @@ class JsonBody::Parser : public nlohmann::json_sax<json> {
 
   JsonBody& out_;
   std::vector<Frame> frames_;
-  std::string top_key_;  // the top-level field whose value is being parsed
+  std::string top_key_;    // the top-level field whose value is being parsed
   Field* last_ = nullptr;  // the value scalar() added last
   size_t size_;
   Status error_;

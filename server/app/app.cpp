@@ -255,8 +255,8 @@ class App::Impl {
                                            return inference::make_cppn_generator(d);
                                          }}));
     // Content hashes of model and LoRA files, remembered across restarts by (path, size, mtime).
-    model_hashes_ = std::make_unique<inference::FileHashCache>(config_.data_dir /
-                                                               "model_hashes.json");
+    model_hashes_ =
+        std::make_unique<inference::FileHashCache>(config_.data_dir / "model_hashes.json");
     const std::filesystem::path loras_dir = loras_dir_of(config_);
     inference::SdOptions sd_options{.cache_bytes = config_.sd_cache_mb << 20,
                                     .fp16_on_cuda = config_.sd_fp16,

@@ -177,7 +177,8 @@ int main(int argc, char** argv) {
                        "safetensors with `latents`: the initial noise instead of drawing it");
   generate->add_option("--original-size", gen.original_size,
                        "SDXL: the size the model is told the source image had, WxH");
-  generate->add_option("--target-size", gen.target_size, "SDXL: the size it is told to aim at, WxH");
+  generate->add_option("--target-size", gen.target_size,
+                       "SDXL: the size it is told to aim at, WxH");
   generate->add_option("--crop-top-left", gen.crop_top_left,
                        "SDXL: the crop it is told the image has, TOP,LEFT");
   generate->add_option("--lora", gen.loras,

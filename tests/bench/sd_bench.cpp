@@ -5,7 +5,7 @@
 // its weights from disk. On demand:
 //
 //   build/release/tests/bench/sd_bench [latent=32] [steps=3] [base] [xl] [lora] [gpu] [gpu-xl]
-//                                      [--threads N (default: one per core)]
+//                                      [xl-files] [--threads N (default: one per core)]
 //
 // Sections (all CPU ones, then the GPU ones when CUDA is there, if none is named):
 //   base  the tiny fixture pipeline and the SD 1.5 UNet at `latent` (fp32, CPU)
@@ -15,6 +15,10 @@
 //         alone and whole images from model folders with random weights written to a temporary
 //         folder and loaded like downloaded models (needs ../shared/fixtures/clip-tokenizer).
 //   gpu-xl  the SDXL part of `gpu` alone.
+//   xl-files  (only when named: ~7 GB on disk twice, up to ~21 GB of memory) a full-size SDXL
+//         folder and single file with random fp16 weights written to /tmp, loaded through
+//         StableDiffusion::load and load_single_file_pipeline, the published parameter counts
+//         checked on what was loaded (sd_bench_files.cpp); exit 1 on a mismatch.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -38,6 +42,7 @@
 #include "server/inference/sd/synthetic_model.h"
 #include "server/inference/sd/unet.h"
 #include "server/inference/sd/weights.h"
+#include "tests/bench/sd_bench_files.h"
 
 namespace {
 
@@ -580,18 +585,19 @@ int main(int argc, char** argv) {
       threads = std::atoi(argv[++i]);
     } else if (arg == "--gpu-only" || arg == "gpu") {
       sections.insert("gpu");
-    } else if (arg == "base" || arg == "xl" || arg == "lora" || arg == "gpu-xl") {
+    } else if (arg == "base" || arg == "xl" || arg == "lora" || arg == "gpu-xl" ||
+               arg == "xl-files") {
       sections.insert(arg);
     } else if (!arg.empty() && std::isdigit(static_cast<unsigned char>(arg[0]))) {
       positional.push_back(argv[i]);
     } else {
       std::printf(
           "usage: sd_bench [latent=32] [steps=3] [base] [xl] [lora] [gpu|--gpu-only] [gpu-xl] "
-          "[--threads N]\n");
+          "[xl-files] [--threads N]\n");
       return 2;
     }
   }
-  const bool all = sections.empty();
+  const bool all = sections.empty();  // nothing named (so no xl-files either)
   auto want = [&](const char* s) { return all || sections.count(s) > 0; };
   const int64_t latent = positional.size() > 0 ? std::atoll(positional[0]) : 32;
   const int steps = positional.size() > 1 ? std::atoi(positional[1]) : 3;
@@ -599,6 +605,12 @@ int main(int argc, char** argv) {
   // As the server sets it by default (--torch-threads 0): one thread per core.
   torch::set_num_threads(
       threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  // xl-files runs only when named, first, and alone unless other sections are named too.
+  int files_rc = 0;
+  if (sections.erase("xl-files") > 0) {
+    files_rc = atelier::sd_bench::xl_files_section();
+    if (sections.empty()) return files_rc;
+  }
   const bool cuda = torch::cuda::is_available();
   const bool gpu15 = all || sections.count("gpu") > 0;
   const bool gpu_any = gpu15 || sections.count("gpu-xl") > 0;
@@ -607,13 +619,13 @@ int main(int argc, char** argv) {
       std::printf("GPU: not run (no CUDA device): SDXL 1024x1024, 20 steps, fp16 not measured\n");
       return 1;
     }
-    return gpu_section(torch::Device(torch::kCUDA, 0), gpu15);
+    return files_rc | gpu_section(torch::Device(torch::kCUDA, 0), gpu15);
   }
   std::printf("sd_bench: torch %d threads, %s\n", torch::get_num_threads(), memory_line().c_str());
   const double cpu_mm = matmul_gflops(torch::kCPU, torch::kFloat32);
   std::printf("matrix product (2048^2, fp32, CPU): %.1f GFLOP/s\n\n", cpu_mm);
 
-  int rc = 0;
+  int rc = files_rc;
   std::optional<Timing> sd15_step;
   if (want("base")) {
     sd15_step = base_section(cpu_mm, latent, steps);

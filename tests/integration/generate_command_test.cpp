@@ -77,9 +77,9 @@ double generate_and_compare(const testing::TempDir& dir, const std::string& args
   auto file = safetensors::serialize(
       {{"latents", safetensors::DType::kF32, lat->shape, std::string(raw.begin(), raw.end())}});
   std::ofstream(dir / "latents.safetensors", std::ios::binary) << *file;
-  const std::string cmd = std::string(ATELIER_BINARY_DIR) + "/server/app/atelier generate " +
-                          args + " --init-latents " + (dir / "latents.safetensors").string() +
-                          " --out " + (dir / "out.png").string() + " --out-tensor " +
+  const std::string cmd = std::string(ATELIER_BINARY_DIR) + "/server/app/atelier generate " + args +
+                          " --init-latents " + (dir / "latents.safetensors").string() + " --out " +
+                          (dir / "out.png").string() + " --out-tensor " +
                           (dir / "out.safetensors").string() + " 2>" + (dir / "log.txt").string();
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   auto out = safetensors::File::open((dir / "out.safetensors").string());
@@ -124,14 +124,14 @@ TEST(GenerateCommandTest, ReproducesSingleFilesWithTheirConfigsAndALora) {
     GTEST_SKIP() << "../shared/fixtures/sd15-tiny-ldm or sdxl-tiny-lora is absent";
   }
   testing::TempDir dir;
-  EXPECT_LT(generate_and_compare(
-                dir,
-                "--model " + (kSd15 / "single_file/sd15-tiny-ldm.safetensors").string() +
-                    " --config " + kSd15.string() +
-                    " --prompt 'a red fox in the snow' --negative 'blurry, low quality' "
-                    "--width 128 --height 128 --steps 5 --guidance 7.5 --sampler euler",
-                kSd15 / "expected/txt2img_euler_g7p5_neg.safetensors"),
-            1e-3);
+  EXPECT_LT(
+      generate_and_compare(dir,
+                           "--model " + (kSd15 / "single_file/sd15-tiny-ldm.safetensors").string() +
+                               " --config " + kSd15.string() +
+                               " --prompt 'a red fox in the snow' --negative 'blurry, low quality' "
+                               "--width 128 --height 128 --steps 5 --guidance 7.5 --sampler euler",
+                           kSd15 / "expected/txt2img_euler_g7p5_neg.safetensors"),
+      1e-3);
   EXPECT_LT(generate_and_compare(
                 dir,
                 "--model " + (kXl / "single_file/sdxl-tiny.safetensors").string() + " --config " +

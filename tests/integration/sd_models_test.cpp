@@ -42,13 +42,11 @@ void write_sd1_lora(const fs::path& path) {
   const std::string u = "lora_unet_down_blocks_0_attentions_0_proj_in";
   const std::string t = "lora_te_text_model_encoder_layers_0_self_attn_q_proj";
   const std::string x = "lora_unet_no_such_block_proj";
-  auto file = safetensors::serialize({f32(u + ".lora_down.weight", {4, 32, 1, 1}, 0.05f),
-                                      f32(u + ".lora_up.weight", {32, 4, 1, 1}, 0.05f),
-                                      f32(u + ".alpha", {}, 1.0f),
-                                      f32(t + ".lora_down.weight", {4, 32}, 0.05f),
-                                      f32(t + ".lora_up.weight", {32, 4}, 0.05f),
-                                      f32(x + ".lora_down.weight", {4, 8}, 0.05f),
-                                      f32(x + ".lora_up.weight", {8, 4}, 0.05f)});
+  auto file = safetensors::serialize(
+      {f32(u + ".lora_down.weight", {4, 32, 1, 1}, 0.05f),
+       f32(u + ".lora_up.weight", {32, 4, 1, 1}, 0.05f), f32(u + ".alpha", {}, 1.0f),
+       f32(t + ".lora_down.weight", {4, 32}, 0.05f), f32(t + ".lora_up.weight", {32, 4}, 0.05f),
+       f32(x + ".lora_down.weight", {4, 8}, 0.05f), f32(x + ".lora_up.weight", {8, 4}, 0.05f)});
   ASSERT_TRUE(file.is_ok());
   std::ofstream(path, std::ios::binary) << *file;
 }
@@ -105,9 +103,9 @@ TEST_F(SdModelsTest, ListsFamiliesHashesAvailabilityAndTheLorasThatFit) {
   TestServer server(config_);
   const uint16_t port = server.port();
   Account owner = register_account(port, "owner");
-  auto body = expect_status(call(port, "GET", "/api/v1/models", "", bearer(owner.token)), 200,
-                            "models")
-                  .json;
+  auto body =
+      expect_status(call(port, "GET", "/api/v1/models", "", bearer(owner.token)), 200, "models")
+          .json;
   std::map<std::string, nlohmann::json> models;
   for (const auto& m : body["models"]) models[m["id"]] = m;
   ASSERT_EQ(models.count("xl"), 1u) << body.dump();
@@ -117,15 +115,13 @@ TEST_F(SdModelsTest, ListsFamiliesHashesAvailabilityAndTheLorasThatFit) {
   EXPECT_EQ(xl["available"], true);
   EXPECT_EQ(xl["size_conditioning"], true);
   EXPECT_EQ(xl["params"]["width"]["default"], 256) << "sample_size 32 x the VAE's factor 8";
-  EXPECT_EQ(xl["hash"],
-            *inference::sha256_file(kXl / "unet/diffusion_pytorch_model.safetensors"));
+  EXPECT_EQ(xl["hash"], *inference::sha256_file(kXl / "unet/diffusion_pytorch_model.safetensors"));
   EXPECT_EQ(xl["loras"], nlohmann::json::array({"xlstyle"}));
   const auto& sd15 = models["sd15"];
   EXPECT_EQ(sd15["family"], "sd1");
   EXPECT_EQ(sd15["size_conditioning"], false);
   EXPECT_EQ(sd15["params"]["width"]["default"], 128);
-  EXPECT_EQ(sd15["hash"],
-            "5eb3d9588f1a99058775158bb6f2cda9c02ee9729cd23bb6d74e254ea2609c27")
+  EXPECT_EQ(sd15["hash"], "5eb3d9588f1a99058775158bb6f2cda9c02ee9729cd23bb6d74e254ea2609c27")
       << "the file's sha256 as the fixture's README gives it";
   EXPECT_EQ(sd15["loras"], nlohmann::json::array({"sd1style"}));
   ASSERT_EQ(models.count("truncated"), 1u) << "a truncated file is listed, not skipped";
@@ -233,8 +229,11 @@ TEST_F(SdModelsTest, LorasAndSizesAreRefusedByFieldWithTheReason) {
   const uint16_t port = server.port();
   Account owner = register_account(port, "owner");
   const int64_t project = create_project(port, owner.token);
-  auto refused = [&](const nlohmann::json& body) { return submit(port, owner.token, project, body); };
-  Reply wrong_family = refused({{"model", "xl"}, {"prompt", "x"}, {"loras", {{{"name", "sd1style"}}}}});
+  auto refused = [&](const nlohmann::json& body) {
+    return submit(port, owner.token, project, body);
+  };
+  Reply wrong_family =
+      refused({{"model", "xl"}, {"prompt", "x"}, {"loras", {{{"name", "sd1style"}}}}});
   EXPECT_EQ(wrong_family.status, 400);
   EXPECT_EQ(wrong_family.error_field(), "loras[0].name") << wrong_family.body;
   Reply unknown = refused({{"model", "xl"}, {"prompt", "<lora:nope:1> x"}});

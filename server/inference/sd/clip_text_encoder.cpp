@@ -100,7 +100,8 @@ Result<ClipTextEncoder> ClipTextEncoder::build(const ClipTextConfig& config, Wei
   }
   e.final_ln_w_ = w.take("text_model.final_layer_norm.weight", {h});
   e.final_ln_b_ = w.take("text_model.final_layer_norm.bias", {h});
-  if (c.with_projection) e.text_projection_ = w.take("text_projection.weight", {c.projection_dim, h});
+  if (c.with_projection)
+    e.text_projection_ = w.take("text_projection.weight", {c.projection_dim, h});
   // position_ids is a buffer some checkpoints carry; the positions are 0..L-1 regardless.
   if (Status st = w.check({"text_model.embeddings.position_ids"}); !st.is_ok()) return st;
   return e;

@@ -337,8 +337,7 @@ std::vector<int64_t> ClipTokenizer::encode(std::string_view text) const {
   // Each piece between special tokens is cleaned and split on its own, as transformers does.
   size_t at = 0;
   while (true) {
-    const size_t next =
-        split_token_.empty() ? std::string_view::npos : text.find(split_token_, at);
+    const size_t next = split_token_.empty() ? std::string_view::npos : text.find(split_token_, at);
     for (const auto& word : split_words(clean(text.substr(at, next - at)))) bpe_word(word, ids);
     if (next == std::string_view::npos) break;
     ids.push_back(pad_);

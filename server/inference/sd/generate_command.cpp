@@ -1,10 +1,10 @@
 #include "server/inference/sd/generate_command.h"
 
 #include <chrono>
-#include <filesystem>
-#include <optional>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 
 #include "common/image.h"
@@ -93,10 +93,10 @@ int run_generate(const GenerateArgs& a) {
 
   std::fprintf(stderr, "loading %s ...\n", a.model.c_str());
   std::error_code ec;
-  auto pipe = std::filesystem::is_directory(a.model, ec)
-                  ? StableDiffusion::load(a.model)
-                  : load_single_file_pipeline(a.model, torch::kFloat32, torch::kCPU, "",
-                                              a.config_dir);
+  auto pipe =
+      std::filesystem::is_directory(a.model, ec)
+          ? StableDiffusion::load(a.model)
+          : load_single_file_pipeline(a.model, torch::kFloat32, torch::kCPU, "", a.config_dir);
   if (!pipe.is_ok()) return fail(pipe.status().message());
   std::optional<LoraPatcher> patcher;
   if (!a.loras.empty()) {
@@ -112,8 +112,10 @@ int run_generate(const GenerateArgs& a) {
         try {
           size_t used = 0;
           weight = std::stod(spec.substr(colon + 1), &used);
-          if (used == spec.size() - colon - 1) file = spec.substr(0, colon);
-          else weight = 1.0;
+          if (used == spec.size() - colon - 1)
+            file = spec.substr(0, colon);
+          else
+            weight = 1.0;
         } catch (const std::exception&) {
           weight = 1.0;
         }

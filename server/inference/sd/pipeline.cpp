@@ -114,27 +114,6 @@ image::Image tensor_to_image(const torch::Tensor& image) {
   return out;
 }
 
-namespace {
-
-// One component: config first (a bad one is refused before the weights are read), then the
-// weights, then the build; the weights' tensors are kept as the component's parameters.
-template <class Model, class Parse>
-Result<Model> load_part(const std::string& dir, const char* weights_file, Parse parse,
-                        torch::Dtype dtype, torch::Device device, ComponentParameters& params,
-                        const char* component) {
-  auto text = read_model_file(dir + "/config.json");
-  if (!text.is_ok()) return text.status();
-  auto config = parse(*text);
-  if (!config.is_ok()) return config.status();
-  auto weights = Weights::load(dir + "/" + weights_file, dtype, device);
-  if (!weights.is_ok()) return weights.status();
-  auto model = Model::build(*config, *weights);
-  if (model.is_ok() && component) params[component] = weights->tensors();
-  return model;
-}
-
-}  // namespace
-
 Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dtype dtype,
                                               torch::Device device) {
   auto index_text = read_model_file(dir + "/model_index.json");
@@ -153,13 +132,13 @@ Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dty
   auto tokenizer = ClipTokenizer::load(dir + "/tokenizer");
   if (!tokenizer.is_ok()) return tokenizer.status();
   parts.tokenizer = std::move(*tokenizer);
-  auto text_encoder = load_part<ClipTextEncoder>(dir + "/text_encoder", "model.safetensors",
-                                                 parse_clip_text_config, dtype, device, params,
-                                                 "text_encoder");
+  auto text_encoder = load_component<ClipTextEncoder>(dir + "/text_encoder", "model.safetensors",
+                                                      parse_clip_text_config, dtype, device,
+                                                      &params["text_encoder"]);
   if (!text_encoder.is_ok()) return text_encoder.status();
   parts.text_encoder = std::move(*text_encoder);
-  auto unet = load_part<UNet>(dir + "/unet", "diffusion_pytorch_model.safetensors",
-                              parse_unet_config, dtype, device, params, "unet");
+  auto unet = load_component<UNet>(dir + "/unet", "diffusion_pytorch_model.safetensors",
+                                   parse_unet_config, dtype, device, &params["unet"]);
   if (!unet.is_ok()) return unet.status();
   parts.unet = std::move(*unet);
   // A VAE that overflows in half precision is kept in float32 (it is small next to the UNet).
@@ -168,8 +147,8 @@ Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dty
   auto vae_config = parse_vae_config(*vae_config_text);
   if (!vae_config.is_ok()) return vae_config.status();
   parts.vae_dtype = vae_config->force_upcast ? torch::kFloat32 : dtype;
-  auto vae = load_part<Vae>(dir + "/vae", "diffusion_pytorch_model.safetensors", parse_vae_config,
-                            parts.vae_dtype, device, params, nullptr);
+  auto vae = load_component<Vae>(dir + "/vae", "diffusion_pytorch_model.safetensors",
+                                 parse_vae_config, parts.vae_dtype, device);
   if (!vae.is_ok()) return vae.status();
   parts.vae = std::move(*vae);
   auto sched_text = read_model_file(dir + "/scheduler/scheduler_config.json");
@@ -181,9 +160,9 @@ Result<StableDiffusion> StableDiffusion::load(const std::string& dir, torch::Dty
     auto tokenizer_2 = ClipTokenizer::load(dir + "/tokenizer_2");
     if (!tokenizer_2.is_ok()) return tokenizer_2.status();
     parts.tokenizer_2 = std::move(*tokenizer_2);
-    auto text_encoder_2 = load_part<ClipTextEncoder>(dir + "/text_encoder_2", "model.safetensors",
-                                                     parse_clip_text_config, dtype, device,
-                                                     params, "text_encoder_2");
+    auto text_encoder_2 = load_component<ClipTextEncoder>(
+        dir + "/text_encoder_2", "model.safetensors", parse_clip_text_config, dtype, device,
+        &params["text_encoder_2"]);
     if (!text_encoder_2.is_ok()) return text_encoder_2.status();
     parts.text_encoder_2 = std::move(*text_encoder_2);
     // diffusers' SDXL pipelines default it to true.
@@ -209,13 +188,15 @@ Result<StableDiffusion> StableDiffusion::from_parts(PipelineParts parts) {
     if (!u.text_time) {
       return Status::invalid_argument("an SDXL model's UNet needs addition_embed_type text_time");
     }
-    if (u.projection_class_embeddings_input_dim != 6 * u.addition_time_embed_dim + c2.projection_dim) {
+    if (u.projection_class_embeddings_input_dim !=
+        6 * u.addition_time_embed_dim + c2.projection_dim) {
       return Status::invalid_argument(
           "the UNet's projection_class_embeddings_input_dim is not 6 x addition_time_embed_dim + "
           "text_encoder_2's projection_dim");
     }
   } else if (u.text_time) {
-    return Status::invalid_argument("the UNet wants SDXL conditioning but there is no text_encoder_2");
+    return Status::invalid_argument(
+        "the UNet wants SDXL conditioning but there is no text_encoder_2");
   }
   if (u.cross_attention_dim != context) {
     return Status::invalid_argument(
@@ -296,12 +277,14 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
   AddedConditioning added;
   if (unet_.config().text_time) {
     // SDXL's size and crop ids (h, w order), the same for both halves of the batch.
-    const auto or_size = [](int v, int fallback) { return static_cast<float>(v > 0 ? v : fallback); };
-    torch::Tensor row = torch::tensor(
-        {or_size(r.original_height, r.height), or_size(r.original_width, r.width),
-         static_cast<float>(r.crop_top), static_cast<float>(r.crop_left),
-         or_size(r.target_height, r.height), or_size(r.target_width, r.width)},
-        torch::kFloat32);
+    const auto or_size = [](int v, int fallback) {
+      return static_cast<float>(v > 0 ? v : fallback);
+    };
+    torch::Tensor row =
+        torch::tensor({or_size(r.original_height, r.height), or_size(r.original_width, r.width),
+                       static_cast<float>(r.crop_top), static_cast<float>(r.crop_left),
+                       or_size(r.target_height, r.height), or_size(r.target_width, r.width)},
+                      torch::kFloat32);
     added.time_ids = row.unsqueeze(0).expand({cfg ? 2 : 1, 6}).contiguous().to(options_);
     added.text_embeds = text.pooled;
     if (trace) {
@@ -324,8 +307,7 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
     torch::Tensor enc_noise =
         (r.encoder_noise.defined() ? r.encoder_noise : torch::randn(d.mean.sizes(), gen))
             .to(d.mean.options());
-    torch::Tensor x0 =
-        ((d.mean + d.std * enc_noise) * vae_.config().scaling_factor).to(options_);
+    torch::Tensor x0 = ((d.mean + d.std * enc_noise) * vae_.config().scaling_factor).to(options_);
     torch::Tensor noise =
         (r.add_noise.defined() ? r.add_noise : torch::randn(x0.sizes(), gen)).to(options_);
     x = s.add_noise(x0, noise, first);

@@ -92,9 +92,8 @@ Result<CachedPipeline*> PipelineCache::get(const std::string& source, torch::Dty
   auto bytes = parameter_bytes(source, dtype);
   if (!bytes.is_ok()) return bytes.status();
   if (*bytes > budget_) {
-    return Status::resource_exhausted("the model needs " + gib(*bytes) +
-                                      " and a worker may hold " + gib(budget_) +
-                                      " (--sd-cache-mb)");
+    return Status::resource_exhausted("the model needs " + gib(*bytes) + " and a worker may hold " +
+                                      gib(budget_) + " (--sd-cache-mb)");
   }
   while (!entries_.empty() && used_ + *bytes > budget_) {
     log::info("sd: unloading {} from {} (cache budget {} MB)", entries_.back().source,
@@ -113,8 +112,8 @@ Result<CachedPipeline*> PipelineCache::get(const std::string& source, torch::Dty
                                       " of weights): " + what.substr(0, what.find('\n')));
   }
   if (!p.is_ok()) return p.status();
-  entries_.push_front(Entry{source, dtype, device, CachedPipeline{std::move(*p), std::nullopt},
-                            *bytes});
+  entries_.push_front(
+      Entry{source, dtype, device, CachedPipeline{std::move(*p), std::nullopt}, *bytes});
   used_ += *bytes;
   return &entries_.front().cached;
 }

@@ -37,8 +37,8 @@ struct CachedPipeline {
 
 class PipelineCache {
  public:
-  using Loader =
-      std::function<Result<StableDiffusion>(const std::string& source, torch::Dtype, torch::Device)>;
+  using Loader = std::function<Result<StableDiffusion>(const std::string& source, torch::Dtype,
+                                                       torch::Device)>;
 
   // Folders through StableDiffusion::load, files through load_single_file_pipeline tokenized
   // with `clip_vocab` (empty: the vocabulary Atelier ships).

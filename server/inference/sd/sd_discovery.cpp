@@ -36,7 +36,7 @@ Result<json> read_json(const fs::path& path) {
 struct Configs {
   json unet, vae, scheduler;
   std::string pipeline_class;
-  std::string family;  // "sd1" | "sd2" | "sdxl"
+  std::string family;      // "sd1" | "sd2" | "sdxl"
   sd::ModelConfigs texts;  // what the components are built from (LoRA checks on the meta device)
 };
 
@@ -58,9 +58,9 @@ Result<Configs> folder_configs(const fs::path& root) {
       c.pipeline_class != "LatentConsistencyModelPipeline" && !xl) {
     return Status::invalid_argument("pipeline class '" + c.pipeline_class + "' is not supported");
   }
-  std::vector<const char*> parts{"tokenizer/vocab.json", "tokenizer/merges.txt",
+  std::vector<const char*> parts{"tokenizer/vocab.json",     "tokenizer/merges.txt",
                                  "text_encoder/config.json", "unet/config.json",
-                                 "vae/config.json", "scheduler/scheduler_config.json"};
+                                 "vae/config.json",          "scheduler/scheduler_config.json"};
   if (xl) {
     parts.insert(parts.end(), {"tokenizer_2/vocab.json", "tokenizer_2/merges.txt",
                                "text_encoder_2/config.json"});
@@ -280,8 +280,7 @@ SdDiscovery discover_sd_models(const std::string& models_dir, const SdOptions& o
     auto info = configs.is_ok() ? Result<ModelInfo>(info_from(id, *configs))
                                 : Result<ModelInfo>(configs.status());
     // The file whose hash identifies the model: the checkpoint, or a folder's UNet weights.
-    const fs::path hashed =
-        folder ? source / "unet/diffusion_pytorch_model.safetensors" : source;
+    const fs::path hashed = folder ? source / "unet/diffusion_pytorch_model.safetensors" : source;
     auto hash = hashes.sha256(hashed);
     if (!info.is_ok() || !hash.is_ok()) {
       const Status st = info.is_ok() ? hash.status() : info.status();
@@ -293,9 +292,8 @@ SdDiscovery discover_sd_models(const std::string& models_dir, const SdOptions& o
       m.available = false;
       m.unavailable_reason = st.message();
       if (hash.is_ok()) m.hash = *hash;
-      d.models.push_back(ModelEntry{m, [st](const std::string&) -> Result<std::unique_ptr<Generator>> {
-                                      return st;
-                                    }});
+      d.models.push_back(ModelEntry{
+          m, [st](const std::string&) -> Result<std::unique_ptr<Generator>> { return st; }});
       continue;
     }
     info->hash = *hash;

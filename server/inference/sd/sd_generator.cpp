@@ -86,8 +86,8 @@ Result<std::shared_ptr<const sd::Lora>> worker_lora(const fs::path& path) {
 std::vector<LoraRef> wanted_loras(const GenerateRequest& req, const PromptLoras& tags) {
   std::vector<LoraRef> out = req.loras;
   for (const auto& t : tags.loras) {
-    const bool named = std::any_of(out.begin(), out.end(),
-                                   [&](const LoraRef& r) { return r.name == t.name; });
+    const bool named =
+        std::any_of(out.begin(), out.end(), [&](const LoraRef& r) { return r.name == t.name; });
     if (!named) out.push_back(t);
   }
   return out;
@@ -217,9 +217,8 @@ class SdGenerator : public Generator {
 }  // namespace
 
 GeneratorFactory sd_generator_factory(ModelInfo info, std::string source, SdOptions options) {
-  return [info = std::move(info), source = std::move(source),
-          options = std::move(options)](const std::string& device)
-             -> Result<std::unique_ptr<Generator>> {
+  return [info = std::move(info), source = std::move(source), options = std::move(options)](
+             const std::string& device) -> Result<std::unique_ptr<Generator>> {
     return std::unique_ptr<Generator>(std::make_unique<SdGenerator>(info, source, device, options));
   };
 }

@@ -33,8 +33,8 @@ struct SdOptions {
 };
 
 struct SdDiscovery {
-  std::vector<ModelEntry> models;  // available or not
-  std::vector<LoraInfo> loras;     // available or not
+  std::vector<ModelEntry> models;     // available or not
+  std::vector<LoraInfo> loras;        // available or not
   std::vector<std::string> problems;  // each unusable model or LoRA, with its reason
 };
 

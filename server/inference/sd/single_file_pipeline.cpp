@@ -105,7 +105,8 @@ Result<StableDiffusion> load_single_file_pipeline(const std::string& path, torch
     auto tokenizer_2 = tokenizer_for(config_dir, "tokenizer_2", c.tokenizer_2, vocab_text);
     if (!tokenizer_2.is_ok()) return tokenizer_2.status();
     parts.tokenizer_2 = std::move(*tokenizer_2);
-    auto index = nlohmann::json::parse(c.model_index.empty() ? "{}" : c.model_index, nullptr, false);
+    auto index =
+        nlohmann::json::parse(c.model_index.empty() ? "{}" : c.model_index, nullptr, false);
     auto zeros = index.is_object() ? index.find("force_zeros_for_empty_prompt") : index.end();
     parts.force_zeros_for_empty_prompt =
         !index.is_object() || zeros == index.end() || !zeros->is_boolean() || *zeros;

@@ -1,6 +1,6 @@
 // Stable Diffusion model folders with random weights: the real component configs of SD 1.5,
-// SD 2.1 and SDXL base (or any others) written out in the diffusers layout with N(0, 0.02) weights under the
-// tensor names real checkpoints use. Benchmarks and GPU checks load them through the same
+// SD 2.1 and SDXL base (or any others) written out in the diffusers layout with N(0, 0.02) weights
+// under the tensor names real checkpoints use. Benchmarks and GPU checks load them through the same
 // StableDiffusion::load as downloaded models, at full size, without any downloaded weights.
 #pragma once
 

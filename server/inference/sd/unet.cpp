@@ -173,8 +173,7 @@ Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {
   const int64_t n = static_cast<int64_t>(ch.size());
   const int64_t temb = ch[0] * 4, g = c.norm_num_groups;
   const double eps = c.norm_eps;
-  auto transformer = [&](const std::string& name, int64_t channels, int64_t heads,
-                         int64_t layers) {
+  auto transformer = [&](const std::string& name, int64_t channels, int64_t heads, int64_t layers) {
     return SpatialTransformer::load(w, name, channels, heads, c.cross_attention_dim, layers, g,
                                     c.use_linear_projection);
   };
@@ -200,9 +199,8 @@ Result<UNet> UNet::build(const UNetConfig& config, Weights& w) {
       const std::string r = p + ".resnets." + std::to_string(j);
       b.resnets.push_back(Resnet::load(w, r, j == 0 ? channels : ch[i], ch[i], temb, g, eps));
       if (c.down_cross_attention[i])
-        b.attentions.push_back(
-            transformer(p + ".attentions." + std::to_string(j), ch[i], c.heads[i],
-                        c.transformer_layers[i]));
+        b.attentions.push_back(transformer(p + ".attentions." + std::to_string(j), ch[i],
+                                           c.heads[i], c.transformer_layers[i]));
     }
     channels = ch[i];
     if (i + 1 < n) b.sampler = Conv::load(w, p + ".downsamplers.0.conv", ch[i], ch[i], 3, 2, 1);
@@ -257,8 +255,7 @@ torch::Tensor UNet::sinusoids(const torch::Tensor& t, int64_t dim) const {
 torch::Tensor UNet::forward(const torch::Tensor& sample, const torch::Tensor& timesteps,
                             const torch::Tensor& context,
                             std::map<std::string, torch::Tensor>* trace,
-                            const torch::Tensor& guidance,
-                            const AddedConditioning* added) const {
+                            const torch::Tensor& guidance, const AddedConditioning* added) const {
   auto keep = [&](const char* name, const torch::Tensor& t) {
     if (trace) (*trace)[name] = t;
   };
@@ -277,9 +274,9 @@ torch::Tensor UNet::forward(const torch::Tensor& sample, const torch::Tensor& ti
     torch::Tensor ids = added->time_ids.to(sample.device(), torch::kFloat32).reshape({-1});
     torch::Tensor id_emb = sinusoids(ids, config_.addition_time_embed_dim);
     keep("add_time_proj", id_emb);
-    torch::Tensor in = torch::cat({added->text_embeds.to(sample.options()),
-                                   id_emb.reshape({b, -1}).to(sample.scalar_type())},
-                                  1);
+    torch::Tensor in = torch::cat(
+        {added->text_embeds.to(sample.options()), id_emb.reshape({b, -1}).to(sample.scalar_type())},
+        1);
     keep("add_embedding_input", in);
     torch::Tensor aug = (*add_linear_2_)(torch::silu((*add_linear_1_)(in)));
     keep("add_embedding", aug);

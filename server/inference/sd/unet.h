@@ -87,7 +87,7 @@ class UNet {
 
   UNetConfig config_;
   Linear time_linear_1_, time_linear_2_;
-  std::optional<Linear> cond_proj_;  // time_cond_proj_dim > 0
+  std::optional<Linear> cond_proj_;                    // time_cond_proj_dim > 0
   std::optional<Linear> add_linear_1_, add_linear_2_;  // text_time
   Conv conv_in_, conv_out_;
   GroupNorm norm_out_;

@@ -57,17 +57,21 @@ class Weights {
 
 // One component of a model folder: dir/config.json read by `parse` (first, so that a bad
 // config is refused before the weights are read), dir/<weights_file> read in `dtype` on
-// `device`, both handed to Model::build.
+// `device`, both handed to Model::build. `parameters`, when given, receives the built model's
+// weights by name (the same tensors the model holds: what LoRA patches in place).
 template <class Model, class Parse>
 Result<Model> load_component(const std::string& dir, const std::string& weights_file, Parse parse,
-                             torch::Dtype dtype, torch::Device device) {
+                             torch::Dtype dtype, torch::Device device,
+                             std::map<std::string, torch::Tensor>* parameters = nullptr) {
   auto text = read_model_file(dir + "/config.json");
   if (!text.is_ok()) return text.status();
   auto config = parse(*text);
   if (!config.is_ok()) return config.status();
   auto weights = Weights::load(dir + "/" + weights_file, dtype, device);
   if (!weights.is_ok()) return weights.status();
-  return Model::build(*config, *weights);
+  auto model = Model::build(*config, *weights);
+  if (model.is_ok() && parameters) *parameters = weights->tensors();
+  return model;
 }
 
 }  // namespace atelier::sd

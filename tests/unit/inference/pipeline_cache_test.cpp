@@ -100,11 +100,12 @@ TEST_F(PipelineCacheTest, AModelLargerThanTheBudgetIsRefusedWithBothSizes) {
 TEST_F(PipelineCacheTest, ALoadThatThrowsFailsTheJobAndTheCacheGoesOn) {
   const torch::Device cpu(torch::kCPU);
   int calls = 0;
-  PipelineCache cache(int64_t{1} << 40, [&](const std::string& d, torch::Dtype t, torch::Device dev)
-                                            -> Result<StableDiffusion> {
-    if (++calls == 1) throw std::runtime_error("CUDA out of memory.\nbacktrace...");
-    return StableDiffusion::load(d, t, dev);
-  });
+  PipelineCache cache(
+      int64_t{1} << 40,
+      [&](const std::string& d, torch::Dtype t, torch::Device dev) -> Result<StableDiffusion> {
+        if (++calls == 1) throw std::runtime_error("CUDA out of memory.\nbacktrace...");
+        return StableDiffusion::load(d, t, dev);
+      });
   auto oom = cache.get(dir("a"), torch::kFloat32, cpu);
   ASSERT_FALSE(oom.is_ok());
   EXPECT_EQ(oom.status().code(), StatusCode::kResourceExhausted);

@@ -79,8 +79,9 @@ TEST(SdxlTest, TextEncodersMatchEveryHiddenStateAndThePooledProjection) {
                   1e-4)
             << p << " layer " << i << " row " << row;
       }
-      EXPECT_LT(max_diff(out.last_hidden_state[0], fixture_tensor(ref, p + "_last_hidden_state")[row]),
-                1e-4);
+      EXPECT_LT(
+          max_diff(out.last_hidden_state[0], fixture_tensor(ref, p + "_last_hidden_state")[row]),
+          1e-4);
       if (p == "te2") {
         EXPECT_LT(max_diff(out.text_embeds[0], fixture_tensor(ref, "te2_text_embeds")[row]), 1e-4);
       } else {
@@ -115,13 +116,13 @@ class SdxlPipelineTest : public ::testing::Test {
     for (size_t i = 0; i < steps; ++i) {
       const auto at = static_cast<int64_t>(i);
       EXPECT_NEAR(trace.timesteps[i], want_t[at].item<double>(), 1e-4) << name;
-      EXPECT_LT(max_diff(trace.unet_inputs[i],
-                         fixture_tensor(ref, "unet_input_" + std::to_string(i))),
-                1e-3)
+      EXPECT_LT(
+          max_diff(trace.unet_inputs[i], fixture_tensor(ref, "unet_input_" + std::to_string(i))),
+          1e-3)
           << name << " step " << i;
-      EXPECT_LT(max_diff(trace.unet_outputs[i],
-                         fixture_tensor(ref, "unet_output_" + std::to_string(i))),
-                1e-3)
+      EXPECT_LT(
+          max_diff(trace.unet_outputs[i], fixture_tensor(ref, "unet_output_" + std::to_string(i))),
+          1e-3)
           << name << " step " << i;
       EXPECT_LT(max_diff(trace.latents[i], fixture_tensor(ref, "latents_" + std::to_string(i + 1))),
                 1e-3)
@@ -145,12 +146,14 @@ TEST_F(SdxlPipelineTest, EncodePromptMatchesForNegativeNoneAndEmpty) {
     const std::string c = name;
     PromptEmbeddings e = pipe_->encode_prompt(prompt, negative, true);
     ASSERT_EQ(e.embeds.size(0), 2);
-    EXPECT_LT(max_diff(e.embeds[0], fixture_tensor(ref, c + ".negative_prompt_embeds")[0]), 1e-4) << c;
+    EXPECT_LT(max_diff(e.embeds[0], fixture_tensor(ref, c + ".negative_prompt_embeds")[0]), 1e-4)
+        << c;
     EXPECT_LT(max_diff(e.embeds[1], fixture_tensor(ref, c + ".prompt_embeds")[0]), 1e-4) << c;
     EXPECT_LT(max_diff(e.pooled[0], fixture_tensor(ref, c + ".negative_pooled_prompt_embeds")[0]),
               1e-4)
         << c;
-    EXPECT_LT(max_diff(e.pooled[1], fixture_tensor(ref, c + ".pooled_prompt_embeds")[0]), 1e-4) << c;
+    EXPECT_LT(max_diff(e.pooled[1], fixture_tensor(ref, c + ".pooled_prompt_embeds")[0]), 1e-4)
+        << c;
   }
   // Without guidance only the prompt is encoded.
   EXPECT_EQ(pipe_->encode_prompt(prompt, "x", false).embeds.size(0), 1);
@@ -167,10 +170,9 @@ TEST_F(SdxlPipelineTest, UNetWithAddedConditioningMatchesEveryCaseAndIntermediat
     std::map<std::string, torch::Tensor> trace;
     AddedConditioning added{fixture_tensor(ref, c + ".text_embeds"),
                             fixture_tensor(ref, c + ".time_ids")};
-    torch::Tensor out = unet->forward(fixture_tensor(ref, c + ".sample"),
-                                      fixture_tensor(ref, c + ".timestep"),
-                                      fixture_tensor(ref, c + ".encoder_hidden_states"), &trace,
-                                      {}, &added);
+    torch::Tensor out =
+        unet->forward(fixture_tensor(ref, c + ".sample"), fixture_tensor(ref, c + ".timestep"),
+                      fixture_tensor(ref, c + ".encoder_hidden_states"), &trace, {}, &added);
     EXPECT_LT(max_diff(out, fixture_tensor(ref, c + ".out")), 1e-4) << c;
     for (const char* step : {"time_proj", "time_embedding", "add_time_proj", "add_embedding_input",
                              "add_embedding", "conv_in", "mid_block", "conv_norm_out"}) {
@@ -179,8 +181,9 @@ TEST_F(SdxlPipelineTest, UNetWithAddedConditioningMatchesEveryCaseAndIntermediat
     }
     for (int i = 0; i < 3; ++i) {
       const std::string n = std::to_string(i);
-      EXPECT_LT(max_diff(trace.at("down_blocks_" + n), fixture_tensor(ref, c + ".down_blocks." + n)),
-                1e-4)
+      EXPECT_LT(
+          max_diff(trace.at("down_blocks_" + n), fixture_tensor(ref, c + ".down_blocks." + n)),
+          1e-4)
           << c << " down " << i;
       EXPECT_LT(max_diff(trace.at("up_blocks_" + n), fixture_tensor(ref, c + ".up_blocks." + n)),
                 1e-4)
@@ -222,8 +225,8 @@ TEST_F(SdxlPipelineTest, Txt2ImgRunsMatchDiffusers) {
       {"txt2img_euler_g5_noneg", SamplerKind::kEuler, 5, "", 384, 256, 16, 32, 192, 128},
       {"txt2img_ddim_g1", SamplerKind::kDdim, 1, "blurry, low quality", 1024, 1024, 0, 0, 1024,
        1024},
-      {"txt2img_euler_g5_defaultsize", SamplerKind::kEuler, 5, "blurry, low quality", 0, 0, 0, 0,
-       0, 0},
+      {"txt2img_euler_g5_defaultsize", SamplerKind::kEuler, 5, "blurry, low quality", 0, 0, 0, 0, 0,
+       0},
   };
   for (const Run& run : runs) {
     auto ref = expected(std::string(run.name) + ".safetensors");

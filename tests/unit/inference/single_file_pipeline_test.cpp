@@ -82,7 +82,8 @@ TEST_P(SingleFilePipelineTest, GeneratesWhatDiffusersGeneratedFromTheFolder) {
   const fs::path file = staged(c.fixture, root / "single_file" / c.file, root);
   auto pipe = load_single_file_pipeline(file.string());
   ASSERT_TRUE(pipe.is_ok()) << pipe.status().message();
-  auto ref = safetensors::File::open((root / "expected" / (std::string(c.run) + ".safetensors")).string());
+  auto ref =
+      safetensors::File::open((root / "expected" / (std::string(c.run) + ".safetensors")).string());
   ASSERT_TRUE(ref.is_ok());
   GenerationRequest r;
   r.prompt = "a red fox in the snow";
