@@ -59,6 +59,7 @@ build_pkgs=(
   libfmt-dev
   libsodium-dev
   libpng-dev
+  zlib1g-dev
   libjpeg-dev
   libwebp-dev
   libyaml-cpp-dev

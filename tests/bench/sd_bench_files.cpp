@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -59,24 +60,37 @@ double proc_field(const char* file, const char* key) {
   return 0;
 }
 
-double available_bytes() { return proc_field("/proc/meminfo", "MemAvailable"); }
+double available_bytes() {
+  return proc_field("/proc/meminfo", "MemAvailable");
+}
 
-// Gives freed heap pages back to the system, then starts a new per-step peak (VmHWM).
+// Peak resident memory since the last reset: getrusage's ru_maxrss, which is the kernel's
+// high-water mark (VmHWM), reset by release_and_reset_peak.
+double step_peak_bytes() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) * 1024;
+}
+
+double largest_peak = 0;  // over the steps so far: the whole section's peak
+
+// Gives freed heap pages back to the system, then starts a new per-step peak. Writing 5 to
+// clear_refs resets the high-water mark that getrusage reports as well, so the section's peak
+// is kept here.
 void release_and_reset_peak() {
+  largest_peak = std::max(largest_peak, step_peak_bytes());
   malloc_trim(0);
   std::ofstream("/proc/self/clear_refs") << "5";
 }
 
 std::string memory_text() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
+  largest_peak = std::max(largest_peak, step_peak_bytes());
   char buf[200];
   std::snprintf(buf, sizeof buf,
-                "resident %.1f GB, step peak %.1f GB, process peak %.1f GB (getrusage); "
+                "resident %.1f GB, step peak %.1f GB (getrusage), section peak so far %.1f GB; "
                 "available %.1f GB",
-                proc_field("/proc/self/status", "VmRSS") / kGB,
-                proc_field("/proc/self/status", "VmHWM") / kGB,
-                static_cast<double>(ru.ru_maxrss) * 1024 / kGB, available_bytes() / kGB);
+                proc_field("/proc/self/status", "VmRSS") / kGB, step_peak_bytes() / kGB,
+                largest_peak / kGB, available_bytes() / kGB);
   return buf;
 }
 
@@ -98,8 +112,9 @@ bool wait_for_memory(double need, const char* what) {
     }
     std::this_thread::sleep_for(std::chrono::seconds(15));
   }
-  if (said) std::printf("%s: %.1f GB available after %.0f s\n", what, available_bytes() / kGB,
-                        seconds_since(t0));
+  if (said)
+    std::printf("%s: %.1f GB available after %.0f s\n", what, available_bytes() / kGB,
+                seconds_since(t0));
   return true;
 }
 
@@ -183,8 +198,7 @@ void folder_step(Checks& checks, const sd::ParameterCounts& meta) {
     auto pipe = sd::StableDiffusion::load(dir.string(), torch::kHalf, torch::kCPU);
     if (!pipe.is_ok()) {
       checks.failed++;
-      std::printf("folder: StableDiffusion::load FAILED: %s\n",
-                  pipe.status().to_string().c_str());
+      std::printf("folder: StableDiffusion::load FAILED: %s\n", pipe.status().to_string().c_str());
     } else {
       std::printf("folder: StableDiffusion::load(fp16, CPU): %.1f s, SDXL: %s (%s)\n",
                   seconds_since(t0), pipe->is_sdxl() ? "yes" : "NO", memory_text().c_str());
@@ -276,14 +290,13 @@ void single_file_step(Checks& checks, const sd::ParameterCounts& meta) {
   auto info = sd::inspect_single_file(path.string());
   if (!info.is_ok()) {
     checks.failed++;
-    std::printf("single file: inspect_single_file FAILED: %s\n",
-                info.status().to_string().c_str());
+    std::printf("single file: inspect_single_file FAILED: %s\n", info.status().to_string().c_str());
   } else {
     const bool xl = info->family == sd::Family::kSdxl;
     (xl ? checks.passed : checks.failed)++;
     std::printf("single file: inspect_single_file: family %s in %.0f ms: %s\n",
-                std::string(sd::family_name(info->family)).c_str(),
-                seconds_since(t0) * 1000, xl ? "PASS" : "FAIL (expected sdxl)");
+                std::string(sd::family_name(info->family)).c_str(), seconds_since(t0) * 1000,
+                xl ? "PASS" : "FAIL (expected sdxl)");
   }
   if (info.is_ok() &&
       wait_for_memory(static_cast<double>(bytes) * 1.2 + 1.0 * kGB, "single file load")) {
@@ -310,9 +323,10 @@ void single_file_step(Checks& checks, const sd::ParameterCounts& meta) {
 
 int xl_files_section() {
   const auto t0 = Clock::now();
-  std::printf("xl-files: full-size SDXL base with random fp16 weights, through the standard "
-              "loaders (%s; torch %d threads)\n",
-              memory_text().c_str(), torch::get_num_threads());
+  std::printf(
+      "xl-files: full-size SDXL base with random fp16 weights, through the standard "
+      "loaders (%s; torch %d threads)\n",
+      memory_text().c_str(), torch::get_num_threads());
   auto meta = sd::count_parameters(sd::sdxl_configs());
   if (!meta.is_ok()) {
     std::printf("count_parameters(sdxl_configs()): %s\n", meta.status().to_string().c_str());
