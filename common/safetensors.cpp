@@ -320,8 +320,8 @@ float bf16_to_f32(uint16_t h) {
   return f;
 }
 
-Result<std::string> serialize(const std::vector<TensorData>& tensors,
-                              const std::map<std::string, std::string>& metadata) {
+Result<std::string> serialize_header(const std::vector<TensorSpec>& tensors,
+                                     const std::map<std::string, std::string>& metadata) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t at = 0;
@@ -331,17 +331,13 @@ Result<std::string> serialize(const std::vector<TensorData>& tensors,
       if (d < 0) return Status::invalid_argument("tensor '" + t.name + "': negative dimension");
       numel *= static_cast<uint64_t>(d);
     }
-    if (t.bytes.size() != numel * dtype_size(t.dtype)) {
-      return Status::invalid_argument("tensor '" + t.name + "': " + std::to_string(t.bytes.size()) +
-                                      " bytes do not match its dtype and shape");
-    }
     if (t.name == "__metadata__" || header.contains(t.name)) {
       return Status::invalid_argument("tensor name '" + t.name + "' is used twice or reserved");
     }
-    header[t.name] = {{"dtype", dtype_name(t.dtype)},
-                      {"shape", t.shape},
-                      {"data_offsets", {at, at + t.bytes.size()}}};
-    at += t.bytes.size();
+    const uint64_t bytes = numel * dtype_size(t.dtype);
+    header[t.name] = {
+        {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {at, at + bytes}}};
+    at += bytes;
   }
   std::string text = header.dump();
   text.resize((text.size() + 7) / 8 * 8, ' ');
@@ -349,8 +345,24 @@ Result<std::string> serialize(const std::vector<TensorData>& tensors,
   const uint64_t len = text.size();
   for (int i = 0; i < 8; ++i)
     out[static_cast<size_t>(i)] = static_cast<char>((len >> (8 * i)) & 0xff);
-  out += text;
-  for (const auto& t : tensors) out += t.bytes;
+  return out + text;
+}
+
+Result<std::string> serialize(const std::vector<TensorData>& tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorSpec> specs;
+  for (const auto& t : tensors) {
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) numel *= static_cast<uint64_t>(std::max<int64_t>(d, 0));
+    if (t.bytes.size() != numel * dtype_size(t.dtype)) {
+      return Status::invalid_argument("tensor '" + t.name + "': " + std::to_string(t.bytes.size()) +
+                                      " bytes do not match its dtype and shape");
+    }
+    specs.push_back({t.name, t.dtype, t.shape});
+  }
+  auto out = serialize_header(specs, metadata);
+  if (!out.is_ok()) return out.status();
+  for (const auto& t : tensors) *out += t.bytes;
   return out;
 }
 

@@ -101,4 +101,15 @@ struct TensorData {
 Result<std::string> serialize(const std::vector<TensorData>& tensors,
                               const std::map<std::string, std::string>& metadata = {});
 
+// A file's first part alone (the 8-byte length and the padded header), for writers that stream
+// tensors too large to hold at once: the data follows in the same order, each tensor
+// numel * dtype size bytes.
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+};
+Result<std::string> serialize_header(const std::vector<TensorSpec>& tensors,
+                                     const std::map<std::string, std::string>& metadata = {});
+
 }  // namespace atelier::safetensors

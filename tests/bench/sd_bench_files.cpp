@@ -30,11 +30,11 @@
 #include "server/inference/sd/single_file.h"
 #include "server/inference/sd/single_file_pipeline.h"
 #include "server/inference/sd/synthetic_model.h"
+#include "tests/bench/sd_bench_util.h"
 
 namespace atelier::sd_bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 namespace st = atelier::safetensors;
 
@@ -44,10 +44,6 @@ constexpr int64_t kTextEncoder = 123'060'480;
 constexpr int64_t kTextEncoder2 = 694'659'840;
 constexpr int64_t kVae = 83'653'863;
 constexpr double kGB = 1e9;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 // A /proc/meminfo or /proc/self/status field in bytes (they are printed in kB).
 double proc_field(const char* file, const char* key) {
@@ -224,22 +220,14 @@ Status write_streamed_single_file(const fs::path& path, uint64_t seed) {
   if (!meta.is_ok()) return meta.status();
   auto layout = sd::to_single_file_layout(sd::Family::kSdxl, configs, *meta);
   if (!layout.is_ok()) return layout.status();
-  std::string header = "{\"__metadata__\":{\"format\":\"pt\"}";
-  uint64_t offset = 0;
+  std::vector<safetensors::TensorSpec> specs;
   for (const auto& [name, t] : *layout) {
-    const uint64_t size = static_cast<uint64_t>(t.numel()) * 2;
-    header += ",\"" + name + "\":{\"dtype\":\"F16\",\"shape\":[";
-    for (int64_t i = 0; i < t.dim(); ++i) header += (i ? "," : "") + std::to_string(t.size(i));
-    header += "],\"data_offsets\":[" + std::to_string(offset) + "," +
-              std::to_string(offset + size) + "]}";
-    offset += size;
+    specs.push_back({name, safetensors::DType::kF16, t.sizes().vec()});
   }
-  header += "}";
-  header.append((8 - header.size() % 8) % 8, ' ');
+  auto header = safetensors::serialize_header(specs, {{"format", "pt"}});
+  if (!header.is_ok()) return header.status();
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  const uint64_t n = header.size();  // little-endian on every machine this runs on
-  out.write(reinterpret_cast<const char*>(&n), 8);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
+  out << *header;
   torch::Generator gen = at::detail::createCPUGenerator(seed);
   for (const auto& [name, t] : *layout) {
     torch::Tensor r = (torch::randn(t.sizes(), gen) * 0.02).to(torch::kHalf).contiguous();
