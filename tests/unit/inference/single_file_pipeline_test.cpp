@@ -5,6 +5,7 @@
 #include "server/inference/sd/single_file_pipeline.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -26,7 +27,9 @@ const fs::path kFixtures = "../shared/fixtures";
 // A temp models folder with `file` linked in as <name>.safetensors and a sidecar naming
 // `config_dir` (../shared is read-only).
 fs::path staged(const std::string& name, const fs::path& file, const fs::path& config_dir) {
-  const fs::path dir = fs::temp_directory_path() / ("atelier-sfp-" + name);
+  // One folder per process: ctest runs each case of this suite in its own process at once.
+  const fs::path dir =
+      fs::temp_directory_path() / ("atelier-sfp-" + name + "-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   fs::create_symlink(fs::absolute(file), dir / (name + ".safetensors"));
