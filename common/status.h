@@ -123,3 +123,15 @@ class [[nodiscard]] Result {
     ::atelier::Status _st = (expr);   \
     if (!_st.is_ok()) return _st;     \
   } while (0)
+
+// `ATELIER_ASSIGN_OR_RETURN(auto job, find_job(db, id));` evaluates the Result once; when it is
+// an error, returns its Status from the enclosing function, else moves its value into the
+// declaration (which may also be an existing variable: `ATELIER_ASSIGN_OR_RETURN(x, f());`).
+#define ATELIER_ASSIGN_OR_RETURN(lhs, expr) \
+  ATELIER_ASSIGN_OR_RETURN_IMPL_(ATELIER_STATUS_CONCAT_(_result_, __LINE__), lhs, expr)
+#define ATELIER_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                                   \
+  if (!tmp.is_ok()) return tmp.status();               \
+  lhs = std::move(tmp).value()
+#define ATELIER_STATUS_CONCAT_(a, b) ATELIER_STATUS_CONCAT_INNER_(a, b)
+#define ATELIER_STATUS_CONCAT_INNER_(a, b) a##b

@@ -58,3 +58,28 @@ TEST(ResultTest, ReturnIfErrorStopsEarly) {
 
 }  // namespace
 }  // namespace atelier
+
+namespace {
+
+atelier::Result<int> half(int n) {
+  if (n % 2 != 0) return atelier::Status::invalid_argument("odd", "n");
+  return n / 2;
+}
+
+// Two assignments in one function: the macro's temporaries must not collide.
+atelier::Result<int> quarter(int n) {
+  ATELIER_ASSIGN_OR_RETURN(int h, half(n));
+  int q = 0;
+  ATELIER_ASSIGN_OR_RETURN(q, half(h));
+  return q;
+}
+
+}  // namespace
+
+TEST(StatusTest, AssignOrReturnPassesValuesAndErrors) {
+  EXPECT_EQ(*quarter(8), 2);
+  atelier::Result<int> odd = quarter(6);  // 6 -> 3 -> odd
+  ASSERT_FALSE(odd.is_ok());
+  EXPECT_EQ(odd.status().field(), "n");
+  EXPECT_FALSE(quarter(5).is_ok());
+}
