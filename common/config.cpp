@@ -293,6 +293,10 @@ const std::vector<OptionDef>& option_defs() {
                            "after all of it"));
     d.push_back(int_option("preview_interval_ms", &ServerConfig::preview_interval_ms, 0, 60'000,
                            "live previews: at most one per running job this often"));
+    d.push_back(bool_option("ws_direct_writes", &ServerConfig::ws_direct_writes,
+                            "WebSocket fast path: write to idle connections from the sending "
+                            "thread and gather bursts; false: plain Beast writes on each "
+                            "connection's strand"));
     return d;
   }();
   return defs;

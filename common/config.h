@@ -75,6 +75,10 @@ struct ServerConfig {
   int64_t ws_queue_bytes = 1 << 20;     // per connection: queued messages beyond this are shed
   int64_t ws_idle_timeout_ms = 30'000;  // silent clients are pinged at half this, dropped at it
   int64_t preview_interval_ms = 250;    // at most one live preview per job this often
+  // true: a broadcast writes each idle connection's frames from the sending thread, and bursts
+  // go out in one system call per connection; false: plain strand-serialised Beast writes, one
+  // async_write in flight per connection (server/http/ws_session.h).
+  bool ws_direct_writes = true;
 };
 
 struct OptionSpec {

@@ -54,8 +54,8 @@ Result<std::vector<uint8_t>> encode_png(const Image& img, const TextChunks& text
 Result<Image> decode_png(std::span<const uint8_t> data);
 
 // The text chunks (tEXt, zTXt, iTXt) of a PNG, in file order, keywords and values converted to
-// UTF-8. Chunks after the image data are included, so this decodes the whole file (same cost and
-// same errors as decode_png).
+// UTF-8 (an iTXt value that is not valid UTF-8 is read as Latin-1). Chunks after the image data
+// are included, so this decodes the whole file (same cost and same errors as decode_png).
 Result<TextChunks> read_png_text(std::span<const uint8_t> data);
 
 // Baseline JPEG, quality 1..100 (else invalid_argument, field "quality"). JPEG has no alpha: an

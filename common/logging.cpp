@@ -8,8 +8,9 @@
 #include <chrono>
 #include <ctime>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
+
+#include "common/mutex.h"
 
 namespace atelier::log {
 namespace {
@@ -18,11 +19,11 @@ namespace {
 // and JSON escaping is done by a JSON library, not a format pattern.
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 std::atomic<Format> g_format{Format::kText};
-std::mutex g_logger_mu;
-std::shared_ptr<spdlog::logger> g_logger;
+Mutex g_logger_mu;
+std::shared_ptr<spdlog::logger> g_logger ATELIER_GUARDED_BY(g_logger_mu);
 
 std::shared_ptr<spdlog::logger> logger() {
-  std::lock_guard lock(g_logger_mu);
+  MutexLock lock(g_logger_mu);
   if (!g_logger) {
     g_logger = std::make_shared<spdlog::logger>("atelier",
                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
@@ -118,7 +119,7 @@ Status init_file(const std::string& path, Format format, Level level) {
     l->set_pattern("%v");
     l->set_level(spdlog::level::trace);
     l->flush_on(spdlog::level::trace);
-    std::lock_guard lock(g_logger_mu);
+    MutexLock lock(g_logger_mu);
     g_logger = l;
   } catch (const std::exception& e) {
     return Status::io_error("cannot open log file " + path + ": " + e.what());

@@ -74,14 +74,14 @@ Registry::Family& Registry::family(const std::string& name, const std::string& h
 }
 
 Counter& Registry::counter(const std::string& name, const std::string& help, const Labels& labels) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto& slot = family(name, help, Type::kCounter).counters[render_labels(labels)];
   if (!slot) slot = std::make_unique<Counter>();
   return *slot;
 }
 
 Gauge& Registry::gauge(const std::string& name, const std::string& help, const Labels& labels) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto& slot = family(name, help, Type::kGauge).gauges[render_labels(labels)];
   if (!slot) slot = std::make_unique<Gauge>();
   return *slot;
@@ -89,7 +89,7 @@ Gauge& Registry::gauge(const std::string& name, const std::string& help, const L
 
 Histogram& Registry::histogram(const std::string& name, const std::string& help,
                                const Labels& labels, const std::vector<double>& bounds) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto& slot = family(name, help, Type::kHistogram).histograms[render_labels(labels)];
   if (!slot) slot = std::make_unique<Histogram>(bounds);
   return *slot;
@@ -97,7 +97,7 @@ Histogram& Registry::histogram(const std::string& name, const std::string& help,
 
 void Registry::callback_gauge(const std::string& name, const std::string& help,
                               std::function<double()> read) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   family(name, help, Type::kCallback).callback = std::move(read);
 }
 
@@ -115,7 +115,7 @@ std::string with_le(const std::string& labels, const std::string& le) {
 }  // namespace
 
 std::string Registry::render() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::string out;
   for (const auto& [name, f] : families_) {
     const char* type = f.type == Type::kCounter     ? "counter"

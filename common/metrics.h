@@ -11,10 +11,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "common/mutex.h"
 
 namespace atelier::metrics {
 
@@ -83,10 +84,11 @@ class Registry {
     std::map<std::string, std::unique_ptr<Histogram>> histograms;
     std::function<double()> callback;
   };
-  Family& family(const std::string& name, const std::string& help, Type type);
+  Family& family(const std::string& name, const std::string& help, Type type) ATELIER_REQUIRES(mu_);
 
-  mutable std::mutex mu_;
-  std::map<std::string, Family> families_;
+  // render() runs the callback gauges under mu_: a callback must not call into the registry.
+  mutable Mutex mu_;
+  std::map<std::string, Family> families_ ATELIER_GUARDED_BY(mu_);
 };
 
 // `{a="x",b="y"}` with Prometheus escaping; empty string for no labels.

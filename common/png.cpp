@@ -220,9 +220,11 @@ uint32_t read_be32(const uint8_t* p) {
 // seconds and gigabytes before the "truncated" error; this walk makes that error immediate.
 Status check_png_chunk_lengths(std::span<const uint8_t> data) {
   size_t pos = 8;
-  while (data.size() - pos >= 12) {
+  // From 8 bytes on, a chunk's length and type are there for libpng to act on, so a chunk cut
+  // short anywhere (even before its CRC) is refused here.
+  while (data.size() - pos >= 8) {
     const uint32_t length = read_be32(data.data() + pos);
-    if (length > data.size() - pos - 12) {
+    if (data.size() - pos < 12 || length > data.size() - pos - 12) {
       return Status::invalid_argument("png: truncated data (chunk at offset " +
                                       std::to_string(pos) + " claims " + std::to_string(length) +
                                       " bytes)");
@@ -268,7 +270,11 @@ Result<Image> png_decode(std::span<const uint8_t> data, TextChunks* text) {
         const bool is_itxt = t.compression == PNG_ITXT_COMPRESSION_NONE ||
                              t.compression == PNG_ITXT_COMPRESSION_zTXt;
         std::string value = t.text == nullptr ? std::string() : std::string(t.text);
-        text->emplace_back(latin1_to_utf8(t.key), is_itxt ? value : latin1_to_utf8(value));
+        // iTXt should be UTF-8, but libpng does not check: bytes that are not (a writer's
+        // Latin-1, or garbage) are read as Latin-1, so callers always get valid UTF-8.
+        std::vector<char32_t> cps;
+        const bool utf8 = is_itxt && decode_utf8(value, &cps);
+        text->emplace_back(latin1_to_utf8(t.key), utf8 ? value : latin1_to_utf8(value));
       }
     }
   }

@@ -3,22 +3,22 @@
 namespace atelier {
 
 void Readiness::set_pending(const std::string& name, const std::string& reason) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   checks_[name] = reason.empty() ? "starting" : reason;
 }
 
 void Readiness::set_ready(const std::string& name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   checks_[name] = "ok";
 }
 
 void Readiness::set_shutting_down() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   shutting_down_ = true;
 }
 
 Readiness::Snapshot Readiness::snapshot() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Snapshot s;
   s.checks = checks_;
   s.shutting_down = shutting_down_;

@@ -7,8 +7,9 @@
 #pragma once
 
 #include <map>
-#include <mutex>
 #include <string>
+
+#include "common/mutex.h"
 
 namespace atelier {
 
@@ -26,9 +27,9 @@ class Readiness {
   Snapshot snapshot() const;
 
  private:
-  mutable std::mutex mu_;
-  std::map<std::string, std::string> checks_;
-  bool shutting_down_ = false;
+  mutable Mutex mu_;
+  std::map<std::string, std::string> checks_ ATELIER_GUARDED_BY(mu_);
+  bool shutting_down_ ATELIER_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace atelier

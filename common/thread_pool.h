@@ -6,10 +6,11 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include "common/mutex.h"
 
 namespace atelier {
 
@@ -33,10 +34,11 @@ class ThreadPool {
   void worker();
 
   const size_t max_queued_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stopping_ = false;
+  Mutex mu_;
+  std::condition_variable_any cv_;
+  std::deque<std::function<void()>> queue_ ATELIER_GUARDED_BY(mu_);
+  bool stopping_ ATELIER_GUARDED_BY(mu_) = false;
+  // The owner's: written by the constructor and stop(), which must not run concurrently.
   std::vector<std::thread> threads_;
 };
 

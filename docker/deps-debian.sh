@@ -67,6 +67,8 @@ build_pkgs=(
   libgmock-dev
   libbenchmark-dev
   clang-format
+  # the Clang thread-safety check (.ci/run)
+  clang
   wrk
   # the reference server of tests/bench/ws_fanout (on demand)
   python3-aiohttp

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite against an existing build and prints one closing line with the totals:
 #   C++ unit + integration (ctest), web client unit (vitest), OpenAPI lint (redocly),
-#   browser end-to-end (node --test + Chromium).
+#   browser end-to-end (node --test + Chromium), and two checks: C++ formatting
+#   (tests/check_format.sh) and the web client's ESLint.
 # Every suite runs even when an earlier one failed, so one run shows all failures; the exit
 # status is non-zero if any suite failed or ran no test.
 #
@@ -73,6 +74,17 @@ parse_node_test() {
   echo "${passed:-0} ${failed:-0}"
 }
 
+# The format check is one check (its closing line counts files: "format: 306 passed, 2 failed").
+parse_format() {
+  if grep -qE '^format: [0-9]+ passed, 0 failed$' "$1"; then echo "1 0"; else echo "0 1"; fi
+}
+
+# ESLint is one check: clean, or "✖ 3 problems (3 errors, 0 warnings)" (a crash is caught by
+# run_suite through the exit status).
+parse_eslint() {
+  if grep -qE '✖ [0-9]+ problems?' "$1"; then echo "0 1"; else echo "1 0"; fi
+}
+
 # The linter is one check: it passed or it did not.
 parse_lint() {
   if grep -qE 'Woohoo! Your API description is valid|validated in' "$1" && ! grep -qE '[1-9][0-9]* errors?\b' "$1"; then
@@ -85,6 +97,8 @@ parse_lint() {
 run_suite cpp parse_ctest ctest --test-dir "$build_dir" -j "$(nproc)" --output-on-failure
 run_suite web-unit parse_vitest npm --prefix web-client test
 run_suite openapi-lint parse_lint npm --prefix web-client run lint:api
+run_suite format parse_format bash tests/check_format.sh
+run_suite web-lint parse_eslint npm --prefix web-client run lint
 run_suite browser-e2e parse_node_test env ATELIER_BIN="$build_dir/server/app/atelier" \
   npm --prefix tests/e2e test
 

@@ -24,10 +24,14 @@ class ImageStore;
 namespace atelier::rooms {
 class RoomHub;
 }
+namespace atelier::events {
+class EventLog;
+}
 
 namespace atelier::api {
 
 class CommandLog;
+class JobStreams;
 
 enum class RegistrationMode { kOpen, kInvite, kClosed };
 
@@ -39,10 +43,13 @@ struct ApiContext {
   auth::PasswordCost password_cost = auth::PasswordCost::interactive();
   RegistrationMode registration = RegistrationMode::kOpen;
   int64_t session_ttl_s = 30 * 24 * 3600;
+  // Every change to a project records its domain event here (in the same transaction).
+  const events::EventLog* events = nullptr;
   std::string public_url;                    // empty: from the request's Host
   std::vector<std::string> trusted_origins;  // besides the request's own origin
   // Generation (null until the app wires them; job routes then answer 503).
   jobs::JobService* jobs = nullptr;
+  JobStreams* job_streams = nullptr;  // GET /jobs/{id}/events
   const inference::ModelRegistry* models = nullptr;
   jobs::ImageStore* images = nullptr;
   ThreadPool* image_pool = nullptr;  // thumbnails: decode, resize, encode off the I/O threads

@@ -46,14 +46,6 @@ nlohmann::json project_json(const projects::Project& p, projects::Role role) {
           {"role", projects::role_name(role)}};
 }
 
-nlohmann::json event_json(const projects::Event& e) {
-  return {{"seq", e.seq},
-          {"type", e.type},
-          {"ts", format_time(e.ts)},
-          {"actor", e.actor == 0 ? nlohmann::json(nullptr) : nlohmann::json(e.actor)},
-          {"data", nlohmann::json::parse(e.data_json, nullptr, false)}};
-}
-
 nlohmann::json member_json(const projects::Member& m) {
   return {{"user_id", m.user_id},
           {"username", m.username},

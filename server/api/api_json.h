@@ -22,8 +22,6 @@ nlohmann::json user_json(const auth::User& user);
 nlohmann::json api_token_json(const auth::ApiTokenInfo& token);
 nlohmann::json project_json(const projects::Project& project, projects::Role role);
 nlohmann::json member_json(const projects::Member& member);
-// A project event as GET /projects/{id}/events lists it and the live channel sends it.
-nlohmann::json event_json(const projects::Event& event);
 
 http::Response json_response(int status, const nlohmann::json& body);
 // Answers with error_response(status).

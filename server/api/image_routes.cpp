@@ -10,7 +10,7 @@
 #include "server/api/query_params.h"
 #include "server/jobs/image_store.h"
 #include "server/jobs/job_db.h"
-#include "server/jobs/job_json.h"
+#include "server/api/job_json.h"
 #include "server/jobs/reactions.h"
 
 namespace atelier::api {
@@ -65,7 +65,7 @@ void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
     if (!counts.is_ok()) return counts.status();
     nlohmann::json out = nlohmann::json::array();
     for (const ImageRecord& image : *list) {
-      nlohmann::json item = jobs::image_json(image);
+      nlohmann::json item = image_json(image);
       auto c = counts->find(image.id);
       item["reactions"] = c == counts->end() ? nlohmann::json::object() : nlohmann::json(c->second);
       out.push_back(std::move(item));
@@ -81,7 +81,7 @@ void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& call
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
     auto image = visible_image(db, caller, id);
     if (!image.is_ok()) return image.status();
-    nlohmann::json out = jobs::image_json(*image);
+    nlohmann::json out = image_json(*image);
     auto job = jdb::find_job(db, image->job_id);
     if (!job.is_ok()) return job.status();
     if (*job) {
@@ -95,13 +95,13 @@ void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& call
       out["mode"] = inference::mode_name(p.mode);
       out["strength"] = p.strength;
       out["parameters"] = jobs::a1111_parameters(p, image->seed, image->width, image->height);
-      jobs::add_generation_fields(out, p);
+      add_generation_fields(out, p);
     }
     out["parent"] = nullptr;
     if (image->parent_image_id) {
       auto parent = jdb::find_image(db, *image->parent_image_id);
       if (!parent.is_ok()) return parent.status();
-      if (*parent) out["parent"] = jobs::image_json(**parent);
+      if (*parent) out["parent"] = image_json(**parent);
     }
     auto counts = jobs::reactions::counts(db, id);
     if (!counts.is_ok()) return counts.status();
@@ -112,7 +112,7 @@ void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& call
     auto children = jdb::children_of(db, id, kChildrenShown);
     if (!children.is_ok()) return children.status();
     nlohmann::json kids = nlohmann::json::array();
-    for (const ImageRecord& c : *children) kids.push_back(jobs::image_json(c));
+    for (const ImageRecord& c : *children) kids.push_back(image_json(c));
     out["children"] = kids;
     return json_response(200, out);
   });

@@ -4,6 +4,7 @@
 
 #include "server/auth/account_db.h"
 #include "server/auth/token.h"
+#include "server/events/event_log.h"
 
 namespace atelier::api {
 
@@ -27,14 +28,15 @@ Result<projects::ProjectWithRole> accept_invite(store::Db& db, const ApiContext&
     ATELIER_RETURN_IF_ERROR(pdb::record_invite_use(db, inv.id));
     auto user = auth::account_db::find_user(db, user_id);
     if (!user.is_ok()) return user.status();
-    nlohmann::json data = {{"user_id", user_id},
-                           {"username", *user ? (*user)->username : std::string()},
-                           {"role", projects::role_name(inv.role)},
-                           {"via", "invite"}};
-    auto seq =
-        pdb::append_event(db, inv.project_id, *current ? "member.role_changed" : "member.joined",
-                          user_id, data.dump(), now);
-    if (!seq.is_ok()) return seq.status();
+    using Kind = events::MemberChanged::Kind;
+    ATELIER_RETURN_IF_ERROR(
+        ctx.events
+            ->append(db, inv.project_id, user_id,
+                     events::MemberChanged{*current ? Kind::kRoleChanged : Kind::kJoined, user_id,
+                                           *user ? (*user)->username : std::string(), inv.role,
+                                           "invite"},
+                     from_unix_s(now))
+            .status());
   } else {
     role = **current;  // already at least this role: nothing changes, no use is counted
   }

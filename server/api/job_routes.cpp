@@ -6,11 +6,13 @@
 
 #include "server/api/access.h"
 #include "server/api/api_json.h"
+#include "server/api/event_json.h"
 #include "server/api/errors.h"
 #include "server/api/job_request.h"
 #include "server/api/query_params.h"
+#include "server/api/job_json.h"
+#include "server/api/job_streams.h"
 #include "server/jobs/job_db.h"
-#include "server/jobs/job_json.h"
 #include "server/jobs/job_service.h"
 
 namespace atelier::api {
@@ -145,7 +147,7 @@ void handle_submit(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
   };
   ctx.jobs->submit(std::move(submit), [ex](Result<jobs::SubmitResult> result) {
     if (!result.is_ok()) return respond_error(ex, result.status());
-    Response r = json_response(202, jobs::job_json(result->job));
+    Response r = json_response(202, job_json(result->job));
     r.headers.set("Location", "/api/v1/jobs/" + std::to_string(result->job.id));
     if (result->replayed) r.headers.set("Idempotent-Replayed", "true");
     ex->respond(std::move(r));
@@ -177,7 +179,7 @@ void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
     if (!list.is_ok()) return list.status();
     nlohmann::json out = nlohmann::json::array();
     ctx.jobs->decorate(std::span<Job>(*list));
-    for (const Job& job : *list) out.push_back(jobs::job_json(job));
+    for (const Job& job : *list) out.push_back(job_json(job));
     nlohmann::json next = nlohmann::json(nullptr);
     if (static_cast<int64_t>(list->size()) == *limit) next = list->back().id;
     return json_response(200, {{"jobs", out}, {"next_before", next}});
@@ -201,7 +203,7 @@ void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& call
     auto job = visible_job(db, caller, id);
     if (!job.is_ok()) return job.status();
     ctx.jobs->decorate(*job);
-    return json_response(200, jobs::job_json(*job));
+    return json_response(200, job_json(*job));
   });
 }
 
@@ -222,47 +224,13 @@ void handle_cancel(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
       },
       [ex](Result<Job> job) {
         if (!job.is_ok()) return respond_error(ex, job.status());
-        ex->respond(json_response(202, jobs::job_json(*job)));
+        ex->respond(json_response(202, job_json(*job)));
       });
 }
 
-// One job's Server-Sent Events stream: the job's current state first (as a `progress` event,
-// or its terminal event when already finished), then every change, ending after the terminal
-// event. Updates come from several threads; the mutex keeps events whole and in order, and
-// nothing is written after the terminal event.
-class JobEventStream : public std::enable_shared_from_this<JobEventStream> {
- public:
-  explicit JobEventStream(std::shared_ptr<http::StreamWriter> writer)
-      : writer_(std::move(writer)) {}
-
-  void send(const Job& job) {
-    std::lock_guard lock(mu_);
-    if (finished_) return;
-    std::string event =
-        jobs::is_terminal(job.state) ? std::string(jobs::state_name(job.state)) : "progress";
-    std::string frame = "event: " + event + "\nid: " + std::to_string(job.id) + "-" +
-                        std::to_string(++sent_) + "\ndata: " + jobs::job_json(job).dump() + "\n\n";
-    writer_->write(std::move(frame));
-    if (jobs::is_terminal(job.state)) {
-      finished_ = true;
-      writer_->close();
-    }
-  }
-
-  void keep_alive() {
-    std::lock_guard lock(mu_);
-    if (!finished_) writer_->write(": keep-alive\n\n");
-  }
-
- private:
-  std::mutex mu_;
-  std::shared_ptr<http::StreamWriter> writer_;
-  bool finished_ = false;  // guarded by mu_
-  int64_t sent_ = 0;       // guarded by mu_
-};
-
 void handle_events_stream(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   if (Status st = require_jobs(ctx); !st.is_ok()) return respond_error(ex, st);
+  if (!ctx.job_streams) return respond_error(ex, Status::unavailable("generation is not running"));
   const int64_t id = ex->params().get_int("id");
   // Checked before the stream opens, so errors are ordinary JSON answers.
   Status st = ctx.store->read([&](store::Db& db) { return visible_job(db, caller, id).status(); });
@@ -273,13 +241,7 @@ void handle_events_stream(const ApiContext& ctx, const ExchangePtr& ex, const Ca
   r.headers.set("X-Accel-Buffering", "no");  // reverse proxies: do not hold events back
   const ApiContext* c = &ctx;
   r.stream = [c, id, caller](std::shared_ptr<http::StreamWriter> writer) {
-    auto stream = std::make_shared<JobEventStream>(writer);
-    uint64_t sub = c->jobs->subscribe(id, [stream](const jobs::JobUpdate& u) {
-      if (u.kind == jobs::JobUpdate::Kind::kTick) return stream->keep_alive();
-      stream->send(u.job);
-    });
-    jobs::JobService* service = c->jobs;
-    writer->on_close([service, sub] { service->unsubscribe(sub); });
+    auto stream = c->job_streams->open(id, writer);
     // Read after subscribing: a change between the two is then sent twice, never lost.
     std::optional<Job> now;
     Status read = c->store->read([&](store::Db& db) -> Status {

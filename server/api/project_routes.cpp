@@ -2,6 +2,7 @@
 
 #include "server/api/access.h"
 #include "server/api/api_json.h"
+#include "server/events/event_log.h"
 #include "server/api/errors.h"
 #include "server/api/invites.h"
 #include "server/api/json_body.h"
@@ -27,11 +28,13 @@ Response no_content() {
   return r;
 }
 
-Status record(store::Db& db, const ApiContext& ctx, int64_t project_id, const std::string& type,
-              int64_t actor, const nlohmann::json& data) {
-  auto seq = pdb::append_event(db, project_id, type, actor, data.dump(), ctx.now());
-  return seq.status();
+Status record(store::Db& db, const ApiContext& ctx, int64_t project_id, int64_t actor,
+              events::DomainEvent event) {
+  return ctx.events->append(db, project_id, actor, std::move(event), from_unix_s(ctx.now()))
+      .status();
 }
+
+using MemberKind = events::MemberChanged::Kind;
 
 struct ProjectFields {
   std::optional<std::string> name;
@@ -54,7 +57,7 @@ void handle_create(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
   respond_after_write(ex, *ctx.store, [&ctx, user, in = *in](store::Db& db) -> Result<Response> {
     auto p = pdb::insert_project(db, *in.name, in.description.value_or(""), user, ctx.now());
     if (!p.is_ok()) return p.status();
-    ATELIER_RETURN_IF_ERROR(record(db, ctx, p->id, "project.created", user, {{"name", p->name}}));
+    ATELIER_RETURN_IF_ERROR(record(db, ctx, p->id, user, events::ProjectCreated{p->name}));
     return json_response(201, project_json(*p, Role::kOwner));
   });
 }
@@ -99,11 +102,8 @@ void handle_update(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
         auto role = authorize_project(db, caller, id, auth::Scope::kAdmin, Role::kEditor);
         if (!role.is_ok()) return role.status();
         ATELIER_RETURN_IF_ERROR(pdb::update_project(db, id, in.name, in.description, ctx.now()));
-        nlohmann::json changed = nlohmann::json::object();
-        if (in.name) changed["name"] = *in.name;
-        if (in.description) changed["description"] = *in.description;
-        ATELIER_RETURN_IF_ERROR(
-            record(db, ctx, id, "project.updated", caller.principal.user.id, changed));
+        ATELIER_RETURN_IF_ERROR(record(db, ctx, id, caller.principal.user.id,
+                                       events::ProjectUpdated{in.name, in.description}));
         auto p = pdb::find_project(db, id);
         if (!p.is_ok()) return p.status();
         return json_response(200, project_json(**p, *role));
@@ -112,10 +112,13 @@ void handle_update(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
 
 void handle_delete(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   int64_t id = ex->params().get_int("id");
-  respond_after_write(ex, *ctx.store, [caller, id](store::Db& db) -> Result<Response> {
+  respond_after_write(ex, *ctx.store, [&ctx, caller, id](store::Db& db) -> Result<Response> {
     auto role = authorize_project(db, caller, id, auth::Scope::kAdmin, Role::kOwner);
     if (!role.is_ok()) return role.status();
     ATELIER_RETURN_IF_ERROR(pdb::delete_project(db, id));
+    // Not logged (the log goes with the project): the rooms end every subscription.
+    ctx.events->announce(db, id, caller.principal.user.id, events::ProjectDeleted{},
+                         from_unix_s(ctx.now()));
     return no_content();
   });
 }
@@ -169,10 +172,9 @@ void handle_set_member(const ApiContext& ctx, const ExchangePtr& ex, const Calle
         if (!before.is_ok()) return before.status();
         ATELIER_RETURN_IF_ERROR(pdb::upsert_member(db, id, target, role, ctx.now()));
         ATELIER_RETURN_IF_ERROR(record(
-            db, ctx, id, *before ? "member.role_changed" : "member.added", caller.principal.user.id,
-            {{"user_id", target},
-             {"username", (*user)->username},
-             {"role", projects::role_name(role)}}));
+            db, ctx, id, caller.principal.user.id,
+            events::MemberChanged{*before ? MemberKind::kRoleChanged : MemberKind::kAdded, target,
+                                  (*user)->username, role, std::nullopt}));
         auto members = pdb::list_members(db, id);
         if (!members.is_ok()) return members.status();
         for (const auto& m : *members) {
@@ -195,8 +197,10 @@ void handle_remove_member(const ApiContext& ctx, const ExchangePtr& ex, const Ca
         Status st = pdb::remove_member(db, id, target);
         if (st.code() == StatusCode::kNotFound) return Status::not_found("no such member");
         ATELIER_RETURN_IF_ERROR(st);
-        ATELIER_RETURN_IF_ERROR(record(db, ctx, id, leaving ? "member.left" : "member.removed",
-                                       caller.principal.user.id, {{"user_id", target}}));
+        ATELIER_RETURN_IF_ERROR(record(
+            db, ctx, id, caller.principal.user.id,
+            events::MemberChanged{leaving ? MemberKind::kLeft : MemberKind::kRemoved, target, "",
+                                  std::nullopt, std::nullopt}));
         return no_content();
       });
 }

@@ -5,6 +5,7 @@
 
 #include "server/api/access.h"
 #include "server/api/api_json.h"
+#include "server/events/event_log.h"
 #include "server/api/errors.h"
 #include "server/jobs/job_db.h"
 #include "server/jobs/reactions.h"
@@ -43,11 +44,12 @@ void change(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller, 
         auto counts = reactions::counts(db, image_id);
         if (!counts.is_ok()) return counts.status();
         if (*changed) {
-          nlohmann::json data = {
-              {"image", image_id}, {"emoji", emoji}, {"user", user}, {"counts", *counts}};
-          auto seq = projects::project_db::append_event(
-              db, project, add ? "reaction.set" : "reaction.clear", user, data.dump(), now_s);
-          if (!seq.is_ok()) return seq.status();
+          ATELIER_RETURN_IF_ERROR(
+              ctx.events
+                  ->append(db, project, user,
+                           events::ReactionChanged{add, image_id, user, emoji, *counts},
+                           from_unix_s(now_s))
+                  .status());
         }
         auto mine = reactions::mine(db, image_id, user);
         if (!mine.is_ok()) return mine.status();

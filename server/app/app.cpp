@@ -13,12 +13,15 @@
 #include <random>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/readiness.h"
 #include "common/thread_pool.h"
 #include "server/api/api_context.h"
 #include "server/api/api_json.h"
+#include "server/api/event_json.h"
+#include "server/api/job_streams.h"
 #include "server/api/live_commands.h"
 #include "server/app/routes.h"
 #include "server/auth/rate_limiter.h"
@@ -35,6 +38,8 @@
 #include "server/jobs/image_store.h"
 #include "server/jobs/job_service.h"
 #include "server/jobs/worker_pool.h"
+#include "server/events/event_bus.h"
+#include "server/events/event_log.h"
 #include "server/projects/project_db.h"
 #include "server/rooms/room_hub.h"
 #include "server/store/store.h"
@@ -52,11 +57,8 @@ namespace net = boost::asio;
 
 namespace {
 
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+// SSE streams of idle jobs get a comment this often, so that proxies keep them open.
+constexpr std::chrono::milliseconds kSseKeepAlive{15'000};
 
 int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -148,6 +150,8 @@ class App::Impl {
 
     api_.store = store_.get();
     api_.jobs = jobs_.get();
+    api_.job_streams = job_streams_.get();
+    api_.events = &event_log_;
     api_.models = &models_;
     api_.images = images_.get();
     api_.image_pool = &image_pool_;
@@ -164,6 +168,7 @@ class App::Impl {
     api_.live_commands = &live_commands_;
     api_.ws_options.max_queue_bytes = static_cast<size_t>(config_.ws_queue_bytes);
     api_.ws_options.idle_timeout = std::chrono::milliseconds(config_.ws_idle_timeout_ms);
+    api_.ws_options.direct_writes = config_.ws_direct_writes;
     api_.now = [] {
       return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
                                       std::chrono::system_clock::now().time_since_epoch())
@@ -237,6 +242,9 @@ class App::Impl {
     // Hashing tasks still queued answer into closed connections; let them end before the store.
     hash_pool_.stop();
     if (store_) store_->close();
+    // Nothing publishes any more (the store is closed, the workers stopped).
+    bus_.set_preview_demand(nullptr);
+    if (hub_subscription_ != 0) bus_.unsubscribe(hub_subscription_);
     if (rooms_) rooms_->stop();
     log::announce("shut down in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::steady_clock::now() - started)
@@ -286,12 +294,12 @@ class App::Impl {
     if (!devices.is_ok()) return devices.status().with_context("workers");
 
     jobs::JobServiceOptions options;
-    options.lease_ms = config_.job_lease_ms;
+    options.lease = std::chrono::milliseconds(config_.job_lease_ms);
     options.max_attempts = config_.job_max_attempts;
     options.max_queued_per_user = config_.max_queued_per_user;
-    options.ageing_ms = config_.queue_ageing_ms;
-    options.reaper_interval_ms = config_.job_reaper_interval_ms;
-    jobs_ = std::make_unique<jobs::JobService>(*store_, *images_, options, unix_ms);
+    options.ageing = std::chrono::milliseconds(config_.queue_ageing_ms);
+    options.reaper_interval = std::chrono::milliseconds(config_.job_reaper_interval_ms);
+    jobs_ = std::make_unique<jobs::JobService>(*store_, *images_, event_log_, options, sys_now);
     jobs_->test_hook = crash_hook_from_env();
     ATELIER_RETURN_IF_ERROR(jobs_->start());
     jobs::JobService* service = jobs_.get();
@@ -302,14 +310,7 @@ class App::Impl {
         *jobs_, models_,
         jobs::WorkerPoolOptions{.devices = *devices,
                                 .thread_init = inference::torch_worker_thread_init});
-    rooms::RoomHub* hub = rooms_.get();
-    jobs_->set_step_hooks(
-        {.wants_preview =
-             [hub](const jobs::Job& job) { return hub->wants_preview(job.project_id, job.id); },
-         .on_step =
-             [hub](const jobs::Job& job, int step, int steps, const image::Image* preview) {
-               hub->on_step(job.project_id, job.id, step, steps, preview);
-             }});
+    job_streams_ = std::make_unique<api::JobStreams>(bus_, *jobs_, kSseKeepAlive);
     ATELIER_RETURN_IF_ERROR(workers_->start());
     std::string list;
     for (const auto& d : *devices) list += (list.empty() ? "" : ", ") + d;
@@ -320,16 +321,21 @@ class App::Impl {
     return Status::ok();
   }
 
-  // The live rooms hear every committed event from the store's writer (installed before any
-  // job recovery writes, so nothing committed while running is missed).
+  // The live rooms hear every committed event and every step from the event bus (subscribed
+  // before any job recovery writes, so nothing committed while running is missed), and answer
+  // the workers' preview demand.
   Status start_rooms() {
     rooms_ = std::make_unique<rooms::RoomHub>(
-        rooms::RoomHubOptions{.preview_interval_ms = config_.preview_interval_ms},
-        [](const projects::Event& e) { return api::event_json(e).dump(); }, steady_ms);
+        rooms::RoomHubOptions{.preview_interval =
+                                  std::chrono::milliseconds(config_.preview_interval_ms)},
+        api::committed_event_json, steady_now);
     rooms_->start();
     rooms::RoomHub* hub = rooms_.get();
-    return projects::project_db::set_event_observer(
-        *store_, [hub](const projects::Event& e) { hub->on_event_committed(e); });
+    hub_subscription_ = bus_.subscribe(
+        {.committed = [hub](const events::CommittedEvent& e) { hub->on_committed(e); },
+         .progress = [hub](const events::JobProgress& p) { hub->on_progress(p); }});
+    bus_.set_preview_demand([hub](const jobs::Job& job) { return hub->wants_preview(job); });
+    return Status::ok();
   }
 
   void register_store_metrics() {
@@ -370,6 +376,10 @@ class App::Impl {
   metrics::Registry registry_;
   http::RequestRecorder recorder_;
   http::Router router_;
+  // Domain events: declared before the store, whose transactions publish through them.
+  events::EventBus bus_;
+  events::EventLog event_log_{bus_, api::event_data_json};
+  uint64_t hub_subscription_ = 0;
   std::unique_ptr<store::Store> store_;
   // Two hashes at a time (64 MiB each), a short queue beyond that: logins are bursty, not bulk.
   ThreadPool hash_pool_{2, 64, "pw-hash"};
@@ -383,9 +393,11 @@ class App::Impl {
   inference::ModelRegistry models_;
   std::unique_ptr<jobs::JobService> jobs_;
   std::unique_ptr<jobs::WorkerPool> workers_;
+  // SSE streams of jobs: after the service, whose jobs they decorate.
+  std::unique_ptr<api::JobStreams> job_streams_;
   // Thumbnails: decode, resize and encode off the I/O threads.
   ThreadPool image_pool_{2, 256, "thumbs"};
-  // Live rooms: after the store (its event observer points here; the store is closed first).
+  // Live rooms: after the store (the bus delivers here; the store is closed first).
   std::unique_ptr<rooms::RoomHub> rooms_;
   api::CommandLog live_commands_{unix_ms};
   std::unique_ptr<http::HttpServer> server_;

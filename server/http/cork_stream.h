@@ -17,8 +17,11 @@
 // - Bytes never overtake each other and every frame is appended whole, so frames never
 //   interleave. After a failed write every later write fails with the same error.
 // The session bounds what it appends between flushes.
+// Uncorked (set_corked(false), the session's plain mode): none of the above; Beast writes
+// straight to the socket, as over any stream.
 #pragma once
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
@@ -43,37 +46,6 @@ namespace atelier::http {
 using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
 using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Strand>;
 
-// A callable that may own move-only state (Asio handlers), unlike std::function.
-template <class Signature>
-class UniqueCallback;
-
-template <class... Args>
-class UniqueCallback<void(Args...)> {
- public:
-  UniqueCallback() = default;
-  template <class F>
-  explicit UniqueCallback(F f) : impl_(std::make_unique<Impl<F>>(std::move(f))) {}
-  explicit operator bool() const { return impl_ != nullptr; }
-  // Calls once and empties this.
-  void operator()(Args... args) {
-    auto impl = std::move(impl_);
-    impl->call(std::forward<Args>(args)...);
-  }
-
- private:
-  struct Base {
-    virtual ~Base() = default;
-    virtual void call(Args... args) = 0;
-  };
-  template <class F>
-  struct Impl : Base {
-    explicit Impl(F&& fn) : f(std::move(fn)) {}
-    void call(Args... args) override { f(std::forward<Args>(args)...); }
-    F f;
-  };
-  std::unique_ptr<Base> impl_;
-};
-
 // What the stream tells its owner: the owner decides when the gate may open again.
 class WriterIdleListener {
  public:
@@ -87,6 +59,8 @@ class CorkStream {
  public:
   using executor_type = Strand;
   using error_code = boost::beast::error_code;
+  // A waiter for the end of a write: Asio's type-erased, move-only completion handler.
+  using Completion = boost::asio::any_completion_handler<void(error_code)>;
 
   explicit CorkStream(Socket socket) : socket_(std::move(socket)) {}
 
@@ -94,6 +68,10 @@ class CorkStream {
   void set_idle_listener(std::weak_ptr<WriterIdleListener> listener) {
     idle_listener_ = std::move(listener);
   }
+
+  // Off (ws_direct_writes = false): a plain socket under Beast. Its asynchronous writes go
+  // straight to the socket, one at a time; nothing is gathered and the gate never opens.
+  void set_corked(bool corked) { corked_ = corked; }
 
   executor_type get_executor() noexcept { return socket_.get_executor(); }
   // Deliberately not `next_layer()`: Beast then treats this stream as the lowest layer and its
@@ -160,13 +138,13 @@ class CorkStream {
       return;
     }
     if (flush_done_) {  // a second waiter (a teardown during the session's flush): both run
-      flush_done_ = UniqueCallback<void(error_code)>(
-          [first = std::move(flush_done_), then = std::move(done)](error_code ec) mutable {
+      set(flush_done_, Completion([first = std::move(flush_done_),
+                                   then = std::move(done)](error_code ec) mutable {
             first(ec);
             then(ec);
-          });
+          }));
     } else {
-      flush_done_ = UniqueCallback<void(error_code)>(std::move(done));
+      set(flush_done_, Completion(std::move(done)));
     }
     if (!flushing_) start_flush();
   }
@@ -192,8 +170,11 @@ class CorkStream {
   template <class ConstBuffers, class Handler>
   auto async_write_some(const ConstBuffers& buffers, Handler&& handler) {
     return boost::asio::async_initiate<Handler, void(error_code, size_t)>(
-        [this](auto h, const ConstBuffers& b) { initiate_write(std::move(h), b); }, handler,
-        buffers);
+        [this](auto h, const ConstBuffers& b) {
+          if (corked_) return initiate_write(std::move(h), b);
+          socket_.async_write_some(b, std::move(h));
+        },
+        handler, buffers);
   }
 
  private:
@@ -218,24 +199,28 @@ class CorkStream {
       return;
     }
     const size_t n = append(buffers);
-    held_ =
-        UniqueCallback<void(error_code)>([ex, h = std::move(handler), n](error_code ec) mutable {
+    set(held_, Completion([ex, h = std::move(handler), n](error_code ec) mutable {
           boost::asio::post(ex, boost::beast::bind_front_handler(std::move(h), ec, ec ? 0 : n));
-        });
+        }));
     if (!flushing_) start_flush();
   }
+
+  // Boost 1.81's any_completion_handler move assignment wraps its argument in a copy of itself
+  // (fixed in 1.82): swap instead of assigning.
+  static void set(Completion& slot, Completion value) { slot.swap(value); }
 
   void start_flush();
   void on_flushed(error_code ec);
 
   Socket socket_;
+  bool corked_ = true;
   std::string gather_;     // bytes appended and not yet sent (strand only)
   std::string in_flight_;  // the bytes of the write in flight (strand only)
   bool flushing_ = false;
   std::chrono::steady_clock::time_point flush_started_;  // of the write in flight
   error_code error_;
-  UniqueCallback<void(error_code)> held_;
-  UniqueCallback<void(error_code)> flush_done_;
+  Completion held_;        // Beast's write waiting for its bytes to go out
+  Completion flush_done_;  // the session's (or teardown's) flush waiting likewise
   std::weak_ptr<WriterIdleListener> idle_listener_;
   std::mutex gate_mu_;
   bool gate_open_ = false;  // guarded by gate_mu_

@@ -1,5 +1,7 @@
 #include "server/http/message.h"
 
+#include <boost/url/encoding_opts.hpp>
+#include <boost/url/pct_string_view.hpp>
 #include <nlohmann/json.hpp>
 
 namespace atelier::http {
@@ -174,34 +176,13 @@ std::string_view reason_phrase(int status) {
   return "";
 }
 
-namespace {
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-}  // namespace
-
 std::optional<std::string> percent_decode(std::string_view in, bool plus_as_space) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '%') {
-      if (i + 2 >= in.size()) return std::nullopt;  // needs two hex digits after '%'
-      int hi = hex_value(in[i + 1]);
-      int lo = hex_value(in[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else if (c == '+' && plus_as_space) {
-      out.push_back(' ');
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
+  // Boost.URL checks that every '%' starts a two-hex-digit escape, then decodes.
+  auto checked = boost::urls::make_pct_string_view(in);
+  if (!checked) return std::nullopt;
+  boost::urls::encoding_opts opts;
+  opts.space_as_plus = plus_as_space;
+  return checked->decode(opts);
 }
 
 }  // namespace atelier::http

@@ -403,7 +403,7 @@ void Session::start_stream(Response r, unsigned version) {
   buffer_.consume(buffer_.size());  // anything pipelined after this request goes unanswered
   stream_.expires_never();          // no read or idle timeout; each write sets its own deadline
   watch_for_disconnect();
-  write_stream_out(0);
+  write_stream_out(0, StreamWrite::kRaw);  // the header
   auto produce = std::move(r.stream);
   try {
     produce(writer_);
@@ -442,25 +442,18 @@ void Session::pump_stream() {
   }
   if (stream_writing_ || stream_done_) return;
   stream_out_.clear();
-  stream_out_.emplace_back();  // room for the chunk-size line
   auto taken = writer_->take(stream_out_);
   if (taken.bytes > 0) {
     // One chunk per socket write, however many writes the producer made meanwhile.
-    if (stream_chunked_) {
-      stream_out_.front() = fmt::format("{:x}\r\n", taken.bytes);
-      stream_out_.emplace_back("\r\n");
-    }
-    return write_stream_out(taken.bytes);
+    return write_stream_out(taken.bytes, stream_chunked_ ? StreamWrite::kChunk : StreamWrite::kRaw);
   }
-  stream_out_.clear();
   if (!taken.closing) return;  // nothing to do until the producer writes or closes
   stream_done_ = true;
   if (!stream_chunked_) return finish_stream();
-  stream_out_.emplace_back("0\r\n\r\n");  // the last chunk: a clean end, not a cut-off
-  write_stream_out(0);
+  write_stream_out(0, StreamWrite::kLastChunk);  // a clean end, not a cut-off
 }
 
-void Session::write_stream_out(size_t counted) {
+void Session::write_stream_out(size_t counted, StreamWrite how) {
   std::vector<net::const_buffer> buffers;
   buffers.reserve(stream_out_.size());
   for (const auto& s : stream_out_) {
@@ -469,10 +462,18 @@ void Session::write_stream_out(size_t counted) {
   stream_writing_ = true;
   // With the disconnect watch pending, this deadline applies to the write alone.
   stream_.expires_after(state_->options.read_timeout);
-  net::async_write(stream_, buffers,
-                   [self = shared_from_this(), counted](beast::error_code ec, size_t) {
-                     self->on_stream_written(ec, counted);
-                   });
+  auto done = [self = shared_from_this(), counted](beast::error_code ec, size_t) {
+    self->on_stream_written(ec, counted);
+  };
+  // Beast frames the chunks (chunk_encode.hpp): size line, data and CRLF; the last one empty.
+  switch (how) {
+    case StreamWrite::kRaw:
+      return net::async_write(stream_, buffers, std::move(done));
+    case StreamWrite::kChunk:
+      return net::async_write(stream_, bhttp::make_chunk(std::move(buffers)), std::move(done));
+    case StreamWrite::kLastChunk:
+      return net::async_write(stream_, bhttp::make_chunk_last(), std::move(done));
+  }
 }
 
 void Session::on_stream_written(beast::error_code ec, size_t counted) {

@@ -114,8 +114,10 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   void start_stream(Response r, unsigned version);
   // Writes what the producer has queued, or ends the stream once it is closed and flushed.
   void pump_stream();
-  // Writes stream_out_ (of which `counted` bytes are the producer's) with the write deadline.
-  void write_stream_out(size_t counted);
+  // Writes stream_out_ (of which `counted` bytes are the producer's) with the write deadline:
+  // as it is (the header; a body delimited by closing), as one chunk, or the last (empty) chunk.
+  enum class StreamWrite { kRaw, kChunk, kLastChunk };
+  void write_stream_out(size_t counted, StreamWrite how);
   void on_stream_written(boost::beast::error_code ec, size_t counted);
   void watch_for_disconnect();
   void on_stream_read(boost::beast::error_code ec);

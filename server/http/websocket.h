@@ -45,6 +45,12 @@ struct WsOptions {
   // closed with first_message_close_code (a protocol that starts with a greeting).
   std::chrono::milliseconds first_message_timeout{0};
   uint16_t first_message_close_code = 1008;
+  // How messages reach the socket (config key ws_direct_writes). true: send() writes the frames
+  // itself from the calling thread while nothing is queued, and the strand gathers bursts into
+  // one system call (cork_stream.h). false: plain Beast, as in its chat-multi example: send()
+  // posts to the strand, which runs one websocket::stream::async_write at a time, the next one
+  // started from the previous one's completion.
+  bool direct_writes = true;
 };
 
 class WsConnection {

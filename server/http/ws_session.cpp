@@ -68,6 +68,7 @@ WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> st
       watchdog_(strand_),
       close_timer_(strand_),
       first_message_timer_(strand_) {
+  ws_.next_layer().set_corked(options_.direct_writes);
   if (state_->open_connections) state_->open_connections->add(1);
   state_->session_count.fetch_add(1);
 }
@@ -139,7 +140,11 @@ void WsSession::arm_watchdog() {
   watchdog_.expires_after(options_.idle_timeout / 2);
   watchdog_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec || self->finished_) return;
-    if (self->ws_.next_layer().stalled_for(self->options_.idle_timeout)) {
+    const bool stalled =
+        self->options_.direct_writes
+            ? self->ws_.next_layer().stalled_for(self->options_.idle_timeout)
+            : self->writing_ && Clock::now() - self->write_started_ >= self->options_.idle_timeout;
+    if (stalled) {
       log::info("WebSocket client {} stopped reading; disconnecting", self->remote_);
       return self->cut();
     }
@@ -182,7 +187,7 @@ void WsSession::send_batch(std::span<const OutMessage> messages) {
   {
     std::lock_guard lock(out.gate_mutex());
     size_t taken = 0;
-    if (inbox_.empty() && !drain_posted_) {
+    if (options_.direct_writes && inbox_.empty() && !drain_posted_) {
       // Nothing queued anywhere: write them now, from this thread, as Beast would frame them,
       // one system call for up to kMaxFramesPerCall of them.
       constexpr size_t kChunk = CorkStream::kMaxFramesPerCall;
@@ -252,7 +257,7 @@ void WsSession::request_close(uint16_t code, std::string reason, bool flush) {
 
 void WsSession::pump() {
   CorkStream& out = ws_.next_layer();
-  if (!open_ || finished_ || out.flushing() || close_sent_) return;
+  if (!open_ || finished_ || out.flushing() || writing_ || close_sent_) return;
   out.close_gate();  // from here the strand writes; what a direct write left goes first
   if (close_requested_ && (!close_flush_ || outbox_.empty())) {
     close_sent_ = true;
@@ -265,6 +270,7 @@ void WsSession::pump() {
         });
     return;
   }
+  if (!options_.direct_writes) return write_next();
   // Everything queued (up to a mark) is framed into the stream's buffer, then sent in one write.
   while (out.gathered_bytes() < kMaxGatherBytes) {
     auto message = outbox_.start_write();
@@ -277,6 +283,24 @@ void WsSession::pump() {
   }
   if (out.gathered_bytes() > 0) return flush();
   open_gate_if_idle();
+}
+
+void WsSession::write_next() {
+  auto message = outbox_.start_write();
+  if (!message) return;
+  writing_ = true;
+  write_started_ = Clock::now();
+  ws_.text(!message->binary);
+  // The handler holds the payload: Beast writes from it until the write completes.
+  ws_.async_write(
+      net::buffer(*message->payload),
+      [self = shared_from_this(), payload = message->payload](beast::error_code ec, size_t) {
+        self->writing_ = false;
+        self->outbox_.finish_write();
+        if (ec) return self->cut();
+        self->pump();
+        self->check_drained();
+      });
 }
 
 void WsSession::flush() {
@@ -292,8 +316,8 @@ void WsSession::writer_idle() {
 
 void WsSession::open_gate_if_idle() {
   CorkStream& out = ws_.next_layer();
-  if (!open_ || finished_ || close_requested_ || !outbox_.empty() || out.flushing() ||
-      out.gathered_bytes() > 0) {
+  if (!options_.direct_writes || !open_ || finished_ || close_requested_ || !outbox_.empty() ||
+      out.flushing() || out.gathered_bytes() > 0) {
     return;
   }
   std::lock_guard lock(out.gate_mutex());

@@ -3,10 +3,13 @@
 //
 // Shape (Beast's chat-multi, plus a byte cap): everything runs on the connection's strand; one
 // read pending at all times; one write in flight with the Outbox behind it; send() from any
-// thread posts onto the strand, except that while nothing is queued or in flight it writes the
-// frame itself, through the stream's gate (cork_stream.h). Async handlers hold a shared_ptr to the
-// session, never `this`. The handler is released when the connection ends, breaking the cycle
-// between a handler that keeps its connection and the connection that keeps its handler.
+// thread posts onto the strand. With WsOptions::direct_writes (the default), two shortcuts:
+// while nothing is queued or in flight send() writes the frame itself, through the stream's gate,
+// and the strand frames a burst into one buffer sent in one write (cork_stream.h). Without it,
+// each message is one websocket::stream::async_write, the next started from its completion. Async
+// handlers hold a shared_ptr to the session, never `this`. The handler is released when the
+// connection ends, breaking the cycle between a handler that keeps its connection and the
+// connection that keeps its handler.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -67,6 +70,8 @@ class WsSession : public Connection,
   void request_close(uint16_t code, std::string reason, bool flush);
   // Writes the next queued message, or the close frame once one is requested and due.
   void pump();
+  // Plain mode: one async_write for the next queued message; its completion pumps again.
+  void write_next();
   // Sends what a burst gathered (see CorkStream); writer_idle() follows once it is out.
   void flush();
   // Lets send() write directly again once nothing is queued, gathered or in flight.
@@ -96,6 +101,9 @@ class WsSession : public Connection,
   boost::asio::steady_timer watchdog_;
   boost::asio::steady_timer close_timer_;
   boost::asio::steady_timer first_message_timer_;
+  using Clock = std::chrono::steady_clock;
+  bool writing_ = false;             // plain mode: an async_write in flight
+  Clock::time_point write_started_;  // plain mode: of that write, for the watchdog
   bool got_message_ = false;
   bool open_ = false;  // handshake done
   bool close_requested_ = false;

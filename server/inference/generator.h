@@ -1,6 +1,6 @@
 // Generator: the one interface every image model implements (the built-in CPPN, the `null`
-// test model, later Stable Diffusion). Request in, images out; progress reported per step and a
-// cancel token checked between steps.
+// test model, Stable Diffusion in sd/sd_generator.h). Request in, images out; progress reported
+// per step and a cancel token checked between steps.
 //
 // Threading contract: one Generator instance belongs to one worker thread (one device) for its
 // whole life and is never called concurrently, so implementations keep per-device state (model

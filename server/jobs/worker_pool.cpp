@@ -13,7 +13,7 @@ namespace {
 // Feeds a generator's steps to the job service.
 class ServiceProgress final : public inference::ProgressSink {
  public:
-  ServiceProgress(JobService& service, const JobService::Claim& claim)
+  ServiceProgress(JobService& service, const Run& claim)
       : service_(service), claim_(claim) {}
   void on_step(int step, int steps, const image::Image* preview) override {
     service_.report_progress(claim_, step, steps, preview);
@@ -22,12 +22,12 @@ class ServiceProgress final : public inference::ProgressSink {
 
  private:
   JobService& service_;
-  const JobService::Claim& claim_;
+  const Run& claim_;
 };
 
 // The generator gets the prompt without its `<lora:...>` tags (they were resolved into
 // `loras` at submission; the stored prompt keeps them, as A1111 does).
-inference::GenerateRequest request_for(const JobService::Claim& claim) {
+inference::GenerateRequest request_for(const Run& claim) {
   const JobParams& p = claim.job.params;
   inference::GenerateRequest r;
   r.model = p.model;

@@ -70,19 +70,6 @@ std::optional<Role> parse_role(std::string_view text) {
   return std::nullopt;
 }
 
-namespace {
-
-using ObserverPtr = std::shared_ptr<const project_db::EventObserver>;
-
-// Hands `event` to the observer installed on this connection once the transaction commits.
-void notify_observer(Db& db, Event event) {
-  if (auto* observer = std::any_cast<ObserverPtr>(&db.extension()); observer && *observer) {
-    db.after_commit([o = *observer, e = std::move(event)] { (*o)(e); });
-  }
-}
-
-}  // namespace
-
 namespace project_db {
 
 // ---------------------------------------------------------------------------------------------
@@ -152,7 +139,6 @@ Status delete_project(Db& db, int64_t project_id) {
   // Members, invites and events go with it through ON DELETE CASCADE.
   ATELIER_RETURN_IF_ERROR(run(db, "DELETE FROM projects WHERE id = ?", project_id));
   if (db.changes() == 0) return Status::not_found("no such project");
-  notify_observer(db, Event{project_id, 0, "project.deleted", 0, "{}", 0});
   return Status::ok();
 }
 
@@ -286,19 +272,7 @@ Result<int64_t> append_event(Db& db, int64_t project_id, const std::string& type
                               "VALUES (?, ?, ?, ?, ?, ?)",
                               project_id, *seq, std::string_view(type), actor,
                               std::string_view(data_json), now));
-  notify_observer(db, Event{project_id, *seq, type, actor, data_json, now});
   return *seq;
-}
-
-Status set_event_observer(store::Store& store, EventObserver observer) {
-  ObserverPtr ptr = observer ? std::make_shared<const EventObserver>(std::move(observer)) : nullptr;
-  return store.with_writer([&](store::Db& db) {
-    if (ptr) {
-      db.extension() = ptr;
-    } else {
-      db.extension().reset();
-    }
-  });
 }
 
 Result<std::vector<Event>> list_events(Db& db, int64_t project_id, int64_t after_seq,

@@ -93,7 +93,8 @@ Result<std::optional<Invite>> find_invite(store::Db& db, const std::string& code
 Status record_invite_use(store::Db& db, int64_t invite_id);
 
 // Appends to the project's event log with the next gap-free seq (1, 2, 3, ...); call inside
-// the same write transaction as the change it records. Returns the seq.
+// the same write transaction as the change it records. Returns the seq. The server appends
+// through events::EventLog, which also publishes the event after the commit.
 Result<int64_t> append_event(store::Db& db, int64_t project_id, const std::string& type,
                              int64_t actor, const std::string& data_json, int64_t now);
 // Events with seq > after_seq, ascending, at most `limit`.
@@ -101,15 +102,6 @@ Result<std::vector<Event>> list_events(store::Db& db, int64_t project_id, int64_
                                        int64_t limit);
 Result<int64_t> head_seq(store::Db& db, int64_t project_id);  // 0 when none
 
-// Told of every event once the transaction that appended it has committed: on the Store's
-// writer thread, in commit order, hence in seq order within each project, and never for an event
-// that was rolled back. Must be quick and must not block (hand the event to another thread).
-// A deleted project is announced as an event with seq 0 and type "project.deleted" (its log is
-// gone with it).
-using EventObserver = std::function<void(const Event&)>;
-// Installs `observer` on `store`'s writer connection, replacing any; empty removes it. Events
-// appended on any other connection (there is none in the server) are not observed.
-Status set_event_observer(store::Store& store, EventObserver observer);
 
 }  // namespace project_db
 }  // namespace atelier::projects

@@ -66,34 +66,39 @@ Result<PreviewHeader> parse_preview_header(const std::string& frame) {
   return h;
 }
 
-bool PreviewThrottle::due_locked(int64_t job, int64_t now) const {
-  auto it = last_ms_.find(job);
-  return it == last_ms_.end() || now - it->second >= interval_ms_;
+bool PreviewThrottle::due_locked(int64_t job, SteadyTime now) const {
+  auto it = last_.find(job);
+  return it != last_.end() && now - it->second >= interval_;
 }
 
 bool PreviewThrottle::admit(int64_t job) {
-  const int64_t now = now_();
-  std::lock_guard lock(mu_);
+  const SteadyTime now = now_();
+  MutexLock lock(mu_);
   if (!due_locked(job, now)) return false;
-  last_ms_[job] = now;
+  last_[job] = now;
   return true;
 }
 
 void PreviewThrottle::start(int64_t job) {
-  const int64_t now = now_();
-  std::lock_guard lock(mu_);
-  last_ms_[job] = now;
+  const SteadyTime now = now_();
+  MutexLock lock(mu_);
+  last_[job] = now;
 }
 
 bool PreviewThrottle::due(int64_t job) const {
-  const int64_t now = now_();
-  std::lock_guard lock(mu_);
+  const SteadyTime now = now_();
+  MutexLock lock(mu_);
   return due_locked(job, now);
 }
 
 void PreviewThrottle::forget(int64_t job) {
-  std::lock_guard lock(mu_);
-  last_ms_.erase(job);
+  MutexLock lock(mu_);
+  last_.erase(job);
+}
+
+size_t PreviewThrottle::tracked() const {
+  MutexLock lock(mu_);
+  return last_.size();
 }
 
 }  // namespace atelier::rooms

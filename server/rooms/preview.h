@@ -8,11 +8,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
+#include <chrono>
 #include <string>
 #include <unordered_map>
 
+#include "common/clock.h"
 #include "common/image.h"
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace atelier::rooms {
@@ -43,34 +45,37 @@ Result<std::shared_ptr<const std::string>> encode_preview_frame(int64_t project,
 // that is too short, has the wrong magic or an unknown layout version.
 Result<PreviewHeader> parse_preview_header(const std::string& frame);
 
-// At most one preview per job every `interval_ms`, the first one `interval_ms` after the job
-// started (when start() was called). Neither the first nor the last step is special: a job's
-// start and end are already busy moments for every watcher (its events, the finished image
-// right after the last step), and a preview there only delays the next progress message.
+// At most one preview per job every `interval`, the first one `interval` after the job started
+// (start(), when its job.started event is committed), none before it started nor after it ended
+// (forget(), at its terminal event): a step that comes late is refused and leaves no entry, so
+// the throttle holds exactly the running jobs. Neither the first nor the last step is special: a
+// job's start and end are already busy moments for every watcher (its events, the finished
+// image right after the last step), and a preview there only delays the next progress message.
 // Thread-safe: workers of several devices call it.
 class PreviewThrottle {
  public:
-  using Clock = std::function<int64_t()>;  // ms, monotonic
-  PreviewThrottle(int64_t interval_ms, Clock now_ms)
-      : interval_ms_(interval_ms), now_(std::move(now_ms)) {}
+  using Clock = std::function<SteadyTime()>;
+  PreviewThrottle(std::chrono::milliseconds interval, Clock now)
+      : interval_(interval), now_(std::move(now)) {}
 
   // True when a preview of `job` should be made now (and records it).
-  bool admit(int64_t job);
+  bool admit(int64_t job) ATELIER_EXCLUDES(mu_);
   // The job started now: its first preview waits a whole interval.
-  void start(int64_t job);
+  void start(int64_t job) ATELIER_EXCLUDES(mu_);
   // Whether admit() would pass now (records nothing): lets a generator skip building a preview
   // that would be thrown away.
-  bool due(int64_t job) const;
+  bool due(int64_t job) const ATELIER_EXCLUDES(mu_);
   // The job ended: forget it.
-  void forget(int64_t job);
+  void forget(int64_t job) ATELIER_EXCLUDES(mu_);
+  size_t tracked() const ATELIER_EXCLUDES(mu_);  // jobs with an entry (tests, diagnostics)
 
  private:
-  bool due_locked(int64_t job, int64_t now) const;  // under mu_
+  bool due_locked(int64_t job, SteadyTime now) const ATELIER_REQUIRES(mu_);
 
-  const int64_t interval_ms_;
+  const std::chrono::milliseconds interval_;
   const Clock now_;
-  mutable std::mutex mu_;
-  std::unordered_map<int64_t, int64_t> last_ms_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::unordered_map<int64_t, SteadyTime> last_ ATELIER_GUARDED_BY(mu_);  // running jobs
 };
 
 }  // namespace atelier::rooms

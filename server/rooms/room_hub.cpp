@@ -2,17 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
-#include <nlohmann/json.hpp>
 
 #include "common/logging.h"
 #include "common/thread_name.h"
 
 namespace atelier::rooms {
 
-RoomHub::RoomHub(RoomHubOptions options, EventToJson event_json, PreviewThrottle::Clock now_ms)
+RoomHub::RoomHub(RoomHubOptions options, EventToJson event_json, PreviewThrottle::Clock now)
     : options_(options),
       event_json_(std::move(event_json)),
-      throttle_(options.preview_interval_ms, std::move(now_ms)) {}
+      throttle_(options.preview_interval, std::move(now)) {}
 
 RoomHub::~RoomHub() {
   stop();
@@ -37,7 +36,7 @@ std::shared_ptr<Room> RoomHub::join(int64_t project, const std::shared_ptr<RoomM
   // Under the hub's lock, so that a room being dropped as empty cannot lose a member joining it.
   std::lock_guard lock(rooms_mu_);
   auto& room = rooms_[project];
-  if (!room) room = std::make_shared<Room>(project, options_.presence_interval_ms > 0);
+  if (!room) room = std::make_shared<Room>(project, options_.presence_interval.count() > 0);
   room->join(member);
   return room;
 }
@@ -56,7 +55,16 @@ std::shared_ptr<Room> RoomHub::find(int64_t project) const {
   return it == rooms_.end() ? nullptr : it->second;
 }
 
-void RoomHub::on_event_committed(const projects::Event& event) {
+void RoomHub::on_committed(const events::CommittedEvent& event) {
+  if (const auto* changed = std::get_if<events::JobChanged>(&event.event)) {
+    // Here, on the writer thread, and not on the feed: the job's worker gets its run only after
+    // this returns, so the throttle knows the job before its first step.
+    if (changed->job.state == jobs::JobState::kRunning) {
+      throttle_.start(changed->job.id);
+    } else {
+      throttle_.forget(changed->job.id);  // ended, or back in the queue: no previews now
+    }
+  }
   {
     std::lock_guard lock(feed_mu_);
     events_.push_back(event);
@@ -92,10 +100,10 @@ void RoomHub::flush() {
 
 void RoomHub::feed_loop() {
   set_current_thread_name("room-feed");
-  const auto tick = std::chrono::milliseconds(std::max<int64_t>(options_.presence_interval_ms, 1));
+  const auto tick = std::max(options_.presence_interval, std::chrono::milliseconds(1));
   auto next_tick = std::chrono::steady_clock::now() + tick;
   std::vector<StepItem> steps;
-  std::vector<projects::Event> events;
+  std::vector<events::CommittedEvent> events;
   std::unique_lock lock(feed_mu_);
   for (;;) {
     feed_cv_.wait_until(lock, next_tick,
@@ -129,7 +137,7 @@ void RoomHub::feed_loop() {
 }
 
 void RoomHub::send_pass(const std::vector<StepItem>& steps,
-                        const std::vector<projects::Event>& events) {
+                        const std::vector<events::CommittedEvent>& events) {
   std::map<int64_t, std::vector<OutMessage>> batches;
   for (const auto& item : steps) {
     try {
@@ -195,69 +203,57 @@ void RoomHub::announce_presence_changes() {
   for (const auto& room : rooms) room->announce_presence_if_changed();
 }
 
-void RoomHub::add_event(const projects::Event& event,
+void RoomHub::add_event(const events::CommittedEvent& event,
                         std::map<int64_t, std::vector<OutMessage>>& batches) {
-  if (event.type.starts_with("job.") && event.type != "job.queued") {
-    if (auto data = nlohmann::json::parse(event.data_json, nullptr, false);
-        data.is_object() && data.contains("id") && data["id"].is_number_integer()) {
-      if (event.type == "job.started") {
-        throttle_.start(data["id"].get<int64_t>());
-      } else {
-        throttle_.forget(data["id"].get<int64_t>());  // over: no more previews for it
-      }
-    }
-  }
   std::shared_ptr<Room> room = find(event.project_id);
   if (!room) return;
   auto& batch = batches[event.project_id];
-  if (event.type == "project.deleted") {
+  if (std::holds_alternative<events::ProjectDeleted>(event.event)) {
     send_batch(event.project_id, batch);
     room->remove_all("project_deleted");
     return;
   }
   batch.push_back(event_out(event.project_id, event.seq, event_json_(event)));
   events_broadcast_.fetch_add(1, std::memory_order_relaxed);
-  if (event.type == "member.removed" || event.type == "member.left") {
-    auto data = nlohmann::json::parse(event.data_json, nullptr, false);
-    if (data.is_object() && data.contains("user_id") && data["user_id"].is_number_integer()) {
-      // The removed user hears of the removal, and of nothing after it.
-      send_batch(event.project_id, batch);
-      room->remove_user(data["user_id"].get<int64_t>(),
-                        event.type == "member.removed" ? "removed" : "left");
-    }
+  if (const auto* member = std::get_if<events::MemberChanged>(&event.event);
+      member && member->ends_membership()) {
+    // The removed user hears of the removal, and of nothing after it.
+    send_batch(event.project_id, batch);
+    room->remove_user(member->user_id,
+                      member->kind == events::MemberChanged::Kind::kRemoved ? "removed" : "left");
   }
 }
 
-bool RoomHub::wants_preview(int64_t project, int64_t job) const {
-  auto room = find(project);
-  return room && room->size() > 0 && throttle_.due(job);
+bool RoomHub::wants_preview(const jobs::Job& job) const {
+  auto room = find(job.project_id);
+  return room && room->size() > 0 && throttle_.due(job.id);
 }
 
-void RoomHub::on_step(int64_t project, int64_t job, int step, int steps,
-                      const image::Image* preview) {
-  if (!find(project)) return;
-  const int64_t at_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-  enqueue_step(StepItem{project, job, step, steps, at_us, nullptr});
-  if (!preview || !throttle_.admit(job)) return;
-  auto frame = encode_preview_frame(project, job, step, steps, *preview);
+void RoomHub::on_progress(const events::JobProgress& progress) {
+  const jobs::Job& job = *progress.job;
+  if (!find(job.project_id)) return;
+  const int64_t at_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(progress.at.time_since_epoch())
+          .count();
+  enqueue_step(
+      StepItem{job.project_id, job.id, progress.step, progress.steps, at_us, nullptr});
+  if (!progress.preview || !throttle_.admit(job.id)) return;
+  auto frame = encode_preview_frame(job.project_id, job.id, progress.step, progress.steps,
+                                    *progress.preview);
   if (!frame.is_ok()) {
-    log::warn("preview of job {} not encoded: {}", job, frame.status().message());
+    log::warn("preview of job {} not encoded: {}", job.id, frame.status().message());
     return;
   }
   previews_encoded_.fetch_add(1, std::memory_order_relaxed);
-  enqueue_step(StepItem{project, job, step, steps, at_us, std::move(*frame)});
-}
-
-void RoomHub::job_finished(int64_t job) {
-  throttle_.forget(job);
+  enqueue_step(StepItem{job.project_id, job.id, progress.step, progress.steps, at_us,
+                        std::move(*frame)});
 }
 
 RoomHubStats RoomHub::stats() const {
   RoomHubStats s;
   s.events_broadcast = events_broadcast_.load();
   s.previews_encoded = previews_encoded_.load();
+  s.throttled_jobs = throttle_.tracked();
   std::lock_guard lock(rooms_mu_);
   s.rooms = rooms_.size();
   return s;

@@ -1,14 +1,15 @@
 // RoomHub: every live project room of one server, and the feeds into them.
 //
-//   * Durable events: the store's event observer (project_db::set_event_observer) hands each
-//     committed event to on_event_committed() on the writer thread; one feed thread serializes
-//     it once and broadcasts it to the project's room, in commit order, so every session sees
-//     a project's events in seq order. Events are thus always committed before anyone hears of
-//     them. A member.removed / member.left event also ends that user's subscriptions in the room
-//     at once, and a deleted project ends every subscription.
-//   * Progress and previews: the job service's step hook calls on_step() on a worker thread; the
+//   * Durable events: the event bus hands each committed domain event to on_committed() on the
+//     writer thread; one feed thread serializes it once (with the API's encoder) and broadcasts
+//     it to the project's room, in commit order, so every session sees a project's events in seq
+//     order. Events are thus always committed before anyone hears of them. A member who left or
+//     was removed stops hearing the room at once, and a deleted project ends every subscription.
+//   * Progress and previews: the bus hands each step to on_progress() on a worker thread; the
 //     preview (when the hub asked for one through wants_preview()) is encoded once there,
-//     throttled per job, and its frame shared by every session. Both are stamped with the step's
+//     throttled per job (the throttle starts at the job's job.started, on the writer thread,
+//     before its worker gets the run, and forgets the job at its end), and its frame shared by
+//     every session. Both are stamped with the step's
 //     time and queued for the feed thread, so a worker never spends its step sending to
 //     thousands of sessions. A step's progress replaces an older one of the same job still
 //     waiting.
@@ -25,11 +26,12 @@
 //
 // Rooms exist while someone is subscribed: join() creates one, leave() drops it once empty.
 //
-// Contract: thread-safe. on_event_committed() never blocks: the feed only posts to sessions
+// Contract: thread-safe. on_committed() never blocks: the feed only posts to sessions
 // (each session's Outbox bounds its own memory), so it keeps up with any commit rate.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -42,31 +44,33 @@
 #include <vector>
 
 #include "common/image.h"
-#include "server/projects/project_db.h"
+#include "server/events/domain_event.h"
 #include "server/rooms/preview.h"
 #include "server/rooms/room.h"
 
 namespace atelier::rooms {
 
 struct RoomHubOptions {
-  int64_t preview_interval_ms = 250;  // at most 4 previews a second per job
+  std::chrono::milliseconds preview_interval{250};  // at most 4 previews a second per job
   // Presence changes are announced at most this often per room, all of them at once (0: each
   // at once). A thousand people joining then cost a few announcements, not a million messages.
-  int64_t presence_interval_ms = 100;
+  std::chrono::milliseconds presence_interval{100};
 };
 
 struct RoomHubStats {
   uint64_t events_broadcast = 0;  // events that found a room (with anyone in it)
   uint64_t previews_encoded = 0;
   size_t rooms = 0;
+  size_t throttled_jobs = 0;  // running jobs the preview throttle tracks
 };
 
 class RoomHub {
  public:
-  // `event_json`: an event's wire form (the object GET /projects/{id}/events lists).
-  using EventToJson = std::function<std::string(const projects::Event&)>;
+  // `event_json`: an event's wire form (the object GET /projects/{id}/events lists), written by
+  // the API layer.
+  using EventToJson = std::function<std::string(const events::CommittedEvent&)>;
 
-  RoomHub(RoomHubOptions options, EventToJson event_json, PreviewThrottle::Clock now_ms);
+  RoomHub(RoomHubOptions options, EventToJson event_json, PreviewThrottle::Clock now);
   ~RoomHub();  // stop()
   RoomHub(const RoomHub&) = delete;
   RoomHub& operator=(const RoomHub&) = delete;
@@ -82,16 +86,15 @@ class RoomHub {
   // The project's room, or null when nobody watches it.
   std::shared_ptr<Room> find(int64_t project) const;
 
-  // From the writer thread (see project_db::EventObserver): queues the event for the feed.
-  void on_event_committed(const projects::Event& event);
+  // From the writer thread (EventBus): starts or ends the job's preview throttle, then queues
+  // the event for the feed.
+  void on_committed(const events::CommittedEvent& event);
   // Blocks until every event and step queued before the call has been sent (tests, benchmarks).
   void flush();
 
-  // From worker threads (JobService step hooks).
-  bool wants_preview(int64_t project, int64_t job) const;
-  void on_step(int64_t project, int64_t job, int step, int steps, const image::Image* preview);
-  // A job ended: its throttle entry goes.
-  void job_finished(int64_t job);
+  // From worker threads (EventBus: the preview demand, and progress).
+  bool wants_preview(const jobs::Job& job) const;
+  void on_progress(const events::JobProgress& progress);
 
   RoomHubStats stats() const;
 
@@ -109,10 +112,12 @@ class RoomHub {
   void announce_presence_changes();
   void enqueue_step(StepItem item);
   // Sends one pass's steps and events, grouped per room, in order.
-  void send_pass(const std::vector<StepItem>& steps, const std::vector<projects::Event>& events);
+  void send_pass(const std::vector<StepItem>& steps,
+                 const std::vector<events::CommittedEvent>& events);
   // Adds an event's message to its room's batch; ends subscriptions it ends (after sending the
   // batch so far, which includes the event itself).
-  void add_event(const projects::Event& event, std::map<int64_t, std::vector<OutMessage>>& batches);
+  void add_event(const events::CommittedEvent& event,
+                 std::map<int64_t, std::vector<OutMessage>>& batches);
   void send_batch(int64_t project, std::vector<OutMessage>& batch);
   // Room::LateMessages for `project`: moves the steps of that project that came in since the
   // pass began into `out`.
@@ -129,7 +134,7 @@ class RoomHub {
   std::mutex feed_mu_;
   std::condition_variable feed_cv_;
   std::condition_variable flushed_cv_;
-  std::deque<projects::Event> events_;    // guarded by feed_mu_
+  std::deque<events::CommittedEvent> events_;  // guarded by feed_mu_
   std::deque<StepItem> steps_;            // guarded by feed_mu_
   uint64_t queued_total_ = 0;             // guarded by feed_mu_: events and steps
   uint64_t sent_total_ = 0;               // guarded by feed_mu_

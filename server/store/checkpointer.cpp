@@ -65,7 +65,7 @@ void Checkpointer::wal_grew(int pages) {
   // appending while it was copied) must not start a run at every commit.
   if (pages - copied < threshold_pages_) return;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (wanted_) return;  // one is already on its way
     wanted_ = true;
   }
@@ -73,18 +73,18 @@ void Checkpointer::wal_grew(int pages) {
 }
 
 void Checkpointer::run_and_wait() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (stopping_) return;
   wanted_ = true;
   // A run already under way may have missed the newest frames: wait for one that starts later.
   const std::uint64_t target = started_ + 1;
   cv_.notify_one();
-  done_cv_.wait(lock, [&] { return finished_ >= target || stopping_; });
+  while (finished_ < target && !stopping_) done_cv_.wait(lock);
 }
 
 void Checkpointer::stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   cv_.notify_one();
@@ -95,9 +95,9 @@ void Checkpointer::stop() {
 
 void Checkpointer::loop() {
   set_current_thread_name("db-checkpoint");
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
-    cv_.wait(lock, [this] { return wanted_ || stopping_; });
+    while (!wanted_ && !stopping_) cv_.wait(lock);
     if (stopping_) return;
     // Cleared as the run starts: a request made while it runs (its frames may be too new for
     // it) gets a run of its own.

@@ -22,9 +22,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <thread>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "server/store/sqlite.h"
 
@@ -74,15 +74,14 @@ class Checkpointer {
 
   Db db_;  // this thread's only
   const int threshold_pages_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool wanted_ = false;    // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
-  // Runs started and finished, so run_and_wait() can wait for one that began after it asked;
-  // both guarded by mu_.
-  std::uint64_t started_ = 0;
-  std::uint64_t finished_ = 0;
-  std::condition_variable done_cv_;
+  Mutex mu_;
+  std::condition_variable_any cv_;
+  bool wanted_ ATELIER_GUARDED_BY(mu_) = false;
+  bool stopping_ ATELIER_GUARDED_BY(mu_) = false;
+  // Runs started and finished, so run_and_wait() can wait for one that began after it asked.
+  std::uint64_t started_ ATELIER_GUARDED_BY(mu_) = 0;
+  std::uint64_t finished_ ATELIER_GUARDED_BY(mu_) = 0;
+  std::condition_variable_any done_cv_;
   std::thread thread_;
   // Frames of the log the last run had copied into the database (0 once SQLite rewinds it).
   std::atomic<int> copied_{0};

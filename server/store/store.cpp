@@ -107,7 +107,7 @@ Status Store::init(const std::vector<Migration>& migrations) {
   ATELIER_RETURN_IF_ERROR(ensure_instance_row());
 
   {
-    std::lock_guard lock(readers_mu_);
+    MutexLock lock(readers_mu_);
     for (int i = 0; i < options_.reader_count; ++i) {
       Result<Db> reader = Db::open(options_.path, OpenMode::kReadOnly);
       if (!reader) return reader.status().with_context("opening reader connection");
@@ -170,7 +170,7 @@ Status Store::ensure_instance_row() {
 
 void Store::submit_write(WriteTxn txn, WriteDone done) {
   {
-    std::lock_guard lock(queue_mu_);
+    MutexLock lock(queue_mu_);
     if (!closing_) {
       writes_pending_.fetch_add(1, std::memory_order_relaxed);
       queue_.push_back(Entry{{}, std::move(txn), std::move(done)});
@@ -194,7 +194,7 @@ Status Store::write(WriteTxn txn) {
 
 bool Store::enqueue(Job job) {
   {
-    std::lock_guard lock(queue_mu_);
+    MutexLock lock(queue_mu_);
     if (closing_) return false;
     queue_.push_back(Entry{std::move(job), {}, {}});
   }
@@ -388,7 +388,7 @@ void Store::writer_loop() {
   const bool periodic = interval.count() > 0;
   auto next_checkpoint = Clock::now() + interval;
 
-  std::unique_lock lock(queue_mu_);
+  MutexLock lock(queue_mu_);
   while (true) {
     const auto now = Clock::now();
     const bool due = periodic && now >= next_checkpoint;
@@ -444,11 +444,12 @@ void Store::writer_loop() {
       continue;
     }
     if (closing_) break;  // and the queue is drained
-    const auto wake = [this] { return !queue_.empty() || closing_; };
+    // Here the queue is empty and not closing. No predicate: the loop above re-checks both
+    // under the lock after any wake-up (and the analysis can see it do so).
     if (periodic) {
-      queue_cv_.wait_until(lock, next_checkpoint, wake);
+      queue_cv_.wait_until(lock, next_checkpoint);
     } else {
-      queue_cv_.wait(lock, wake);
+      queue_cv_.wait(lock);
     }
   }
   lock.unlock();
@@ -463,8 +464,8 @@ void Store::writer_loop() {
 Status Store::read(const std::function<Status(Db&)>& fn) {
   Db db;
   {
-    std::unique_lock lock(readers_mu_);
-    readers_cv_.wait(lock, [this] { return readers_closing_ || !idle_readers_.empty(); });
+    MutexLock lock(readers_mu_);
+    while (!readers_closing_ && idle_readers_.empty()) readers_cv_.wait(lock);
     if (readers_closing_) return unavailable_closed();
     db = std::move(idle_readers_.back());
     idle_readers_.pop_back();
@@ -486,7 +487,7 @@ Status Store::read(const std::function<Status(Db&)>& fn) {
   }
 
   {
-    std::lock_guard lock(readers_mu_);
+    MutexLock lock(readers_mu_);
     idle_readers_.push_back(std::move(db));
   }
   // Both waiting readers and a closing store wait on this.
@@ -514,13 +515,13 @@ void Store::close() {
   if (on_writer_thread()) {
     // From a done callback: joining would wait on ourselves. Stop taking writes; whoever owns
     // the Store finishes the job (its destructor calls close() again).
-    std::lock_guard lock(queue_mu_);
+    MutexLock lock(queue_mu_);
     closing_ = true;
     return;
   }
   std::call_once(close_once_, [this] {
     {
-      std::lock_guard lock(queue_mu_);
+      MutexLock lock(queue_mu_);
       closing_ = true;
     }
     // First, so that its connection is gone before the writer's final checkpoint: the writer
@@ -530,12 +531,12 @@ void Store::close() {
     if (writer_.joinable()) writer_.join();  // drains the queue, then checkpoints
 
     {
-      std::unique_lock lock(readers_mu_);
+      MutexLock lock(readers_mu_);
       readers_closing_ = true;
       readers_cv_.notify_all();
-      readers_cv_.wait(lock, [this] {
-        return idle_readers_.size() == static_cast<std::size_t>(readers_total_);
-      });
+      while (idle_readers_.size() != static_cast<std::size_t>(readers_total_)) {
+        readers_cv_.wait(lock);
+      }
       idle_readers_.clear();
     }
     // Last, so the writer is the final connection: SQLite then removes the -wal file.

@@ -20,11 +20,12 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <mutex>
+#include <mutex>  // std::once_flag
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "server/store/checkpointer.h"
 #include "server/store/migrations.h"
@@ -191,20 +192,21 @@ class Store {
   int64_t wal_pages_ = 0;
   int64_t tail_checkpoint_at_ = 0;
   std::thread writer_;
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::deque<Entry> queue_;  // guarded by queue_mu_
-  bool closing_ = false;     // guarded by queue_mu_
+  // Lock order: queue_mu_ and readers_mu_ are never held together (see docs/threads.md).
+  Mutex queue_mu_;
+  std::condition_variable_any queue_cv_;
+  std::deque<Entry> queue_ ATELIER_GUARDED_BY(queue_mu_);
+  bool closing_ ATELIER_GUARDED_BY(queue_mu_) = false;
   // Writer thread only. Starts at 1 so that what open() wrote (migrations, the instance row)
   // is covered by the first periodic checkpoint.
   std::uint64_t writes_since_checkpoint_ = 1;
 
   // Readers: connections not currently borrowed.
-  std::mutex readers_mu_;
-  std::condition_variable readers_cv_;
-  std::vector<Db> idle_readers_;  // guarded by readers_mu_
-  int readers_total_ = 0;         // guarded by readers_mu_
-  bool readers_closing_ = false;  // guarded by readers_mu_
+  Mutex readers_mu_;
+  std::condition_variable_any readers_cv_;
+  std::vector<Db> idle_readers_ ATELIER_GUARDED_BY(readers_mu_);
+  int readers_total_ ATELIER_GUARDED_BY(readers_mu_) = 0;
+  bool readers_closing_ ATELIER_GUARDED_BY(readers_mu_) = false;
 
   std::once_flag close_once_;
 

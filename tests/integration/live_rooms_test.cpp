@@ -1,6 +1,7 @@
 // Live project rooms over WebSocket (proto/websocket.md) against an in-process server, with
 // several real WebSocket clients: one ordered event stream for every member, progress and
-// previews of everyone's jobs, gap-free resume, refusals, commands, and slow readers.
+// previews of everyone's jobs, gap-free resume, refusals, commands, and slow readers. Every test
+// runs in both WebSocket write modes (the ws_direct_writes fast path, and plain Beast writes).
 #include <gtest/gtest.h>
 
 #include <set>
@@ -17,7 +18,8 @@ using nlohmann::json;
 using testing::WsClient;
 using namespace std::chrono_literals;
 
-class LiveRoomsTest : public ProjectServerTest {
+// The parameter: ServerConfig::ws_direct_writes.
+class LiveRoomsTest : public ProjectServerTest, public ::testing::WithParamInterface<bool> {
  protected:
   void start(int64_t ws_queue_bytes = 1 << 20) {
     ServerConfig c = test_config(dir_);
@@ -26,6 +28,7 @@ class LiveRoomsTest : public ProjectServerTest {
     c.null_step_ms = 5;
     c.preview_interval_ms = 0;
     c.ws_queue_bytes = ws_queue_bytes;
+    c.ws_direct_writes = GetParam();
     ProjectServerTest::start(c);
   }
   void SetUp() override { start(); }
@@ -111,7 +114,7 @@ class LiveRoomsTest : public ProjectServerTest {
   int starts_ = 0;
 };
 
-TEST_F(LiveRoomsTest, RefusesBeforeTheUpgradeWithoutCredentialsOrFromAForeignOrigin) {
+TEST_P(LiveRoomsTest, RefusesBeforeTheUpgradeWithoutCredentialsOrFromAForeignOrigin) {
   WsClient::Refused refused;
   EXPECT_EQ(WsClient::connect(port_, "/api/v1/ws", {}, &refused), nullptr);
   EXPECT_EQ(refused.status, 401) << refused.body;
@@ -135,7 +138,7 @@ TEST_F(LiveRoomsTest, RefusesBeforeTheUpgradeWithoutCredentialsOrFromAForeignOri
   EXPECT_EQ(plain.error_code(), "upgrade_required");
 }
 
-TEST_F(LiveRoomsTest, HelloFirstWithAKnownProtocolVersion) {
+TEST_P(LiveRoomsTest, HelloFirstWithAKnownProtocolVersion) {
   auto c = connect(owner_);
   c->send_json({{"type", "hello"}, {"proto", 1}});
   auto welcome = c->wait_type("welcome");
@@ -155,7 +158,7 @@ TEST_F(LiveRoomsTest, HelloFirstWithAKnownProtocolVersion) {
   EXPECT_EQ(received_events(*rude, project_).size(), 0u);
 }
 
-TEST_F(LiveRoomsTest, EveryMemberSeesTheSameOrderedEventsProgressAndPreviews) {
+TEST_P(LiveRoomsTest, EveryMemberSeesTheSameOrderedEventsProgressAndPreviews) {
   auto a = join(owner_);
   auto b = join(editor_);
   auto v = join(viewer_);
@@ -201,7 +204,7 @@ TEST_F(LiveRoomsTest, EveryMemberSeesTheSameOrderedEventsProgressAndPreviews) {
   }
 }
 
-TEST_F(LiveRoomsTest, AClientThatReconnectsWithAfterSeqMissesNothingAndGetsNothingTwice) {
+TEST_P(LiveRoomsTest, AClientThatReconnectsWithAfterSeqMissesNothingAndGetsNothingTwice) {
   // A small queue makes the replay take many rounds, so live events arrive while it runs.
   start(16 << 10);
   auto watcher = join(owner_);  // stays connected throughout: the reference
@@ -236,7 +239,7 @@ TEST_F(LiveRoomsTest, AClientThatReconnectsWithAfterSeqMissesNothingAndGetsNothi
   EXPECT_EQ(received_events(*watcher, project_), log);
 }
 
-TEST_F(LiveRoomsTest, ALongLogIsReplayedInFullThroughASmallQueue) {
+TEST_P(LiveRoomsTest, ALongLogIsReplayedInFullThroughASmallQueue) {
   start(16 << 10);  // the smallest queue allowed: the replay must pace itself, not overflow
   const std::string prompt(1500, 'p');
   std::vector<int64_t> jobs;
@@ -253,7 +256,7 @@ TEST_F(LiveRoomsTest, ALongLogIsReplayedInFullThroughASmallQueue) {
   EXPECT_FALSE(c->closed());
 }
 
-TEST_F(LiveRoomsTest, NonMembersCannotSubscribeAndLearnNothing) {
+TEST_P(LiveRoomsTest, NonMembersCannotSubscribeAndLearnNothing) {
   auto c = connect(stranger_);
   c->send_json({{"type", "hello"}, {"proto", 1}});
   ASSERT_TRUE(c->wait_type("welcome"));
@@ -280,7 +283,7 @@ TEST_F(LiveRoomsTest, NonMembersCannotSubscribeAndLearnNothing) {
   }
 }
 
-TEST_F(LiveRoomsTest, CommandsRunAsRestWithTheSamePermissions) {
+TEST_P(LiveRoomsTest, CommandsRunAsRestWithTheSamePermissions) {
   auto viewer = join(viewer_);
   viewer->send_json(submit_cmd("v1", "no"));
   auto refused = viewer->wait_type("ack");
@@ -323,7 +326,7 @@ TEST_F(LiveRoomsTest, CommandsRunAsRestWithTheSamePermissions) {
   EXPECT_EQ((*bad)["error"]["field"], "op");
 }
 
-TEST_F(LiveRoomsTest, ACommandResentWithTheSameIdRunsOnce) {
+TEST_P(LiveRoomsTest, ACommandResentWithTheSameIdRunsOnce) {
   const json cmd = submit_cmd("submit-once", "once");
   auto c = join(editor_);
   c->send_json(cmd);
@@ -350,7 +353,7 @@ TEST_F(LiveRoomsTest, ACommandResentWithTheSameIdRunsOnce) {
   EXPECT_EQ(queued, 1);
 }
 
-TEST_F(LiveRoomsTest, ARemovedMembersSubscriptionEndsAtOnce) {
+TEST_P(LiveRoomsTest, ARemovedMembersSubscriptionEndsAtOnce) {
   auto editor = join(editor_);
   auto owner = join(owner_);
   ASSERT_EQ(
@@ -381,7 +384,7 @@ TEST_F(LiveRoomsTest, ARemovedMembersSubscriptionEndsAtOnce) {
   EXPECT_EQ((*err)["code"], "not_found");
 }
 
-TEST_F(LiveRoomsTest, MalformedAndOversizedMessagesGetErrorsOrCloseCodesAndTheServerStaysUp) {
+TEST_P(LiveRoomsTest, MalformedAndOversizedMessagesGetErrorsOrCloseCodesAndTheServerStaysUp) {
   auto c = join(owner_);
   c->send_text("{not json");
   auto err = c->wait_type("error");
@@ -405,7 +408,7 @@ TEST_F(LiveRoomsTest, MalformedAndOversizedMessagesGetErrorsOrCloseCodesAndTheSe
   EXPECT_FALSE(fresh->closed());
 }
 
-TEST_F(LiveRoomsTest, PresenceIsSharedAndLeavesWithTheSession) {
+TEST_P(LiveRoomsTest, PresenceIsSharedAndLeavesWithTheSession) {
   auto a = join(owner_);
   auto b = join(editor_);
   b->send_json({{"type", "presence"}, {"project", project_}, {"state", {{"typing", true}}}});
@@ -433,7 +436,7 @@ TEST_F(LiveRoomsTest, PresenceIsSharedAndLeavesWithTheSession) {
   EXPECT_EQ((*err)["field"], "state");
 }
 
-TEST_F(LiveRoomsTest, AClientThatNeverReadsIsCutOffWhileTheOthersGetEverything) {
+TEST_P(LiveRoomsTest, AClientThatNeverReadsIsCutOffWhileTheOthersGetEverything) {
   start(16 << 10);
   auto stuck = connect(viewer_, /*read=*/false);
   stuck->send_json({{"type", "hello"}, {"proto", 1}});
@@ -460,7 +463,7 @@ TEST_F(LiveRoomsTest, AClientThatNeverReadsIsCutOffWhileTheOthersGetEverything) 
   EXPECT_TRUE(stuck->wait_closed(20s).has_value());
 }
 
-TEST_F(LiveRoomsTest, ADeletedProjectEndsEverySubscription) {
+TEST_P(LiveRoomsTest, ADeletedProjectEndsEverySubscription) {
   auto editor = join(editor_);
   auto viewer = join(viewer_);
   ASSERT_EQ(call(port_, "DELETE", project_path(project_), "", bearer(owner_.token)).status, 204);
@@ -471,7 +474,7 @@ TEST_F(LiveRoomsTest, ADeletedProjectEndsEverySubscription) {
   }
 }
 
-TEST_F(LiveRoomsTest, ARevokedCredentialClosesTheConnectionAtItsNextCommand) {
+TEST_P(LiveRoomsTest, ARevokedCredentialClosesTheConnectionAtItsNextCommand) {
   Account second = login(port_, "editor");  // a session of its own, to log out of
   auto c = WsClient::connect(port_, "/api/v1/ws", {{bearer(second.token)}});
   ASSERT_TRUE(c);
@@ -499,6 +502,11 @@ TEST_F(LiveRoomsTest, ARevokedCredentialClosesTheConnectionAtItsNextCommand) {
   EXPECT_EQ(d->wait_closed(5s), std::optional<uint16_t>(1008));
   EXPECT_EQ(received_events(*d, project_).size(), 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(WriteModes, LiveRoomsTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return std::string(info.param ? "direct" : "plain");
+                         });
 
 }  // namespace
 }  // namespace atelier::apitest

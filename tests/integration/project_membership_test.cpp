@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "server/api/api_context.h"
+#include "server/api/event_json.h"
+#include "server/events/event_log.h"
 #include "server/api/invites.h"
 #include "server/projects/project_db.h"
 #include "server/store/store.h"
@@ -164,6 +166,9 @@ TEST_F(ProjectMembershipTest, InvitesExpireAtExpiresAt) {
   api::ApiContext ctx;
   ctx.store = store.get();
   ctx.now = [&fake_now] { return fake_now; };
+  events::EventBus bus;
+  events::EventLog event_log(bus, api::event_data_json);
+  ctx.events = &event_log;
   auto accept = [&](int64_t now, projects::Role* role, const std::string& with = {}) {
     fake_now = now;
     return store->write([&](store::Db& db) -> Status {

@@ -1,10 +1,13 @@
 // WebSocket connections (server/http/ws_session.cpp) over real sockets, with a test handler:
 // the handler's callbacks, the greeting deadline, the send queue's overflow close, shutdown.
+// Every test runs in both write modes (WsOptions::direct_writes: the fast path, and plain
+// strand-serialised Beast writes).
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -36,7 +39,17 @@ class TestHandler : public WsHandler {
     for (size_t i = 0; i < burst_; ++i) c->send_text(std::string(4096, 'a' + i % 26));
   }
   void on_message(std::string message, bool binary) override {
+    if (message == "hold") {  // keeps the connection's strand busy until release()
+      holding = true;
+      std::unique_lock lock(mu_);
+      released_.wait_for(lock, 5s, [&] { return release_; });
+    }
     if (conn_ && !binary) conn_->send_text("echo " + message);
+  }
+  void release() {
+    std::lock_guard lock(mu_);
+    release_ = true;
+    released_.notify_all();
   }
   void on_close() override {
     closed.fetch_add(1);
@@ -49,16 +62,21 @@ class TestHandler : public WsHandler {
   }
   std::atomic<int> opened{0};
   std::atomic<int> closed{0};
+  std::atomic<bool> holding{false};
 
  private:
   const size_t burst_;
   std::mutex mu_;
+  std::condition_variable released_;
+  bool release_ = false;
   std::shared_ptr<WsConnection> conn_;
 };
 
-class WsSessionTest : public ::testing::Test {
+// The parameter: WsOptions::direct_writes.
+class WsSessionTest : public ::testing::TestWithParam<bool> {
  protected:
   void start(WsOptions options, size_t burst = 0) {
+    options.direct_writes = GetParam();
     ASSERT_TRUE(router_
                     .add(Method::kGet, "/ws",
                          [this, options, burst](const ExchangePtr& ex) {
@@ -93,7 +111,7 @@ class WsSessionTest : public ::testing::Test {
   std::vector<std::shared_ptr<TestHandler>> handlers_;
 };
 
-TEST_F(WsSessionTest, TheHandlerSeesOpenMessagesAndOneClose) {
+TEST_P(WsSessionTest, TheHandlerSeesOpenMessagesAndOneClose) {
   ASSERT_NO_FATAL_FAILURE(start({}));
   auto c = WsClient::connect(port_, "/ws", {});
   ASSERT_TRUE(c);
@@ -111,7 +129,7 @@ TEST_F(WsSessionTest, TheHandlerSeesOpenMessagesAndOneClose) {
   EXPECT_EQ(h->closed.load(), 1);
 }
 
-TEST_F(WsSessionTest, AClientThatDoesNotSpeakFirstInTimeIsClosedWithTheGivenCode) {
+TEST_P(WsSessionTest, AClientThatDoesNotSpeakFirstInTimeIsClosedWithTheGivenCode) {
   WsOptions options;
   options.first_message_timeout = 200ms;
   options.first_message_close_code = 4002;
@@ -128,7 +146,7 @@ TEST_F(WsSessionTest, AClientThatDoesNotSpeakFirstInTimeIsClosedWithTheGivenCode
   EXPECT_FALSE(prompt->closed()) << "speaking in time cancels the deadline";
 }
 
-TEST_F(WsSessionTest, DurableMessagesOverflowingTheQueueCloseWithResume) {
+TEST_P(WsSessionTest, DurableMessagesOverflowingTheQueueCloseWithResume) {
   WsOptions options;
   options.max_queue_bytes = 16 << 10;
   ASSERT_NO_FATAL_FAILURE(start(options, /*burst=*/100));  // 400 KiB queued at once
@@ -138,7 +156,7 @@ TEST_F(WsSessionTest, DurableMessagesOverflowingTheQueueCloseWithResume) {
   EXPECT_LT(c->messages().size(), 100u) << "what overflowed was not sent";
 }
 
-TEST_F(WsSessionTest, ShutdownClosesWithGoingAway) {
+TEST_P(WsSessionTest, ShutdownClosesWithGoingAway) {
   ASSERT_NO_FATAL_FAILURE(start({}));
   auto c = WsClient::connect(port_, "/ws", {});
   ASSERT_TRUE(c);
@@ -185,7 +203,7 @@ class RawClient {
   std::string in_;
 };
 
-TEST_F(WsSessionTest, SendsFromManyThreadsToAStalledClientArriveWholeAndInOrder) {
+TEST_P(WsSessionTest, SendsFromManyThreadsToAStalledClientArriveWholeAndInOrder) {
   // While nothing is queued, send() writes straight to the socket from the caller's thread; once
   // the socket is full a write goes out in part and the strand sends the rest before anything
   // else. Four threads race through both paths against a client that reads nothing for a while:
@@ -249,7 +267,36 @@ TEST_F(WsSessionTest, SendsFromManyThreadsToAStalledClientArriveWholeAndInOrder)
   conn.reset();
 }
 
-TEST_F(WsSessionTest, AClientThatAnswersNoPingIsDroppedWhileOtherThreadsStillSend) {
+TEST_P(WsSessionTest, OnlyDirectWritesReachTheClientWhileTheStrandIsBusy) {
+  // The switch is real: with direct writes a send() to an idle connection goes out from the
+  // caller's thread; in plain mode it waits for the connection's strand, here held by the handler.
+  ASSERT_NO_FATAL_FAILURE(start({}));
+  auto c = WsClient::connect(port_, "/ws", {});
+  ASSERT_TRUE(c);
+  std::shared_ptr<TestHandler> h;
+  std::shared_ptr<WsConnection> conn;
+  for (int i = 0; i < 500 && !conn; ++i) {
+    h = handler(0);
+    if (h) conn = h->connection();
+    if (!conn) std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(conn);
+  c->send_text("hold");
+  for (int i = 0; i < 500 && !h->holding.load(); ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(h->holding.load());
+  conn->send_text("while held");
+  const bool arrived =
+      c->wait_for([](const auto& m) { return m.data == "while held"; }, 300ms).has_value();
+  h->release();
+  EXPECT_EQ(arrived, GetParam());
+  ASSERT_TRUE(c->wait_for([](const auto& m) { return m.data == "echo hold"; }, 5s));
+  auto msgs = c->messages();
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[0].data, "while held") << "sent first, so it arrives first in either mode";
+  conn.reset();
+}
+
+TEST_P(WsSessionTest, AClientThatAnswersNoPingIsDroppedWhileOtherThreadsStillSend) {
   // Beast pings after half the idle time without a word from the client and closes the socket
   // when the other half passes; meanwhile another thread keeps sending straight to the socket,
   // so closing has to shut the gate first.
@@ -287,6 +334,11 @@ TEST_F(WsSessionTest, AClientThatAnswersNoPingIsDroppedWhileOtherThreadsStillSen
   EXPECT_TRUE(saw_tick);
   conn.reset();
 }
+
+INSTANTIATE_TEST_SUITE_P(WriteModes, WsSessionTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return std::string(info.param ? "direct" : "plain");
+                         });
 
 }  // namespace
 }  // namespace atelier::http

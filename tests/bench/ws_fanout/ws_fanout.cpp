@@ -13,8 +13,11 @@
 // pinned to CPU 0, so it does not steal the server's core; its own CPU share is printed so a
 // saturated generator shows.
 //
+// "atelier-plain" is Atelier with ws_direct_writes off (plain strand-serialised Beast writes);
+// with both named, each size runs both modes back to back and the plain / direct ratios print.
+//
 //   ws_fanout ATELIER_BIN REPO_DIR [subscribers=100,500,1000,2000] [jobs=8]
-//   [servers=atelier,aiohttp,node]
+//   [servers=atelier,atelier-plain,aiohttp,node]
 #include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -124,19 +127,23 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
                 const std::string& repo, const testing::TempDir& dir, const Outcome& sizes) {
   Outcome out;
   out.server = server;
+  // "atelier-plain": the same server with ws_direct_writes off (plain Beast writes).
+  const bool atelier = server.rfind("atelier", 0) == 0;
   out.subscribers = n;
   static int run = 0;
   const std::string tag = server + "-" + std::to_string(n) + "-" + std::to_string(++run);
   std::vector<std::string> argv = {"/usr/bin/taskset", "-c", "1"};
   const std::string ev = std::to_string(static_cast<int>(sizes.avg_event_bytes));
   const std::string pv = std::to_string(static_cast<int>(sizes.avg_preview_bytes));
-  if (server == "atelier") {
+  if (atelier) {
     for (const char* a : {"serve", "--port", "0", "--log-level", "warn", "--enable-null-model",
                           "true", "--null-step-ms", "50", "--preview-interval-ms", "250",
                           "--sync-mode", "normal", "--io-threads", "1"}) {
       argv.push_back(a);
     }
     argv.insert(argv.begin() + 3, atelier_bin);
+    argv.push_back("--ws-direct-writes");
+    argv.push_back(server == "atelier-plain" ? "false" : "true");
     argv.push_back("--data-dir");
     argv.push_back((dir / tag).string());
   } else if (server == "aiohttp") {
@@ -157,7 +164,7 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
   int64_t head_before = 0;
   std::vector<std::string> greeting;
   std::string target = "/ws";
-  if (server == "atelier") {
+  if (atelier) {
     auto reg = http_json(s.port, "POST", "/api/v1/auth/register",
                          R"({"username":"bench","password":"correct horse battery staple"})");
     if (!reg) return out;
@@ -179,7 +186,7 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
   Fleet fleet;
   fleet.trace_ = std::getenv("WS_FANOUT_TRACE") != nullptr;
   if (!fleet.open(s.port, target, s.auth, n, greeting, 0) ||
-      !fleet.wait_subscribed(server == "atelier", std::chrono::seconds(60))) {
+      !fleet.wait_subscribed(atelier, std::chrono::seconds(60))) {
     std::fprintf(stderr, "%s: could not open %zu subscribers\n", server.c_str(), n);
     fleet.stop();
     return out;
@@ -191,7 +198,7 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
   const auto t0 = Clock::now();
   fleet.start_measuring();
   int64_t last_job = 0;
-  if (server == "atelier") {
+  if (atelier) {
     const std::string path = "/api/v1/projects/" + std::to_string(s.project) + "/jobs";
     for (int j = 0; j <= jobs; ++j) {  // the first is the warm-up
       auto job = http_json(
@@ -212,7 +219,7 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
   // Until the last job has finished (a server that cannot keep up finishes late).
   for (int i = 0; i < 1200; ++i) {
     bool finished = false;
-    if (server == "atelier") {
+    if (atelier) {
       auto job = http_json(s.port, "GET", "/api/v1/jobs/" + std::to_string(last_job), "",
                            "Authorization: " + s.auth);
       finished = job && (*job)["state"] == "done";
@@ -232,7 +239,7 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
   out.peak_rss = memory_mib(s.process->pid(), "VmHWM");
 
   int64_t expected = 0;
-  if (server == "atelier") {
+  if (atelier) {
     auto events =
         http_json(s.port, "GET", "/api/v1/projects/" + std::to_string(s.project) + "/events", "",
                   "Authorization: " + s.auth);
@@ -288,7 +295,7 @@ int main_impl(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
                  "usage: ws_fanout ATELIER_BIN REPO_DIR [subscribers=100,500,1000,2000] [jobs=8] "
-                 "[servers=atelier,aiohttp,node]\n");
+                 "[servers=atelier,atelier-plain,aiohttp,node]\n");
     return 2;
   }
   const std::string atelier_bin = argv[1];
@@ -297,7 +304,7 @@ int main_impl(int argc, char** argv) {
   for (const auto& c : split(argc > 3 ? argv[3] : "100,500,1000,2000"))
     counts.push_back(std::stoul(c));
   const int jobs = argc > 4 ? std::atoi(argv[4]) : 8;
-  const auto servers = split(argc > 5 ? argv[5] : "atelier,aiohttp,node");
+  const auto servers = split(argc > 5 ? argv[5] : "atelier,atelier-plain,aiohttp,node");
 
   rlimit lim{};
   getrlimit(RLIMIT_NOFILE, &lim);
@@ -310,19 +317,21 @@ int main_impl(int argc, char** argv) {
       "ws_fanout: %d jobs x %d steps at %d ms (progress 20 Hz, previews 4 Hz), servers on "
       "CPU 1, load generator on CPU 0\n\n",
       jobs, kSteps, kStepMs);
-  std::printf("%-8s %6s %9s %9s %9s %9s %9s %8s %8s %8s %8s\n", "server", "subs", "p50 ms",
+  std::printf("%-13s %6s %9s %9s %9s %9s %9s %8s %8s %8s %8s\n", "server", "subs", "p50 ms",
               "p95 ms", "p99 ms", "samples", "durable", "srv cpu", "gen cpu", "rss MiB", "peak");
   std::vector<Outcome> all;
   Outcome sizes;  // event and preview sizes the references imitate: Atelier's, once measured
-  for (const auto& server : servers) {
-    for (size_t n : counts) {
+  // Sizes outside, servers inside: the runs compared with each other are minutes apart, not
+  // a whole sweep, so a change in the machine's load touches both.
+  for (size_t n : counts) {
+    for (const auto& server : servers) {
       Outcome o = run_one(server, n, jobs, atelier_bin, repo, dir, sizes);
       if (server == "atelier" && o.ok) sizes = o;
       if (!o.ok) {
-        std::printf("%-8s %6zu  failed to run\n", server.c_str(), n);
+        std::printf("%-13s %6zu  failed to run\n", server.c_str(), n);
         continue;
       }
-      std::printf("%-8s %6zu %9.2f %9.2f %9.2f %9zu %8.2f%% %7.0f%% %7.0f%% %8.1f %8.1f%s\n",
+      std::printf("%-13s %6zu %9.2f %9.2f %9.2f %9zu %8.2f%% %7.0f%% %7.0f%% %8.1f %8.1f%s\n",
                   o.server.c_str(), o.subscribers, o.p50, o.p95, o.p99, o.samples,
                   100.0 * o.durable_share, o.server_cpu, o.generator_cpu, o.rss, o.peak_rss,
                   o.out_of_order ? "  OUT OF ORDER" : "");
@@ -345,6 +354,24 @@ int main_impl(int argc, char** argv) {
       }
     }
     std::printf("\n");
+  }
+  // The two write modes at each size: above 1, the direct-write fast path pays.
+  std::printf(
+      "\nwrite modes (atelier-plain / atelier, i.e. plain / direct; above 1: direct better)\n");
+  for (size_t n : counts) {
+    const Outcome* direct = nullptr;
+    const Outcome* plain = nullptr;
+    for (const auto& o : all) {
+      if (o.subscribers != n) continue;
+      if (o.server == "atelier") direct = &o;
+      if (o.server == "atelier-plain") plain = &o;
+    }
+    if (!direct || !plain || direct->p50 <= 0 || direct->p95 <= 0 || direct->server_cpu <= 0)
+      continue;
+    std::printf("  %5zu subscribers:  p50 %.2fx  p95 %.2fx  p99 %.2fx  srv cpu %.2fx\n", n,
+                plain->p50 / direct->p50, plain->p95 / direct->p95,
+                direct->p99 > 0 ? plain->p99 / direct->p99 : 0.0,
+                plain->server_cpu / direct->server_cpu);
   }
   auto most_within = [&](const std::string& server, double ms) {
     size_t best = 0;

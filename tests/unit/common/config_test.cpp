@@ -154,6 +154,21 @@ TEST(ConfigTest, GenerationOptions) {
   EXPECT_EQ(typed.status().field(), "enable_null_model");
 }
 
+TEST(ConfigTest, WebSocketWriteMode) {
+  auto defaults = load_config({});
+  ASSERT_TRUE(defaults.is_ok());
+  EXPECT_TRUE(defaults->ws_direct_writes) << "the fast path, which ws_fanout favours";
+  auto flag = load_config({.flags = {{"ws_direct_writes", "false"}}});
+  ASSERT_TRUE(flag.is_ok()) << flag.status().to_string();
+  EXPECT_FALSE(flag->ws_direct_writes);
+  auto env = load_config({.env = {{"ATELIER_WS_DIRECT_WRITES", "false"}}});
+  ASSERT_TRUE(env.is_ok()) << env.status().to_string();
+  EXPECT_FALSE(env->ws_direct_writes);
+  auto bad = load_config({.flags = {{"ws_direct_writes", "sometimes"}}});
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().field(), "ws_direct_writes");
+}
+
 TEST(ConfigTest, UnknownEnvironmentVariablesWarnOnly) {
   std::vector<std::string> warnings;
   auto cfg = load_config({.env = {{"ATELIER_BIN", "/x"}, {"PATH", "/bin"}}}, &warnings);

@@ -461,34 +461,5 @@ TEST_F(ProjectDbTest, AppendOutsideATransactionIsRefused) {
   EXPECT_EQ(seq.status().code(), StatusCode::kInternal);
 }
 
-TEST_F(ProjectDbTest, TheEventObserverHearsCommittedEventsOnlyInOrder) {
-  Project a = add_project("A", alice_);
-  std::mutex mu;
-  std::vector<std::pair<std::string, int64_t>> heard;
-  ASSERT_TRUE(pdb::set_event_observer(*store_, [&](const Event& e) {
-                std::lock_guard lock(mu);
-                heard.emplace_back(e.type, e.seq);
-                EXPECT_EQ(e.project_id, a.id);
-                if (e.seq > 0) EXPECT_EQ(e.actor, alice_);
-              }).is_ok());
-  append(a.id, "one", R"({"n":1})");
-  // Rolled back with the change it recorded: never heard of.
-  auto failed = in_write([&](Db& db) -> Status {
-    auto seq = pdb::append_event(db, a.id, "ghost", alice_, "{}", kNow);
-    if (!seq.is_ok()) return seq.status();
-    return Status::invalid_argument("the change failed");
-  });
-  EXPECT_EQ(failed.code(), StatusCode::kInvalidArgument);
-  append(a.id, "two");
-  auto deleted = in_write([&](Db& db) { return pdb::delete_project(db, a.id); });
-  ASSERT_TRUE(deleted.is_ok());
-  ASSERT_TRUE(pdb::set_event_observer(*store_, nullptr).is_ok());
-  Project b = add_project("B", alice_);
-  append(b.id, "unheard");  // the observer is gone
-  std::lock_guard lock(mu);
-  EXPECT_EQ(heard, (std::vector<std::pair<std::string, int64_t>>{
-                       {"one", 1}, {"two", 2}, {"project.deleted", 0}}));
-}
-
 }  // namespace
 }  // namespace atelier::projects

@@ -80,34 +80,58 @@ TEST(PreviewFrameTest, SmallImagesAreNotScaledUpAndBadFramesAreRefused) {
   EXPECT_FALSE(parse_preview_header(wrong).is_ok());
 }
 
-TEST(PreviewThrottleTest, OnePerJobPerInterval) {
-  std::atomic<int64_t> now{1000};
-  PreviewThrottle throttle(250, [&] { return now.load(); });
+// A fake steady clock the tests move by hand.
+struct FakeClock {
+  SteadyTime now = SteadyTime(std::chrono::seconds(1));
+  void advance(int ms) { now += std::chrono::milliseconds(ms); }
+  PreviewThrottle::Clock fn() {
+    return [this] { return now; };
+  }
+};
+
+TEST(PreviewThrottleTest, OnePerJobPerIntervalFromItsStart) {
+  FakeClock clock;
+  PreviewThrottle throttle(std::chrono::milliseconds(250), clock.fn());
+  throttle.start(7);
+  throttle.start(8);
+  EXPECT_FALSE(throttle.admit(7)) << "the first preview waits one interval after the start";
+  clock.advance(250);
   EXPECT_TRUE(throttle.admit(7));
   EXPECT_FALSE(throttle.admit(7));
   EXPECT_TRUE(throttle.admit(8)) << "jobs are throttled separately";
-  now += 249;
+  clock.advance(249);
   EXPECT_FALSE(throttle.admit(7));
-  now += 1;
+  clock.advance(1);
   EXPECT_TRUE(throttle.admit(7));
   EXPECT_FALSE(throttle.admit(7)) << "the last step is not special";
+  EXPECT_EQ(throttle.tracked(), 2u);
+}
+
+TEST(PreviewThrottleTest, NothingBeforeTheStartOrAfterTheEnd) {
+  FakeClock clock;
+  PreviewThrottle throttle(std::chrono::milliseconds(250), clock.fn());
+  EXPECT_FALSE(throttle.admit(7)) << "a job never started gets no preview";
+  EXPECT_EQ(throttle.tracked(), 0u) << "and leaves no entry";
+  throttle.start(7);
+  clock.advance(250);
+  ASSERT_TRUE(throttle.admit(7));
   throttle.forget(7);
-  EXPECT_TRUE(throttle.admit(7));
-  // A job announced as started waits a whole interval for its first preview.
-  throttle.start(9);
-  EXPECT_FALSE(throttle.admit(9));
-  now += 250;
-  EXPECT_TRUE(throttle.admit(9));
+  clock.advance(1000);
+  EXPECT_FALSE(throttle.due(7));
+  EXPECT_FALSE(throttle.admit(7)) << "a late step after the end";
+  EXPECT_EQ(throttle.tracked(), 0u);
 }
 
 TEST(PreviewThrottleTest, DueTellsWithoutRecording) {
-  std::atomic<int64_t> now{1000};
-  PreviewThrottle throttle(250, [&] { return now.load(); });
+  FakeClock clock;
+  PreviewThrottle throttle(std::chrono::milliseconds(250), clock.fn());
+  throttle.start(7);
+  clock.advance(250);
   EXPECT_TRUE(throttle.due(7));
   EXPECT_TRUE(throttle.due(7)) << "asking records nothing";
   ASSERT_TRUE(throttle.admit(7));
   EXPECT_FALSE(throttle.due(7));
-  now += 250;
+  clock.advance(250);
   EXPECT_TRUE(throttle.due(7));
 }
 

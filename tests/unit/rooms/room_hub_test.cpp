@@ -49,22 +49,46 @@ class SafeMember : public RoomMember {
   std::vector<OutMessage> got_;
 };
 
-projects::Event event(int64_t project, int64_t seq, std::string type, std::string data = "{}") {
-  return projects::Event{project, seq, std::move(type), 1, std::move(data), 100};
+events::CommittedEvent committed(int64_t project, int64_t seq, events::DomainEvent e) {
+  return events::CommittedEvent{project, seq, 1, from_unix_s(100), std::move(e), nullptr};
+}
+// Any durable event (the hub treats them alike).
+events::CommittedEvent event(int64_t project, int64_t seq) {
+  return committed(project, seq, events::ProjectUpdated{"name", std::nullopt});
+}
+jobs::Job job(int64_t project, int64_t id, jobs::JobState state = jobs::JobState::kRunning) {
+  jobs::Job j;
+  j.project_id = project;
+  j.id = id;
+  j.state = state;
+  return j;
+}
+events::CommittedEvent job_event(int64_t project, int64_t seq, int64_t id, jobs::JobState state) {
+  return committed(project, seq, events::JobChanged{job(project, id, state)});
+}
+events::CommittedEvent member_removed(int64_t project, int64_t seq, int64_t user) {
+  return committed(project, seq,
+                   events::MemberChanged{events::MemberChanged::Kind::kRemoved, user});
 }
 
 class RoomHubTest : public ::testing::Test {
  protected:
   RoomHubTest()
       : hub_(
-            {.preview_interval_ms = 100},
-            [](const projects::Event& e) {
-              return json{{"seq", e.seq}, {"type", e.type}}.dump();
+            {.preview_interval = std::chrono::milliseconds(100)},
+            [](const events::CommittedEvent& e) {
+              return json{{"seq", e.seq}, {"type", events::event_type(e.event)}}.dump();
             },
-            [this] { return now_ms_; }) {
+            [this] { return now_; }) {
     hub_.start();
   }
-  int64_t now_ms_ = 1'000;
+  // A step of job `id` of `project`, with or without a preview.
+  void step(int64_t project, int64_t id, int n, int steps, const image::Image* preview = nullptr) {
+    const jobs::Job j = job(project, id);
+    hub_.on_progress(
+        events::JobProgress{&j, n, steps, std::chrono::system_clock::now(), preview});
+  }
+  SteadyTime now_ = SteadyTime(std::chrono::seconds(1));
   RoomHub hub_;
 };
 
@@ -75,8 +99,8 @@ TEST_F(RoomHubTest, EventsReachTheirProjectsRoomInCommitOrder) {
   hub_.join(10, a);
   hub_.join(10, b);
   hub_.join(11, elsewhere);
-  for (int64_t seq = 1; seq <= 50; ++seq) hub_.on_event_committed(event(10, seq, "job.queued"));
-  hub_.on_event_committed(event(12, 1, "job.queued"));  // nobody watches project 12
+  for (int64_t seq = 1; seq <= 50; ++seq) hub_.on_committed(event(10, seq));
+  hub_.on_committed(event(12, 1));  // nobody watches project 12
   hub_.flush();
   for (const auto& m : {a, b}) {
     auto events = m->of_type("event");
@@ -101,8 +125,8 @@ TEST_F(RoomHubTest, RemovalEndsThatUsersSubscriptionsAndDeletionEndsAll) {
   auto b = std::make_shared<SafeMember>(2, "bob");
   hub_.join(10, a);
   hub_.join(10, b);
-  hub_.on_event_committed(event(10, 1, "member.removed", R"({"user_id":2})"));
-  hub_.on_event_committed(event(10, 2, "job.queued"));
+  hub_.on_committed(member_removed(10, 1, 2));
+  hub_.on_committed(event(10, 2));
   hub_.flush();
   auto gone = b->of_type("unsubscribed");
   ASSERT_EQ(gone.size(), 1u);
@@ -110,7 +134,7 @@ TEST_F(RoomHubTest, RemovalEndsThatUsersSubscriptionsAndDeletionEndsAll) {
   EXPECT_EQ(b->of_type("event").size(), 1u) << "bob sees his removal, then nothing";
   EXPECT_EQ(a->of_type("event").size(), 2u);
 
-  hub_.on_event_committed(event(10, 0, "project.deleted"));
+  hub_.on_committed(committed(10, 0, events::ProjectDeleted{}));
   hub_.flush();
   auto ended = a->of_type("unsubscribed");
   ASSERT_EQ(ended.size(), 1u);
@@ -142,8 +166,8 @@ TEST_F(RoomHubTest, ProgressIsStampedWhenReportedAndTheNewestStepReplacesAWaitin
   const int64_t before = std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
-  for (int step = 1; step <= 200; ++step) hub_.on_step(10, 5, step, 200, nullptr);
-  hub_.on_step(10, 6, 1, 10, nullptr);  // another job's progress is never replaced by job 5's
+  for (int n = 1; n <= 200; ++n) step(10, 5, n, 200);
+  step(10, 6, 1, 10);  // another job's progress is never replaced by job 5's
   hub_.flush();
   const auto progress = a->of_type("progress");
   ASSERT_GE(progress.size(), 2u);
@@ -205,14 +229,13 @@ TEST_F(RoomHubTest, APassHandsEachSessionEverythingWaitingAtOnceAndEventsHoldPro
   auto b = std::make_shared<SafeMember>(2, "bob");
   hub_.join(10, a);
   hub_.join(10, b);
-  hub_.on_event_committed(event(10, 1, "job.queued"));
+  hub_.on_committed(event(10, 1));
   a->wait_held();  // the feed thread is inside its first pass
   // Queued behind it: 150 events (bob's removal in the middle), then a step and its preview.
   for (int64_t seq = 2; seq <= 151; ++seq) {
-    hub_.on_event_committed(seq == 70 ? event(10, seq, "member.removed", R"({"user_id":2})")
-                                      : event(10, seq, "job.queued"));
+    hub_.on_committed(seq == 70 ? member_removed(10, seq, 2) : event(10, seq));
   }
-  hub_.on_step(10, 5, 3, 20, nullptr);
+  step(10, 5, 3, 20);
   a->release();
   hub_.flush();
 
@@ -250,19 +273,22 @@ TEST_F(RoomHubTest, RoomsComeAndGoWithTheirMembers) {
 
 TEST_F(RoomHubTest, PreviewsAreWantedWhenWatchedAndThrottledPerJob) {
   image::Image img{64, 32, 3, std::vector<uint8_t>(64 * 32 * 3, 90)};
-  EXPECT_FALSE(hub_.wants_preview(10, 5)) << "nobody watches project 10";
+  hub_.on_committed(job_event(10, 1, 5, jobs::JobState::kRunning));
+  hub_.on_committed(job_event(10, 2, 6, jobs::JobState::kRunning));
+  now_ += std::chrono::milliseconds(100);
+  EXPECT_FALSE(hub_.wants_preview(job(10, 5))) << "nobody watches project 10";
   auto a = std::make_shared<SafeMember>(1, "ann");
   auto b = std::make_shared<SafeMember>(2, "bob");
   hub_.join(10, a);
   hub_.join(10, b);
-  ASSERT_TRUE(hub_.wants_preview(10, 5));
-  hub_.on_step(10, 5, 1, 4, &img);
-  EXPECT_FALSE(hub_.wants_preview(10, 5)) << "within the interval";
-  EXPECT_TRUE(hub_.wants_preview(10, 6)) << "per job";
-  hub_.on_step(10, 5, 2, 4, nullptr);  // progress only
-  now_ms_ += 100;
-  EXPECT_TRUE(hub_.wants_preview(10, 5));
-  hub_.on_step(10, 5, 3, 4, &img);
+  ASSERT_TRUE(hub_.wants_preview(job(10, 5)));
+  step(10, 5, 1, 4, &img);
+  EXPECT_FALSE(hub_.wants_preview(job(10, 5))) << "within the interval";
+  EXPECT_TRUE(hub_.wants_preview(job(10, 6))) << "per job";
+  step(10, 5, 2, 4);  // progress only
+  now_ += std::chrono::milliseconds(100);
+  EXPECT_TRUE(hub_.wants_preview(job(10, 5)));
+  step(10, 5, 3, 4, &img);
   EXPECT_EQ(hub_.stats().previews_encoded, 2u);
   hub_.flush();  // progress and previews go out through the feed thread
 
@@ -288,17 +314,40 @@ TEST_F(RoomHubTest, PreviewsAreWantedWhenWatchedAndThrottledPerJob) {
   ASSERT_GE(progress.size(), 1u);
   EXPECT_LE(progress.size(), 3u);
   EXPECT_EQ(progress.back()["step"], 3);
+}
 
-  // A finished job's throttle entry goes with its terminal event.
-  hub_.on_event_committed(event(10, 1, "job.done", R"({"id":5})"));
+// The throttle follows the jobs' own events, as the bus delivers them (issue 18: the hub used
+// to look for the job id where job events do not carry it, so none of this happened).
+TEST_F(RoomHubTest, TheFirstPreviewComesOneIntervalAfterTheStartAndNoneAfterTheEnd) {
+  image::Image img{16, 16, 3, std::vector<uint8_t>(16 * 16 * 3, 90)};
+  auto a = std::make_shared<SafeMember>(1, "ann");
+  hub_.join(10, a);
+  EXPECT_FALSE(hub_.wants_preview(job(10, 8))) << "not started: no preview";
+  hub_.on_committed(job_event(10, 1, 8, jobs::JobState::kRunning));
+  EXPECT_EQ(hub_.stats().throttled_jobs, 1u);
+  EXPECT_FALSE(hub_.wants_preview(job(10, 8))) << "the first preview waits one interval";
+  step(10, 8, 1, 10, &img);
+  EXPECT_EQ(hub_.stats().previews_encoded, 0u);
+  now_ += std::chrono::milliseconds(99);
+  EXPECT_FALSE(hub_.wants_preview(job(10, 8)));
+  now_ += std::chrono::milliseconds(1);
+  EXPECT_TRUE(hub_.wants_preview(job(10, 8)));
+  step(10, 8, 2, 10, &img);
+  EXPECT_EQ(hub_.stats().previews_encoded, 1u);
+
+  hub_.on_committed(job_event(10, 2, 8, jobs::JobState::kDone));
+  EXPECT_EQ(hub_.stats().throttled_jobs, 0u) << "a finished job leaves no entry";
+  now_ += std::chrono::seconds(5);
+  EXPECT_FALSE(hub_.wants_preview(job(10, 8))) << "previews stop at the job's end";
+  step(10, 8, 10, 10, &img);  // a late step of the finished job
+  EXPECT_EQ(hub_.stats().previews_encoded, 1u);
+  EXPECT_EQ(hub_.stats().throttled_jobs, 0u) << "and it does not bring the entry back";
+
+  // Back in the queue (lease lost) is an end too; a restart starts the interval again.
+  hub_.on_committed(job_event(10, 3, 9, jobs::JobState::kRunning));
+  hub_.on_committed(job_event(10, 4, 9, jobs::JobState::kQueued));
+  EXPECT_EQ(hub_.stats().throttled_jobs, 0u);
   hub_.flush();
-  EXPECT_TRUE(hub_.wants_preview(10, 5));
-  // A job that just started shows its first preview one interval later.
-  hub_.on_event_committed(event(10, 2, "job.started", R"({"id":8})"));
-  hub_.flush();
-  EXPECT_FALSE(hub_.wants_preview(10, 8));
-  now_ms_ += 100;
-  EXPECT_TRUE(hub_.wants_preview(10, 8));
 }
 
 }  // namespace

@@ -15,8 +15,8 @@ function fixtureFrame(image: number[]): ArrayBuffer {
 describe('parsePreviewFrame', () => {
   it('reads the documented header and leaves the image bytes as they are', () => {
     const frame = parsePreviewFrame(fixtureFrame([0xff, 0xd8, 0xff]));
-    expect(frame.project).toBe(0x0102030405060708);
-    expect(frame.job).toBe(0x1112131415161718);
+    expect(frame.project).toBe(Number(0x0102030405060708n)); // ids are read as Numbers
+    expect(frame.job).toBe(Number(0x1112131415161718n));
     expect(frame.step).toBe(3);
     expect(frame.steps).toBe(20);
     expect(frame.width).toBe(256);

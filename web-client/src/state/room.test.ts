@@ -25,7 +25,7 @@ const image = (id: number, parent: number | null = null) => ({
 describe('RoomStore', () => {
   it('keeps each job as its latest event says, in submission order, with images and lineage', () => {
     const s = new RoomStore(7);
-    s.apply(event('job.queued', { job: job(2, 'queued') }));
+    s.apply(event('job.queued', { job: job(2, 'queued', { position: 2 }) }));
     s.apply(event('job.queued', { job: job(1, 'queued') }));
     s.apply(event('job.started', { job: job(1, 'running') }));
     expect(s.feed.value.map((j) => [j.id, j.state])).toEqual([[1, 'running'], [2, 'queued']]);
@@ -34,6 +34,24 @@ describe('RoomStore', () => {
     s.apply(event('job.done', { job: job(2, 'done', { images: [image(11, 10)], parent_image_id: 10, mode: 'variation' }) }));
     expect(s.images.value.get(11)?.parent_image_id).toBe(10);
     expect(s.lastSeq.value).toBe(seq);
+  });
+
+  it('shows the server’s queue position, not a count of this room’s jobs', () => {
+    const s = new RoomStore(7);
+    // The fair scheduler takes users and projects in turn: job 6 (another user's first) starts
+    // before job 5, and two jobs of other projects come before job 5 as well.
+    s.apply(event('job.queued', { job: job(5, 'queued', { position: 3 }) }));
+    s.apply(event('job.queued', { job: job(6, 'queued', { submitted_by: 8, position: 1 }) }));
+    expect(s.placeInLine(s.jobs.value.get(5)!)).toBe(3);
+    expect(s.placeInLine(s.jobs.value.get(6)!)).toBe(1);
+    // A later event of the job (queued again after its worker stopped) carries its new place.
+    s.apply(event('job.queued', { job: job(5, 'queued', { attempt: 1, position: 2 }) }));
+    expect(s.placeInLine(s.jobs.value.get(5)!)).toBe(2);
+    // Unknown to the server: no place is made up.
+    s.apply(event('job.queued', { job: job(7, 'queued', { position: null }) }));
+    expect(s.placeInLine(s.jobs.value.get(7)!)).toBeNull();
+    s.apply(event('job.started', { job: job(6, 'running') }));
+    expect(s.placeInLine(s.jobs.value.get(6)!)).toBeNull();
   });
 
   it('shows progress and previews of running jobs only, and lets go of preview URLs', () => {

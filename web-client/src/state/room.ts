@@ -119,14 +119,14 @@ export class RoomStore {
     return this.canEdit.value && job.submitted_by === this.selfId;
   }
 
-  /** A queued job's place among this project's queued jobs (1-based). */
+  /**
+   * A queued job's 1-based place in the server's start order: the fair scheduler's `position`
+   * as of the job's latest event. Not computed here: the queue takes projects and users in
+   * turn, across projects this room cannot see, so no count of this room's jobs matches it.
+   */
   placeInLine(job: Job): number | null {
     if (job.state !== 'queued') return null;
-    let ahead = 0;
-    for (const other of this.jobs.value.values()) {
-      if (other.state === 'running' || (other.state === 'queued' && other.id < job.id)) ahead += 1;
-    }
-    return ahead + 1;
+    return job.position ?? null;
   }
 
   /** Two letters for an avatar. */

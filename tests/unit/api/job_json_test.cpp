@@ -1,5 +1,5 @@
 // The API shapes of jobs and images: every key with its JSON type, null for what is not set.
-#include "server/jobs/job_json.h"
+#include "server/api/job_json.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,8 @@
 #include <set>
 #include <string>
 
-namespace atelier::jobs {
+namespace atelier::api {
+using namespace atelier::jobs;
 namespace {
 
 using nlohmann::json;
@@ -305,4 +306,4 @@ TEST(JobJsonTest, LorasHashesSizeConditioningAndWarnings) {
 }
 
 }  // namespace
-}  // namespace atelier::jobs
+}  // namespace atelier::api

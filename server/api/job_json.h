@@ -8,7 +8,11 @@
 
 #include "server/jobs/job.h"
 
-namespace atelier::jobs {
+namespace atelier::api {
+
+using jobs::ImageRecord;
+using jobs::Job;
+using jobs::JobParams;
 
 // RFC 3339 UTC with milliseconds ("2026-11-26T06:33:19.250Z") from Unix ms.
 std::string format_time_ms(int64_t unix_ms);
@@ -25,4 +29,4 @@ void add_generation_fields(nlohmann::json& out, const JobParams& params);
 // The Image object as embedded in a job and listed per project.
 nlohmann::json image_json(const ImageRecord& image);
 
-}  // namespace atelier::jobs
+}  // namespace atelier::api

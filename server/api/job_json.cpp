@@ -1,8 +1,8 @@
-#include "server/jobs/job_json.h"
+#include "server/api/job_json.h"
 
 #include <ctime>
 
-namespace atelier::jobs {
+namespace atelier::api {
 
 namespace {
 
@@ -81,7 +81,7 @@ nlohmann::json job_json(const Job& job) {
   nlohmann::json out = {
       {"id", job.id},
       {"project_id", job.project_id},
-      {"state", state_name(job.state)},
+      {"state", jobs::state_name(job.state)},
       {"model", p.model},
       {"prompt", p.prompt},
       {"negative_prompt", p.negative_prompt},
@@ -115,4 +115,4 @@ nlohmann::json job_json(const Job& job) {
   return out;
 }
 
-}  // namespace atelier::jobs
+}  // namespace atelier::api

@@ -1,0 +1,133 @@
+#include "server/api/job_streams.h"
+
+#include <utility>
+#include <vector>
+
+#include "common/thread_name.h"
+#include "server/api/job_json.h"
+#include "server/jobs/job_service.h"
+
+namespace atelier::api {
+
+bool JobEventStream::send(const jobs::Job& job) {
+  MutexLock lock(mu_);
+  if (finished_) return false;
+  std::string event =
+      jobs::is_terminal(job.state) ? std::string(jobs::state_name(job.state)) : "progress";
+  std::string frame = "event: " + event + "\nid: " + std::to_string(job.id) + "-" +
+                      std::to_string(++sent_) + "\ndata: " + job_json(job).dump() + "\n\n";
+  writer_->write(std::move(frame));
+  if (jobs::is_terminal(job.state)) {
+    finished_ = true;
+    writer_->close();
+  }
+  return !finished_;
+}
+
+void JobEventStream::keep_alive() {
+  MutexLock lock(mu_);
+  if (!finished_) writer_->write(": keep-alive\n\n");
+}
+
+// The open streams by job id; shared with the streams' on_close callbacks (by weak_ptr).
+struct JobStreams::Registry {
+  mutable Mutex mu;
+  std::multimap<int64_t, std::shared_ptr<JobEventStream>> by_job ATELIER_GUARDED_BY(mu);
+
+  std::vector<std::shared_ptr<JobEventStream>> of(int64_t job_id) const {
+    MutexLock lock(mu);
+    std::vector<std::shared_ptr<JobEventStream>> out;
+    auto [first, last] = by_job.equal_range(job_id);
+    for (auto it = first; it != last; ++it) out.push_back(it->second);
+    return out;
+  }
+  void remove(int64_t job_id, const JobEventStream* stream) {
+    MutexLock lock(mu);
+    auto [first, last] = by_job.equal_range(job_id);
+    for (auto it = first; it != last; ++it) {
+      if (it->second.get() == stream) {
+        by_job.erase(it);
+        return;
+      }
+    }
+  }
+};
+
+JobStreams::JobStreams(events::EventBus& bus, const jobs::JobService& jobs,
+                       std::chrono::milliseconds keep_alive)
+    : bus_(bus), keep_alive_(keep_alive), registry_(std::make_shared<Registry>()) {
+  std::weak_ptr<Registry> weak = registry_;
+  const jobs::JobService* service = &jobs;
+  subscription_ = bus_.subscribe(
+      {.committed =
+           [weak, service](const events::CommittedEvent& e) {
+             const auto* changed = std::get_if<events::JobChanged>(&e.event);
+             if (!changed) return;
+             auto registry = weak.lock();
+             if (!registry) return;
+             auto streams = registry->of(changed->job.id);
+             if (streams.empty()) return;
+             jobs::Job job = changed->job;
+             service->decorate(job);
+             for (const auto& s : streams) {
+               if (!s->send(job)) registry->remove(job.id, s.get());
+             }
+           },
+       .progress =
+           [weak](const events::JobProgress& p) {
+             auto registry = weak.lock();
+             if (!registry) return;
+             for (const auto& s : registry->of(p.job->id)) s->send(*p.job);
+           }});
+  thread_ = std::thread([this] {
+    set_current_thread_name("sse-keepalive");
+    keep_alive_loop();
+  });
+}
+
+JobStreams::~JobStreams() {
+  bus_.unsubscribe(subscription_);
+  {
+    MutexLock lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::shared_ptr<JobEventStream> JobStreams::open(
+    int64_t job_id, const std::shared_ptr<http::StreamWriter>& writer) {
+  auto stream = std::make_shared<JobEventStream>(writer);
+  {
+    MutexLock lock(registry_->mu);
+    registry_->by_job.emplace(job_id, stream);
+  }
+  std::weak_ptr<Registry> weak = registry_;
+  writer->on_close([weak, job_id, raw = stream.get()] {
+    if (auto registry = weak.lock()) registry->remove(job_id, raw);
+  });
+  return stream;
+}
+
+size_t JobStreams::open_streams() const {
+  MutexLock lock(registry_->mu);
+  return registry_->by_job.size();
+}
+
+void JobStreams::keep_alive_loop() {
+  MutexLock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, keep_alive_);
+    if (stopping_) break;
+    lock.unlock();
+    std::vector<std::shared_ptr<JobEventStream>> all;
+    {
+      MutexLock registry_lock(registry_->mu);
+      for (const auto& [id, s] : registry_->by_job) all.push_back(s);
+    }
+    for (const auto& s : all) s->keep_alive();
+    lock.lock();
+  }
+}
+
+}  // namespace atelier::api

@@ -1,0 +1,76 @@
+// The Server-Sent Events streams of GET /jobs/{id}/events. JobStreams subscribes once to the
+// event bus and feeds every open stream of a job: its committed changes (decorated with the
+// queue position or the current step, as GET /jobs/{id} shows them) and its progress, until the
+// job's terminal event ends the stream. An idle stream gets a `: keep-alive` comment every
+// `keep_alive`, so proxies do not drop it.
+//
+// Threads: committed changes arrive on the store's writer thread, progress on worker threads,
+// keep-alives on JobStreams' own thread; a stream's mutex keeps each SSE event whole and in order.
+// A stream leaves the registry when its connection ends (its on_close) or after its terminal
+// event. Destroying JobStreams unsubscribes and joins its thread; callbacks of streams that end
+// later find it gone and do nothing.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "common/mutex.h"
+#include "server/events/event_bus.h"
+#include "server/http/message.h"
+#include "server/jobs/job.h"
+
+namespace atelier::jobs {
+class JobService;
+}
+
+namespace atelier::api {
+
+// One job's SSE stream: `event: progress` (or the terminal state's name) with the Job object.
+class JobEventStream {
+ public:
+  explicit JobEventStream(std::shared_ptr<http::StreamWriter> writer)
+      : writer_(std::move(writer)) {}
+  // Sends the job; a terminal state ends the stream. Returns false once the stream is over.
+  bool send(const jobs::Job& job) ATELIER_EXCLUDES(mu_);
+  void keep_alive() ATELIER_EXCLUDES(mu_);
+
+ private:
+  Mutex mu_;
+  const std::shared_ptr<http::StreamWriter> writer_;
+  bool finished_ ATELIER_GUARDED_BY(mu_) = false;
+  int64_t sent_ ATELIER_GUARDED_BY(mu_) = 0;
+};
+
+class JobStreams {
+ public:
+  JobStreams(events::EventBus& bus, const jobs::JobService& jobs,
+             std::chrono::milliseconds keep_alive);
+  ~JobStreams();
+  JobStreams(const JobStreams&) = delete;
+  JobStreams& operator=(const JobStreams&) = delete;
+
+  // Registers the stream of `job_id` (before its first send, so no change is missed) and
+  // removes it when `writer` closes.
+  std::shared_ptr<JobEventStream> open(int64_t job_id,
+                                       const std::shared_ptr<http::StreamWriter>& writer);
+  size_t open_streams() const;
+
+ private:
+  struct Registry;
+  void keep_alive_loop();
+
+  events::EventBus& bus_;
+  const std::chrono::milliseconds keep_alive_;
+  const std::shared_ptr<Registry> registry_;
+  uint64_t subscription_ = 0;
+  Mutex mu_;
+  std::condition_variable_any cv_;
+  bool stopping_ ATELIER_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace atelier::api
