@@ -115,6 +115,19 @@ std::string with_le(const std::string& labels, const std::string& le) {
 }  // namespace
 
 std::string Registry::render() const {
+  // The callback gauges run outside mu_: they take their owners' locks (JobService's), and those
+  // owners' callers look series up (RequestRecorder) while holding them, which under mu_ would be
+  // a lock-order inversion (ThreadSanitizer found it on GET /metrics).
+  std::vector<std::pair<std::string, std::function<double()>>> callbacks;
+  {
+    MutexLock lock(mu_);
+    for (const auto& [name, f] : families_) {
+      if (f.type == Type::kCallback && f.callback) callbacks.emplace_back(name, f.callback);
+    }
+  }
+  std::map<std::string, double> values;
+  for (const auto& [name, read] : callbacks) values[name] = read();
+
   MutexLock lock(mu_);
   std::string out;
   for (const auto& [name, f] : families_) {
@@ -134,7 +147,10 @@ std::string Registry::render() const {
         }
         break;
       case Type::kCallback:
-        out += fmt::format("{} {}\n", name, format_double(f.callback ? f.callback() : 0.0));
+        // A gauge registered since the values were read has none yet: no sample this time.
+        if (auto it = values.find(name); it != values.end()) {
+          out += fmt::format("{} {}\n", name, format_double(it->second));
+        }
         break;
       case Type::kHistogram:
         for (const auto& [labels, h] : f.histograms) {

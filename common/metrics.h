@@ -86,7 +86,7 @@ class Registry {
   };
   Family& family(const std::string& name, const std::string& help, Type type) ATELIER_REQUIRES(mu_);
 
-  // render() runs the callback gauges under mu_: a callback must not call into the registry.
+  // render() runs the callback gauges without mu_ held (they may take other locks).
   mutable Mutex mu_;
   std::map<std::string, Family> families_ ATELIER_GUARDED_BY(mu_);
 };

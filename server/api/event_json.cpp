@@ -11,7 +11,9 @@ using nlohmann::json;
 std::string event_data_json(const events::DomainEvent& event) {
   json data = std::visit(
       overloaded{
-          [](const events::ProjectCreated& e) { return json{{"name", e.name}}; },
+          [](const events::ProjectCreated& e) {
+            return json{{"name", e.name}};
+          },
           [](const events::ProjectUpdated& e) {
             json changed = json::object();
             if (e.name) changed["name"] = *e.name;
@@ -27,7 +29,9 @@ std::string event_data_json(const events::DomainEvent& event) {
             if (e.via) out["via"] = *e.via;
             return out;
           },
-          [](const events::JobChanged& e) { return json{{"job", job_json(e.job)}}; },
+          [](const events::JobChanged& e) {
+            return json{{"job", job_json(e.job)}};
+          },
           [](const events::ReactionChanged& e) {
             return json{
                 {"image", e.image}, {"emoji", e.emoji}, {"user", e.user}, {"counts", e.counts}};

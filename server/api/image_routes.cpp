@@ -7,10 +7,10 @@
 #include "server/api/access.h"
 #include "server/api/api_json.h"
 #include "server/api/errors.h"
+#include "server/api/job_json.h"
 #include "server/api/query_params.h"
 #include "server/jobs/image_store.h"
 #include "server/jobs/job_db.h"
-#include "server/api/job_json.h"
 #include "server/jobs/reactions.h"
 
 namespace atelier::api {

@@ -6,12 +6,12 @@
 
 #include "server/api/access.h"
 #include "server/api/api_json.h"
-#include "server/api/event_json.h"
 #include "server/api/errors.h"
-#include "server/api/job_request.h"
-#include "server/api/query_params.h"
+#include "server/api/event_json.h"
 #include "server/api/job_json.h"
+#include "server/api/job_request.h"
 #include "server/api/job_streams.h"
+#include "server/api/query_params.h"
 #include "server/jobs/job_db.h"
 #include "server/jobs/job_service.h"
 

@@ -58,27 +58,28 @@ JobStreams::JobStreams(events::EventBus& bus, const jobs::JobService& jobs,
     : bus_(bus), keep_alive_(keep_alive), registry_(std::make_shared<Registry>()) {
   std::weak_ptr<Registry> weak = registry_;
   const jobs::JobService* service = &jobs;
-  subscription_ = bus_.subscribe(
-      {.committed =
-           [weak, service](const events::CommittedEvent& e) {
-             const auto* changed = std::get_if<events::JobChanged>(&e.event);
-             if (!changed) return;
-             auto registry = weak.lock();
-             if (!registry) return;
-             auto streams = registry->of(changed->job.id);
-             if (streams.empty()) return;
-             jobs::Job job = changed->job;
-             service->decorate(job);
-             for (const auto& s : streams) {
-               if (!s->send(job)) registry->remove(job.id, s.get());
-             }
-           },
-       .progress =
-           [weak](const events::JobProgress& p) {
-             auto registry = weak.lock();
-             if (!registry) return;
-             for (const auto& s : registry->of(p.job->id)) s->send(*p.job);
-           }});
+  subscription_ = bus_.subscribe({.committed =
+                                      [weak, service](const events::CommittedEvent& e) {
+                                        const auto* changed =
+                                            std::get_if<events::JobChanged>(&e.event);
+                                        if (!changed) return;
+                                        auto registry = weak.lock();
+                                        if (!registry) return;
+                                        auto streams = registry->of(changed->job.id);
+                                        if (streams.empty()) return;
+                                        jobs::Job job = changed->job;
+                                        service->decorate(job);
+                                        for (const auto& s : streams) {
+                                          if (!s->send(job)) registry->remove(job.id, s.get());
+                                        }
+                                      },
+                                  .progress =
+                                      [weak](const events::JobProgress& p) {
+                                        auto registry = weak.lock();
+                                        if (!registry) return;
+                                        for (const auto& s : registry->of(p.job->id))
+                                          s->send(*p.job);
+                                      }});
   thread_ = std::thread([this] {
     set_current_thread_name("sse-keepalive");
     keep_alive_loop();

@@ -8,8 +8,8 @@
 
 #include "common/logging.h"
 #include "server/api/api_json.h"
-#include "server/api/event_json.h"
 #include "server/api/errors.h"
+#include "server/api/event_json.h"
 #include "server/api/live_commands.h"
 #include "server/rooms/room_hub.h"
 

@@ -2,11 +2,11 @@
 
 #include "server/api/access.h"
 #include "server/api/api_json.h"
-#include "server/events/event_log.h"
 #include "server/api/errors.h"
 #include "server/api/invites.h"
 #include "server/api/json_body.h"
 #include "server/auth/token.h"
+#include "server/events/event_log.h"
 
 namespace atelier::api {
 
@@ -171,10 +171,10 @@ void handle_set_member(const ApiContext& ctx, const ExchangePtr& ex, const Calle
         auto before = pdb::member_role(db, id, target);
         if (!before.is_ok()) return before.status();
         ATELIER_RETURN_IF_ERROR(pdb::upsert_member(db, id, target, role, ctx.now()));
-        ATELIER_RETURN_IF_ERROR(record(
-            db, ctx, id, caller.principal.user.id,
-            events::MemberChanged{*before ? MemberKind::kRoleChanged : MemberKind::kAdded, target,
-                                  (*user)->username, role, std::nullopt}));
+        ATELIER_RETURN_IF_ERROR(
+            record(db, ctx, id, caller.principal.user.id,
+                   events::MemberChanged{*before ? MemberKind::kRoleChanged : MemberKind::kAdded,
+                                         target, (*user)->username, role, std::nullopt}));
         auto members = pdb::list_members(db, id);
         if (!members.is_ok()) return members.status();
         for (const auto& m : *members) {
@@ -197,10 +197,10 @@ void handle_remove_member(const ApiContext& ctx, const ExchangePtr& ex, const Ca
         Status st = pdb::remove_member(db, id, target);
         if (st.code() == StatusCode::kNotFound) return Status::not_found("no such member");
         ATELIER_RETURN_IF_ERROR(st);
-        ATELIER_RETURN_IF_ERROR(record(
-            db, ctx, id, caller.principal.user.id,
-            events::MemberChanged{leaving ? MemberKind::kLeft : MemberKind::kRemoved, target, "",
-                                  std::nullopt, std::nullopt}));
+        ATELIER_RETURN_IF_ERROR(
+            record(db, ctx, id, caller.principal.user.id,
+                   events::MemberChanged{leaving ? MemberKind::kLeft : MemberKind::kRemoved, target,
+                                         "", std::nullopt, std::nullopt}));
         return no_content();
       });
 }

@@ -5,8 +5,8 @@
 
 #include "server/api/access.h"
 #include "server/api/api_json.h"
-#include "server/events/event_log.h"
 #include "server/api/errors.h"
+#include "server/events/event_log.h"
 #include "server/jobs/job_db.h"
 #include "server/jobs/reactions.h"
 #include "server/projects/project_db.h"

@@ -38,9 +38,9 @@ struct MemberChanged {
   enum class Kind { kAdded, kJoined, kRoleChanged, kLeft, kRemoved };
   Kind kind = Kind::kAdded;
   int64_t user_id = 0;
-  std::string username;               // added, joined, role_changed
+  std::string username;                // added, joined, role_changed
   std::optional<projects::Role> role;  // added, joined, role_changed
-  std::optional<std::string> via;     // joined: how ("invite")
+  std::optional<std::string> via;      // joined: how ("invite")
   // Whether the user stopped being a member (their subscriptions end at once).
   bool ends_membership() const { return kind == Kind::kLeft || kind == Kind::kRemoved; }
 };
@@ -59,9 +59,8 @@ struct ReactionChanged {
   std::map<std::string, int64_t> counts;  // the image's counts after the change
 };
 
-using DomainEvent =
-    std::variant<ProjectCreated, ProjectUpdated, ProjectDeleted, MemberChanged, JobChanged,
-                 ReactionChanged>;
+using DomainEvent = std::variant<ProjectCreated, ProjectUpdated, ProjectDeleted, MemberChanged,
+                                 JobChanged, ReactionChanged>;
 
 // "project.created", "member.removed", "job.done", ... (proto/websocket.md).
 std::string_view event_type(const DomainEvent& event);

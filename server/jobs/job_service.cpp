@@ -116,11 +116,11 @@ void JobService::submit(SubmitRequest request, std::function<void(Result<SubmitR
         }
         transitions::Txn t{db, events_, now_()};
         ATELIER_ASSIGN_OR_RETURN(
-            int64_t id, job_db::insert_job(db,
-                                           {req.project_id, req.user_id, std::move(params),
-                                            options_.max_attempts, req.idempotency_key,
-                                            req.request_hash},
-                                           to_unix_ms(t.now)));
+            int64_t id,
+            job_db::insert_job(db,
+                               {req.project_id, req.user_id, std::move(params),
+                                options_.max_attempts, req.idempotency_key, req.request_hash},
+                               to_unix_ms(t.now)));
         ATELIER_ASSIGN_OR_RETURN(Job job, transitions::load(db, id));
         // Queued in memory now so the event shows the job's position; nobody can claim it
         // before the commit (claims run on this same writer thread, after this transaction).
@@ -132,10 +132,9 @@ void JobService::submit(SubmitRequest request, std::function<void(Result<SubmitR
         // Dispatch at submit: a worker waits idle, so claim its next job in this transaction.
         s->reservation = dispatcher_.reserve(t.now);
         if (!s->reservation) return Status::ok();
-        ATELIER_ASSIGN_OR_RETURN(s->run,
-                                 transitions::claim(t, s->reservation->picked,
-                                                    s->reservation->worker, t.now + options_.lease,
-                                                    images_));
+        ATELIER_ASSIGN_OR_RETURN(
+            s->run, transitions::claim(t, s->reservation->picked, s->reservation->worker,
+                                       t.now + options_.lease, images_));
         if (s->run) runs_.add(*s->run, t.now);
         return Status::ok();
       },

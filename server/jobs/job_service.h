@@ -49,9 +49,9 @@ namespace atelier::jobs {
 
 struct JobServiceOptions {
   std::chrono::milliseconds lease{30'000};  // how long a claim holds without progress
-  int max_attempts = 3;  // claims before a job that keeps dying is failed
+  int max_attempts = 3;                     // claims before a job that keeps dying is failed
   std::chrono::milliseconds reaper_interval{1'000};
-  int64_t max_queued_per_user = 1'000;  // over it, submit fails with kResourceExhausted (429)
+  int64_t max_queued_per_user = 1'000;       // over it, submit fails with kResourceExhausted (429)
   std::chrono::milliseconds ageing{60'000};  // scheduler: +1 effective priority per this wait
   size_t completion_threads = 4;  // encode + store + commit finished jobs off the workers
   size_t completion_queue = 64;   // finished jobs waiting for those threads

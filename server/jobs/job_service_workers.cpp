@@ -40,8 +40,7 @@ std::optional<Run> JobService::next_job(const std::string& worker) {
   }
 }
 
-void JobService::report_progress(const Run& run, int step, int steps,
-                                 const image::Image* preview) {
+void JobService::report_progress(const Run& run, int step, int steps, const image::Image* preview) {
   const SysTime now = now_();
   const RunTable::StepNoted noted = runs_.note_step(run, step, now, options_.lease / 3);
   if (!noted.current) return;
@@ -53,9 +52,9 @@ void JobService::report_progress(const Run& run, int step, int steps,
   if (!noted.extend_lease) return;
   job_db::LeaseCheck check{true, false};
   Status st = store_.write([&](store::Db& db) -> Status {
-    ATELIER_ASSIGN_OR_RETURN(check, job_db::extend_lease(db, run.job.id, run.job.attempt,
-                                                         to_unix_ms(now + options_.lease), step,
-                                                         to_unix_ms(now)));
+    ATELIER_ASSIGN_OR_RETURN(
+        check, job_db::extend_lease(db, run.job.id, run.job.attempt,
+                                    to_unix_ms(now + options_.lease), step, to_unix_ms(now)));
     return Status::ok();
   });
   if (!st.is_ok()) {
@@ -103,11 +102,9 @@ void JobService::complete(const Run& run, Outcome outcome) {
         return transitions::finish(t, run, JobState::kDone, "", stored, warnings);
       };
     } else {
-      log::error("storing the images of job {} failed: {}", run.job.id,
-                 files.status().to_string());
+      log::error("storing the images of job {} failed: {}", run.job.id, files.status().to_string());
       end = [&](transitions::Txn& t) {
-        return transitions::finish(t, run, JobState::kFailed, "storing the images failed", {},
-                                   {});
+        return transitions::finish(t, run, JobState::kFailed, "storing the images failed", {}, {});
       };
     }
   } else if (outcome.status().code() == StatusCode::kCancelled) {

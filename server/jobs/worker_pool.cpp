@@ -13,8 +13,7 @@ namespace {
 // Feeds a generator's steps to the job service.
 class ServiceProgress final : public inference::ProgressSink {
  public:
-  ServiceProgress(JobService& service, const Run& claim)
-      : service_(service), claim_(claim) {}
+  ServiceProgress(JobService& service, const Run& claim) : service_(service), claim_(claim) {}
   void on_step(int step, int steps, const image::Image* preview) override {
     service_.report_progress(claim_, step, steps, preview);
   }

@@ -102,6 +102,5 @@ Result<std::vector<Event>> list_events(store::Db& db, int64_t project_id, int64_
                                        int64_t limit);
 Result<int64_t> head_seq(store::Db& db, int64_t project_id);  // 0 when none
 
-
 }  // namespace project_db
 }  // namespace atelier::projects

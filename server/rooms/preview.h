@@ -5,10 +5,10 @@
 // the frame is encoded once and its shared buffer goes into every session's Outbox.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <chrono>
 #include <string>
 #include <unordered_map>
 

@@ -233,10 +233,8 @@ void RoomHub::on_progress(const events::JobProgress& progress) {
   const jobs::Job& job = *progress.job;
   if (!find(job.project_id)) return;
   const int64_t at_us =
-      std::chrono::duration_cast<std::chrono::microseconds>(progress.at.time_since_epoch())
-          .count();
-  enqueue_step(
-      StepItem{job.project_id, job.id, progress.step, progress.steps, at_us, nullptr});
+      std::chrono::duration_cast<std::chrono::microseconds>(progress.at.time_since_epoch()).count();
+  enqueue_step(StepItem{job.project_id, job.id, progress.step, progress.steps, at_us, nullptr});
   if (!progress.preview || !throttle_.admit(job.id)) return;
   auto frame = encode_preview_frame(job.project_id, job.id, progress.step, progress.steps,
                                     *progress.preview);
@@ -245,8 +243,8 @@ void RoomHub::on_progress(const events::JobProgress& progress) {
     return;
   }
   previews_encoded_.fetch_add(1, std::memory_order_relaxed);
-  enqueue_step(StepItem{job.project_id, job.id, progress.step, progress.steps, at_us,
-                        std::move(*frame)});
+  enqueue_step(
+      StepItem{job.project_id, job.id, progress.step, progress.steps, at_us, std::move(*frame)});
 }
 
 RoomHubStats RoomHub::stats() const {

@@ -135,12 +135,12 @@ class RoomHub {
   std::condition_variable feed_cv_;
   std::condition_variable flushed_cv_;
   std::deque<events::CommittedEvent> events_;  // guarded by feed_mu_
-  std::deque<StepItem> steps_;            // guarded by feed_mu_
-  uint64_t queued_total_ = 0;             // guarded by feed_mu_: events and steps
-  uint64_t sent_total_ = 0;               // guarded by feed_mu_
-  uint64_t late_sent_ = 0;                // guarded by feed_mu_: steps taken during a pass
-  std::atomic<size_t> steps_waiting_{0};  // steps_.size(), read without the lock
-  bool stopping_ = false;                 // guarded by feed_mu_
+  std::deque<StepItem> steps_;                 // guarded by feed_mu_
+  uint64_t queued_total_ = 0;                  // guarded by feed_mu_: events and steps
+  uint64_t sent_total_ = 0;                    // guarded by feed_mu_
+  uint64_t late_sent_ = 0;                     // guarded by feed_mu_: steps taken during a pass
+  std::atomic<size_t> steps_waiting_{0};       // steps_.size(), read without the lock
+  bool stopping_ = false;                      // guarded by feed_mu_
   std::thread feed_thread_;
 
   std::atomic<uint64_t> events_broadcast_{0};

@@ -267,8 +267,7 @@ Db::Db(Db&& other) noexcept
       path_(std::move(other.path_)),
       cache_(std::move(other.cache_)),
       wal_hook_(std::move(other.wal_hook_)),
-      after_commit_(std::move(other.after_commit_)),
-      extension_(std::move(other.extension_)) {}
+      after_commit_(std::move(other.after_commit_)) {}
 
 Db& Db::operator=(Db&& other) noexcept {
   if (this != &other) {
@@ -278,7 +277,6 @@ Db& Db::operator=(Db&& other) noexcept {
     cache_ = std::move(other.cache_);
     wal_hook_ = std::move(other.wal_hook_);
     after_commit_ = std::move(other.after_commit_);
-    extension_ = std::move(other.extension_);
   }
   return *this;
 }

@@ -20,7 +20,6 @@
 #pragma once
 
 #include <algorithm>
-#include <any>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -184,10 +183,6 @@ class Db {
     return std::exchange(after_commit_, {});
   }
 
-  // A slot for the layers above, per connection (project_db keeps its event observer here, on
-  // the writer's connection). The store never looks inside.
-  std::any& extension() { return extension_; }
-
   // Closes now; also done by the destructor. Statements must have been destroyed first; if any
   // are alive, SQLite defers the close until the last one is finalized.
   void close();
@@ -204,7 +199,6 @@ class Db {
   // Heap-held so that its address, which SQLite keeps, survives moves of the Db.
   std::unique_ptr<std::function<void(int)>> wal_hook_;
   std::vector<std::function<void()>> after_commit_;
-  std::any extension_;
 };
 
 }  // namespace atelier::store

@@ -129,8 +129,8 @@ class Store {
   // waits for it: the -wal file is empty afterwards unless a reader still uses it, in which case
   // this waits up to busy_timeout and then reports kUnavailable. Same blocking rule as write().
   Status checkpoint();
-  // Runs `fn` on the writer thread with its connection, between transactions (e.g. to put a
-  // Db::extension() in place before any write that would use it). Blocks like write().
+  // Runs `fn` on the writer thread with its connection, between transactions (connection
+  // settings that later writes rely on). Blocks like write().
   Status with_writer(const std::function<void(Db&)>& fn);
 
   StoreStats stats() const;

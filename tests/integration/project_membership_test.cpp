@@ -7,8 +7,8 @@
 
 #include "server/api/api_context.h"
 #include "server/api/event_json.h"
-#include "server/events/event_log.h"
 #include "server/api/invites.h"
+#include "server/events/event_log.h"
 #include "server/projects/project_db.h"
 #include "server/store/store.h"
 #include "tests/integration/api_test_helpers.h"

@@ -41,7 +41,10 @@ TEST(EventJsonTest, JobEventsCarryTheJobAndAreNamedForItsState) {
 }
 
 TEST(EventJsonTest, TheLiveFormIsTheStoredFormByteForByte) {
-  events::CommittedEvent c{5, 9, 7, from_unix_ms(1'700'000'000'250),
+  events::CommittedEvent c{5,
+                           9,
+                           7,
+                           from_unix_ms(1'700'000'000'250),
                            events::ProjectCreated{"Moon"},
                            std::make_shared<const std::string>(R"({"name":"Moon"})")};
   projects::Event stored{5, 9, "project.created", 7, R"({"name":"Moon"})", 1'700'000'000};

@@ -25,8 +25,7 @@ const SysTime kAt = from_unix_s(1'700'000'000);
 class EventLogTest : public testing::StoreFixture {
  protected:
   EventLogTest()
-      : StoreFixture("atelier-event-log-test"),
-        log_(bus_, [](const DomainEvent& e) {
+      : StoreFixture("atelier-event-log-test"), log_(bus_, [](const DomainEvent& e) {
           return R"({"kind":")" + std::string(event_type(e)) + R"("})";
         }) {}
 
@@ -74,8 +73,8 @@ TEST_F(EventLogTest, HeardAfterTheCommitInOrderAndNeverForARollback) {
   ASSERT_TRUE(one.is_ok());
   EXPECT_EQ(*one, 1);
   Status failed = store_->write([&](Db& db) -> Status {
-    ATELIER_RETURN_IF_ERROR(log_.append(db, project_, alice_, ProjectUpdated{"ghost", {}}, kAt)
-                                .status());
+    ATELIER_RETURN_IF_ERROR(
+        log_.append(db, project_, alice_, ProjectUpdated{"ghost", {}}, kAt).status());
     return Status::invalid_argument("the change failed");
   });
   EXPECT_EQ(failed.code(), StatusCode::kInvalidArgument);
@@ -94,10 +93,11 @@ TEST_F(EventLogTest, HeardAfterTheCommitInOrderAndNeverForARollback) {
 }
 
 TEST_F(EventLogTest, ADeletedProjectIsAnnouncedNotLogged) {
-  EXPECT_EQ(in_write([&](Db& db) { return log_.append(db, project_, alice_, ProjectDeleted{}, kAt); })
-                .status()
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      in_write([&](Db& db) { return log_.append(db, project_, alice_, ProjectDeleted{}, kAt); })
+          .status()
+          .code(),
+      StatusCode::kInvalidArgument);
   ASSERT_TRUE(store_
                   ->write([&](Db& db) -> Status {
                     ATELIER_RETURN_IF_ERROR(pdb::delete_project(db, project_));
@@ -105,8 +105,7 @@ TEST_F(EventLogTest, ADeletedProjectIsAnnouncedNotLogged) {
                     return Status::ok();
                   })
                   .is_ok());
-  EXPECT_EQ(heard(),
-            (std::vector<std::pair<std::string, int64_t>>{{"project.deleted", 0}}));
+  EXPECT_EQ(heard(), (std::vector<std::pair<std::string, int64_t>>{{"project.deleted", 0}}));
 }
 
 }  // namespace

@@ -85,8 +85,7 @@ class RoomHubTest : public ::testing::Test {
   // A step of job `id` of `project`, with or without a preview.
   void step(int64_t project, int64_t id, int n, int steps, const image::Image* preview = nullptr) {
     const jobs::Job j = job(project, id);
-    hub_.on_progress(
-        events::JobProgress{&j, n, steps, std::chrono::system_clock::now(), preview});
+    hub_.on_progress(events::JobProgress{&j, n, steps, std::chrono::system_clock::now(), preview});
   }
   SteadyTime now_ = SteadyTime(std::chrono::seconds(1));
   RoomHub hub_;

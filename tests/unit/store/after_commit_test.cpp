@@ -107,7 +107,9 @@ TEST_F(StoreTest, WithWriterRunsOnTheWritersOwnConnection) {
   ASSERT_TRUE(store_
                   ->with_writer([&](Db& db) {
                     writer_thread = std::this_thread::get_id();
-                    db.extension() = std::string("mark");
+                    // A temporary table lives on one connection only.
+                    EXPECT_TRUE(db.exec("CREATE TEMP TABLE mark (v TEXT)").is_ok());
+                    EXPECT_TRUE(db.exec("INSERT INTO mark VALUES ('mark')").is_ok());
                   })
                   .is_ok());
   EXPECT_NE(writer_thread, std::this_thread::get_id());
@@ -115,7 +117,11 @@ TEST_F(StoreTest, WithWriterRunsOnTheWritersOwnConnection) {
   std::string seen;
   ASSERT_TRUE(store_
                   ->write([&](Db& db) {
-                    if (auto* s = std::any_cast<std::string>(&db.extension())) seen = *s;
+                    auto stmt = db.prepare("SELECT v FROM mark");
+                    if (!stmt.is_ok()) return stmt.status();
+                    auto row = stmt->step();
+                    if (!row.is_ok()) return row.status();
+                    if (*row) seen = stmt->column_text(0);
                     return Status::ok();
                   })
                   .is_ok());
