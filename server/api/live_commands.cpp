@@ -112,7 +112,7 @@ CommandLog::CommandLog(std::function<int64_t()> now_ms, int64_t ttl_ms, size_t m
 bool CommandLog::begin(int64_t user, const std::string& id, AckSink sink) {
   std::string ack;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const int64_t now = now_ms_();
     prune_locked(now);
     Key key{user, id};
@@ -135,7 +135,7 @@ bool CommandLog::begin(int64_t user, const std::string& id, AckSink sink) {
 void CommandLog::finish(int64_t user, const std::string& id, const std::string& ack) {
   std::vector<AckSink> waiting;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = entries_.find(Key{user, id});
     if (it == entries_.end()) return;
     it->second.done = true;
@@ -168,7 +168,7 @@ void CommandLog::prune_locked(int64_t now) {
 }
 
 size_t CommandLog::size() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return entries_.size();
 }
 

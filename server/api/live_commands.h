@@ -8,12 +8,12 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "server/http/message.h"
 
@@ -40,10 +40,10 @@ class CommandLog {
 
   // True when this (user, id) is new: the caller runs it and calls finish(). Otherwise false,
   // and `sink` receives the first run's ack: at once if it has finished, else when it does.
-  bool begin(int64_t user, const std::string& id, AckSink sink);
+  bool begin(int64_t user, const std::string& id, AckSink sink) ATELIER_EXCLUDES(mu_);
   // Records the ack and hands it to every sink waiting on it (the first one included).
-  void finish(int64_t user, const std::string& id, const std::string& ack);
-  size_t size() const;
+  void finish(int64_t user, const std::string& id, const std::string& ack) ATELIER_EXCLUDES(mu_);
+  size_t size() const ATELIER_EXCLUDES(mu_);
 
  private:
   using Key = std::pair<int64_t, std::string>;
@@ -54,14 +54,14 @@ class CommandLog {
     std::vector<AckSink> waiting;
   };
   // Drops entries older than the TTL, and finished ones beyond max_entries, oldest first.
-  void prune_locked(int64_t now);
+  void prune_locked(int64_t now) ATELIER_REQUIRES(mu_);
 
   const std::function<int64_t()> now_ms_;
   const int64_t ttl_ms_;
   const size_t max_entries_;
-  mutable std::mutex mu_;
-  std::map<Key, Entry> entries_;  // guarded by mu_
-  std::deque<Key> order_;         // insertion order, for pruning; guarded by mu_
+  mutable Mutex mu_;
+  std::map<Key, Entry> entries_ ATELIER_GUARDED_BY(mu_);
+  std::deque<Key> order_ ATELIER_GUARDED_BY(mu_);  // insertion order, for pruning
 };
 
 }  // namespace atelier::api

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <span>
 #include <vector>
 
 #include "common/logging.h"
+#include "common/mutex.h"
 #include "server/api/api_json.h"
 #include "server/api/errors.h"
 #include "server/api/event_json.h"
@@ -52,8 +52,10 @@ class LiveSubscription : public rooms::RoomMember {
     deliver_batch(std::span<const rooms::OutMessage>(&message, 1));
   }
 
-  void deliver_batch(std::span<const rooms::OutMessage> messages) override {
-    std::lock_guard lock(mu_);
+  // Sends under mu_ (so the replay and live delivery stay in seq order): mu_ comes before the
+  // connection's own locks.
+  void deliver_batch(std::span<const rooms::OutMessage> messages) override ATELIER_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     auto conn = conn_.lock();
     if (!conn) return;
     // Usually every message goes: the span is passed on as it is. Otherwise the ones that go.
@@ -76,13 +78,13 @@ class LiveSubscription : public rooms::RoomMember {
   }
 
   // Replay side (the connection's strand).
-  int64_t last_sent() const {
-    std::lock_guard lock(mu_);
+  int64_t last_sent() const ATELIER_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     return last_sent_;
   }
   // Sends a replayed event and returns its size; nullopt once the subscription has ended.
-  std::optional<size_t> send_replayed(const projects::Event& e) {
-    std::lock_guard lock(mu_);
+  std::optional<size_t> send_replayed(const projects::Event& e) ATELIER_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     auto conn = conn_.lock();
     if (ended_ || !conn) return std::nullopt;
     if (e.seq <= last_sent_) return 0;
@@ -98,18 +100,18 @@ class LiveSubscription : public rooms::RoomMember {
     return bytes;
   }
   // Goes live if the replay has sent everything the room announced meanwhile.
-  bool try_go_live() {
-    std::lock_guard lock(mu_);
+  bool try_go_live() ATELIER_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     if (live_max_ > last_sent_) return false;
     replaying_ = false;
     return true;
   }
-  bool ended() const {
-    std::lock_guard lock(mu_);
+  bool ended() const ATELIER_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     return ended_;
   }
-  void end() {
-    std::lock_guard lock(mu_);
+  void end() ATELIER_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     ended_ = true;
   }
 
@@ -118,14 +120,14 @@ class LiveSubscription : public rooms::RoomMember {
   const int64_t project_;
   const int64_t user_;
   const std::string username_;
-  mutable std::mutex mu_;
-  int64_t last_sent_;      // guarded by mu_
-  int64_t live_max_ = 0;   // guarded by mu_: highest seq announced while replaying
-  bool replaying_ = true;  // guarded by mu_
-  bool ended_ = false;     // guarded by mu_
+  mutable Mutex mu_;
+  int64_t last_sent_ ATELIER_GUARDED_BY(mu_);
+  int64_t live_max_ ATELIER_GUARDED_BY(mu_) = 0;  // highest seq announced while replaying
+  bool replaying_ ATELIER_GUARDED_BY(mu_) = true;
+  bool ended_ ATELIER_GUARDED_BY(mu_) = false;
 
   // Whether a live message goes to this subscription; keeps the replay's bookkeeping.
-  bool admit_locked(const rooms::OutMessage& message) {
+  bool admit_locked(const rooms::OutMessage& message) ATELIER_REQUIRES(mu_) {
     if (ended_) return false;
     if (message.kind != rooms::OutMessage::Kind::kDurable) return true;
     if (message.seq == 0) {

@@ -28,7 +28,9 @@ std::shared_ptr<const EventBus::List> EventBus::snapshot() const {
 }
 
 void EventBus::publish(const CommittedEvent& event) const {
-  for (const auto& [id, handlers] : *snapshot()) {
+  // Held for the loop: a range-for over `*snapshot()` would let the list go with the temporary.
+  const std::shared_ptr<const List> subscribers = snapshot();
+  for (const auto& [id, handlers] : *subscribers) {
     if (!handlers->committed) continue;
     try {
       handlers->committed(event);
@@ -40,7 +42,8 @@ void EventBus::publish(const CommittedEvent& event) const {
 }
 
 void EventBus::publish(const JobProgress& progress) const {
-  for (const auto& [id, handlers] : *snapshot()) {
+  const std::shared_ptr<const List> subscribers = snapshot();
+  for (const auto& [id, handlers] : *subscribers) {
     if (!handlers->progress) continue;
     try {
       handlers->progress(progress);

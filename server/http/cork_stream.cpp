@@ -60,7 +60,7 @@ size_t CorkStream::try_send_locked(const Frame* frames, size_t count) {
 }
 
 void CorkStream::close_gate() {
-  std::lock_guard lock(gate_mu_);
+  MutexLock lock(gate_mu_);
   gate_open_ = false;
   if (!tail_.empty()) {
     // The gate was open, so nothing was gathered: the rest of that frame goes first.

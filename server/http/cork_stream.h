@@ -36,10 +36,11 @@
 #include <boost/system/system_error.hpp>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include "common/mutex.h"
 
 namespace atelier::http {
 
@@ -91,7 +92,7 @@ class CorkStream {
   // open_gate_locked(), together with whatever else must be decided atomically with them (its
   // own queue). Every write the strand makes shuts the gate first (close_gate()), so at any
   // moment either the strand or a gate writer owns the socket's sending side.
-  std::mutex& gate_mutex() { return gate_mu_; }
+  Mutex& gate_mutex() ATELIER_RETURN_CAPABILITY(gate_mu_) { return gate_mu_; }
   // One WebSocket frame as two pieces: its header, and its payload (shared, not copied).
   struct Frame {
     std::string_view header, payload;
@@ -103,13 +104,13 @@ class CorkStream {
   // on and makes the strand run (also when the count is reached through a kept rest). 0: the
   // gate was shut or the socket full; nothing was sent.
   static constexpr size_t kMaxFramesPerCall = 64;
-  size_t try_send_locked(const Frame* frames, size_t count);
+  size_t try_send_locked(const Frame* frames, size_t count) ATELIER_REQUIRES(gate_mu_);
   // True while part of a frame written through the gate waits for the strand.
-  bool has_tail_locked() const { return !tail_.empty(); }
+  bool has_tail_locked() const ATELIER_REQUIRES(gate_mu_) { return !tail_.empty(); }
   // Under gate_mutex(), on the strand.
-  void open_gate_locked() { gate_open_ = true; }
+  void open_gate_locked() ATELIER_REQUIRES(gate_mu_) { gate_open_ = true; }
   // On the strand: shuts the gate and takes over whatever a gate writer left unsent.
-  void close_gate();
+  void close_gate() ATELIER_EXCLUDES(gate_mu_);
 
   // Synchronous write (what Beast's websocket::stream::write calls): appends and returns at once.
   // Nothing is sent until async_flush().
@@ -222,9 +223,9 @@ class CorkStream {
   Completion held_;        // Beast's write waiting for its bytes to go out
   Completion flush_done_;  // the session's (or teardown's) flush waiting likewise
   std::weak_ptr<WriterIdleListener> idle_listener_;
-  std::mutex gate_mu_;
-  bool gate_open_ = false;  // guarded by gate_mu_
-  std::string tail_;        // guarded by gate_mu_: what a gate writer could not send
+  Mutex gate_mu_;
+  bool gate_open_ ATELIER_GUARDED_BY(gate_mu_) = false;
+  std::string tail_ ATELIER_GUARDED_BY(gate_mu_);  // what a gate writer could not send
 };
 
 // Beast closes the lowest layer on a timeout: shut the gate first, so no other thread can send

@@ -71,7 +71,7 @@ RequestRecorder::Series RequestRecorder::series(const std::string& route, Method
   key += '\x1f';
   key += route;
   {
-    std::shared_lock lock(mu_);
+    ReaderMutexLock lock(mu_);
     if (auto it = cache_.find(key); it != cache_.end()) return it->second;
   }
   Series s{&registry_->counter("atelier_http_requests_total",
@@ -82,7 +82,7 @@ RequestRecorder::Series RequestRecorder::series(const std::string& route, Method
            &registry_->histogram("atelier_http_request_duration_seconds",
                                  "HTTP request latency by route, from full request to response",
                                  {{"route", route}})};
-  std::unique_lock lock(mu_);
+  WriterMutexLock lock(mu_);
   cache_.emplace(std::move(key), s);
   return s;
 }

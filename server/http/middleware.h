@@ -1,12 +1,12 @@
 // Standard middleware for every request: request ids, access logging with metrics, and CORS.
 #pragma once
 
-#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "server/http/router.h"
 
 namespace atelier::http {
@@ -25,7 +25,7 @@ class RequestRecorder {
  public:
   explicit RequestRecorder(metrics::Registry* registry) : registry_(registry) {}
   void record(const Request& request, const std::string& route, int status, double seconds,
-              const std::string& request_id);
+              const std::string& request_id) ATELIER_EXCLUDES(mu_);
   // Middleware that calls record() when the response is sent.
   Middleware middleware();
 
@@ -36,11 +36,12 @@ class RequestRecorder {
   };
   // The registry's series for one (route, method, status), looked up there once: building
   // label strings on every request cost more than the rest of the request path.
-  Series series(const std::string& route, Method method, int status);
+  Series series(const std::string& route, Method method, int status) ATELIER_EXCLUDES(mu_);
 
   metrics::Registry* registry_;
-  std::shared_mutex mu_;
-  std::unordered_map<std::string, Series> cache_;  // key: method \x1f status \x1f route
+  SharedMutex mu_;
+  // key: method \x1f status \x1f route
+  std::unordered_map<std::string, Series> cache_ ATELIER_GUARDED_BY(mu_);
 };
 
 // CORS is off unless origins are configured. With origins: preflight OPTIONS from an allowed

@@ -41,7 +41,7 @@ Exchange::~Exchange() {
 }
 
 void Exchange::on_response(ResponseHook hook) {
-  std::lock_guard lock(hooks_mu_);
+  MutexLock lock(hooks_mu_);
   hooks_.push_back(std::move(hook));
 }
 
@@ -49,7 +49,7 @@ void Exchange::respond(Response response) {
   if (responded_.exchange(true)) return;
   std::vector<ResponseHook> hooks;
   {
-    std::lock_guard lock(hooks_mu_);
+    MutexLock lock(hooks_mu_);
     hooks.swap(hooks_);
   }
   for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) (*it)(*this, response);

@@ -17,13 +17,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "server/http/message.h"
 
@@ -72,10 +72,10 @@ class Exchange {
 
   // Registers a hook that sees (and may amend) the response just before it is sent.
   // Hooks run in reverse registration order, like unwinding a stack of middleware.
-  void on_response(ResponseHook hook);
+  void on_response(ResponseHook hook) ATELIER_EXCLUDES(hooks_mu_);
 
   // Sends the response. Thread-safe; only the first call has any effect.
-  void respond(Response response);
+  void respond(Response response) ATELIER_EXCLUDES(hooks_mu_);
   bool responded() const { return responded_.load(); }
 
  private:
@@ -85,8 +85,8 @@ class Exchange {
   PathParams params_;
   std::string route_ = "unmatched";
   std::chrono::steady_clock::time_point started_;
-  std::mutex hooks_mu_;
-  std::vector<ResponseHook> hooks_;
+  Mutex hooks_mu_;
+  std::vector<ResponseHook> hooks_ ATELIER_GUARDED_BY(hooks_mu_);
   std::atomic<bool> responded_{false};
 };
 

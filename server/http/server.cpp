@@ -114,7 +114,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
  private:
   std::vector<std::shared_ptr<Connection>> live_sessions() {
     std::vector<std::shared_ptr<Connection>> out;
-    std::lock_guard lock(state_->sessions_mu);
+    MutexLock lock(state_->sessions_mu);
     for (auto& [raw, weak] : state_->sessions) {
       if (auto s = weak.lock()) out.push_back(std::move(s));
     }

@@ -89,7 +89,7 @@ Session::~Session() {
   // Normally the stream ended on the strand already; this catches a session released some other
   // way (e.g. its queued handlers discarded at shutdown) so on_close still runs exactly once.
   end_stream();
-  std::lock_guard lock(state_->sessions_mu);
+  MutexLock lock(state_->sessions_mu);
   state_->sessions.erase(this);
   // After shutdown the server (and the metrics it pointed at) may be gone.
   if (state_->open_connections && !state_->io_stopped.load()) state_->open_connections->add(-1);
@@ -98,7 +98,7 @@ Session::~Session() {
 
 void Session::start() {
   {
-    std::lock_guard lock(state_->sessions_mu);
+    MutexLock lock(state_->sessions_mu);
     state_->sessions[this] = weak_from_this();
   }
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->wait_for_request(); });

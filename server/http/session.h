@@ -19,13 +19,13 @@
 #include <boost/beast/http.hpp>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "server/http/router.h"
 #include "server/http/server.h"
 #include "server/http/stream_writer.h"
@@ -56,8 +56,9 @@ struct ServerState {
   std::atomic<bool> draining{false};
 
   // Live sessions, so shutdown can reach them. Weak: the registry never keeps one alive.
-  std::mutex sessions_mu;
-  std::unordered_map<Connection*, std::weak_ptr<Connection>> sessions;
+  Mutex sessions_mu;
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> sessions
+      ATELIER_GUARDED_BY(sessions_mu);
   std::atomic<size_t> session_count{0};
 
   // Set once the I/O threads have stopped for good: late answers are dropped instead of being

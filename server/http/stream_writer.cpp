@@ -15,7 +15,7 @@ bool SessionStreamWriter::write(std::string bytes) {
   bool wake_session = false;
   bool accepted = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!open_) return false;
     if (bytes.empty()) return true;
     const size_t queued = pending_bytes_ + in_flight_bytes_;
@@ -42,7 +42,7 @@ bool SessionStreamWriter::write(std::string bytes) {
 
 void SessionStreamWriter::close() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!open_) return;
     open_ = false;
     closing_ = true;
@@ -51,14 +51,14 @@ void SessionStreamWriter::close() {
 }
 
 bool SessionStreamWriter::is_open() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return open_;
 }
 
 void SessionStreamWriter::on_close(std::function<void()> callback) {
   if (!callback) return;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!ended_) {
       callbacks_.push_back(std::move(callback));
       return;
@@ -68,7 +68,7 @@ void SessionStreamWriter::on_close(std::function<void()> callback) {
 }
 
 SessionStreamWriter::Taken SessionStreamWriter::take(std::vector<std::string>& out) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Taken t;
   t.closing = closing_;
   if (cut_off_ || ended_) return t;
@@ -81,17 +81,17 @@ SessionStreamWriter::Taken SessionStreamWriter::take(std::vector<std::string>& o
 }
 
 bool SessionStreamWriter::cut_off() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return cut_off_;
 }
 
 void SessionStreamWriter::written(size_t bytes) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   in_flight_bytes_ -= std::min(bytes, in_flight_bytes_);
 }
 
 void SessionStreamWriter::stop_accepting() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (!open_) return;
   open_ = false;
   closing_ = true;
@@ -100,7 +100,7 @@ void SessionStreamWriter::stop_accepting() {
 void SessionStreamWriter::end() {
   std::vector<std::function<void()>> callbacks;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (ended_) return;
     ended_ = true;
     open_ = false;

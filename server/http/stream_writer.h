@@ -10,10 +10,10 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "server/http/message.h"
 
 namespace atelier::http {
@@ -25,10 +25,10 @@ class SessionStreamWriter final : public StreamWriter {
   // `byte_cap`: the most bytes queued but not yet written (HttpServerOptions::stream_queue_bytes).
   SessionStreamWriter(std::weak_ptr<Session> session, size_t byte_cap);
 
-  bool write(std::string bytes) override;
-  void close() override;
-  bool is_open() const override;
-  void on_close(std::function<void()> callback) override;
+  bool write(std::string bytes) override ATELIER_EXCLUDES(mu_);
+  void close() override ATELIER_EXCLUDES(mu_);
+  bool is_open() const override ATELIER_EXCLUDES(mu_);
+  void on_close(std::function<void()> callback) override ATELIER_EXCLUDES(mu_);
 
   // ---- Session side: call only on the session's strand. ----
 
@@ -39,34 +39,36 @@ class SessionStreamWriter final : public StreamWriter {
   };
   // Moves every queued write into `out`, in order. The bytes still count against the cap until
   // written() reports them, so a client that stops reading is noticed.
-  Taken take(std::vector<std::string>& out);
+  Taken take(std::vector<std::string>& out) ATELIER_EXCLUDES(mu_);
   // The byte cap was exceeded: the connection is to be dropped, even with a write in flight.
-  bool cut_off() const;
+  bool cut_off() const ATELIER_EXCLUDES(mu_);
   // `bytes` of what take() returned have reached the socket.
-  void written(size_t bytes);
+  void written(size_t bytes) ATELIER_EXCLUDES(mu_);
   // Stops accepting writes and asks for an orderly end (server drain); like close(), but without
   // waking the session, which acts on it itself.
-  void stop_accepting();
+  void stop_accepting() ATELIER_EXCLUDES(mu_);
   // The stream is over: refuses further writes, drops what is queued and runs the on_close
   // callbacks (first call only). Idempotent.
-  void end();
+  void end() ATELIER_EXCLUDES(mu_);
 
  private:
   // Posts a look at this stream onto the session's strand (if the session still exists).
-  void wake() const;
+  void wake() const ATELIER_EXCLUDES(mu_);
 
   const std::weak_ptr<Session> session_;
   const size_t byte_cap_;
 
-  mutable std::mutex mu_;
-  bool open_ = true;                  // write() accepts bytes
-  bool closing_ = false;              // close() called (or the server drains): flush, then end
-  bool cut_off_ = false;              // byte cap exceeded
-  bool ended_ = false;                // end() ran; callbacks fired
-  std::vector<std::string> pending_;  // written, not yet taken by the session
-  size_t pending_bytes_ = 0;
-  size_t in_flight_bytes_ = 0;  // taken, not yet written to the socket
-  std::vector<std::function<void()>> callbacks_;
+  mutable Mutex mu_;
+  bool open_ ATELIER_GUARDED_BY(mu_) = true;  // write() accepts bytes
+  // close() called (or the server drains): flush, then end.
+  bool closing_ ATELIER_GUARDED_BY(mu_) = false;
+  bool cut_off_ ATELIER_GUARDED_BY(mu_) = false;  // byte cap exceeded
+  bool ended_ ATELIER_GUARDED_BY(mu_) = false;    // end() ran; callbacks fired
+  // Written, not yet taken by the session.
+  std::vector<std::string> pending_ ATELIER_GUARDED_BY(mu_);
+  size_t pending_bytes_ ATELIER_GUARDED_BY(mu_) = 0;
+  size_t in_flight_bytes_ ATELIER_GUARDED_BY(mu_) = 0;  // taken, not yet written to the socket
+  std::vector<std::function<void()>> callbacks_ ATELIER_GUARDED_BY(mu_);
 };
 
 }  // namespace atelier::http

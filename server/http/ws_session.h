@@ -21,7 +21,6 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -116,8 +115,8 @@ class WsSession : public Connection,
   // something is queued or being written): one post per batch, not per message, so a burst of
   // broadcasts costs each session one trip through the scheduler. Guarded by the stream's gate
   // mutex, so that "nothing queued" and "the gate is open" are decided together.
-  std::vector<OutMessage> inbox_;
-  bool drain_posted_ = false;
+  std::vector<OutMessage> inbox_ ATELIER_GUARDED_BY(ws_.next_layer().gate_mutex());
+  bool drain_posted_ ATELIER_GUARDED_BY(ws_.next_layer().gate_mutex()) = false;
   size_t drain_mark_ = 0;
   std::function<void()> drain_waiter_;
 };

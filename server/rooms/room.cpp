@@ -30,7 +30,7 @@ std::vector<std::shared_ptr<RoomMember>> Room::live_locked() {
 void Room::send_all(const OutMessage& message) {
   std::vector<std::shared_ptr<RoomMember>> targets;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     targets = live_locked();
   }
   // Outside the lock: a member's deliver() only posts, but it is not ours to hold the room.
@@ -39,7 +39,7 @@ void Room::send_all(const OutMessage& message) {
 
 void Room::join(const std::shared_ptr<RoomMember>& member) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (entries_.contains(member.get())) return;
     entries_[member.get()] = Entry{member, member->user_id(), member->username(), "{}"};
   }
@@ -48,7 +48,7 @@ void Room::join(const std::shared_ptr<RoomMember>& member) {
 
 void Room::leave(const RoomMember* member) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (entries_.erase(member) == 0) return;
   }
   // Even when the user is still here through another session, its count or state changed.
@@ -66,7 +66,7 @@ size_t Room::remove_all(const std::string& reason) {
 size_t Room::remove_if(const std::function<bool(int64_t user)>& pred, const std::string& reason) {
   std::vector<std::shared_ptr<RoomMember>> removed;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto it = entries_.begin(); it != entries_.end();) {
       if (pred(it->second.user)) {
         if (auto m = it->second.member.lock()) removed.push_back(std::move(m));
@@ -123,7 +123,7 @@ void Room::broadcast_batch(std::span<const OutMessage> messages, const LateMessa
   if (messages.empty()) return;
   std::vector<std::shared_ptr<RoomMember>> targets;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     targets = live_locked();
   }
   if (!late) {
@@ -155,7 +155,7 @@ void Room::broadcast_batch(std::span<const OutMessage> messages, const LateMessa
 
 void Room::set_presence(const RoomMember* member, const std::string& state_json) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = entries_.find(member);
     if (it == entries_.end()) return;
     it->second.state_json = state_json;
@@ -189,7 +189,7 @@ std::string Room::presence_json_locked() const {
 }
 
 std::string Room::presence_json() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return presence_json_locked();
 }
 
@@ -208,7 +208,7 @@ void Room::announce_presence_if_changed() {
 void Room::announce_presence() {
   std::string payload;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     payload = presence_json_locked();
   }
   send_all(text(std::move(payload), OutMessage::Kind::kEphemeral,
@@ -218,7 +218,7 @@ void Room::announce_presence() {
 size_t Room::size() const {
   // Sessions leave explicitly (and dead ones are pruned on the next broadcast), so the count of
   // entries is exact enough and O(1): the hub asks on every step of every job.
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return entries_.size();
 }
 

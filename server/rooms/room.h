@@ -15,11 +15,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "server/http/outbox.h"
 
 namespace atelier::rooms {
@@ -67,20 +67,21 @@ class Room {
   int64_t project() const { return project_; }
 
   // Adds a session (idempotent) and announces presence. Its presence state starts empty.
-  void join(const std::shared_ptr<RoomMember>& member);
+  void join(const std::shared_ptr<RoomMember>& member) ATELIER_EXCLUDES(mu_);
   // Removes a session and announces the new presence.
-  void leave(const RoomMember* member);
+  void leave(const RoomMember* member) ATELIER_EXCLUDES(mu_);
   // Ends every subscription of `user_id` (a removed member): each of their sessions is sent
   // `{"type":"unsubscribed","project":P,"reason":reason}` and leaves. Returns how many.
-  size_t remove_user(int64_t user_id, const std::string& reason);
+  size_t remove_user(int64_t user_id, const std::string& reason) ATELIER_EXCLUDES(mu_);
   // Ends every subscription (the project was deleted), the same way. Returns how many.
-  size_t remove_all(const std::string& reason);
+  size_t remove_all(const std::string& reason) ATELIER_EXCLUDES(mu_);
 
   // A durable event object (as GET /projects/{id}/events returns it), wrapped once as
   // `{"type":"event","project":P,"event":...}` and sent to every session, carrying `seq`.
-  void broadcast_event(int64_t seq, const std::string& event_json);
-  void broadcast_progress(int64_t job, int step, int steps, int64_t at_us);
-  void broadcast_preview(int64_t job, std::shared_ptr<const std::string> frame);
+  void broadcast_event(int64_t seq, const std::string& event_json) ATELIER_EXCLUDES(mu_);
+  void broadcast_progress(int64_t job, int step, int steps, int64_t at_us) ATELIER_EXCLUDES(mu_);
+  void broadcast_preview(int64_t job, std::shared_ptr<const std::string> frame)
+      ATELIER_EXCLUDES(mu_);
   // Several messages (built with the *_out functions above), in order, to every session: each
   // session gets them together, so it can write them in one system call.
   //
@@ -90,16 +91,17 @@ class Room {
   // pass runs is thus not held up by the whole pass. Not for durable events: their order
   // across passes is the caller's.
   using LateMessages = std::function<void(std::vector<OutMessage>& out)>;
-  void broadcast_batch(std::span<const OutMessage> messages, const LateMessages& late = {});
+  void broadcast_batch(std::span<const OutMessage> messages, const LateMessages& late = {})
+      ATELIER_EXCLUDES(mu_);
   // A session's presence state (a JSON object's text); announces the new presence.
-  void set_presence(const RoomMember* member, const std::string& state_json);
+  void set_presence(const RoomMember* member, const std::string& state_json) ATELIER_EXCLUDES(mu_);
 
   // Announces the presence if it changed since the last announcement (deferred mode).
-  void announce_presence_if_changed();
+  void announce_presence_if_changed() ATELIER_EXCLUDES(mu_);
 
   // `{"type":"presence","project":P,"members":[{user, username, state, sessions}...]}`.
-  std::string presence_json() const;
-  size_t size() const;
+  std::string presence_json() const ATELIER_EXCLUDES(mu_);
+  size_t size() const ATELIER_EXCLUDES(mu_);
 
  private:
   struct Entry {
@@ -109,20 +111,21 @@ class Room {
     std::string state_json = "{}";
   };
 
-  // Every live member, pruning dead ones. Under mu_.
-  std::vector<std::shared_ptr<RoomMember>> live_locked();
-  void send_all(const OutMessage& message);
-  size_t remove_if(const std::function<bool(int64_t user)>& pred, const std::string& reason);
+  // Every live member, pruning dead ones.
+  std::vector<std::shared_ptr<RoomMember>> live_locked() ATELIER_REQUIRES(mu_);
+  void send_all(const OutMessage& message) ATELIER_EXCLUDES(mu_);
+  size_t remove_if(const std::function<bool(int64_t user)>& pred, const std::string& reason)
+      ATELIER_EXCLUDES(mu_);
   // Announces now, or marks the room for the next tick in deferred mode.
-  void presence_changed();
-  void announce_presence();
-  std::string presence_json_locked() const;
+  void presence_changed() ATELIER_EXCLUDES(mu_);
+  void announce_presence() ATELIER_EXCLUDES(mu_);
+  std::string presence_json_locked() const ATELIER_REQUIRES(mu_);
 
   const int64_t project_;
   const bool deferred_presence_;
   std::atomic<bool> presence_dirty_{false};
-  mutable std::mutex mu_;
-  std::map<const RoomMember*, Entry> entries_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::map<const RoomMember*, Entry> entries_ ATELIER_GUARDED_BY(mu_);
 };
 
 }  // namespace atelier::rooms

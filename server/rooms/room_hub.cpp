@@ -18,14 +18,15 @@ RoomHub::~RoomHub() {
 }
 
 void RoomHub::start() {
-  std::lock_guard lock(feed_mu_);
+  MutexLock lock(feed_mu_);
   if (feed_thread_.joinable() || stopping_) return;
+  feed_running_ = true;
   feed_thread_ = std::thread([this] { feed_loop(); });
 }
 
 void RoomHub::stop() {
   {
-    std::lock_guard lock(feed_mu_);
+    MutexLock lock(feed_mu_);
     stopping_ = true;
   }
   feed_cv_.notify_all();
@@ -34,7 +35,7 @@ void RoomHub::stop() {
 
 std::shared_ptr<Room> RoomHub::join(int64_t project, const std::shared_ptr<RoomMember>& member) {
   // Under the hub's lock, so that a room being dropped as empty cannot lose a member joining it.
-  std::lock_guard lock(rooms_mu_);
+  MutexLock lock(rooms_mu_);
   auto& room = rooms_[project];
   if (!room) room = std::make_shared<Room>(project, options_.presence_interval.count() > 0);
   room->join(member);
@@ -42,7 +43,7 @@ std::shared_ptr<Room> RoomHub::join(int64_t project, const std::shared_ptr<RoomM
 }
 
 void RoomHub::leave(int64_t project, const RoomMember* member) {
-  std::lock_guard lock(rooms_mu_);
+  MutexLock lock(rooms_mu_);
   auto it = rooms_.find(project);
   if (it == rooms_.end()) return;
   it->second->leave(member);
@@ -50,7 +51,7 @@ void RoomHub::leave(int64_t project, const RoomMember* member) {
 }
 
 std::shared_ptr<Room> RoomHub::find(int64_t project) const {
-  std::lock_guard lock(rooms_mu_);
+  MutexLock lock(rooms_mu_);
   auto it = rooms_.find(project);
   return it == rooms_.end() ? nullptr : it->second;
 }
@@ -66,7 +67,7 @@ void RoomHub::on_committed(const events::CommittedEvent& event) {
     }
   }
   {
-    std::lock_guard lock(feed_mu_);
+    MutexLock lock(feed_mu_);
     events_.push_back(event);
     ++queued_total_;
   }
@@ -75,8 +76,8 @@ void RoomHub::on_committed(const events::CommittedEvent& event) {
 
 void RoomHub::enqueue_step(StepItem item) {
   {
-    std::lock_guard lock(feed_mu_);
-    if (!feed_thread_.joinable()) return;  // not started (or stopped): nobody would send it
+    MutexLock lock(feed_mu_);
+    if (!feed_running_) return;  // not started (or stopped): nobody would send it
     if (!item.frame) {
       for (auto& queued : steps_) {
         if (!queued.frame && queued.job == item.job) {
@@ -93,9 +94,9 @@ void RoomHub::enqueue_step(StepItem item) {
 }
 
 void RoomHub::flush() {
-  std::unique_lock lock(feed_mu_);
+  MutexLock lock(feed_mu_);
   const uint64_t target = queued_total_;
-  flushed_cv_.wait(lock, [&] { return sent_total_ >= target || !feed_thread_.joinable(); });
+  while (sent_total_ < target && feed_running_) flushed_cv_.wait(lock);
 }
 
 void RoomHub::feed_loop() {
@@ -104,10 +105,11 @@ void RoomHub::feed_loop() {
   auto next_tick = std::chrono::steady_clock::now() + tick;
   std::vector<StepItem> steps;
   std::vector<events::CommittedEvent> events;
-  std::unique_lock lock(feed_mu_);
+  MutexLock lock(feed_mu_);
   for (;;) {
-    feed_cv_.wait_until(lock, next_tick,
-                        [&] { return stopping_ || !events_.empty() || !steps_.empty(); });
+    while (!stopping_ && events_.empty() && steps_.empty()) {
+      if (feed_cv_.wait_until(lock, next_tick) == std::cv_status::timeout) break;
+    }
     if (std::chrono::steady_clock::now() >= next_tick) {
       lock.unlock();
       announce_presence_changes();
@@ -133,6 +135,7 @@ void RoomHub::feed_loop() {
     flushed_cv_.notify_all();
   }
   sent_total_ = queued_total_;
+  feed_running_ = false;
   flushed_cv_.notify_all();
 }
 
@@ -166,7 +169,7 @@ void RoomHub::take_late_steps(int64_t project, std::vector<OutMessage>& out) {
   if (steps_waiting_.load(std::memory_order_relaxed) == 0) return;
   std::vector<StepItem> taken;
   {
-    std::lock_guard lock(feed_mu_);
+    MutexLock lock(feed_mu_);
     for (auto it = steps_.begin(); it != steps_.end();) {
       if (it->project == project) {
         taken.push_back(std::move(*it));
@@ -197,7 +200,7 @@ void RoomHub::send_batch(int64_t project, std::vector<OutMessage>& batch) {
 void RoomHub::announce_presence_changes() {
   std::vector<std::shared_ptr<Room>> rooms;
   {
-    std::lock_guard lock(rooms_mu_);
+    MutexLock lock(rooms_mu_);
     for (const auto& [id, room] : rooms_) rooms.push_back(room);
   }
   for (const auto& room : rooms) room->announce_presence_if_changed();
@@ -252,7 +255,7 @@ RoomHubStats RoomHub::stats() const {
   s.events_broadcast = events_broadcast_.load();
   s.previews_encoded = previews_encoded_.load();
   s.throttled_jobs = throttle_.tracked();
-  std::lock_guard lock(rooms_mu_);
+  MutexLock lock(rooms_mu_);
   s.rooms = rooms_.size();
   return s;
 }

@@ -38,12 +38,12 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/image.h"
+#include "common/mutex.h"
 #include "server/events/domain_event.h"
 #include "server/rooms/preview.h"
 #include "server/rooms/room.h"
@@ -75,28 +75,29 @@ class RoomHub {
   RoomHub(const RoomHub&) = delete;
   RoomHub& operator=(const RoomHub&) = delete;
 
-  void start();
+  void start() ATELIER_EXCLUDES(feed_mu_);
   // Sends what is queued, then stops the feed thread. Idempotent.
-  void stop();
+  void stop() ATELIER_EXCLUDES(feed_mu_);
 
   // Adds `member` to the project's room (created on demand) and returns the room.
-  std::shared_ptr<Room> join(int64_t project, const std::shared_ptr<RoomMember>& member);
+  std::shared_ptr<Room> join(int64_t project, const std::shared_ptr<RoomMember>& member)
+      ATELIER_EXCLUDES(rooms_mu_);
   // Removes `member`; the room goes once nobody is left.
-  void leave(int64_t project, const RoomMember* member);
+  void leave(int64_t project, const RoomMember* member) ATELIER_EXCLUDES(rooms_mu_);
   // The project's room, or null when nobody watches it.
-  std::shared_ptr<Room> find(int64_t project) const;
+  std::shared_ptr<Room> find(int64_t project) const ATELIER_EXCLUDES(rooms_mu_);
 
   // From the writer thread (EventBus): starts or ends the job's preview throttle, then queues
   // the event for the feed.
-  void on_committed(const events::CommittedEvent& event);
+  void on_committed(const events::CommittedEvent& event) ATELIER_EXCLUDES(feed_mu_);
   // Blocks until every event and step queued before the call has been sent (tests, benchmarks).
-  void flush();
+  void flush() ATELIER_EXCLUDES(feed_mu_);
 
   // From worker threads (EventBus: the preview demand, and progress).
-  bool wants_preview(const jobs::Job& job) const;
-  void on_progress(const events::JobProgress& progress);
+  bool wants_preview(const jobs::Job& job) const ATELIER_EXCLUDES(rooms_mu_);
+  void on_progress(const events::JobProgress& progress) ATELIER_EXCLUDES(rooms_mu_, feed_mu_);
 
-  RoomHubStats stats() const;
+  RoomHubStats stats() const ATELIER_EXCLUDES(rooms_mu_);
 
  private:
   // What the feed sends for a step: its progress, or its preview frame.
@@ -108,40 +109,47 @@ class RoomHub {
   };
   static constexpr size_t kMaxEventsPerPass = 64;
 
-  void feed_loop();
-  void announce_presence_changes();
-  void enqueue_step(StepItem item);
+  void feed_loop() ATELIER_EXCLUDES(feed_mu_);
+  void announce_presence_changes() ATELIER_EXCLUDES(rooms_mu_);
+  void enqueue_step(StepItem item) ATELIER_EXCLUDES(feed_mu_);
   // Sends one pass's steps and events, grouped per room, in order.
   void send_pass(const std::vector<StepItem>& steps,
-                 const std::vector<events::CommittedEvent>& events);
+                 const std::vector<events::CommittedEvent>& events)
+      ATELIER_EXCLUDES(rooms_mu_, feed_mu_);
   // Adds an event's message to its room's batch; ends subscriptions it ends (after sending the
   // batch so far, which includes the event itself).
   void add_event(const events::CommittedEvent& event,
-                 std::map<int64_t, std::vector<OutMessage>>& batches);
-  void send_batch(int64_t project, std::vector<OutMessage>& batch);
+                 std::map<int64_t, std::vector<OutMessage>>& batches)
+      ATELIER_EXCLUDES(rooms_mu_, feed_mu_);
+  void send_batch(int64_t project, std::vector<OutMessage>& batch)
+      ATELIER_EXCLUDES(rooms_mu_, feed_mu_);
   // Room::LateMessages for `project`: moves the steps of that project that came in since the
   // pass began into `out`.
-  void take_late_steps(int64_t project, std::vector<OutMessage>& out);
+  void take_late_steps(int64_t project, std::vector<OutMessage>& out) ATELIER_EXCLUDES(feed_mu_);
   static OutMessage step_message(const StepItem& item);
 
   const RoomHubOptions options_;
   const EventToJson event_json_;
   PreviewThrottle throttle_;
 
-  mutable std::mutex rooms_mu_;
-  std::map<int64_t, std::shared_ptr<Room>> rooms_;  // guarded by rooms_mu_
+  // Taken before a Room's own lock (join() adds the member under both).
+  mutable Mutex rooms_mu_;
+  std::map<int64_t, std::shared_ptr<Room>> rooms_ ATELIER_GUARDED_BY(rooms_mu_);
 
-  std::mutex feed_mu_;
-  std::condition_variable feed_cv_;
-  std::condition_variable flushed_cv_;
-  std::deque<events::CommittedEvent> events_;  // guarded by feed_mu_
-  std::deque<StepItem> steps_;                 // guarded by feed_mu_
-  uint64_t queued_total_ = 0;                  // guarded by feed_mu_: events and steps
-  uint64_t sent_total_ = 0;                    // guarded by feed_mu_
-  uint64_t late_sent_ = 0;                     // guarded by feed_mu_: steps taken during a pass
-  std::atomic<size_t> steps_waiting_{0};       // steps_.size(), read without the lock
-  bool stopping_ = false;                      // guarded by feed_mu_
-  std::thread feed_thread_;
+  Mutex feed_mu_;
+  std::condition_variable_any feed_cv_;
+  std::condition_variable_any flushed_cv_;
+  std::deque<events::CommittedEvent> events_ ATELIER_GUARDED_BY(feed_mu_);
+  std::deque<StepItem> steps_ ATELIER_GUARDED_BY(feed_mu_);
+  uint64_t queued_total_ ATELIER_GUARDED_BY(feed_mu_) = 0;  // events and steps
+  uint64_t sent_total_ ATELIER_GUARDED_BY(feed_mu_) = 0;
+  uint64_t late_sent_ ATELIER_GUARDED_BY(feed_mu_) = 0;  // steps taken during a pass
+  std::atomic<size_t> steps_waiting_{0};                 // steps_.size(), read without the lock
+  bool stopping_ ATELIER_GUARDED_BY(feed_mu_) = false;
+  // From start() until feed_loop() has sent its last pass. Senders and flush() read this, not
+  // feed_thread_, which stop() joins without the lock.
+  bool feed_running_ ATELIER_GUARDED_BY(feed_mu_) = false;
+  std::thread feed_thread_;  // start() and stop() only (the owner's thread)
 
   std::atomic<uint64_t> events_broadcast_{0};
   std::atomic<uint64_t> previews_encoded_{0};

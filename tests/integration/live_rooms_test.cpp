@@ -21,12 +21,13 @@ using namespace std::chrono_literals;
 // The parameter: ServerConfig::ws_direct_writes.
 class LiveRoomsTest : public ProjectServerTest, public ::testing::WithParamInterface<bool> {
  protected:
-  void start(int64_t ws_queue_bytes = 1 << 20) {
+  void start(int64_t ws_queue_bytes = 1 << 20, int64_t preview_interval_ms = 0,
+             int64_t null_step_ms = 5) {
     ServerConfig c = test_config(dir_);
     c.data_dir = dir_ / ("data" + std::to_string(starts_++));  // a fresh server each time
     c.enable_null_model = true;
-    c.null_step_ms = 5;
-    c.preview_interval_ms = 0;
+    c.null_step_ms = null_step_ms;
+    c.preview_interval_ms = preview_interval_ms;
     c.ws_queue_bytes = ws_queue_bytes;
     c.ws_direct_writes = GetParam();
     ProjectServerTest::start(c);
@@ -202,6 +203,38 @@ TEST_P(LiveRoomsTest, EveryMemberSeesTheSameOrderedEventsProgressAndPreviews) {
     EXPECT_EQ(progressed, std::set<int64_t>(jobs.begin(), jobs.end()));
     EXPECT_EQ(previewed, std::set<int64_t>(jobs.begin(), jobs.end()));
   }
+}
+
+// The preview throttle follows the job's own events (issue 18; it used to miss them, so a job's
+// first steps got previews at once): the first preview comes one interval after job.started,
+// at most one per interval after that, and none once the job is done.
+TEST_P(LiveRoomsTest, PreviewsStartOneIntervalAfterTheJobStartsAndStopAtItsEnd) {
+  start(1 << 20, /*preview_interval_ms=*/300, /*null_step_ms=*/40);
+  auto a = join(owner_);
+  const int64_t job = submit_ok(port_, owner_.token, project_,
+                                {{"model", "null"}, {"prompt", "slow"}, {"steps", 20}});
+  ASSERT_EQ(wait_terminal(port_, owner_.token, job)["state"], "done");
+  ASSERT_TRUE(wait_seq(*a, rest_events().back()["seq"].get<int64_t>()));
+  std::vector<uint32_t> preview_steps;
+  bool done = false;
+  int after_done = 0;
+  for (const auto& m : a->messages()) {
+    if (m.binary) {
+      auto h = rooms::parse_preview_header(m.data);
+      ASSERT_TRUE(h.is_ok());
+      if (h->job != job) continue;
+      preview_steps.push_back(h->step);
+      if (done) ++after_done;
+    } else if (m.json.value("type", "") == "event" &&
+               m.json["event"].value("type", "") == "job.done") {
+      done = true;
+    }
+  }
+  // 20 steps of 40 ms: about 800 ms, so two previews (steps ~8 and ~15) on time.
+  ASSERT_FALSE(preview_steps.empty()) << "the job outlasts one interval";
+  EXPECT_GE(preview_steps.front(), 3u) << "the first steps come before one interval has passed";
+  EXPECT_LE(preview_steps.size(), 3u) << "at most one preview per 300 ms";
+  EXPECT_EQ(after_done, 0);
 }
 
 TEST_P(LiveRoomsTest, AClientThatReconnectsWithAfterSeqMissesNothingAndGetsNothingTwice) {
