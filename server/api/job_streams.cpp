@@ -3,7 +3,6 @@
 #include <utility>
 #include <vector>
 
-#include "common/thread_name.h"
 #include "server/api/job_json.h"
 #include "server/jobs/job_service.h"
 
@@ -55,7 +54,9 @@ struct JobStreams::Registry {
 
 JobStreams::JobStreams(events::EventBus& bus, const jobs::JobService& jobs,
                        std::chrono::milliseconds keep_alive)
-    : bus_(bus), keep_alive_(keep_alive), registry_(std::make_shared<Registry>()) {
+    : bus_(bus),
+      registry_(std::make_shared<Registry>()),
+      keep_alive_("sse-keepalive", keep_alive, [this] { keep_alive_all(); }) {
   std::weak_ptr<Registry> weak = registry_;
   const jobs::JobService* service = &jobs;
   subscription_ = bus_.subscribe({.committed =
@@ -80,20 +81,12 @@ JobStreams::JobStreams(events::EventBus& bus, const jobs::JobService& jobs,
                                         for (const auto& s : registry->of(p.job->id))
                                           s->send(*p.job);
                                       }});
-  thread_ = std::thread([this] {
-    set_current_thread_name("sse-keepalive");
-    keep_alive_loop();
-  });
+  keep_alive_.start();
 }
 
 JobStreams::~JobStreams() {
   bus_.unsubscribe(subscription_);
-  {
-    MutexLock lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  keep_alive_.stop();
 }
 
 std::shared_ptr<JobEventStream> JobStreams::open(
@@ -115,20 +108,13 @@ size_t JobStreams::open_streams() const {
   return registry_->by_job.size();
 }
 
-void JobStreams::keep_alive_loop() {
-  MutexLock lock(mu_);
-  while (!stopping_) {
-    cv_.wait_for(lock, keep_alive_);
-    if (stopping_) break;
-    lock.unlock();
-    std::vector<std::shared_ptr<JobEventStream>> all;
-    {
-      MutexLock registry_lock(registry_->mu);
-      for (const auto& [id, s] : registry_->by_job) all.push_back(s);
-    }
-    for (const auto& s : all) s->keep_alive();
-    lock.lock();
+void JobStreams::keep_alive_all() {
+  std::vector<std::shared_ptr<JobEventStream>> all;
+  {
+    MutexLock lock(registry_->mu);
+    for (const auto& [id, s] : registry_->by_job) all.push_back(s);
   }
+  for (const auto& s : all) s->keep_alive();
 }
 
 }  // namespace atelier::api

@@ -12,13 +12,12 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <thread>
 
 #include "common/mutex.h"
+#include "common/periodic_thread.h"
 #include "server/events/event_bus.h"
 #include "server/http/message.h"
 #include "server/jobs/job.h"
@@ -61,16 +60,12 @@ class JobStreams {
 
  private:
   struct Registry;
-  void keep_alive_loop();
+  void keep_alive_all();
 
   events::EventBus& bus_;
-  const std::chrono::milliseconds keep_alive_;
   const std::shared_ptr<Registry> registry_;
   uint64_t subscription_ = 0;
-  Mutex mu_;
-  std::condition_variable_any cv_;
-  bool stopping_ ATELIER_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  PeriodicThread keep_alive_;  // "sse-keepalive"
 };
 
 }  // namespace atelier::api

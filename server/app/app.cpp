@@ -61,9 +61,7 @@ namespace {
 constexpr std::chrono::milliseconds kSseKeepAlive{15'000};
 
 int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return to_unix_ms(sys_now());
 }
 
 // Crash tests set ATELIER_TEST_CRASH_AT="after_rename:0.3,after_commit:0.3": at each named
@@ -169,11 +167,7 @@ class App::Impl {
     api_.ws_options.max_queue_bytes = static_cast<size_t>(config_.ws_queue_bytes);
     api_.ws_options.idle_timeout = std::chrono::milliseconds(config_.ws_idle_timeout_ms);
     api_.ws_options.direct_writes = config_.ws_direct_writes;
-    api_.now = [] {
-      return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                      std::chrono::system_clock::now().time_since_epoch())
-                                      .count());
-    };
+    api_.now = [] { return to_unix_s(sys_now()); };
 
     RouteServices services{.readiness = &readiness_,
                            .registry = &registry_,

@@ -20,12 +20,12 @@ JobService::JobService(store::Store& store, ImageStore& images, const events::Ev
       options_(options),
       now_(std::move(now)),
       dispatcher_(FairScheduler::Options{.ageing_ms = options.ageing.count()}),
-      leases_(options.reaper_interval,
-              [this] {
-                if (Status st = reap_expired(); !st.is_ok()) {
-                  log::warn("lease keeper: {}", st.to_string());
-                }
-              }),
+      lease_reaper_("job-reaper", options.reaper_interval,
+                    [this] {
+                      if (Status st = reap_expired(); !st.is_ok()) {
+                        log::warn("lease reaper: {}", st.to_string());
+                      }
+                    }),
       completions_(std::max<size_t>(1, options.completion_threads), options.completion_queue,
                    "job-complete") {}
 
@@ -64,14 +64,14 @@ Status JobService::start() {
   }
   dispatcher_.restart();
   for (const Job& job : queued) dispatcher_.add(job);
-  leases_.start();
+  lease_reaper_.start();
   return Status::ok();
 }
 
 void JobService::stop() {
   dispatcher_.stop();
   runs_.cancel_all();
-  leases_.stop();
+  lease_reaper_.stop();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,14 +9,15 @@
 //                      the hand-off of a run to a worker, at submit when one is idle
 //   run_table.h        the runs in progress: attempts (fencing), cancel tokens, steps, and
 //                      when a step must extend the lease
-//   lease_keeper.h     the thread that takes jobs back from workers whose lease ran out
+//   reap_expired()     run every reaper_interval by a PeriodicThread ("job-reaper"): takes
+//                      jobs back from workers whose lease ran out
 //
 // Workers never touch SQLite or sockets: a worker thread calls next_job() (blocks, then claims
 // with one fenced UPDATE under a lease), report_progress() after every step (publishes the
 // step on the bus, extends the lease, notices cancellation or a lost lease) and complete() with
 // the outcome (the PNGs go into the image store first, then one transaction commits the images
 // and the state only if this run still holds the job). A worker that stalls past its lease
-// loses the job to the lease keeper; its late completion changes nothing.
+// loses the job to the lease reaper; its late completion changes nothing.
 //
 // Thread-safety: every public method may be called from any thread. submit()/cancel() never
 // block (their callbacks run on the store's writer thread: post elsewhere for real work);
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/periodic_thread.h"
 #include "common/status.h"
 #include "common/thread_pool.h"
 #include "server/events/event_log.h"
@@ -40,7 +42,6 @@
 #include "server/jobs/dispatcher.h"
 #include "server/jobs/image_store.h"
 #include "server/jobs/job.h"
-#include "server/jobs/lease_keeper.h"
 #include "server/jobs/run.h"
 #include "server/jobs/run_table.h"
 #include "server/store/store.h"
@@ -84,12 +85,12 @@ class JobService {
   JobService(const JobService&) = delete;
   JobService& operator=(const JobService&) = delete;
 
-  // Start-up recovery, then the lease keeper. Jobs a dead process left running are re-queued
+  // Start-up recovery, then the lease reaper. Jobs a dead process left running are re-queued
   // (or failed once max_attempts are used), the queue is rebuilt from the queued rows and the
   // image store swept of temporary and unreferenced files. Call before any worker runs, after
   // the bus's subscribers are in place (recovery publishes events).
   Status start();
-  // Stops the lease keeper, wakes next_job() callers (they get nullopt) and cancels running
+  // Stops the lease reaper, wakes next_job() callers (they get nullopt) and cancels running
   // generators; complete() of such an interrupted run puts the job back in the queue.
   void stop();
 
@@ -121,7 +122,7 @@ class JobService {
   void drain_completions();
 
   // ---- tests and diagnostics ----
-  // One lease-keeper pass now (its thread calls it every reaper_interval).
+  // One lease-reaper pass now (its thread calls it every reaper_interval).
   Status reap_expired();
   // Called at named points of a job's completion: "after_rename" (the files are in the image
   // store, nothing committed) and "after_commit" (committed and published). Crash tests kill
@@ -147,7 +148,7 @@ class JobService {
   const Clock now_;
   Dispatcher dispatcher_;
   RunTable runs_;
-  LeaseKeeper leases_;
+  PeriodicThread lease_reaper_;
   ThreadPool completions_;
 };
 

@@ -1,21 +1,21 @@
-#include "server/jobs/lease_keeper.h"
+#include "common/periodic_thread.h"
 
 #include "common/thread_name.h"
 
-namespace atelier::jobs {
+namespace atelier {
 
-void LeaseKeeper::start() {
+void PeriodicThread::start() {
   {
     MutexLock lock(mu_);
     stopping_ = false;
   }
   thread_ = std::thread([this] {
-    set_current_thread_name("job-reaper");
+    set_current_thread_name(name_);
     loop();
   });
 }
 
-void LeaseKeeper::stop() {
+void PeriodicThread::stop() {
   {
     MutexLock lock(mu_);
     stopping_ = true;
@@ -24,15 +24,15 @@ void LeaseKeeper::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void LeaseKeeper::loop() {
+void PeriodicThread::loop() {
   MutexLock lock(mu_);
   while (!stopping_) {
     cv_.wait_for(lock, interval_);
     if (stopping_) break;
     lock.unlock();
-    reap_();
+    task_();
     lock.lock();
   }
 }
 
-}  // namespace atelier::jobs
+}  // namespace atelier
