@@ -7,7 +7,8 @@
 # targets all get them from atelier_inference_torch (PUBLIC), and the tests' extra ATELIER_*
 # defines are macros the torch headers never read, which GCC accepts. CMake adds -Winvalid-pch,
 # so a PCH that stops matching is reported (and fails an ATELIER_WERROR build) rather than
-# silently ignored.
+# silently ignored. Where tests/ compiles with flags of its own (ATELIER_TEST_COMPILE_OPTIONS),
+# it sets ATELIER_TORCH_PCH_OWNER to a PCH of its own built with them.
 set(ATELIER_TORCH_PCH_OWNER atelier_inference_torch)
 
 function(atelier_torch_pch target)

@@ -10,6 +10,8 @@ namespace atelier::api {
 namespace {
 
 constexpr std::string_view kCallerKey = "caller";
+// A credential's last use is recorded at most this often.
+constexpr std::chrono::seconds kTouchInterval{60};
 
 bool unsafe_method(http::Method m) {
   return m == http::Method::kPost || m == http::Method::kPut || m == http::Method::kPatch ||
@@ -62,10 +64,10 @@ std::string cookie_value(const http::Request& request, std::string_view name) {
   return {};
 }
 
-std::string session_cookie(const std::string& token, int64_t max_age_s) {
+std::string session_cookie(const std::string& token, std::chrono::seconds max_age) {
   // HttpOnly: scripts cannot read it. SameSite=Strict: other sites' requests never carry it.
   return std::string(kSessionCookie) + "=" + token +
-         "; Path=/; Max-Age=" + std::to_string(max_age_s) + "; HttpOnly; SameSite=Strict";
+         "; Path=/; Max-Age=" + std::to_string(max_age.count()) + "; HttpOnly; SameSite=Strict";
 }
 
 std::string request_origin(const ApiContext& ctx, const http::Request& request) {
@@ -102,8 +104,8 @@ http::Middleware authenticate_middleware(const ApiContext& ctx) {
     Status st = ctx.store->read([&](store::Db& db) -> Status {
       auto p = auth::account_db::find_principal(db, caller.secret_hash, ctx.now());
       if (!p.is_ok()) return p.status();
-      if (*p) {
-        caller.principal = std::move(**p);
+      if (p->has_value()) {
+        caller.principal = std::move(p->value());
         found = true;
       }
       return Status::ok();
@@ -117,8 +119,8 @@ http::Middleware authenticate_middleware(const ApiContext& ctx) {
     // Remember when a credential was last used (shown in GET /tokens), at most once a minute
     // per credential so that a busy script does not turn every request into a write. Nobody
     // waits for it: losing one such update costs nothing.
-    const int64_t now = ctx.now();
-    if (!caller.principal.last_used_at || now - *caller.principal.last_used_at >= 60) {
+    const SysTime now = ctx.now();
+    if (!caller.principal.last_used_at || now - *caller.principal.last_used_at >= kTouchInterval) {
       ctx.store->submit_write(
           [id = caller.principal.credential_id, now](store::Db& db) {
             return auth::account_db::touch_credential(db, id, now);
@@ -172,10 +174,11 @@ Status require_instance_admin(const Caller& caller) {
 }
 
 Result<projects::Role> project_role(store::Db& db, const Caller& caller, int64_t project_id) {
-  auto role = projects::project_db::member_role(db, project_id, caller.principal.user.id);
-  if (!role.is_ok()) return role.status();
-  if (!*role) return Status::not_found("no such project");
-  return **role;
+  ATELIER_ASSIGN_OR_RETURN(
+      const std::optional<projects::Role> role,
+      projects::project_db::member_role(db, project_id, caller.principal.user.id));
+  if (!role) return Status::not_found("no such project");
+  return *role;
 }
 
 Status require_role(projects::Role have, projects::Role needed) {
@@ -188,11 +191,10 @@ Status require_role(projects::Role have, projects::Role needed) {
 
 Result<projects::Role> authorize_project(store::Db& db, const Caller& caller, int64_t project_id,
                                          auth::Scope scope, projects::Role role) {
-  auto have = project_role(db, caller, project_id);
-  if (!have.is_ok()) return have.status();
+  ATELIER_ASSIGN_OR_RETURN(const projects::Role have, project_role(db, caller, project_id));
   ATELIER_RETURN_IF_ERROR(require_scope(caller, scope));
-  ATELIER_RETURN_IF_ERROR(require_role(*have, role));
-  return *have;
+  ATELIER_RETURN_IF_ERROR(require_role(have, role));
+  return have;
 }
 
 Status add_signed_in_route(http::Router& router, const ApiContext& ctx, http::Method method,

@@ -13,6 +13,7 @@
 // get no access to projects they are not members of.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -64,7 +65,7 @@ Status add_signed_in_route(http::Router& router, const ApiContext& ctx, http::Me
 // The value of cookie `name` in the request's Cookie header(s), empty when absent.
 std::string cookie_value(const http::Request& request, std::string_view name);
 // Set-Cookie value for the session cookie; an empty token with max_age 0 clears it.
-std::string session_cookie(const std::string& token, int64_t max_age_s);
+std::string session_cookie(const std::string& token, std::chrono::seconds max_age);
 // Whether `origin` (an Origin header's value) may act with this server's cookies: the request's
 // own origin (host[:port] equal to its Host; the scheme is not compared, since behind a
 // TLS-terminating proxy the server sees plain HTTP), public_url, or a trusted origin.

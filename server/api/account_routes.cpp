@@ -58,13 +58,14 @@ std::string client_ip(const http::Request& req) {
 Result<Response> start_session(store::Db& db, const ApiContext& ctx, const auth::User& user,
                                int status) {
   std::string secret = auth::generate_secret(kSessionPrefix);
-  int64_t now = ctx.now();
-  auto id = adb::insert_credential(db, user.id, auth::CredentialKind::kSession, "browser session",
-                                   auth::Scope::kAdmin, auth::hash_secret(secret), now,
-                                   now + ctx.session_ttl_s);
-  if (!id.is_ok()) return id.status();
+  const SysTime now = ctx.now();
+  ATELIER_RETURN_IF_ERROR(adb::insert_credential(db, user.id, auth::CredentialKind::kSession,
+                                                 "browser session", auth::Scope::kAdmin,
+                                                 auth::hash_secret(secret), now,
+                                                 now + ctx.session_ttl)
+                              .status());
   Response r = json_response(status, {{"user", user_json(user)}, {"token", secret}});
-  r.headers.add("Set-Cookie", session_cookie(secret, ctx.session_ttl_s));
+  r.headers.add("Set-Cookie", session_cookie(secret, ctx.session_ttl));
   r.headers.set("Cache-Control", "no-store");
   return r;
 }
@@ -117,13 +118,13 @@ void handle_register(const ApiContext& ctx, const ExchangePtr& ex) {
             return Status::invalid_argument("registration needs an invite code on this server",
                                             "invite");
           }
-          auto user = adb::insert_user(db, creds->username, hash, /*is_admin=*/first, ctx.now());
-          if (!user.is_ok()) return user.status();
+          ATELIER_ASSIGN_OR_RETURN(
+              const auth::User user,
+              adb::insert_user(db, creds->username, hash, /*is_admin=*/first, ctx.now()));
           if (creds->invite) {
-            auto joined = accept_invite(db, ctx, *creds->invite, user->id);
-            if (!joined.is_ok()) return joined.status();
+            ATELIER_RETURN_IF_ERROR(accept_invite(db, ctx, *creds->invite, user.id).status());
           }
-          return start_session(db, ctx, *user, 201);
+          return start_session(db, ctx, user, 201);
         });
   });
 }
@@ -151,8 +152,10 @@ void handle_login(const ApiContext& ctx, const ExchangePtr& ex) {
   if (!creds->username.empty()) {
     Status st = ctx.store->read([&](store::Db& db) -> Status {
       auto u = adb::find_user_by_username(db, creds->username);
+      // No such user is answered below exactly as a wrong password.
+      if (u.status().code() == StatusCode::kNotFound) return Status::ok();
       if (!u.is_ok()) return u.status();
-      found = std::move(*u);
+      found = std::move(u).value();
       return Status::ok();
     });
     if (!st.is_ok()) return respond_error(ex, st);
@@ -191,7 +194,7 @@ void handle_logout(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
         ATELIER_RETURN_IF_ERROR(adb::revoke_credential(db, user_id, credential_id, ctx.now()));
         Response r;
         r.status = 204;
-        r.headers.add("Set-Cookie", session_cookie("", 0));
+        r.headers.add("Set-Cookie", session_cookie("", std::chrono::seconds(0)));
         return r;
       });
 }
@@ -208,7 +211,7 @@ void handle_me(const ApiContext&, const ExchangePtr& ex, const Caller& caller) {
 struct NewToken {
   std::string name;
   auth::Scope scope;
-  std::optional<int64_t> expires_in_s;
+  std::optional<std::chrono::seconds> expires_in;
 };
 
 void handle_create_token(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
@@ -219,20 +222,23 @@ void handle_create_token(const ApiContext& ctx, const ExchangePtr& ex, const Cal
     if (!scope.is_ok()) return scope.status();
     auto expires = body.optional_int("expires_in_s", 60, int64_t{10} * 365 * 24 * 3600);
     if (!expires.is_ok()) return expires.status();
-    return NewToken{std::move(*name), *auth::parse_scope(*scope), *expires};
+    std::optional<std::chrono::seconds> expires_in;
+    if (*expires) expires_in = std::chrono::seconds(**expires);
+    return NewToken{std::move(*name), *auth::parse_scope(*scope), expires_in};
   });
   if (!input.is_ok()) return respond_error(ex, input.status());
   int64_t user_id = caller.principal.user.id;
   respond_after_write(
       ex, *ctx.store, [&ctx, user_id, in = *input](store::Db& db) -> Result<Response> {
         std::string secret = auth::generate_secret(kApiTokenPrefix);
-        int64_t now = ctx.now();
-        std::optional<int64_t> expires_at;
-        if (in.expires_in_s) expires_at = now + *in.expires_in_s;
-        auto id = adb::insert_credential(db, user_id, auth::CredentialKind::kApiToken, in.name,
-                                         in.scope, auth::hash_secret(secret), now, expires_at);
-        if (!id.is_ok()) return id.status();
-        auto body = api_token_json({*id, in.name, in.scope, now, expires_at, std::nullopt});
+        const SysTime now = ctx.now();
+        std::optional<SysTime> expires_at;
+        if (in.expires_in) expires_at = now + *in.expires_in;
+        ATELIER_ASSIGN_OR_RETURN(
+            const int64_t id,
+            adb::insert_credential(db, user_id, auth::CredentialKind::kApiToken, in.name, in.scope,
+                                   auth::hash_secret(secret), now, expires_at));
+        auto body = api_token_json({id, in.name, in.scope, now, expires_at, std::nullopt});
         body["token"] = secret;  // shown this once; only its hash is kept
         Response r = json_response(201, body);
         r.headers.set("Cache-Control", "no-store");
@@ -242,10 +248,10 @@ void handle_create_token(const ApiContext& ctx, const ExchangePtr& ex, const Cal
 
 void handle_list_tokens(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    auto tokens = adb::list_api_tokens(db, caller.principal.user.id, ctx.now());
-    if (!tokens.is_ok()) return tokens.status();
+    ATELIER_ASSIGN_OR_RETURN(const auto tokens,
+                             adb::list_api_tokens(db, caller.principal.user.id, ctx.now()));
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& t : *tokens) list.push_back(api_token_json(t));
+    for (const auto& t : tokens) list.push_back(api_token_json(t));
     return json_response(200, {{"tokens", list}});
   });
 }
@@ -288,9 +294,8 @@ void handle_admin_update_user(const ApiContext& ctx, const ExchangePtr& ex, cons
         ATELIER_RETURN_IF_ERROR(st);
         // Disabling takes effect at once: every session and token of the user stops working.
         if (off) ATELIER_RETURN_IF_ERROR(adb::revoke_all_credentials(db, target, ctx.now()));
-        auto user = adb::find_user(db, target);
-        if (!user.is_ok()) return user.status();
-        return json_response(200, {{"user", user_json(**user)}});
+        ATELIER_ASSIGN_OR_RETURN(const auth::User user, adb::find_user(db, target));
+        return json_response(200, {{"user", user_json(user)}});
       });
 }
 

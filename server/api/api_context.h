@@ -2,11 +2,13 @@
 // throttling and the settings they act on. Owned by the app; outlives the router.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/thread_pool.h"
 #include "server/auth/password.h"
 #include "server/auth/rate_limiter.h"
@@ -42,7 +44,7 @@ struct ApiContext {
   auth::RateLimiter* login_limiter = nullptr;
   auth::PasswordCost password_cost = auth::PasswordCost::interactive();
   RegistrationMode registration = RegistrationMode::kOpen;
-  int64_t session_ttl_s = 30 * 24 * 3600;
+  std::chrono::seconds session_ttl = std::chrono::days(30);  // browser sessions expire after it
   // Every change to a project records its domain event here (in the same transaction).
   const events::EventLog* events = nullptr;
   std::string public_url;                    // empty: from the request's Host
@@ -57,8 +59,8 @@ struct ApiContext {
   rooms::RoomHub* rooms = nullptr;
   CommandLog* live_commands = nullptr;
   http::WsOptions ws_options;
-  // Unix seconds; injectable so tests can move time.
-  std::function<int64_t()> now;
+  // Wall-clock time; injectable so tests can move time.
+  std::function<SysTime()> now;
 };
 
 }  // namespace atelier::api

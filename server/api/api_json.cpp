@@ -7,8 +7,8 @@
 
 namespace atelier::api {
 
-std::string format_time(int64_t unix_seconds) {
-  std::time_t t = static_cast<std::time_t>(unix_seconds);
+std::string format_time(SysTime time) {
+  std::time_t t = static_cast<std::time_t>(to_unix_s(time));
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "server/auth/account_db.h"
 #include "server/http/router.h"
@@ -15,8 +16,8 @@
 
 namespace atelier::api {
 
-// RFC 3339 UTC ("2026-11-26T06:33:19Z") from Unix seconds.
-std::string format_time(int64_t unix_seconds);
+// RFC 3339 UTC in whole seconds ("2026-11-26T06:33:19Z"; a fraction is dropped).
+std::string format_time(SysTime time);
 
 nlohmann::json user_json(const auth::User& user);
 nlohmann::json api_token_json(const auth::ApiTokenInfo& token);

@@ -51,8 +51,7 @@ json event_json(const projects::Event& e) {
 
 std::string committed_event_json(const events::CommittedEvent& e) {
   return event_json(projects::Event{e.project_id, e.seq, std::string(events::event_type(e.event)),
-                                    e.actor, e.data_json ? *e.data_json : std::string("{}"),
-                                    to_unix_s(e.at)})
+                                    e.actor, e.data_json ? *e.data_json : std::string("{}"), e.at})
       .dump();
 }
 

@@ -39,13 +39,14 @@ Status require_images(const ApiContext& ctx) {
 
 // The image, if the caller may see it (member with read scope); 404 otherwise.
 Result<ImageRecord> visible_image(store::Db& db, const Caller& caller, int64_t image_id) {
-  auto image = jdb::find_image(db, image_id);
-  if (!image.is_ok()) return image.status();
-  if (!*image) return Status::not_found("no such image");
-  auto role =
-      authorize_project(db, caller, (*image)->project_id, auth::Scope::kRead, Role::kViewer);
-  if (!role.is_ok()) return role.status();
-  return std::move(**image);
+  ATELIER_ASSIGN_OR_RETURN(ImageRecord image, jdb::find_image(db, image_id));  // "no such image"
+  ATELIER_RETURN_IF_ERROR(
+      authorize_project(db, caller, image.project_id, auth::Scope::kRead, Role::kViewer).status());
+  return image;
+}
+
+bool is_not_found(const Status& st) {
+  return st.code() == StatusCode::kNotFound;
 }
 
 void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
@@ -55,23 +56,22 @@ void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
   auto before = query_before(ex->request());
   if (!before.is_ok()) return respond_error(ex, before.status());
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    auto role = authorize_project(db, caller, project_id, auth::Scope::kRead, Role::kViewer);
-    if (!role.is_ok()) return role.status();
-    auto list = jdb::list_images(db, project_id, *limit, *before);
-    if (!list.is_ok()) return list.status();
+    ATELIER_RETURN_IF_ERROR(
+        authorize_project(db, caller, project_id, auth::Scope::kRead, Role::kViewer).status());
+    ATELIER_ASSIGN_OR_RETURN(std::vector<ImageRecord> list,
+                             jdb::list_images(db, project_id, *limit, *before));
     std::vector<int64_t> ids;
-    for (const ImageRecord& image : *list) ids.push_back(image.id);
-    auto counts = jobs::reactions::counts_for(db, ids);
-    if (!counts.is_ok()) return counts.status();
+    for (const ImageRecord& image : list) ids.push_back(image.id);
+    ATELIER_ASSIGN_OR_RETURN(auto counts, jobs::reactions::counts_for(db, ids));
     nlohmann::json out = nlohmann::json::array();
-    for (const ImageRecord& image : *list) {
+    for (const ImageRecord& image : list) {
       nlohmann::json item = image_json(image);
-      auto c = counts->find(image.id);
-      item["reactions"] = c == counts->end() ? nlohmann::json::object() : nlohmann::json(c->second);
+      auto c = counts.find(image.id);
+      item["reactions"] = c == counts.end() ? nlohmann::json::object() : nlohmann::json(c->second);
       out.push_back(std::move(item));
     }
     nlohmann::json next = nlohmann::json(nullptr);
-    if (static_cast<int64_t>(list->size()) == *limit) next = list->back().id;
+    if (static_cast<int64_t>(list.size()) == *limit) next = list.back().id;
     return json_response(200, {{"images", out}, {"next_before", next}});
   });
 }
@@ -79,13 +79,13 @@ void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
 void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   const int64_t id = ex->params().get_int("id");
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    auto image = visible_image(db, caller, id);
-    if (!image.is_ok()) return image.status();
-    nlohmann::json out = image_json(*image);
-    auto job = jdb::find_job(db, image->job_id);
-    if (!job.is_ok()) return job.status();
-    if (*job) {
-      const jobs::JobParams& p = (*job)->params;
+    ATELIER_ASSIGN_OR_RETURN(ImageRecord image, visible_image(db, caller, id));
+    nlohmann::json out = image_json(image);
+    // The job and the parent are extras: the image is shown without them when they are gone.
+    Result<jobs::Job> job = jdb::find_job(db, image.job_id);
+    if (!job.is_ok() && !is_not_found(job.status())) return job.status();
+    if (job.is_ok()) {
+      const jobs::JobParams& p = job->params;
       out["model"] = p.model;
       out["prompt"] = p.prompt;
       out["negative_prompt"] = p.negative_prompt;
@@ -94,25 +94,23 @@ void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& call
       out["sampler"] = p.sampler;
       out["mode"] = inference::mode_name(p.mode);
       out["strength"] = p.strength;
-      out["parameters"] = jobs::a1111_parameters(p, image->seed, image->width, image->height);
+      out["parameters"] = jobs::a1111_parameters(p, image.seed, image.width, image.height);
       add_generation_fields(out, p);
     }
     out["parent"] = nullptr;
-    if (image->parent_image_id) {
-      auto parent = jdb::find_image(db, *image->parent_image_id);
-      if (!parent.is_ok()) return parent.status();
-      if (*parent) out["parent"] = image_json(**parent);
+    if (image.parent_image_id) {
+      Result<ImageRecord> parent = jdb::find_image(db, *image.parent_image_id);
+      if (!parent.is_ok() && !is_not_found(parent.status())) return parent.status();
+      if (parent.is_ok()) out["parent"] = image_json(*parent);
     }
-    auto counts = jobs::reactions::counts(db, id);
-    if (!counts.is_ok()) return counts.status();
-    out["reactions"] = counts->empty() ? nlohmann::json::object() : nlohmann::json(*counts);
-    auto mine = jobs::reactions::mine(db, id, caller.principal.user.id);
-    if (!mine.is_ok()) return mine.status();
-    out["my_reactions"] = *mine;
-    auto children = jdb::children_of(db, id, kChildrenShown);
-    if (!children.is_ok()) return children.status();
+    ATELIER_ASSIGN_OR_RETURN(auto counts, jobs::reactions::counts(db, id));
+    out["reactions"] = counts.empty() ? nlohmann::json::object() : nlohmann::json(counts);
+    ATELIER_ASSIGN_OR_RETURN(out["my_reactions"],
+                             jobs::reactions::mine(db, id, caller.principal.user.id));
+    ATELIER_ASSIGN_OR_RETURN(std::vector<ImageRecord> children,
+                             jdb::children_of(db, id, kChildrenShown));
     nlohmann::json kids = nlohmann::json::array();
-    for (const ImageRecord& c : *children) kids.push_back(image_json(c));
+    for (const ImageRecord& c : children) kids.push_back(image_json(c));
     out["children"] = kids;
     return json_response(200, out);
   });
@@ -145,10 +143,9 @@ void handle_file(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
   if (Status st = require_images(ctx); !st.is_ok()) return respond_error(ex, st);
   const int64_t id = ex->params().get_int("id");
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    auto image = visible_image(db, caller, id);
-    if (!image.is_ok()) return image.status();
-    if (etag_matches(ex->request(), image->sha256)) return not_modified(image->sha256);
-    Response r = file_response(ctx.images->path_for(image->sha256), "image/png", image->sha256);
+    ATELIER_ASSIGN_OR_RETURN(ImageRecord image, visible_image(db, caller, id));
+    if (etag_matches(ex->request(), image.sha256)) return not_modified(image.sha256);
+    Response r = file_response(ctx.images->path_for(image.sha256), "image/png", image.sha256);
     r.headers.set("Content-Disposition",
                   "inline; filename=\"atelier-" + std::to_string(id) + ".png\"");
     return r;
@@ -160,9 +157,8 @@ Result<std::vector<uint8_t>> render_thumb(const std::filesystem::path& png, int 
   if (!in) return Status::not_found("the image file is missing");
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
                              std::istreambuf_iterator<char>());
-  auto decoded = image::decode_png(bytes);
-  if (!decoded.is_ok()) return decoded.status();
-  image::Image small = image::resize_box(*decoded, size);
+  ATELIER_ASSIGN_OR_RETURN(image::Image decoded, image::decode_png(bytes));
+  image::Image small = image::resize_box(decoded, size);
   return jpeg ? image::encode_jpeg(small, kThumbQuality) : image::encode_webp(small, kThumbQuality);
 }
 
@@ -182,9 +178,7 @@ void handle_thumb(const ApiContext& ctx, const ExchangePtr& ex, const Caller& ca
   }
   std::optional<ImageRecord> image;
   Status st = ctx.store->read([&](store::Db& db) -> Status {
-    auto found = visible_image(db, caller, id);
-    if (!found.is_ok()) return found.status();
-    image = std::move(*found);
+    ATELIER_ASSIGN_OR_RETURN(image, visible_image(db, caller, id));
     return Status::ok();
   });
   if (!st.is_ok()) return respond_error(ex, st);

@@ -11,19 +11,17 @@ nlohmann::json opt(const std::optional<T>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
 
-nlohmann::json opt_time(const std::optional<int64_t>& ms) {
-  return ms ? nlohmann::json(format_time_ms(*ms)) : nlohmann::json(nullptr);
+nlohmann::json opt_time(const std::optional<SysTime>& t) {
+  return t ? nlohmann::json(format_time_ms(*t)) : nlohmann::json(nullptr);
 }
 
 }  // namespace
 
-std::string format_time_ms(int64_t unix_ms) {
-  std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
-  int millis = static_cast<int>(unix_ms % 1000);
-  if (millis < 0) {
-    millis += 1000;
-    --secs;
-  }
+std::string format_time_ms(SysTime t) {
+  // Whole seconds rounded down, so a time before the epoch borrows one: -1 ms is 23:59:59.999.
+  const auto whole = std::chrono::floor<std::chrono::seconds>(t);
+  const std::time_t secs = static_cast<std::time_t>(whole.time_since_epoch().count());
+  const int millis = static_cast<int>((t - whole).count());
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[40];

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/clock.h"
 #include "server/jobs/job.h"
 
 namespace atelier::api {
@@ -14,8 +15,9 @@ using jobs::ImageRecord;
 using jobs::Job;
 using jobs::JobParams;
 
-// RFC 3339 UTC with milliseconds ("2026-11-26T06:33:19.250Z") from Unix ms.
-std::string format_time_ms(int64_t unix_ms);
+// RFC 3339 UTC with milliseconds ("2026-11-26T06:33:19.250Z"): how the API writes job and image
+// times.
+std::string format_time_ms(SysTime t);
 
 // The Job object: id, project_id, state, params, progress {step, steps}, attempt, images, error,
 // submitted_by, position (queued only), cancel_requested, timestamps, warnings and the

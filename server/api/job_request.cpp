@@ -237,15 +237,10 @@ Result<JobRequest> parse_job_request(const http::Request& request,
                                      const inference::ModelRegistry& models) {
   auto parsed = read_json_body(request, [](JsonBody& body) -> Result<JobRequest> {
     JobRequest r;
-    auto model = body.required_string("model", 64);
-    if (!model.is_ok()) return model.status();
-    r.model = std::move(*model);
-    auto prompt = body.required_string("prompt", kPromptRule);
-    if (!prompt.is_ok()) return prompt.status();
-    r.prompt = std::move(*prompt);
-    auto negative = body.optional_string("negative_prompt", kNegativeRule);
-    if (!negative.is_ok()) return negative.status();
-    r.negative_prompt = std::move(*negative);
+    ATELIER_ASSIGN_OR_RETURN(r.model, body.required_string("model", 64));
+    ATELIER_ASSIGN_OR_RETURN(r.prompt, body.required_string("prompt", kPromptRule));
+    ATELIER_ASSIGN_OR_RETURN(r.negative_prompt,
+                             body.optional_string("negative_prompt", kNegativeRule));
     // Wide bounds here; the model's own ranges are checked below with a precise message.
     struct IntField {
       std::string_view name;
@@ -258,22 +253,15 @@ Result<JobRequest> parse_job_request(const http::Request& request,
           IntField{"seed", &r.seed, -1, kMaxSeed},
           IntField{"parent_image_id", &r.parent_image_id, 1, INT64_MAX},
           IntField{"priority", &r.priority, -10, 10}}) {
-      auto v = body.optional_int(f.name, f.lo, f.hi);
-      if (!v.is_ok()) return v.status();
-      *f.out = *v;
+      ATELIER_ASSIGN_OR_RETURN(*f.out, body.optional_int(f.name, f.lo, f.hi));
     }
-    auto guidance = body.optional_number("guidance", -1e6, 1e6);
-    if (!guidance.is_ok()) return guidance.status();
-    r.guidance = *guidance;
-    auto strength = body.optional_number("strength", -1e6, 1e6);
-    if (!strength.is_ok()) return strength.status();
-    r.strength = *strength;
-    auto sampler = body.optional_string("sampler", 64);
-    if (!sampler.is_ok()) return sampler.status();
-    r.sampler = std::move(*sampler);
-    auto mode = body.optional_enum("mode", {"txt2img", "variation", "remix", "upscale"});
-    if (!mode.is_ok()) return mode.status();
-    if (*mode) r.mode = *inference::parse_mode(**mode);
+    ATELIER_ASSIGN_OR_RETURN(r.guidance, body.optional_number("guidance", -1e6, 1e6));
+    ATELIER_ASSIGN_OR_RETURN(r.strength, body.optional_number("strength", -1e6, 1e6));
+    ATELIER_ASSIGN_OR_RETURN(r.sampler, body.optional_string("sampler", 64));
+    ATELIER_ASSIGN_OR_RETURN(
+        std::optional<std::string> mode,
+        body.optional_enum("mode", {"txt2img", "variation", "remix", "upscale"}));
+    if (mode) r.mode = *inference::parse_mode(*mode);
     auto loras = body.optional_object_array("loras", kMaxLorasPerJob);
     if (!loras.is_ok()) return loras.status();
     if (*loras) {
@@ -281,13 +269,15 @@ Result<JobRequest> parse_job_request(const http::Request& request,
       for (size_t i = 0; i < (*loras)->size(); ++i) {
         JsonBody& item = (**loras)[i];
         const std::string prefix = "loras[" + std::to_string(i) + "].";
-        auto name = item.required_string(prefix + "name",
-                                         TextRule{.min_chars = 1, .max_chars = kMaxLoraNameChars});
-        if (!name.is_ok()) return name.status();
-        auto weight = item.optional_number(prefix + "weight", -kMaxLoraWeight, kMaxLoraWeight);
-        if (!weight.is_ok()) return weight.status();
+        ATELIER_ASSIGN_OR_RETURN(
+            std::string name,
+            item.required_string(prefix + "name",
+                                 TextRule{.min_chars = 1, .max_chars = kMaxLoraNameChars}));
+        ATELIER_ASSIGN_OR_RETURN(
+            std::optional<double> weight,
+            item.optional_number(prefix + "weight", -kMaxLoraWeight, kMaxLoraWeight));
         ATELIER_RETURN_IF_ERROR(item.finish());
-        r.loras->push_back(inference::LoraRef{std::move(*name), weight->value_or(1.0)});
+        r.loras->push_back(inference::LoraRef{std::move(name), weight.value_or(1.0)});
       }
     }
     struct PairField {
@@ -299,9 +289,9 @@ Result<JobRequest> parse_job_request(const http::Request& request,
          {PairField{"original_size", &r.original_size, kMinConditioningSize, kMaxConditioningSize},
           PairField{"target_size", &r.target_size, kMinConditioningSize, kMaxConditioningSize},
           PairField{"crop_top_left", &r.crop_top_left, 0, kMaxConditioningCrop}}) {
-      auto v = body.optional_int_array(f.name, 2, f.lo, f.hi);
-      if (!v.is_ok()) return v.status();
-      if (*v) *f.out = std::array<int64_t, 2>{(**v)[0], (**v)[1]};
+      ATELIER_ASSIGN_OR_RETURN(std::optional<std::vector<int64_t>> v,
+                               body.optional_int_array(f.name, 2, f.lo, f.hi));
+      if (v) *f.out = std::array<int64_t, 2>{(*v)[0], (*v)[1]};
     }
     return r;
   });
@@ -345,20 +335,23 @@ Result<jobs::JobParams> resolve_job_params(store::Db& db, const JobRequest& r, c
   int64_t height = r.height.value_or(m.height.default_value);
 
   if (r.mode != Mode::kTxt2Img) {
+    // A missing parent is the request's fault (400), like one in another project.
     auto parent = jobs::job_db::find_image(db, *r.parent_image_id);
-    if (!parent.is_ok()) return parent.status();
-    if (!*parent || (*parent)->project_id != project_id) {
+    if (!parent.is_ok() && parent.status().code() != StatusCode::kNotFound) return parent.status();
+    if (!parent.is_ok() || parent->project_id != project_id) {
       return Status::invalid_argument("field 'parent_image_id' names no image in this project",
                                       "parent_image_id");
     }
-    auto parent_job = jobs::job_db::find_job(db, (*parent)->job_id);
-    if (!parent_job.is_ok()) return parent_job.status();
-    if (*parent_job && (*parent_job)->params.model != m.id) {
-      return Status::invalid_argument("the parent image was made by model '" +
-                                          (*parent_job)->params.model + "'; use that model",
-                                      "model");
+    auto parent_job = jobs::job_db::find_job(db, parent->job_id);
+    if (!parent_job.is_ok() && parent_job.status().code() != StatusCode::kNotFound) {
+      return parent_job.status();
     }
-    const int64_t pw = (*parent)->width, ph = (*parent)->height;
+    if (parent_job.is_ok() && parent_job->params.model != m.id) {
+      return Status::invalid_argument(
+          "the parent image was made by model '" + parent_job->params.model + "'; use that model",
+          "model");
+    }
+    const int64_t pw = parent->width, ph = parent->height;
     if (r.mode == Mode::kUpscale) {
       if (m.upscale_factors.empty()) {
         return Status::invalid_argument("model '" + m.id + "' cannot upscale", "mode");

@@ -141,8 +141,8 @@ void handle_submit(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
   submit.request_hash = request->canonical_hash;
   submit.prepare = [caller, project_id, request, info,
                     seed = random_seed()](store::Db& db) -> Result<jobs::JobParams> {
-    auto role = authorize_project(db, caller, project_id, auth::Scope::kSubmit, Role::kEditor);
-    if (!role.is_ok()) return role.status();
+    ATELIER_RETURN_IF_ERROR(
+        authorize_project(db, caller, project_id, auth::Scope::kSubmit, Role::kEditor).status());
     return resolve_job_params(db, *request, *info, project_id, seed);
   };
   ctx.jobs->submit(std::move(submit), [ex](Result<jobs::SubmitResult> result) {
@@ -173,37 +173,34 @@ void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
   auto before = query_before(req);
   if (!before.is_ok()) return respond_error(ex, before.status());
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    auto role = authorize_project(db, caller, project_id, auth::Scope::kRead, Role::kViewer);
-    if (!role.is_ok()) return role.status();
-    auto list = jdb::list_jobs(db, project_id, state, *limit, *before);
-    if (!list.is_ok()) return list.status();
+    ATELIER_RETURN_IF_ERROR(
+        authorize_project(db, caller, project_id, auth::Scope::kRead, Role::kViewer).status());
+    ATELIER_ASSIGN_OR_RETURN(std::vector<Job> list,
+                             jdb::list_jobs(db, project_id, state, *limit, *before));
     nlohmann::json out = nlohmann::json::array();
-    ctx.jobs->decorate(std::span<Job>(*list));
-    for (const Job& job : *list) out.push_back(job_json(job));
+    ctx.jobs->decorate(std::span<Job>(list));
+    for (const Job& job : list) out.push_back(job_json(job));
     nlohmann::json next = nlohmann::json(nullptr);
-    if (static_cast<int64_t>(list->size()) == *limit) next = list->back().id;
+    if (static_cast<int64_t>(list.size()) == *limit) next = list.back().id;
     return json_response(200, {{"jobs", out}, {"next_before", next}});
   });
 }
 
 // Loads a job the caller may see (viewer and read scope), else 404/403.
 Result<Job> visible_job(store::Db& db, const Caller& caller, int64_t job_id) {
-  auto job = jdb::find_job(db, job_id);
-  if (!job.is_ok()) return job.status();
-  if (!*job) return Status::not_found("no such job");
-  auto role = authorize_project(db, caller, (*job)->project_id, auth::Scope::kRead, Role::kViewer);
-  if (!role.is_ok()) return role.status();
-  return std::move(**job);
+  ATELIER_ASSIGN_OR_RETURN(Job job, jdb::find_job(db, job_id));  // 404 "no such job"
+  ATELIER_RETURN_IF_ERROR(
+      authorize_project(db, caller, job.project_id, auth::Scope::kRead, Role::kViewer).status());
+  return job;
 }
 
 void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   if (Status st = require_jobs(ctx); !st.is_ok()) return respond_error(ex, st);
   const int64_t id = ex->params().get_int("id");
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    auto job = visible_job(db, caller, id);
-    if (!job.is_ok()) return job.status();
-    ctx.jobs->decorate(*job);
-    return json_response(200, job_json(*job));
+    ATELIER_ASSIGN_OR_RETURN(Job job, visible_job(db, caller, id));
+    ctx.jobs->decorate(job);
+    return json_response(200, job_json(job));
   });
 }
 
@@ -213,10 +210,9 @@ void handle_cancel(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
   ctx.jobs->cancel(
       id, caller.principal.user.id,
       [caller](store::Db& db, const Job& job) -> Status {
-        auto role = project_role(db, caller, job.project_id);
-        if (!role.is_ok()) return role.status();
+        ATELIER_ASSIGN_OR_RETURN(auto role, project_role(db, caller, job.project_id));
         ATELIER_RETURN_IF_ERROR(require_scope(caller, auth::Scope::kSubmit));
-        if (job.submitted_by == caller.principal.user.id || *role == Role::kOwner) {
+        if (job.submitted_by == caller.principal.user.id || role == Role::kOwner) {
           return Status::ok();
         }
         return Status(StatusCode::kPermissionDenied,
@@ -245,9 +241,7 @@ void handle_events_stream(const ApiContext& ctx, const ExchangePtr& ex, const Ca
     // Read after subscribing: a change between the two is then sent twice, never lost.
     std::optional<Job> now;
     Status read = c->store->read([&](store::Db& db) -> Status {
-      auto job = visible_job(db, caller, id);
-      if (!job.is_ok()) return job.status();
-      now = std::move(*job);
+      ATELIER_ASSIGN_OR_RETURN(now, visible_job(db, caller, id));
       return Status::ok();
     });
     if (!read.is_ok()) return writer->close();
@@ -264,15 +258,13 @@ void handle_project_events(const ApiContext& ctx, const ExchangePtr& ex, const C
   auto limit = query_int(ex->request(), "limit", kDefaultEvents, 1, kMaxEvents);
   if (!limit.is_ok()) return respond_error(ex, limit.status());
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    auto role = authorize_project(db, caller, project_id, auth::Scope::kRead, Role::kViewer);
-    if (!role.is_ok()) return role.status();
-    auto events = pdb::list_events(db, project_id, *after, *limit);
-    if (!events.is_ok()) return events.status();
-    auto head = pdb::head_seq(db, project_id);
-    if (!head.is_ok()) return head.status();
+    ATELIER_RETURN_IF_ERROR(
+        authorize_project(db, caller, project_id, auth::Scope::kRead, Role::kViewer).status());
+    ATELIER_ASSIGN_OR_RETURN(auto events, pdb::list_events(db, project_id, *after, *limit));
+    ATELIER_ASSIGN_OR_RETURN(auto head, pdb::head_seq(db, project_id));
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& e : *events) out.push_back(event_json(e));
-    return json_response(200, {{"events", out}, {"head_seq", *head}});
+    for (const auto& e : events) out.push_back(event_json(e));
+    return json_response(200, {{"events", out}, {"head_seq", head}});
   });
 }
 

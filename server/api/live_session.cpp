@@ -11,6 +11,7 @@
 #include "server/api/errors.h"
 #include "server/api/event_json.h"
 #include "server/api/live_commands.h"
+#include "server/api/live_wire_json.h"
 #include "server/rooms/room_hub.h"
 
 namespace atelier::api {
@@ -89,12 +90,12 @@ class LiveSubscription : public rooms::RoomMember {
     if (ended_ || !conn) return std::nullopt;
     if (e.seq <= last_sent_) return 0;
     last_sent_ = e.seq;
-    rooms::OutMessage m{std::make_shared<const std::string>(
-                            rooms::event_message(e.project_id, event_json(e).dump())),
-                        false,
-                        rooms::OutMessage::Kind::kDurable,
-                        {},
-                        e.seq};
+    rooms::OutMessage m{
+        std::make_shared<const std::string>(event_message(e.project_id, event_json(e).dump())),
+        false,
+        rooms::OutMessage::Kind::kDurable,
+        {},
+        e.seq};
     const size_t bytes = m.bytes();
     conn->send(std::move(m));
     return bytes;
@@ -298,7 +299,7 @@ void LiveSession::continue_replay(const std::shared_ptr<LiveSubscription>& sub) 
   if (!st.is_ok() || !member) {
     end_subscription(project);
     if (!member) {
-      send({{"type", "unsubscribed"}, {"project", project}, {"reason", "removed"}});
+      if (conn_) conn_->send_text(LiveWireJson().unsubscribed(project, "removed"));
     } else {
       send_error("unavailable", "cannot read the project's events right now: subscribe again",
                  "project");
@@ -344,7 +345,7 @@ void LiveSession::handle_unsubscribe(const json& msg) {
     return send_error("not_subscribed", "not subscribed to that project", "project");
   }
   end_subscription(*project);
-  send({{"type", "unsubscribed"}, {"project", *project}, {"reason", "requested"}});
+  if (conn_) conn_->send_text(LiveWireJson().unsubscribed(*project, "requested"));
 }
 
 void LiveSession::handle_presence(const json& msg) {
@@ -361,7 +362,10 @@ void LiveSession::handle_presence(const json& msg) {
   if (text.size() > kMaxPresenceBytes) {
     return send_error("invalid_argument", "state must be at most 1 KiB as JSON", "state");
   }
-  if (auto room = ctx_.rooms->find(*project)) room->set_presence(it->second.get(), text);
+  // The room keeps the text as it is (an empty object: no state) for LiveWireJson to write.
+  if (auto room = ctx_.rooms->find(*project)) {
+    room->set_presence(it->second.get(), state->empty() ? std::string() : std::move(text));
+  }
 }
 
 void LiveSession::handle_cmd(const json& msg) {

@@ -1,5 +1,7 @@
 #include "server/api/project_routes.h"
 
+#include <chrono>
+
 #include "server/api/access.h"
 #include "server/api/api_json.h"
 #include "server/api/errors.h"
@@ -30,8 +32,7 @@ Response no_content() {
 
 Status record(store::Db& db, const ApiContext& ctx, int64_t project_id, int64_t actor,
               events::DomainEvent event) {
-  return ctx.events->append(db, project_id, actor, std::move(event), from_unix_s(ctx.now()))
-      .status();
+  return ctx.events->append(db, project_id, actor, std::move(event), ctx.now()).status();
 }
 
 using MemberKind = events::MemberChanged::Kind;
@@ -55,10 +56,11 @@ void handle_create(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
   if (!in.is_ok()) return respond_error(ex, in.status());
   int64_t user = caller.principal.user.id;
   respond_after_write(ex, *ctx.store, [&ctx, user, in = *in](store::Db& db) -> Result<Response> {
-    auto p = pdb::insert_project(db, *in.name, in.description.value_or(""), user, ctx.now());
-    if (!p.is_ok()) return p.status();
-    ATELIER_RETURN_IF_ERROR(record(db, ctx, p->id, user, events::ProjectCreated{p->name}));
-    return json_response(201, project_json(*p, Role::kOwner));
+    ATELIER_ASSIGN_OR_RETURN(
+        const projects::Project p,
+        pdb::insert_project(db, *in.name, in.description.value_or(""), user, ctx.now()));
+    ATELIER_RETURN_IF_ERROR(record(db, ctx, p.id, user, events::ProjectCreated{p.name}));
+    return json_response(201, project_json(p, Role::kOwner));
   });
 }
 
@@ -78,12 +80,10 @@ void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
 void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   int64_t id = ex->params().get_int("id");
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    auto role = authorize_project(db, caller, id, auth::Scope::kRead, Role::kViewer);
-    if (!role.is_ok()) return role.status();
-    auto p = pdb::find_project(db, id);
-    if (!p.is_ok()) return p.status();
-    if (!*p) return Status::not_found("no such project");
-    return json_response(200, project_json(**p, *role));
+    ATELIER_ASSIGN_OR_RETURN(const Role role,
+                             authorize_project(db, caller, id, auth::Scope::kRead, Role::kViewer));
+    ATELIER_ASSIGN_OR_RETURN(const projects::Project p, pdb::find_project(db, id));
+    return json_response(200, project_json(p, role));
   });
 }
 
@@ -99,14 +99,13 @@ void handle_update(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
   int64_t id = ex->params().get_int("id");
   respond_after_write(
       ex, *ctx.store, [&ctx, caller, id, in = *in](store::Db& db) -> Result<Response> {
-        auto role = authorize_project(db, caller, id, auth::Scope::kAdmin, Role::kEditor);
-        if (!role.is_ok()) return role.status();
+        ATELIER_ASSIGN_OR_RETURN(
+            const Role role, authorize_project(db, caller, id, auth::Scope::kAdmin, Role::kEditor));
         ATELIER_RETURN_IF_ERROR(pdb::update_project(db, id, in.name, in.description, ctx.now()));
         ATELIER_RETURN_IF_ERROR(record(db, ctx, id, caller.principal.user.id,
                                        events::ProjectUpdated{in.name, in.description}));
-        auto p = pdb::find_project(db, id);
-        if (!p.is_ok()) return p.status();
-        return json_response(200, project_json(**p, *role));
+        ATELIER_ASSIGN_OR_RETURN(const projects::Project p, pdb::find_project(db, id));
+        return json_response(200, project_json(p, role));
       });
 }
 
@@ -117,8 +116,7 @@ void handle_delete(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
     if (!role.is_ok()) return role.status();
     ATELIER_RETURN_IF_ERROR(pdb::delete_project(db, id));
     // Not logged (the log goes with the project): the rooms end every subscription.
-    ctx.events->announce(db, id, caller.principal.user.id, events::ProjectDeleted{},
-                         from_unix_s(ctx.now()));
+    ctx.events->announce(db, id, caller.principal.user.id, events::ProjectDeleted{}, ctx.now());
     return no_content();
   });
 }
@@ -139,9 +137,9 @@ void handle_list_members(const ApiContext& ctx, const ExchangePtr& ex, const Cal
 // The last owner may neither leave, be removed nor be demoted: a project always has an owner.
 Status keep_an_owner(store::Db& db, int64_t project_id, int64_t user_id,
                      std::optional<Role> new_role) {
-  auto current = pdb::member_role(db, project_id, user_id);
-  if (!current.is_ok()) return current.status();
-  if (!*current || **current != Role::kOwner) return Status::ok();
+  ATELIER_ASSIGN_OR_RETURN(const std::optional<Role> current,
+                           pdb::member_role(db, project_id, user_id));
+  if (!current || *current != Role::kOwner) return Status::ok();
   if (new_role && *new_role == Role::kOwner) return Status::ok();
   auto owners = pdb::count_owners(db, project_id);
   if (!owners.is_ok()) return owners.status();
@@ -164,17 +162,15 @@ void handle_set_member(const ApiContext& ctx, const ExchangePtr& ex, const Calle
       ex, *ctx.store, [&ctx, caller, id, target, role](store::Db& db) -> Result<Response> {
         auto mine = authorize_project(db, caller, id, auth::Scope::kAdmin, Role::kOwner);
         if (!mine.is_ok()) return mine.status();
-        auto user = auth::account_db::find_user(db, target);
-        if (!user.is_ok()) return user.status();
-        if (!*user) return Status::not_found("no such user");
+        ATELIER_ASSIGN_OR_RETURN(const auth::User user, auth::account_db::find_user(db, target));
         ATELIER_RETURN_IF_ERROR(keep_an_owner(db, id, target, role));
-        auto before = pdb::member_role(db, id, target);
-        if (!before.is_ok()) return before.status();
+        ATELIER_ASSIGN_OR_RETURN(const std::optional<Role> before,
+                                 pdb::member_role(db, id, target));
         ATELIER_RETURN_IF_ERROR(pdb::upsert_member(db, id, target, role, ctx.now()));
         ATELIER_RETURN_IF_ERROR(
             record(db, ctx, id, caller.principal.user.id,
-                   events::MemberChanged{*before ? MemberKind::kRoleChanged : MemberKind::kAdded,
-                                         target, (*user)->username, role, std::nullopt}));
+                   events::MemberChanged{before ? MemberKind::kRoleChanged : MemberKind::kAdded,
+                                         target, user.username, role, std::nullopt}));
         auto members = pdb::list_members(db, id);
         if (!members.is_ok()) return members.status();
         for (const auto& m : *members) {
@@ -208,7 +204,7 @@ void handle_remove_member(const ApiContext& ctx, const ExchangePtr& ex, const Ca
 struct NewInvite {
   Role role;
   int64_t max_uses;
-  int64_t expires_in_s;
+  std::chrono::seconds expires_in;
 };
 
 void handle_create_invite(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
@@ -220,7 +216,7 @@ void handle_create_invite(const ApiContext& ctx, const ExchangePtr& ex, const Ca
     auto expires = body.optional_int("expires_in_s", 60, int64_t{30} * 24 * 3600);
     if (!expires.is_ok()) return expires.status();
     return NewInvite{*projects::parse_role(*role), uses->value_or(1),
-                     expires->value_or(7 * 24 * 3600)};
+                     std::chrono::seconds(expires->value_or(7 * 24 * 3600))};
   });
   if (!in.is_ok()) return respond_error(ex, in.status());
   int64_t id = ex->params().get_int("id");
@@ -231,15 +227,17 @@ void handle_create_invite(const ApiContext& ctx, const ExchangePtr& ex, const Ca
         auto mine = authorize_project(db, caller, id, auth::Scope::kAdmin, Role::kOwner);
         if (!mine.is_ok()) return mine.status();
         std::string code = auth::generate_secret(kInvitePrefix);
-        int64_t now = ctx.now();
-        auto invite_id = pdb::insert_invite(db, id, auth::hash_secret(code), in.role, in.max_uses,
-                                            now + in.expires_in_s, caller.principal.user.id, now);
-        if (!invite_id.is_ok()) return invite_id.status();
+        const SysTime now = ctx.now();
+        const SysTime expires_at = now + in.expires_in;
+        ATELIER_RETURN_IF_ERROR(pdb::insert_invite(db, id, auth::hash_secret(code), in.role,
+                                                   in.max_uses, expires_at,
+                                                   caller.principal.user.id, now)
+                                    .status());
         Response r = json_response(201, {{"code", code},
                                          {"url", origin + "/invite/" + code},
                                          {"role", projects::role_name(in.role)},
                                          {"max_uses", in.max_uses},
-                                         {"expires_at", format_time(now + in.expires_in_s)}});
+                                         {"expires_at", format_time(expires_at)}});
         r.headers.set("Cache-Control", "no-store");
         return r;
       });

@@ -30,34 +30,31 @@ void change(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller, 
   respond_after_write(
       ex, *ctx.store,
       [&ctx, caller, image_id, emoji, user, add](store::Db& db) -> Result<Response> {
-        auto image = jobs::job_db::find_image(db, image_id);
-        if (!image.is_ok()) return image.status();
-        if (!*image) return Status::not_found("no such image");
-        const int64_t project = (*image)->project_id;
+        ATELIER_ASSIGN_OR_RETURN(jobs::ImageRecord image,
+                                 jobs::job_db::find_image(db, image_id));  // "no such image"
+        const int64_t project = image.project_id;
         // Non-members get 404 (as for reading the image); viewers and read tokens 403.
-        auto role = authorize_project(db, caller, project, auth::Scope::kSubmit, Role::kEditor);
-        if (!role.is_ok()) return role.status();
-        const int64_t now_s = ctx.now();
-        auto changed = add ? reactions::set(db, image_id, user, emoji, now_s * 1000)
-                           : reactions::clear(db, image_id, user, emoji);
-        if (!changed.is_ok()) return changed.status();
-        auto counts = reactions::counts(db, image_id);
-        if (!counts.is_ok()) return counts.status();
-        if (*changed) {
+        ATELIER_RETURN_IF_ERROR(
+            authorize_project(db, caller, project, auth::Scope::kSubmit, Role::kEditor).status());
+        // Whole seconds, as reactions have always been stored.
+        const SysTime now = std::chrono::floor<std::chrono::seconds>(ctx.now());
+        ATELIER_ASSIGN_OR_RETURN(bool changed, add ? reactions::set(db, image_id, user, emoji, now)
+                                                   : reactions::clear(db, image_id, user, emoji));
+        ATELIER_ASSIGN_OR_RETURN(reactions::Counts counts, reactions::counts(db, image_id));
+        if (changed) {
           ATELIER_RETURN_IF_ERROR(
               ctx.events
                   ->append(db, project, user,
-                           events::ReactionChanged{add, image_id, user, emoji, *counts},
-                           from_unix_s(now_s))
+                           events::ReactionChanged{add, image_id, user, emoji, counts}, now)
                   .status());
         }
-        auto mine = reactions::mine(db, image_id, user);
-        if (!mine.is_ok()) return mine.status();
+        ATELIER_ASSIGN_OR_RETURN(std::vector<std::string> mine,
+                                 reactions::mine(db, image_id, user));
         return json_response(200, {{"image", image_id},
                                    {"emoji", emoji},
-                                   {"changed", *changed},
-                                   {"counts", *counts},
-                                   {"mine", *mine}});
+                                   {"changed", changed},
+                                   {"counts", counts},
+                                   {"mine", mine}});
       });
 }
 

@@ -1,11 +1,11 @@
 #include "server/app/admin_command.h"
 
-#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "common/clock.h"
 #include "server/auth/account_db.h"
 #include "server/auth/password.h"
 #include "server/auth/username.h"
@@ -14,12 +14,6 @@
 namespace atelier::app {
 
 namespace {
-
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int fail(const Status& st) {
   std::fprintf(stderr, "atelier admin: %s\n", st.message().c_str());
@@ -65,7 +59,7 @@ int admin_create_user(const ServerConfig& config, const std::string& username,
   Status st = store.write([&](store::Db& db) -> Status {
     auto count = auth::account_db::count_users(db);
     if (!count.is_ok()) return count.status();
-    auto user = auth::account_db::insert_user(db, name, hash, make_admin || *count == 0, now_s());
+    auto user = auth::account_db::insert_user(db, name, hash, make_admin || *count == 0, sys_now());
     if (!user.is_ok()) return user.status();
     created = *user;
     return Status::ok();
@@ -85,11 +79,11 @@ int admin_reset_password(const ServerConfig& config, const std::string& username
   const std::string& hash = change->password_hash;
   store::Store& store = *change->store;
   Status st = store.write([&](store::Db& db) -> Status {
-    auto user = auth::account_db::find_user_by_username(db, name);
-    if (!user.is_ok()) return user.status();
-    if (!*user) return Status::not_found("no user named '" + name + "'");
-    ATELIER_RETURN_IF_ERROR(auth::account_db::set_password_hash(db, (*user)->user.id, hash));
-    return auth::account_db::revoke_all_credentials(db, (*user)->user.id, now_s());
+    // kNotFound "no user named '<name>'" when there is none.
+    ATELIER_ASSIGN_OR_RETURN(const auth::UserWithHash user,
+                             auth::account_db::find_user_by_username(db, name));
+    ATELIER_RETURN_IF_ERROR(auth::account_db::set_password_hash(db, user.user.id, hash));
+    return auth::account_db::revoke_all_credentials(db, user.user.id, sys_now());
   });
   store.close();
   if (!st.is_ok()) return fail(st);

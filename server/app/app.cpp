@@ -23,6 +23,7 @@
 #include "server/api/event_json.h"
 #include "server/api/job_streams.h"
 #include "server/api/live_commands.h"
+#include "server/api/live_wire_json.h"
 #include "server/app/routes.h"
 #include "server/auth/rate_limiter.h"
 #include "server/events/event_bus.h"
@@ -158,7 +159,7 @@ class App::Impl {
     api_.registration = config_.registration == "invite"   ? api::RegistrationMode::kInvite
                         : config_.registration == "closed" ? api::RegistrationMode::kClosed
                                                            : api::RegistrationMode::kOpen;
-    api_.session_ttl_s = config_.session_ttl_s;
+    api_.session_ttl = std::chrono::seconds(config_.session_ttl_s);
     api_.public_url = config_.public_url;
     api_.trusted_origins = config_.cors_origins;
     api_.password_cost = password_cost_;
@@ -167,7 +168,7 @@ class App::Impl {
     api_.ws_options.max_queue_bytes = static_cast<size_t>(config_.ws_queue_bytes);
     api_.ws_options.idle_timeout = std::chrono::milliseconds(config_.ws_idle_timeout_ms);
     api_.ws_options.direct_writes = config_.ws_direct_writes;
-    api_.now = [] { return to_unix_s(sys_now()); };
+    api_.now = sys_now;
 
     RouteServices services{.readiness = &readiness_,
                            .registry = &registry_,
@@ -322,7 +323,7 @@ class App::Impl {
     rooms_ = std::make_unique<rooms::RoomHub>(
         rooms::RoomHubOptions{.preview_interval =
                                   std::chrono::milliseconds(config_.preview_interval_ms)},
-        api::committed_event_json, steady_now);
+        std::make_shared<api::LiveWireJson>(), api::committed_event_json, steady_now);
     rooms_->start();
     rooms::RoomHub* hub = rooms_.get();
     hub_subscription_ = bus_.subscribe(

@@ -2,7 +2,8 @@
 //
 // Plain functions over a store::Db, so callers decide the transaction: writes run inside
 // Store::submit_write / write (already in BEGIN IMMEDIATE), reads inside Store::read.
-// Times are Unix seconds (INTEGER columns); the API layer formats them.
+// Times are SysTime; the INTEGER columns hold Unix seconds (converted when rows are read and
+// written here, so times read back in whole seconds); the API layer formats them.
 // Secrets never reach this layer: only their SHA-256 hashes (auth::hash_secret) are stored.
 #pragma once
 
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "server/store/sqlite.h"
 
@@ -21,7 +23,7 @@ struct User {
   std::string username;  // normalized (lower-case)
   bool is_admin = false;
   bool disabled = false;
-  int64_t created_at = 0;
+  SysTime created_at;
 };
 
 struct UserWithHash {
@@ -44,16 +46,16 @@ struct Principal {
   int64_t credential_id = 0;
   CredentialKind kind = CredentialKind::kSession;
   Scope scope = Scope::kAdmin;
-  std::optional<int64_t> last_used_at;  // when the credential was last recorded in use
+  std::optional<SysTime> last_used_at;  // when the credential was last recorded in use
 };
 
 struct ApiTokenInfo {
   int64_t id = 0;
   std::string name;
   Scope scope = Scope::kRead;
-  int64_t created_at = 0;
-  std::optional<int64_t> expires_at;
-  std::optional<int64_t> last_used_at;
+  SysTime created_at;
+  std::optional<SysTime> expires_at;
+  std::optional<SysTime> last_used_at;
 };
 
 namespace account_db {
@@ -61,10 +63,12 @@ namespace account_db {
 Result<int64_t> count_users(store::Db& db);
 // kAlreadyExists when the (normalized) username is taken.
 Result<User> insert_user(store::Db& db, const std::string& username,
-                         const std::string& password_hash, bool is_admin, int64_t now);
-Result<std::optional<UserWithHash>> find_user_by_username(store::Db& db,
-                                                          const std::string& username);
-Result<std::optional<User>> find_user(store::Db& db, int64_t user_id);
+                         const std::string& password_hash, bool is_admin, SysTime now);
+// kNotFound ("no user named '<username>'") when there is none. The login path must not pass
+// this on: it answers an unknown name exactly as a wrong password.
+Result<UserWithHash> find_user_by_username(store::Db& db, const std::string& username);
+// kNotFound ("no such user") when there is none.
+Result<User> find_user(store::Db& db, int64_t user_id);
 Result<std::vector<User>> list_users(store::Db& db);  // ordered by id
 // kNotFound when no such user.
 Status set_password_hash(store::Db& db, int64_t user_id, const std::string& password_hash);
@@ -73,20 +77,21 @@ Status set_disabled(store::Db& db, int64_t user_id, bool disabled);
 // Stores a credential; returns its id. `expires_at` nullopt = never.
 Result<int64_t> insert_credential(store::Db& db, int64_t user_id, CredentialKind kind,
                                   const std::string& name, Scope scope,
-                                  const std::string& secret_hash, int64_t now,
-                                  std::optional<int64_t> expires_at);
+                                  const std::string& secret_hash, SysTime now,
+                                  std::optional<SysTime> expires_at);
 // The principal for a credential hash, or nullopt when unknown, revoked, expired at `now`, or
-// its user is disabled.
+// its user is disabled. Optional rather than kNotFound: for its callers no principal is an
+// answer (the request goes on anonymous, the socket is told to sign in again), never a 404.
 Result<std::optional<Principal>> find_principal(store::Db& db, const std::string& secret_hash,
-                                                int64_t now);
+                                                SysTime now);
 // Records that a credential was used at `now` (kNotFound for an unknown id).
-Status touch_credential(store::Db& db, int64_t credential_id, int64_t now);
+Status touch_credential(store::Db& db, int64_t credential_id, SysTime now);
 // Revokes one credential of `user_id` (kNotFound if it is not theirs or does not exist).
-Status revoke_credential(store::Db& db, int64_t user_id, int64_t credential_id, int64_t now);
+Status revoke_credential(store::Db& db, int64_t user_id, int64_t credential_id, SysTime now);
 // Revokes every credential of a user (disabling, password reset).
-Status revoke_all_credentials(store::Db& db, int64_t user_id, int64_t now);
+Status revoke_all_credentials(store::Db& db, int64_t user_id, SysTime now);
 // The user's unrevoked API tokens (not sessions), newest first.
-Result<std::vector<ApiTokenInfo>> list_api_tokens(store::Db& db, int64_t user_id, int64_t now);
+Result<std::vector<ApiTokenInfo>> list_api_tokens(store::Db& db, int64_t user_id, SysTime now);
 
 }  // namespace account_db
 }  // namespace atelier::auth

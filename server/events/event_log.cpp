@@ -24,9 +24,9 @@ Result<int64_t> EventLog::append(store::Db& db, int64_t project_id, int64_t acto
     return Status::invalid_argument("project.deleted is announced, not logged");
   }
   auto data = std::make_shared<const std::string>(encode_(event));
-  ATELIER_ASSIGN_OR_RETURN(const int64_t seq, projects::project_db::append_event(
-                                                  db, project_id, std::string(event_type(event)),
-                                                  actor, *data, to_unix_s(at)));
+  ATELIER_ASSIGN_OR_RETURN(const int64_t seq,
+                           projects::project_db::append_event(
+                               db, project_id, std::string(event_type(event)), actor, *data, at));
   publish_after_commit(
       db, bus_, CommittedEvent{project_id, seq, actor, at, std::move(event), std::move(data)});
   return seq;

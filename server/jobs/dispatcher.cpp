@@ -26,13 +26,13 @@ void Dispatcher::remove(int64_t job_id) {
 
 std::optional<int64_t> Dispatcher::position(int64_t job_id, SysTime now) const {
   MutexLock lock(mu_);
-  return scheduler_.position(job_id, to_unix_ms(now));
+  return scheduler_.position(job_id, now);
 }
 
 std::unordered_map<int64_t, int64_t> Dispatcher::positions(const std::vector<int64_t>& job_ids,
                                                            SysTime now) const {
   MutexLock lock(mu_);
-  return scheduler_.positions(job_ids, to_unix_ms(now));
+  return scheduler_.positions(job_ids, now);
 }
 
 size_t Dispatcher::queued() const {
@@ -60,7 +60,7 @@ Dispatcher::Work Dispatcher::wait_for_work(const std::string& worker, SysTime no
     if (stopping_) work.handed->cancel->cancel();
     return work;
   }
-  if (!stopping_) work.picked = scheduler_.pop_next(to_unix_ms(now));
+  if (!stopping_) work.picked = scheduler_.pop_next(now);
   return work;
 }
 
@@ -75,7 +75,7 @@ void Dispatcher::undo_pop(const QueuedJob& job) {
 std::optional<Dispatcher::Reservation> Dispatcher::reserve(SysTime now) {
   MutexLock lock(mu_);
   if (stopping_ || idle_.empty()) return std::nullopt;
-  auto picked = scheduler_.pop_next(to_unix_ms(now));
+  auto picked = scheduler_.pop_next(now);
   if (!picked) return std::nullopt;
   Reservation r{idle_.back(), *picked};
   idle_.pop_back();

@@ -1,5 +1,6 @@
 // The job and image records: what a member asked for, what happened to it, and what it made.
-// Plain C++ types; job_db.h stores them, job_json.h gives them their API shape.
+// Plain C++ types; job_db.h stores them, job_json.h gives them their API shape. Times are SysTime
+// (wall clock, ms: what the columns hold); the integers exist only where they are stored or sent.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.h"
 #include "server/inference/generator.h"
 
 namespace atelier::jobs {
@@ -62,7 +64,7 @@ struct ImageRecord {
   int64_t seed = 0;
   std::optional<int64_t> parent_image_id;
   std::string lineage;
-  int64_t created_at = 0;  // Unix ms
+  SysTime created_at;
 };
 
 struct Job {
@@ -74,15 +76,15 @@ struct Job {
   int attempt = 0;
   int max_attempts = 1;
   std::string worker;
-  std::optional<int64_t> lease_until;
+  std::optional<SysTime> lease_until;
   int progress_step = 0;
   bool cancel_requested = false;
   std::string error;
-  int64_t created_at = 0;  // Unix ms, like every time below
-  int64_t queued_at = 0;
-  std::optional<int64_t> started_at;
-  std::optional<int64_t> finished_at;
-  int64_t updated_at = 0;
+  SysTime created_at;
+  SysTime queued_at;
+  std::optional<SysTime> started_at;
+  std::optional<SysTime> finished_at;
+  SysTime updated_at;
   std::vector<ImageRecord> images;  // done jobs only, in idx order
   // What the generator found worth telling (GeneratedImage::warnings of every image, each text
   // once, in order); kept with the job when it is done.

@@ -28,6 +28,15 @@ std::optional<int64_t> opt_int(const Statement& s, int col) {
   return s.column_int64(col);
 }
 
+// The time columns hold Unix ms: read here, written with to_unix_ms() where bound.
+SysTime time_col(const Statement& s, int col) {
+  return from_unix_ms(s.column_int64(col));
+}
+std::optional<SysTime> opt_time_col(const Statement& s, int col) {
+  if (s.column_is_null(col)) return std::nullopt;
+  return time_col(s, col);
+}
+
 // The `loras` column: [{"name", "weight", "hash"}] into the params' loras and lora_hashes.
 Status read_loras(const std::string& text, JobParams& p) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -95,15 +104,15 @@ Result<Job> read_job(const Statement& s) {
   j.attempt = static_cast<int>(s.column_int64(18));
   j.max_attempts = static_cast<int>(s.column_int64(19));
   j.worker = s.column_text(20);
-  j.lease_until = opt_int(s, 21);
+  j.lease_until = opt_time_col(s, 21);
   j.progress_step = static_cast<int>(s.column_int64(22));
   j.cancel_requested = s.column_int64(23) != 0;
   j.error = s.column_text(24);
-  j.created_at = s.column_int64(25);
-  j.queued_at = s.column_int64(26);
-  j.started_at = opt_int(s, 27);
-  j.finished_at = opt_int(s, 28);
-  j.updated_at = s.column_int64(29);
+  j.created_at = time_col(s, 25);
+  j.queued_at = time_col(s, 26);
+  j.started_at = opt_time_col(s, 27);
+  j.finished_at = opt_time_col(s, 28);
+  j.updated_at = time_col(s, 29);
   ATELIER_RETURN_IF_ERROR(read_loras(s.column_text(30), p));
   p.model_hash = s.column_text(31);
   // The six size-conditioning columns are written together: all set or all NULL.
@@ -139,47 +148,42 @@ ImageRecord read_image(const Statement& s) {
   r.seed = s.column_int64(9);
   r.parent_image_id = opt_int(s, 10);
   r.lineage = s.column_text(11);
-  r.created_at = s.column_int64(12);
+  r.created_at = time_col(s, 12);
   return r;
 }
 
 template <typename... Args>
 Result<std::vector<Job>> query_jobs(Db& db, const std::string& sql, const Args&... args) {
-  auto stmt = prepare_bound(db, sql, args...);
-  if (!stmt.is_ok()) return stmt.status();
+  ATELIER_ASSIGN_OR_RETURN(Statement stmt, prepare_bound(db, sql, args...));
   std::vector<Job> out;
   while (true) {
-    auto row = stmt->step();
-    if (!row.is_ok()) return row.status();
-    if (!*row) break;
-    auto job = read_job(*stmt);
-    if (!job.is_ok()) return job.status();
-    out.push_back(std::move(*job));
+    ATELIER_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    ATELIER_ASSIGN_OR_RETURN(Job job, read_job(stmt));
+    out.push_back(std::move(job));
   }
   return out;
 }
 
 template <typename... Args>
 Result<std::vector<ImageRecord>> query_images(Db& db, const std::string& sql, const Args&... args) {
-  auto stmt = prepare_bound(db, sql, args...);
-  if (!stmt.is_ok()) return stmt.status();
+  ATELIER_ASSIGN_OR_RETURN(Statement stmt, prepare_bound(db, sql, args...));
   std::vector<ImageRecord> out;
   while (true) {
-    auto row = stmt->step();
-    if (!row.is_ok()) return row.status();
-    if (!*row) break;
-    out.push_back(read_image(*stmt));
+    ATELIER_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    out.push_back(read_image(stmt));
   }
   return out;
 }
 
 Status attach_images(Db& db, Job& job) {
   if (job.state != JobState::kDone) return Status::ok();
-  auto images = query_images(
-      db, "SELECT " + std::string(kImageColumns) + " FROM images WHERE job_id = ? ORDER BY idx",
-      job.id);
-  if (!images.is_ok()) return images.status();
-  job.images = std::move(*images);
+  ATELIER_ASSIGN_OR_RETURN(
+      job.images,
+      query_images(
+          db, "SELECT " + std::string(kImageColumns) + " FROM images WHERE job_id = ? ORDER BY idx",
+          job.id));
   return Status::ok();
 }
 
@@ -190,15 +194,23 @@ std::string select_jobs(std::string_view where) {
 // Runs an UPDATE ... RETURNING <job columns> and reads the one row, if any.
 template <typename... Args>
 Result<std::optional<Job>> update_returning(Db& db, const std::string& sql, const Args&... args) {
-  auto jobs = query_jobs(db, sql + " RETURNING " + std::string(kJobColumns), args...);
-  if (!jobs.is_ok()) return jobs.status();
-  if (jobs->empty()) return std::optional<Job>();
-  return std::optional<Job>(std::move(jobs->front()));
+  ATELIER_ASSIGN_OR_RETURN(std::vector<Job> jobs,
+                           query_jobs(db, sql + " RETURNING " + std::string(kJobColumns), args...));
+  if (jobs.empty()) return std::optional<Job>();
+  return std::optional<Job>(std::move(jobs.front()));
+}
+
+// An UPDATE ... RETURNING that changes at most one row: whether it changed one.
+template <typename... Args>
+Result<bool> update_one(Db& db, const std::string& sql, const Args&... args) {
+  ATELIER_ASSIGN_OR_RETURN(std::optional<Job> job, update_returning(db, sql, args...));
+  return job.has_value();
 }
 
 }  // namespace
 
-Result<int64_t> insert_job(Db& db, const NewJob& job, int64_t now) {
+Result<int64_t> insert_job(Db& db, const NewJob& job, SysTime now) {
+  const int64_t now_ms = to_unix_ms(now);
   const JobParams& p = job.params;
   const std::optional<inference::SizeConditioning>& sc = p.size_conditioning;
   auto sc_value = [&sc](int inference::SizeConditioning::*member) {
@@ -217,7 +229,7 @@ Result<int64_t> insert_job(Db& db, const NewJob& job, int64_t now) {
       job.project_id, job.submitted_by, std::string_view(p.model), std::string_view(p.prompt),
       std::string_view(p.negative_prompt), p.width, p.height, p.steps, p.guidance, p.seed, p.count,
       std::string_view(p.sampler), inference::mode_name(p.mode), p.strength, p.parent_image_id,
-      p.priority, job.max_attempts, job.idempotency_key, job.request_hash, now, now, now,
+      p.priority, job.max_attempts, job.idempotency_key, job.request_hash, now_ms, now_ms, now_ms,
       std::string_view(loras), std::string_view(p.model_hash),
       sc_value(&inference::SizeConditioning::original_width),
       sc_value(&inference::SizeConditioning::original_height),
@@ -229,58 +241,55 @@ Result<int64_t> insert_job(Db& db, const NewJob& job, int64_t now) {
 }
 
 Result<bool> set_warnings(Db& db, int64_t job_id, int attempt,
-                          const std::vector<std::string>& warnings, int64_t now) {
+                          const std::vector<std::string>& warnings, SysTime now) {
   nlohmann::json j = warnings;
   const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  auto job = update_returning(db,
-                              "UPDATE jobs SET warnings = ?, updated_at = ? "
-                              "WHERE id = ? AND attempt = ? AND state = 'running'",
-                              std::string_view(text), now, job_id, attempt);
-  if (!job.is_ok()) return job.status();
-  return job->has_value();
+  return update_one(db,
+                    "UPDATE jobs SET warnings = ?, updated_at = ? "
+                    "WHERE id = ? AND attempt = ? AND state = 'running'",
+                    std::string_view(text), to_unix_ms(now), job_id, attempt);
 }
 
-Result<std::optional<Job>> find_job(Db& db, int64_t job_id) {
-  auto jobs = query_jobs(db, select_jobs("WHERE id = ?"), job_id);
-  if (!jobs.is_ok()) return jobs.status();
-  if (jobs->empty()) return std::optional<Job>();
-  ATELIER_RETURN_IF_ERROR(attach_images(db, jobs->front()));
-  return std::optional<Job>(std::move(jobs->front()));
+Result<Job> find_job(Db& db, int64_t job_id) {
+  ATELIER_ASSIGN_OR_RETURN(std::vector<Job> jobs,
+                           query_jobs(db, select_jobs("WHERE id = ?"), job_id));
+  if (jobs.empty()) return Status::not_found("no such job");
+  ATELIER_RETURN_IF_ERROR(attach_images(db, jobs.front()));
+  return std::move(jobs.front());
 }
 
 Result<std::optional<IdempotentMatch>> find_idempotent(Db& db, int64_t user_id, int64_t project_id,
                                                        const std::string& key) {
-  auto stmt = prepare_bound(db,
-                            "SELECT id, request_hash FROM jobs WHERE submitted_by = ? AND "
-                            "project_id = ? AND idempotency_key = ?",
-                            user_id, project_id, std::string_view(key));
-  if (!stmt.is_ok()) return stmt.status();
-  auto row = stmt->step();
-  if (!row.is_ok()) return row.status();
-  if (!*row) return std::optional<IdempotentMatch>();
-  return std::optional<IdempotentMatch>(
-      IdempotentMatch{stmt->column_int64(0), stmt->column_text(1)});
+  ATELIER_ASSIGN_OR_RETURN(Statement stmt,
+                           prepare_bound(db,
+                                         "SELECT id, request_hash FROM jobs WHERE submitted_by = ? "
+                                         "AND project_id = ? AND idempotency_key = ?",
+                                         user_id, project_id, std::string_view(key)));
+  ATELIER_ASSIGN_OR_RETURN(bool row, stmt.step());
+  if (!row) return std::optional<IdempotentMatch>();
+  return std::optional<IdempotentMatch>(IdempotentMatch{stmt.column_int64(0), stmt.column_text(1)});
 }
 
 Result<int64_t> count_queued_for_user(Db& db, int64_t user_id) {
-  auto stmt = prepare_bound(
-      db, "SELECT COUNT(*) FROM jobs WHERE submitted_by = ? AND state = 'queued'", user_id);
-  if (!stmt.is_ok()) return stmt.status();
-  auto row = stmt->step();
-  if (!row.is_ok()) return row.status();
-  return stmt->column_int64(0);
+  ATELIER_ASSIGN_OR_RETURN(
+      Statement stmt,
+      prepare_bound(db, "SELECT COUNT(*) FROM jobs WHERE submitted_by = ? AND state = 'queued'",
+                    user_id));
+  ATELIER_RETURN_IF_ERROR(stmt.step().status());
+  return stmt.column_int64(0);
 }
 
 Result<std::vector<Job>> list_jobs(Db& db, int64_t project_id, std::optional<JobState> state,
                                    int64_t limit, std::optional<int64_t> before) {
   std::optional<std::string> state_text;
   if (state) state_text = std::string(state_name(*state));
-  auto jobs = query_jobs(db,
-                         select_jobs("WHERE project_id = ? AND (? IS NULL OR state = ?) AND "
-                                     "(? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?"),
-                         project_id, state_text, state_text, before, before, limit);
-  if (!jobs.is_ok()) return jobs.status();
-  for (Job& j : *jobs) ATELIER_RETURN_IF_ERROR(attach_images(db, j));
+  ATELIER_ASSIGN_OR_RETURN(
+      std::vector<Job> jobs,
+      query_jobs(db,
+                 select_jobs("WHERE project_id = ? AND (? IS NULL OR state = ?) AND "
+                             "(? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?"),
+                 project_id, state_text, state_text, before, before, limit));
+  for (Job& j : jobs) ATELIER_RETURN_IF_ERROR(attach_images(db, j));
   return jobs;
 }
 
@@ -288,45 +297,46 @@ Result<std::vector<Job>> jobs_in_state(Db& db, JobState state) {
   return query_jobs(db, select_jobs("WHERE state = ? ORDER BY id"), state_name(state));
 }
 
-Result<std::vector<Job>> expired_leases(Db& db, int64_t now) {
+Result<std::vector<Job>> expired_leases(Db& db, SysTime now) {
   return query_jobs(db, select_jobs("WHERE state = 'running' AND lease_until < ? ORDER BY id"),
-                    now);
+                    to_unix_ms(now));
 }
 
 Result<std::optional<Job>> claim(Db& db, int64_t job_id, const std::string& worker,
-                                 int64_t lease_until, int64_t now) {
+                                 SysTime lease_until, SysTime now) {
   return update_returning(db,
                           "UPDATE jobs SET state = 'running', worker = ?, attempt = attempt + 1, "
                           "lease_until = ?, progress_step = 0, started_at = ?, updated_at = ? "
                           "WHERE id = ? AND state = 'queued'",
-                          std::string_view(worker), lease_until, now, now, job_id);
+                          std::string_view(worker), to_unix_ms(lease_until), to_unix_ms(now),
+                          to_unix_ms(now), job_id);
 }
 
-Result<LeaseCheck> extend_lease(Db& db, int64_t job_id, int attempt, int64_t lease_until,
-                                int progress_step, int64_t now) {
-  auto job = update_returning(db,
-                              "UPDATE jobs SET lease_until = ?, progress_step = ?, updated_at = ? "
-                              "WHERE id = ? AND attempt = ? AND state = 'running'",
-                              lease_until, progress_step, now, job_id, attempt);
-  if (!job.is_ok()) return job.status();
-  if (!*job) return LeaseCheck{};
-  return LeaseCheck{true, (*job)->cancel_requested};
+Result<LeaseCheck> extend_lease(Db& db, int64_t job_id, int attempt, SysTime lease_until,
+                                int progress_step, SysTime now) {
+  ATELIER_ASSIGN_OR_RETURN(
+      std::optional<Job> job,
+      update_returning(db,
+                       "UPDATE jobs SET lease_until = ?, progress_step = ?, updated_at = ? "
+                       "WHERE id = ? AND attempt = ? AND state = 'running'",
+                       to_unix_ms(lease_until), progress_step, to_unix_ms(now), job_id, attempt));
+  if (!job) return LeaseCheck{};
+  return LeaseCheck{true, job->cancel_requested};
 }
 
 Result<bool> finish(Db& db, int64_t job_id, int attempt, JobState to, const std::string& error,
-                    int64_t now) {
-  auto job = update_returning(
+                    SysTime now) {
+  return update_one(
       db,
       "UPDATE jobs SET state = ?1, error = ?2, lease_until = NULL, finished_at = ?3, "
       "updated_at = ?3, progress_step = CASE WHEN ?1 = 'done' THEN steps ELSE progress_step END "
       "WHERE id = ?4 AND attempt = ?5 AND state = 'running'",
-      state_name(to), error.empty() ? std::optional<std::string>() : error, now, job_id, attempt);
-  if (!job.is_ok()) return job.status();
-  return job->has_value();
+      state_name(to), error.empty() ? std::optional<std::string>() : error, to_unix_ms(now), job_id,
+      attempt);
 }
 
 Result<std::optional<JobState>> release(Db& db, const Job& job, const std::string& reason,
-                                        int64_t now) {
+                                        SysTime now) {
   JobState to = JobState::kQueued;
   std::string error;
   if (job.cancel_requested) {
@@ -336,43 +346,36 @@ Result<std::optional<JobState>> release(Db& db, const Job& job, const std::strin
     error = reason + " (gave up after " + std::to_string(job.attempt) + " attempts)";
   }
   // Both are fenced by the attempt, like every change to a running job.
-  auto changed = to == JobState::kQueued ? requeue(db, job.id, job.attempt, now)
-                                         : finish(db, job.id, job.attempt, to, error, now);
-  if (!changed.is_ok()) return changed.status();
-  if (!*changed) return std::optional<JobState>();
+  ATELIER_ASSIGN_OR_RETURN(bool changed, to == JobState::kQueued
+                                             ? requeue(db, job.id, job.attempt, now)
+                                             : finish(db, job.id, job.attempt, to, error, now));
+  if (!changed) return std::optional<JobState>();
   return std::optional<JobState>(to);
 }
 
-Result<bool> requeue(Db& db, int64_t job_id, int attempt, int64_t now) {
-  auto job =
-      update_returning(db,
-                       "UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, "
-                       "progress_step = 0, queued_at = ?, updated_at = ? "
-                       "WHERE id = ? AND attempt = ? AND state = 'running'",
-                       now, now, job_id, attempt);
-  if (!job.is_ok()) return job.status();
-  return job->has_value();
+Result<bool> requeue(Db& db, int64_t job_id, int attempt, SysTime now) {
+  return update_one(db,
+                    "UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, "
+                    "progress_step = 0, queued_at = ?, updated_at = ? "
+                    "WHERE id = ? AND attempt = ? AND state = 'running'",
+                    to_unix_ms(now), to_unix_ms(now), job_id, attempt);
 }
 
-Result<bool> cancel_queued(Db& db, int64_t job_id, int64_t now) {
-  auto job = update_returning(db,
-                              "UPDATE jobs SET state = 'cancelled', finished_at = ?, "
-                              "updated_at = ? WHERE id = ? AND state = 'queued'",
-                              now, now, job_id);
-  if (!job.is_ok()) return job.status();
-  return job->has_value();
+Result<bool> cancel_queued(Db& db, int64_t job_id, SysTime now) {
+  return update_one(db,
+                    "UPDATE jobs SET state = 'cancelled', finished_at = ?, "
+                    "updated_at = ? WHERE id = ? AND state = 'queued'",
+                    to_unix_ms(now), to_unix_ms(now), job_id);
 }
 
-Result<bool> request_cancel(Db& db, int64_t job_id, int64_t now) {
-  auto job = update_returning(db,
-                              "UPDATE jobs SET cancel_requested = 1, updated_at = ? "
-                              "WHERE id = ? AND state = 'running'",
-                              now, job_id);
-  if (!job.is_ok()) return job.status();
-  return job->has_value();
+Result<bool> request_cancel(Db& db, int64_t job_id, SysTime now) {
+  return update_one(db,
+                    "UPDATE jobs SET cancel_requested = 1, updated_at = ? "
+                    "WHERE id = ? AND state = 'running'",
+                    to_unix_ms(now), job_id);
 }
 
-Result<int64_t> insert_image(Db& db, const Job& job, const NewImage& image, int64_t now) {
+Result<int64_t> insert_image(Db& db, const Job& job, const NewImage& image, SysTime now) {
   ATELIER_RETURN_IF_ERROR(
       run(db,
           "INSERT INTO images (project_id, job_id, idx, created_by, sha256, bytes, width, "
@@ -380,16 +383,17 @@ Result<int64_t> insert_image(Db& db, const Job& job, const NewImage& image, int6
           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
           job.project_id, job.id, image.idx, job.submitted_by, std::string_view(image.sha256),
           image.bytes, image.width, image.height, image.seed, job.params.parent_image_id,
-          std::string_view(image.lineage), now));
+          std::string_view(image.lineage), to_unix_ms(now)));
   return db.last_insert_rowid();
 }
 
-Result<std::optional<ImageRecord>> find_image(Db& db, int64_t image_id) {
-  auto images = query_images(
-      db, "SELECT " + std::string(kImageColumns) + " FROM images WHERE id = ?", image_id);
-  if (!images.is_ok()) return images.status();
-  if (images->empty()) return std::optional<ImageRecord>();
-  return std::optional<ImageRecord>(std::move(images->front()));
+Result<ImageRecord> find_image(Db& db, int64_t image_id) {
+  ATELIER_ASSIGN_OR_RETURN(
+      std::vector<ImageRecord> images,
+      query_images(db, "SELECT " + std::string(kImageColumns) + " FROM images WHERE id = ?",
+                   image_id));
+  if (images.empty()) return Status::not_found("no such image");
+  return std::move(images.front());
 }
 
 Result<std::vector<ImageRecord>> list_images(Db& db, int64_t project_id, int64_t limit,
@@ -409,14 +413,12 @@ Result<std::vector<ImageRecord>> children_of(Db& db, int64_t image_id, int64_t l
 }
 
 Result<std::unordered_set<std::string>> referenced_shas(Db& db) {
-  auto stmt = db.prepare("SELECT DISTINCT sha256 FROM images");
-  if (!stmt.is_ok()) return stmt.status();
+  ATELIER_ASSIGN_OR_RETURN(Statement stmt, db.prepare("SELECT DISTINCT sha256 FROM images"));
   std::unordered_set<std::string> out;
   while (true) {
-    auto row = stmt->step();
-    if (!row.is_ok()) return row.status();
-    if (!*row) break;
-    out.insert(stmt->column_text(0));
+    ATELIER_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    out.insert(stmt.column_text(0));
   }
   return out;
 }

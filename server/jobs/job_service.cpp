@@ -19,7 +19,7 @@ JobService::JobService(store::Store& store, ImageStore& images, const events::Ev
       events_(events),
       options_(options),
       now_(std::move(now)),
-      dispatcher_(FairScheduler::Options{.ageing_ms = options.ageing.count()}),
+      dispatcher_(FairScheduler::Options{.ageing = options.ageing}),
       lease_reaper_("job-reaper", options.reaper_interval,
                     [this] {
                       if (Status st = reap_expired(); !st.is_ok()) {
@@ -120,7 +120,7 @@ void JobService::submit(SubmitRequest request, std::function<void(Result<SubmitR
             job_db::insert_job(db,
                                {req.project_id, req.user_id, std::move(params),
                                 options_.max_attempts, req.idempotency_key, req.request_hash},
-                               to_unix_ms(t.now)));
+                               t.now));
         ATELIER_ASSIGN_OR_RETURN(Job job, transitions::load(db, id));
         // Queued in memory now so the event shows the job's position; nobody can claim it
         // before the commit (claims run on this same writer thread, after this transaction).
@@ -206,8 +206,7 @@ Status JobService::reap_expired() {
   std::vector<Job> released;
   ATELIER_RETURN_IF_ERROR(store_.write([&](store::Db& db) -> Status {
     transitions::Txn t{db, events_, now_()};
-    ATELIER_ASSIGN_OR_RETURN(std::vector<Job> expired,
-                             job_db::expired_leases(db, to_unix_ms(t.now)));
+    ATELIER_ASSIGN_OR_RETURN(std::vector<Job> expired, job_db::expired_leases(db, t.now));
     ATELIER_ASSIGN_OR_RETURN(
         released,
         transitions::release(t, expired, "the worker stopped responding (its lease expired)"));

@@ -52,9 +52,8 @@ void JobService::report_progress(const Run& run, int step, int steps, const imag
   if (!noted.extend_lease) return;
   job_db::LeaseCheck check{true, false};
   Status st = store_.write([&](store::Db& db) -> Status {
-    ATELIER_ASSIGN_OR_RETURN(
-        check, job_db::extend_lease(db, run.job.id, run.job.attempt,
-                                    to_unix_ms(now + options_.lease), step, to_unix_ms(now)));
+    ATELIER_ASSIGN_OR_RETURN(check, job_db::extend_lease(db, run.job.id, run.job.attempt,
+                                                         now + options_.lease, step, now));
     return Status::ok();
   });
   if (!st.is_ok()) {

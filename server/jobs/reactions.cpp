@@ -82,12 +82,12 @@ Status validate_emoji(std::string_view emoji) {
 }
 
 Result<bool> set(store::Db& db, int64_t image_id, int64_t user_id, std::string_view emoji,
-                 int64_t now_ms) {
+                 SysTime now) {
   ATELIER_RETURN_IF_ERROR(
       store::run(db,
                  "INSERT INTO reactions (image_id, user_id, emoji, created_at) VALUES (?, ?, ?, ?) "
                  "ON CONFLICT DO NOTHING",
-                 image_id, user_id, emoji, now_ms));
+                 image_id, user_id, emoji, to_unix_ms(now)));  // the column holds Unix ms
   return db.changes() > 0;
 }
 
@@ -99,30 +99,30 @@ Result<bool> clear(store::Db& db, int64_t image_id, int64_t user_id, std::string
 }
 
 Result<Counts> counts(store::Db& db, int64_t image_id) {
-  auto stmt = store::prepare_bound(
-      db, "SELECT emoji, COUNT(*) FROM reactions WHERE image_id = ? GROUP BY emoji", image_id);
-  if (!stmt.is_ok()) return stmt.status();
+  ATELIER_ASSIGN_OR_RETURN(
+      store::Statement stmt,
+      store::prepare_bound(
+          db, "SELECT emoji, COUNT(*) FROM reactions WHERE image_id = ? GROUP BY emoji", image_id));
   Counts out;
   while (true) {
-    auto row = stmt->step();
-    if (!row.is_ok()) return row.status();
-    if (!*row) break;
-    out[stmt->column_text(0)] = stmt->column_int64(1);
+    ATELIER_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    out[stmt.column_text(0)] = stmt.column_int64(1);
   }
   return out;
 }
 
 Result<std::vector<std::string>> mine(store::Db& db, int64_t image_id, int64_t user_id) {
-  auto stmt = store::prepare_bound(
-      db, "SELECT emoji FROM reactions WHERE image_id = ? AND user_id = ? ORDER BY emoji", image_id,
-      user_id);
-  if (!stmt.is_ok()) return stmt.status();
+  ATELIER_ASSIGN_OR_RETURN(
+      store::Statement stmt,
+      store::prepare_bound(
+          db, "SELECT emoji FROM reactions WHERE image_id = ? AND user_id = ? ORDER BY emoji",
+          image_id, user_id));
   std::vector<std::string> out;
   while (true) {
-    auto row = stmt->step();
-    if (!row.is_ok()) return row.status();
-    if (!*row) break;
-    out.push_back(stmt->column_text(0));
+    ATELIER_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    out.push_back(stmt.column_text(0));
   }
   return out;
 }
@@ -138,17 +138,17 @@ Result<std::unordered_map<int64_t, Counts>> counts_for(store::Db& db,
     ids += std::to_string(id);
   }
   ids += ']';
-  auto stmt = store::prepare_bound(
-      db,
-      "SELECT image_id, emoji, COUNT(*) FROM reactions "
-      "WHERE image_id IN (SELECT value FROM json_each(?)) GROUP BY image_id, emoji",
-      std::string_view(ids));
-  if (!stmt.is_ok()) return stmt.status();
+  ATELIER_ASSIGN_OR_RETURN(
+      store::Statement stmt,
+      store::prepare_bound(
+          db,
+          "SELECT image_id, emoji, COUNT(*) FROM reactions "
+          "WHERE image_id IN (SELECT value FROM json_each(?)) GROUP BY image_id, emoji",
+          std::string_view(ids)));
   while (true) {
-    auto row = stmt->step();
-    if (!row.is_ok()) return row.status();
-    if (!*row) break;
-    out[stmt->column_int64(0)][stmt->column_text(1)] = stmt->column_int64(2);
+    ATELIER_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    out[stmt.column_int64(0)][stmt.column_text(1)] = stmt.column_int64(2);
   }
   return out;
 }

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "server/store/sqlite.h"
 
@@ -32,7 +33,7 @@ using Counts = std::map<std::string, int64_t>;
 
 // Adds `user`'s `emoji` to the image; false when it was already there (nothing changed).
 Result<bool> set(store::Db& db, int64_t image_id, int64_t user_id, std::string_view emoji,
-                 int64_t now_ms);
+                 SysTime now);
 // Removes it; false when it was not there.
 Result<bool> clear(store::Db& db, int64_t image_id, int64_t user_id, std::string_view emoji);
 

@@ -13,7 +13,7 @@ namespace {
 constexpr int64_t kMaxI64 = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMinI64 = std::numeric_limits<int64_t>::min();
 
-// The jobs of one (project, user, priority) level, ordered by (enqueued_ms, id). Within a level
+// The jobs of one (project, user, priority) level, ordered by (enqueued_at, id). Within a level
 // the oldest job has the largest ageing bonus, but jobs whose waits round down to the same
 // bonus tie, and a tie goes to the lowest id, which need not be the oldest (a re-queued job
 // keeps its old id). So besides "oldest" the level answers "lowest id among the jobs enqueued
@@ -23,7 +23,7 @@ class LevelQueue {
  public:
   bool empty() const { return root_ == kNil; }
 
-  void insert(int64_t enqueued_ms, int64_t id) {
+  void insert(SysTime enqueued_at, int64_t id) {
     int32_t node;
     if (free_.empty()) {
       node = static_cast<int32_t>(nodes_.size());
@@ -32,34 +32,34 @@ class LevelQueue {
       node = free_.back();
       free_.pop_back();
     }
-    nodes_[node] = Node{.enqueued_ms = enqueued_ms,
+    nodes_[node] = Node{.enqueued_at = enqueued_at,
                         .id = id,
                         .heap = mix(static_cast<uint64_t>(id)),
                         .min_node = node};
     int32_t less, rest;
-    split(root_, {enqueued_ms, id}, less, rest);
+    split(root_, {enqueued_at, id}, less, rest);
     root_ = merge(merge(less, node), rest);
   }
 
-  void erase(int64_t enqueued_ms, int64_t id) { root_ = erase(root_, {enqueued_ms, id}); }
+  void erase(SysTime enqueued_at, int64_t id) { root_ = erase(root_, {enqueued_at, id}); }
 
   // Precondition: !empty().
-  int64_t oldest_enqueued_ms() const {
+  SysTime oldest_enqueued_at() const {
     int32_t t = root_;
     while (nodes_[t].left != kNil) t = nodes_[t].left;
-    return nodes_[t].enqueued_ms;
+    return nodes_[t].enqueued_at;
   }
 
   struct Entry {
     int64_t id = 0;
-    int64_t enqueued_ms = 0;
+    SysTime enqueued_at;
   };
-  // The job with the lowest id among those with enqueued_ms <= cutoff; nullopt when none.
-  std::optional<Entry> min_id_enqueued_by(int64_t cutoff) const {
+  // The job with the lowest id among those with enqueued_at <= cutoff; nullopt when none.
+  std::optional<Entry> min_id_enqueued_by(SysTime cutoff) const {
     int32_t best = kNil;
     for (int32_t t = root_; t != kNil;) {
       const Node& n = nodes_[t];
-      if (n.enqueued_ms <= cutoff) {
+      if (n.enqueued_at <= cutoff) {
         // Everything to the left sorts earlier, so it was enqueued by the cutoff as well.
         best = lower_id(best, lower_id(t, subtree_min(n.left)));
         t = n.right;
@@ -68,14 +68,14 @@ class LevelQueue {
       }
     }
     if (best == kNil) return std::nullopt;
-    return Entry{.id = nodes_[best].id, .enqueued_ms = nodes_[best].enqueued_ms};
+    return Entry{.id = nodes_[best].id, .enqueued_at = nodes_[best].enqueued_at};
   }
 
  private:
-  using Key = std::pair<int64_t, int64_t>;  // tree order: (enqueued_ms, id)
+  using Key = std::pair<SysTime, int64_t>;  // tree order: (enqueued_at, id)
   static constexpr int32_t kNil = -1;
   struct Node {
-    int64_t enqueued_ms = 0;
+    SysTime enqueued_at;
     int64_t id = 0;
     uint64_t heap = 0;        // treap priority: a hash of the id, so runs are reproducible
     int32_t min_node = kNil;  // the lowest-id node of this subtree
@@ -89,7 +89,7 @@ class LevelQueue {
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
   }
-  Key key(int32_t t) const { return {nodes_[t].enqueued_ms, nodes_[t].id}; }
+  Key key(int32_t t) const { return {nodes_[t].enqueued_at, nodes_[t].id}; }
   int32_t subtree_min(int32_t t) const { return t == kNil ? kNil : nodes_[t].min_node; }
   int32_t lower_id(int32_t a, int32_t b) const {
     if (a == kNil) return b;
@@ -179,7 +179,7 @@ struct Queues {
   std::unordered_map<int64_t, Cursor> user_cursors;
 
   void insert(const QueuedJob& job) {
-    projects[job.project_id].users[job.user_id].levels[job.priority].insert(job.enqueued_ms,
+    projects[job.project_id].users[job.user_id].levels[job.priority].insert(job.enqueued_at,
                                                                             job.id);
   }
 
@@ -189,7 +189,7 @@ struct Queues {
     auto project = projects.find(job.project_id);
     auto user = project->second.users.find(job.user_id);
     auto level = user->second.levels.find(job.priority);
-    level->second.erase(job.enqueued_ms, job.id);
+    level->second.erase(job.enqueued_at, job.id);
     if (!level->second.empty()) return;
     user->second.levels.erase(level);
     if (!user->second.levels.empty()) return;
@@ -197,37 +197,41 @@ struct Queues {
     if (project->second.users.empty()) projects.erase(project);
   }
 
-  std::optional<QueuedJob> pop(int64_t now_ms, int64_t ageing_ms) {
+  std::optional<QueuedJob> pop(SysTime now, std::chrono::milliseconds ageing) {
     if (projects.empty()) return std::nullopt;
     auto project = next_in_turn(projects, project_cursor);
     Cursor& user_cursor = user_cursors[project->first];
     auto user = next_in_turn(project->second.users, user_cursor);
 
+    // The wait in whole ms, saturated: times far apart must not overflow it.
+    const int64_t now_ms = now.time_since_epoch().count();
+    const int64_t ageing_ms = ageing.count();
     QueuedJob best{.id = kMaxI64};
     int64_t best_effective = kMinI64;
     for (const auto& [priority, level] : user->second.levels) {
-      const int64_t oldest = level.oldest_enqueued_ms();
+      const int64_t oldest = level.oldest_enqueued_at().time_since_epoch().count();
       int64_t wait = 0;
       if (__builtin_sub_overflow(now_ms, oldest, &wait)) wait = now_ms > oldest ? kMaxI64 : 0;
       wait = std::max<int64_t>(wait, 0);
       const int64_t bonus = ageing_ms > 0 ? wait / ageing_ms : 0;
       // Jobs of this level that share the oldest job's bonus are those enqueued by `cutoff`;
       // with no bonus every job of the level shares it, including ones enqueued "after" now.
-      const int64_t cutoff = bonus == 0 ? kMaxI64 : now_ms - bonus * ageing_ms;
+      // (bonus * ageing is at most the wait, so the subtraction cannot overflow.)
+      const SysTime cutoff = bonus == 0 ? SysTime::max() : now - bonus * ageing;
       int64_t effective = 0;
       if (__builtin_add_overflow(static_cast<int64_t>(priority), bonus, &effective)) {
         effective = kMaxI64;
       }
       if (effective < best_effective) continue;
       // The oldest job itself is enqueued by the cutoff, so there is a candidate.
-      const auto [id, enqueued_ms] = *level.min_id_enqueued_by(cutoff);
+      const auto [id, enqueued_at] = *level.min_id_enqueued_by(cutoff);
       if (effective > best_effective || id < best.id) {
         best_effective = effective;
         best = QueuedJob{.id = id,
                          .project_id = project->first,
                          .user_id = user->first,
                          .priority = priority,
-                         .enqueued_ms = enqueued_ms};
+                         .enqueued_at = enqueued_at};
       }
     }
 
@@ -292,7 +296,7 @@ bool FairScheduler::remove(int64_t job_id) {
   return true;
 }
 
-std::optional<QueuedJob> FairScheduler::pop_next(int64_t now_ms) {
+std::optional<QueuedJob> FairScheduler::pop_next(SysTime now) {
   State& s = *state_;
   if (s.jobs.empty()) return std::nullopt;
   PopRecord record{.project_cursor = s.queues.project_cursor};
@@ -301,7 +305,7 @@ std::optional<QueuedJob> FairScheduler::pop_next(int64_t now_ms) {
   if (auto it = s.queues.user_cursors.find(project_id); it != s.queues.user_cursors.end()) {
     record.user_cursor = it->second;
   }
-  const QueuedJob popped = *s.queues.pop(now_ms, s.options.ageing_ms);
+  const QueuedJob popped = *s.queues.pop(now, s.options.ageing);
 
   auto it = s.jobs.find(popped.id);
   auto count = s.user_counts.find(popped.user_id);
@@ -333,14 +337,14 @@ void FairScheduler::undo_pop(const QueuedJob& job) {
   s.queues.user_cursors[job.project_id] = {job.user_id, true};
 }
 
-std::optional<int64_t> FairScheduler::position(int64_t job_id, int64_t now_ms) const {
-  auto found = positions({job_id}, now_ms);
+std::optional<int64_t> FairScheduler::position(int64_t job_id, SysTime now) const {
+  auto found = positions({job_id}, now);
   if (found.empty()) return std::nullopt;
   return found.begin()->second;
 }
 
 std::unordered_map<int64_t, int64_t> FairScheduler::positions(const std::vector<int64_t>& job_ids,
-                                                              int64_t now_ms) const {
+                                                              SysTime now) const {
   std::unordered_map<int64_t, int64_t> out;
   std::unordered_set<int64_t> wanted;
   for (int64_t id : job_ids) {
@@ -350,7 +354,7 @@ std::unordered_map<int64_t, int64_t> FairScheduler::positions(const std::vector<
   // Simulate only as far as the last wanted job.
   Queues sim = state_->queues;
   for (int64_t place = 1; out.size() < wanted.size(); ++place) {
-    int64_t id = sim.pop(now_ms, state_->options.ageing_ms)->id;
+    int64_t id = sim.pop(now, state_->options.ageing)->id;
     if (wanted.contains(id)) out.emplace(id, place);
   }
   return out;

@@ -34,6 +34,11 @@ Result<Role> read_role(const Statement& stmt, int column) {
   return *role;
 }
 
+// A time as its column will read it back: whole seconds (the columns hold Unix seconds).
+SysTime as_stored(SysTime t) {
+  return from_unix_s(to_unix_s(t));
+}
+
 // The columns every project query selects (prefixed with `p.`), in read_project()'s order.
 constexpr std::string_view kProjectColumns =
     "p.id, p.name, p.description, p.created_by, p.created_at, p.updated_at";
@@ -44,8 +49,8 @@ Project read_project(const Statement& stmt) {
   p.name = stmt.column_text(1);
   p.description = stmt.column_text(2);
   p.created_by = stmt.column_int64(3);  // NULL (creator deleted) reads as 0
-  p.created_at = stmt.column_int64(4);
-  p.updated_at = stmt.column_int64(5);
+  p.created_at = from_unix_s(stmt.column_int64(4));
+  p.updated_at = from_unix_s(stmt.column_int64(5));
   return p;
 }
 
@@ -76,31 +81,31 @@ namespace project_db {
 // Projects
 
 Result<Project> insert_project(Db& db, const std::string& name, const std::string& description,
-                               int64_t owner, int64_t now) {
+                               int64_t owner, SysTime now) {
+  const int64_t now_s = to_unix_s(now);
   ATELIER_RETURN_IF_ERROR(run(db,
                               "INSERT INTO projects (name, description, created_by, created_at, "
                               "updated_at) VALUES (?, ?, ?, ?, ?)",
-                              std::string_view(name), std::string_view(description), owner, now,
-                              now));
+                              std::string_view(name), std::string_view(description), owner, now_s,
+                              now_s));
   Project project;
   project.id = db.last_insert_rowid();
   project.name = name;
   project.description = description;
   project.created_by = owner;
-  project.created_at = now;
-  project.updated_at = now;
+  project.created_at = as_stored(now);
+  project.updated_at = as_stored(now);
   ATELIER_RETURN_IF_ERROR(upsert_member(db, project.id, owner, Role::kOwner, now));
   return project;
 }
 
-Result<std::optional<Project>> find_project(Db& db, int64_t project_id) {
-  Result<Statement> stmt = prepare_bound(
-      db, "SELECT " + std::string(kProjectColumns) + " FROM projects p WHERE p.id = ?", project_id);
-  if (!stmt.is_ok()) return stmt.status();
-  Result<bool> row = stmt->step();
-  if (!row.is_ok()) return row.status();
-  if (!*row) return std::optional<Project>();
-  return std::optional<Project>(read_project(*stmt));
+Result<Project> find_project(Db& db, int64_t project_id) {
+  const std::string sql =
+      "SELECT " + std::string(kProjectColumns) + " FROM projects p WHERE p.id = ?";
+  ATELIER_ASSIGN_OR_RETURN(Statement stmt, prepare_bound(db, sql, project_id));
+  ATELIER_ASSIGN_OR_RETURN(const bool row, stmt.step());
+  if (!row) return Status::not_found("no such project");
+  return read_project(stmt);
 }
 
 Result<std::vector<ProjectWithRole>> list_projects_for_user(Db& db, int64_t user_id) {
@@ -124,13 +129,13 @@ Result<std::vector<ProjectWithRole>> list_projects_for_user(Db& db, int64_t user
 }
 
 Status update_project(Db& db, int64_t project_id, const std::optional<std::string>& name,
-                      const std::optional<std::string>& description, int64_t now) {
+                      const std::optional<std::string>& description, SysTime now) {
   // A NULL parameter keeps the column as it is, so one statement serves every partial update.
   ATELIER_RETURN_IF_ERROR(run(db,
                               "UPDATE projects SET name = COALESCE(?, name), "
                               "description = COALESCE(?, description), updated_at = ? "
                               "WHERE id = ?",
-                              name, description, now, project_id));
+                              name, description, to_unix_s(now), project_id));
   if (db.changes() == 0) return Status::not_found("no such project");
   return Status::ok();
 }
@@ -175,19 +180,19 @@ Result<std::vector<Member>> list_members(Db& db, int64_t project_id) {
     Result<Role> role = read_role(*stmt, 2);
     if (!role.is_ok()) return role.status();
     m.role = *role;
-    m.added_at = stmt->column_int64(3);
+    m.added_at = from_unix_s(stmt->column_int64(3));
     out.push_back(std::move(m));
   }
   return out;
 }
 
-Status upsert_member(Db& db, int64_t project_id, int64_t user_id, Role role, int64_t now) {
+Status upsert_member(Db& db, int64_t project_id, int64_t user_id, Role role, SysTime now) {
   // A role change keeps added_at: it records when the person joined, not when they were promoted.
   // A missing project or user fails the foreign key (kFailedPrecondition).
   return run(db,
              "INSERT INTO members (project_id, user_id, role, added_at) VALUES (?, ?, ?, ?) "
              "ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
-             project_id, user_id, role_name(role), now);
+             project_id, user_id, role_name(role), to_unix_s(now));
 }
 
 Status remove_member(Db& db, int64_t project_id, int64_t user_id) {
@@ -206,39 +211,36 @@ Result<int64_t> count_owners(Db& db, int64_t project_id) {
 // Invites
 
 Result<int64_t> insert_invite(Db& db, int64_t project_id, const std::string& code_hash, Role role,
-                              int64_t max_uses, int64_t expires_at, int64_t created_by,
-                              int64_t now) {
+                              int64_t max_uses, SysTime expires_at, int64_t created_by,
+                              SysTime now) {
   // max_uses < 1 fails the schema's CHECK (kFailedPrecondition); the API validates it first.
   ATELIER_RETURN_IF_ERROR(run(db,
                               "INSERT INTO invites (project_id, code_hash, role, max_uses, uses, "
                               "expires_at, created_by, created_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
                               project_id, std::string_view(code_hash), role_name(role), max_uses,
-                              expires_at, created_by, now));
+                              to_unix_s(expires_at), created_by, to_unix_s(now)));
   return db.last_insert_rowid();
 }
 
-Result<std::optional<Invite>> find_invite(Db& db, const std::string& code_hash) {
-  Result<Statement> stmt =
-      prepare_bound(db,
-                    "SELECT id, project_id, role, max_uses, uses, expires_at, created_by, "
-                    "revoked_at IS NOT NULL FROM invites WHERE code_hash = ?",
-                    std::string_view(code_hash));
-  if (!stmt.is_ok()) return stmt.status();
-  Result<bool> row = stmt->step();
-  if (!row.is_ok()) return row.status();
-  if (!*row) return std::optional<Invite>();
+Result<Invite> find_invite(Db& db, const std::string& code_hash) {
+  ATELIER_ASSIGN_OR_RETURN(Statement stmt,
+                           prepare_bound(db,
+                                         "SELECT id, project_id, role, max_uses, uses, expires_at, "
+                                         "created_by, revoked_at IS NOT NULL FROM invites "
+                                         "WHERE code_hash = ?",
+                                         std::string_view(code_hash)));
+  ATELIER_ASSIGN_OR_RETURN(const bool row, stmt.step());
+  if (!row) return Status::not_found("no such invite");
   Invite inv;
-  inv.id = stmt->column_int64(0);
-  inv.project_id = stmt->column_int64(1);
-  Result<Role> role = read_role(*stmt, 2);
-  if (!role.is_ok()) return role.status();
-  inv.role = *role;
-  inv.max_uses = stmt->column_int64(3);
-  inv.uses = stmt->column_int64(4);
-  inv.expires_at = stmt->column_int64(5);
-  inv.created_by = stmt->column_int64(6);
-  inv.revoked = stmt->column_int64(7) != 0;
-  return std::optional<Invite>(inv);
+  inv.id = stmt.column_int64(0);
+  inv.project_id = stmt.column_int64(1);
+  ATELIER_ASSIGN_OR_RETURN(inv.role, read_role(stmt, 2));
+  inv.max_uses = stmt.column_int64(3);
+  inv.uses = stmt.column_int64(4);
+  inv.expires_at = from_unix_s(stmt.column_int64(5));
+  inv.created_by = stmt.column_int64(6);
+  inv.revoked = stmt.column_int64(7) != 0;
+  return inv;
 }
 
 // kNotFound when there is no such invite; kGone when it is already used up. Expiry and
@@ -257,7 +259,7 @@ Status record_invite_use(Db& db, int64_t invite_id) {
 // Events
 
 Result<int64_t> append_event(Db& db, int64_t project_id, const std::string& type, int64_t actor,
-                             const std::string& data_json, int64_t now) {
+                             const std::string& data_json, SysTime now) {
   // MAX + 1 is gap-free and race-free only because every write runs on the Store's one writer
   // connection inside BEGIN IMMEDIATE; outside a transaction the event could also commit apart
   // from the change it records, so refuse that outright.
@@ -271,7 +273,7 @@ Result<int64_t> append_event(Db& db, int64_t project_id, const std::string& type
                               "INSERT INTO events (project_id, seq, type, actor, data, ts) "
                               "VALUES (?, ?, ?, ?, ?, ?)",
                               project_id, *seq, std::string_view(type), actor,
-                              std::string_view(data_json), now));
+                              std::string_view(data_json), to_unix_s(now)));
   return *seq;
 }
 
@@ -295,7 +297,7 @@ Result<std::vector<Event>> list_events(Db& db, int64_t project_id, int64_t after
     e.type = stmt->column_text(1);
     e.actor = stmt->column_int64(2);
     e.data_json = stmt->column_text(3);
-    e.ts = stmt->column_int64(4);
+    e.ts = from_unix_s(stmt->column_int64(4));
     out.push_back(std::move(e));
   }
   return out;

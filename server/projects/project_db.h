@@ -1,6 +1,7 @@
 // Projects (the shared rooms), their members, invites and the per-project event log, in the
 // database. Plain functions over a store::Db; callers choose the transaction (writes inside
-// Store::write/submit_write, reads inside Store::read). Times are Unix seconds.
+// Store::write/submit_write, reads inside Store::read). Times are SysTime; the columns hold Unix
+// seconds (converted when rows are read and written here), so they keep whole seconds.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "server/store/sqlite.h"
 #include "server/store/store.h"
@@ -26,8 +28,8 @@ struct Project {
   std::string name;
   std::string description;
   int64_t created_by = 0;
-  int64_t created_at = 0;
-  int64_t updated_at = 0;
+  SysTime created_at;
+  SysTime updated_at;
 };
 
 struct ProjectWithRole {
@@ -39,7 +41,7 @@ struct Member {
   int64_t user_id = 0;
   std::string username;
   Role role = Role::kViewer;
-  int64_t added_at = 0;
+  SysTime added_at;
 };
 
 struct Invite {
@@ -48,7 +50,7 @@ struct Invite {
   Role role = Role::kViewer;
   int64_t max_uses = 1;
   int64_t uses = 0;
-  int64_t expires_at = 0;
+  SysTime expires_at;
   int64_t created_by = 0;
   bool revoked = false;
 };
@@ -59,44 +61,49 @@ struct Event {
   std::string type;       // "member.joined", "project.updated", ...
   int64_t actor = 0;      // user id (0 = system)
   std::string data_json;  // a JSON object, serialized
-  int64_t ts = 0;
+  SysTime ts;
 };
 
 namespace project_db {
 
 // Creates the project with `owner` as its first member (role owner).
 Result<Project> insert_project(store::Db& db, const std::string& name,
-                               const std::string& description, int64_t owner, int64_t now);
-Result<std::optional<Project>> find_project(store::Db& db, int64_t project_id);
+                               const std::string& description, int64_t owner, SysTime now);
+// kNotFound ("no such project") when it does not exist.
+Result<Project> find_project(store::Db& db, int64_t project_id);
 // Projects `user_id` is a member of, with their role, ordered by id.
 Result<std::vector<ProjectWithRole>> list_projects_for_user(store::Db& db, int64_t user_id);
 // kNotFound when the project does not exist.
 Status update_project(store::Db& db, int64_t project_id, const std::optional<std::string>& name,
-                      const std::optional<std::string>& description, int64_t now);
+                      const std::optional<std::string>& description, SysTime now);
 // Deletes the project and everything in it (members, invites, events).
 Status delete_project(store::Db& db, int64_t project_id);
 
-// nullopt when `user_id` is not a member (or the project does not exist).
+// nullopt when `user_id` is not a member (or the project does not exist): an answer, not an
+// error, since most callers go on either way (joining, adding, the owner check); the API's
+// project_role() is where it becomes "no such project".
 Result<std::optional<Role>> member_role(store::Db& db, int64_t project_id, int64_t user_id);
 Result<std::vector<Member>> list_members(store::Db& db, int64_t project_id);  // ordered by user id
 // Adds or changes a membership.
-Status upsert_member(store::Db& db, int64_t project_id, int64_t user_id, Role role, int64_t now);
+Status upsert_member(store::Db& db, int64_t project_id, int64_t user_id, Role role, SysTime now);
 // kNotFound when `user_id` is not a member.
 Status remove_member(store::Db& db, int64_t project_id, int64_t user_id);
 Result<int64_t> count_owners(store::Db& db, int64_t project_id);
 
 // Stores an invite (only the code's hash); returns its id.
 Result<int64_t> insert_invite(store::Db& db, int64_t project_id, const std::string& code_hash,
-                              Role role, int64_t max_uses, int64_t expires_at, int64_t created_by,
-                              int64_t now);
-Result<std::optional<Invite>> find_invite(store::Db& db, const std::string& code_hash);
+                              Role role, int64_t max_uses, SysTime expires_at, int64_t created_by,
+                              SysTime now);
+// kNotFound ("no such invite") for an unknown hash. Revoked, expired and used-up invites are
+// found: those checks are the caller's.
+Result<Invite> find_invite(store::Db& db, const std::string& code_hash);
 Status record_invite_use(store::Db& db, int64_t invite_id);
 
 // Appends to the project's event log with the next gap-free seq (1, 2, 3, ...); call inside
 // the same write transaction as the change it records. Returns the seq. The server appends
 // through events::EventLog, which also publishes the event after the commit.
 Result<int64_t> append_event(store::Db& db, int64_t project_id, const std::string& type,
-                             int64_t actor, const std::string& data_json, int64_t now);
+                             int64_t actor, const std::string& data_json, SysTime now);
 // Events with seq > after_seq, ascending, at most `limit`.
 Result<std::vector<Event>> list_events(store::Db& db, int64_t project_id, int64_t after_seq,
                                        int64_t limit);

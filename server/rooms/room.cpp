@@ -1,7 +1,6 @@
 #include "server/rooms/room.h"
 
-#include <chrono>
-#include <nlohmann/json.hpp>
+#include <map>
 
 namespace atelier::rooms {
 
@@ -41,7 +40,7 @@ void Room::join(const std::shared_ptr<RoomMember>& member) {
   {
     MutexLock lock(mu_);
     if (entries_.contains(member.get())) return;
-    entries_[member.get()] = Entry{member, member->user_id(), member->username(), "{}"};
+    entries_[member.get()] = Entry{member, member->user_id(), member->username(), {}};
   }
   presence_changed();
 }
@@ -77,28 +76,22 @@ size_t Room::remove_if(const std::function<bool(int64_t user)>& pred, const std:
     }
   }
   if (removed.empty()) return 0;
-  nlohmann::json msg = {{"type", "unsubscribed"}, {"project", project_}, {"reason", reason}};
-  OutMessage out = text(msg.dump(), OutMessage::Kind::kDurable);
+  OutMessage out = text(wire_->unsubscribed(project_, reason), OutMessage::Kind::kDurable);
   for (const auto& m : removed) m->deliver(out);
   presence_changed();
   return removed.size();
 }
 
-std::string event_message(int64_t project, const std::string& event_json) {
-  return R"({"type":"event","project":)" + std::to_string(project) + R"(,"event":)" + event_json +
-         "}";
-}
-
-OutMessage event_out(int64_t project, int64_t seq, const std::string& event_json) {
-  OutMessage out = text(event_message(project, event_json), OutMessage::Kind::kDurable);
+OutMessage event_out(const LiveWire& wire, int64_t project, int64_t seq,
+                     const std::string& event_json) {
+  OutMessage out = text(wire.event(project, event_json), OutMessage::Kind::kDurable);
   out.seq = seq;
   return out;
 }
 
-OutMessage progress_out(int64_t project, int64_t job, int step, int steps, int64_t at_us) {
-  nlohmann::json msg = {{"type", "progress"}, {"project", project}, {"job", job},
-                        {"step", step},       {"steps", steps},     {"at_us", at_us}};
-  return text(msg.dump(), OutMessage::Kind::kEphemeral,
+OutMessage progress_out(const LiveWire& wire, int64_t project, int64_t job, int step, int steps,
+                        StepTime at) {
+  return text(wire.progress(project, job, step, steps, at), OutMessage::Kind::kEphemeral,
               "progress " + std::to_string(project) + " " + std::to_string(job));
 }
 
@@ -108,11 +101,11 @@ OutMessage preview_out(int64_t project, int64_t job, std::shared_ptr<const std::
 }
 
 void Room::broadcast_event(int64_t seq, const std::string& event_json) {
-  send_all(event_out(project_, seq, event_json));
+  send_all(event_out(*wire_, project_, seq, event_json));
 }
 
-void Room::broadcast_progress(int64_t job, int step, int steps, int64_t at_us) {
-  send_all(progress_out(project_, job, step, steps, at_us));
+void Room::broadcast_progress(int64_t job, int step, int steps, StepTime at) {
+  send_all(progress_out(*wire_, project_, job, step, steps, at));
 }
 
 void Room::broadcast_preview(int64_t job, std::shared_ptr<const std::string> frame) {
@@ -153,44 +146,40 @@ void Room::broadcast_batch(std::span<const OutMessage> messages, const LateMessa
   }
 }
 
-void Room::set_presence(const RoomMember* member, const std::string& state_json) {
+void Room::set_presence(const RoomMember* member, std::string state) {
   {
     MutexLock lock(mu_);
     auto it = entries_.find(member);
     if (it == entries_.end()) return;
-    it->second.state_json = state_json;
+    it->second.state = std::move(state);
   }
   presence_changed();
 }
 
-std::string Room::presence_json_locked() const {
-  // One entry per user: its sessions counted, and the non-empty state of one of them.
-  struct User {
-    std::string username;
-    std::string state = "{}";
-    int sessions = 0;
-  };
-  std::map<int64_t, User> users;
+std::vector<PresenceMember> Room::presence_locked() const {
+  // One member per user, by id: its sessions counted, and the state of one of them that has one.
+  std::map<int64_t, PresenceMember> users;
   for (const auto& [ptr, e] : entries_) {
     if (e.member.expired()) continue;
-    User& u = users[e.user];
+    PresenceMember& u = users[e.user];
+    u.user = e.user;
     u.username = e.username;
     ++u.sessions;
-    if (e.state_json != "{}") u.state = e.state_json;
+    if (!e.state.empty()) u.state = e.state;
   }
-  nlohmann::json members = nlohmann::json::array();
-  for (const auto& [id, u] : users) {
-    members.push_back({{"user", id},
-                       {"username", u.username},
-                       {"state", nlohmann::json::parse(u.state, nullptr, false)},
-                       {"sessions", u.sessions}});
-  }
-  return nlohmann::json{{"type", "presence"}, {"project", project_}, {"members", members}}.dump();
+  std::vector<PresenceMember> out;
+  out.reserve(users.size());
+  for (auto& [id, u] : users) out.push_back(std::move(u));
+  return out;
 }
 
 std::string Room::presence_json() const {
-  MutexLock lock(mu_);
-  return presence_json_locked();
+  std::vector<PresenceMember> members;
+  {
+    MutexLock lock(mu_);
+    members = presence_locked();
+  }
+  return wire_->presence(project_, members);
 }
 
 void Room::presence_changed() {
@@ -206,13 +195,8 @@ void Room::announce_presence_if_changed() {
 }
 
 void Room::announce_presence() {
-  std::string payload;
-  {
-    MutexLock lock(mu_);
-    payload = presence_json_locked();
-  }
-  send_all(text(std::move(payload), OutMessage::Kind::kEphemeral,
-                "presence " + std::to_string(project_)));
+  send_all(
+      text(presence_json(), OutMessage::Kind::kEphemeral, "presence " + std::to_string(project_)));
 }
 
 size_t Room::size() const {

@@ -6,6 +6,8 @@
 // Also the project's presence: what each subscribed user said they are doing, the union over
 // their sessions, announced in full on every change.
 //
+// The room decides what each message says; the LiveWire it is given (the API's) writes it.
+//
 // Contract: thread-safe. Members are held weakly: a session that is gone is skipped and pruned.
 // deliver() is called outside the lock and must not block (a real session posts to its strand).
 #pragma once
@@ -21,6 +23,7 @@
 
 #include "common/mutex.h"
 #include "server/http/outbox.h"
+#include "server/rooms/live_wire.h"
 
 namespace atelier::rooms {
 
@@ -42,16 +45,14 @@ class RoomMember {
   }
 };
 
-// The live message for a durable event: `{"type":"event","project":P,"event":<event_json>}`,
-// with the event's serialized text spliced in as it is. Live broadcasts and replays both use
-// it, so a replayed event is byte-identical to the live one.
-std::string event_message(int64_t project, const std::string& event_json);
-
-// The messages a room broadcasts, each built once to be shared by every session.
-OutMessage event_out(int64_t project, int64_t seq, const std::string& event_json);
-// Ephemeral progress, coalesced per job in slow sessions' queues.
-// at_us: when the step was reported (Unix microseconds), sent as is.
-OutMessage progress_out(int64_t project, int64_t job, int step, int steps, int64_t at_us);
+// The messages a room broadcasts, each written once (by `wire`) to be shared by every session.
+// A durable event (LiveWire::event), carrying its seq.
+OutMessage event_out(const LiveWire& wire, int64_t project, int64_t seq,
+                     const std::string& event_json);
+// Ephemeral progress, coalesced per job in slow sessions' queues. `at`: when the step was
+// reported.
+OutMessage progress_out(const LiveWire& wire, int64_t project, int64_t job, int step, int steps,
+                        StepTime at);
 // A preview frame (already encoded once), coalesced per job.
 OutMessage preview_out(int64_t project, int64_t job, std::shared_ptr<const std::string> frame);
 
@@ -61,8 +62,9 @@ class Room {
   // (the hub's ticker) sends one announcement for all of them. Without it every join, leave
   // and state change is announced at once, which costs O(members) each: with a thousand
   // people joining, a million messages.
-  explicit Room(int64_t project_id, bool deferred_presence = false)
-      : project_(project_id), deferred_presence_(deferred_presence) {}
+  // `wire` writes every message the room sends.
+  Room(int64_t project_id, std::shared_ptr<const LiveWire> wire, bool deferred_presence = false)
+      : project_(project_id), wire_(std::move(wire)), deferred_presence_(deferred_presence) {}
 
   int64_t project() const { return project_; }
 
@@ -71,15 +73,15 @@ class Room {
   // Removes a session and announces the new presence.
   void leave(const RoomMember* member) ATELIER_EXCLUDES(mu_);
   // Ends every subscription of `user_id` (a removed member): each of their sessions is sent
-  // `{"type":"unsubscribed","project":P,"reason":reason}` and leaves. Returns how many.
+  // `unsubscribed` with `reason` (LiveWire::unsubscribed) and leaves. Returns how many.
   size_t remove_user(int64_t user_id, const std::string& reason) ATELIER_EXCLUDES(mu_);
   // Ends every subscription (the project was deleted), the same way. Returns how many.
   size_t remove_all(const std::string& reason) ATELIER_EXCLUDES(mu_);
 
-  // A durable event object (as GET /projects/{id}/events returns it), wrapped once as
-  // `{"type":"event","project":P,"event":...}` and sent to every session, carrying `seq`.
+  // A durable event object (as GET /projects/{id}/events returns it), wrapped once
+  // (LiveWire::event) and sent to every session, carrying `seq`.
   void broadcast_event(int64_t seq, const std::string& event_json) ATELIER_EXCLUDES(mu_);
-  void broadcast_progress(int64_t job, int step, int steps, int64_t at_us) ATELIER_EXCLUDES(mu_);
+  void broadcast_progress(int64_t job, int step, int steps, StepTime at) ATELIER_EXCLUDES(mu_);
   void broadcast_preview(int64_t job, std::shared_ptr<const std::string> frame)
       ATELIER_EXCLUDES(mu_);
   // Several messages (built with the *_out functions above), in order, to every session: each
@@ -93,13 +95,15 @@ class Room {
   using LateMessages = std::function<void(std::vector<OutMessage>& out)>;
   void broadcast_batch(std::span<const OutMessage> messages, const LateMessages& late = {})
       ATELIER_EXCLUDES(mu_);
-  // A session's presence state (a JSON object's text); announces the new presence.
-  void set_presence(const RoomMember* member, const std::string& state_json) ATELIER_EXCLUDES(mu_);
+  // A session's presence state: the text of the JSON object the API checked, or empty for none
+  // (opaque here, see PresenceMember::state); announces the new presence.
+  void set_presence(const RoomMember* member, std::string state) ATELIER_EXCLUDES(mu_);
 
   // Announces the presence if it changed since the last announcement (deferred mode).
   void announce_presence_if_changed() ATELIER_EXCLUDES(mu_);
 
-  // `{"type":"presence","project":P,"members":[{user, username, state, sessions}...]}`.
+  // The presence announcement as it would go now (LiveWire::presence): one member per user, by
+  // user id, with their sessions counted and the state of one of them that has one.
   std::string presence_json() const ATELIER_EXCLUDES(mu_);
   size_t size() const ATELIER_EXCLUDES(mu_);
 
@@ -108,7 +112,7 @@ class Room {
     std::weak_ptr<RoomMember> member;
     int64_t user = 0;
     std::string username;
-    std::string state_json = "{}";
+    std::string state;  // empty: none
   };
 
   // Every live member, pruning dead ones.
@@ -119,9 +123,10 @@ class Room {
   // Announces now, or marks the room for the next tick in deferred mode.
   void presence_changed() ATELIER_EXCLUDES(mu_);
   void announce_presence() ATELIER_EXCLUDES(mu_);
-  std::string presence_json_locked() const ATELIER_REQUIRES(mu_);
+  std::vector<PresenceMember> presence_locked() const ATELIER_REQUIRES(mu_);
 
   const int64_t project_;
+  const std::shared_ptr<const LiveWire> wire_;
   const bool deferred_presence_;
   std::atomic<bool> presence_dirty_{false};
   mutable Mutex mu_;

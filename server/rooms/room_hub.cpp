@@ -8,8 +8,10 @@
 
 namespace atelier::rooms {
 
-RoomHub::RoomHub(RoomHubOptions options, EventToJson event_json, PreviewThrottle::Clock now)
+RoomHub::RoomHub(RoomHubOptions options, std::shared_ptr<const LiveWire> wire,
+                 EventToJson event_json, PreviewThrottle::Clock now)
     : options_(options),
+      wire_(std::move(wire)),
       event_json_(std::move(event_json)),
       throttle_(options.preview_interval, std::move(now)) {}
 
@@ -37,7 +39,7 @@ std::shared_ptr<Room> RoomHub::join(int64_t project, const std::shared_ptr<RoomM
   // Under the hub's lock, so that a room being dropped as empty cannot lose a member joining it.
   MutexLock lock(rooms_mu_);
   auto& room = rooms_[project];
-  if (!room) room = std::make_shared<Room>(project, options_.presence_interval.count() > 0);
+  if (!room) room = std::make_shared<Room>(project, wire_, options_.presence_interval.count() > 0);
   room->join(member);
   return room;
 }
@@ -160,9 +162,9 @@ void RoomHub::send_pass(const std::vector<StepItem>& steps,
   for (auto& [project, batch] : batches) send_batch(project, batch);
 }
 
-OutMessage RoomHub::step_message(const StepItem& item) {
+OutMessage RoomHub::step_message(const StepItem& item) const {
   return item.frame ? preview_out(item.project, item.job, item.frame)
-                    : progress_out(item.project, item.job, item.step, item.steps, item.at_us);
+                    : progress_out(*wire_, item.project, item.job, item.step, item.steps, item.at);
 }
 
 void RoomHub::take_late_steps(int64_t project, std::vector<OutMessage>& out) {
@@ -216,7 +218,7 @@ void RoomHub::add_event(const events::CommittedEvent& event,
     room->remove_all("project_deleted");
     return;
   }
-  batch.push_back(event_out(event.project_id, event.seq, event_json_(event)));
+  batch.push_back(event_out(*wire_, event.project_id, event.seq, event_json_(event)));
   events_broadcast_.fetch_add(1, std::memory_order_relaxed);
   if (const auto* member = std::get_if<events::MemberChanged>(&event.event);
       member && member->ends_membership()) {
@@ -235,9 +237,8 @@ bool RoomHub::wants_preview(const jobs::Job& job) const {
 void RoomHub::on_progress(const events::JobProgress& progress) {
   const jobs::Job& job = *progress.job;
   if (!find(job.project_id)) return;
-  const int64_t at_us =
-      std::chrono::duration_cast<std::chrono::microseconds>(progress.at.time_since_epoch()).count();
-  enqueue_step(StepItem{job.project_id, job.id, progress.step, progress.steps, at_us, nullptr});
+  enqueue_step(
+      StepItem{job.project_id, job.id, progress.step, progress.steps, progress.at, nullptr});
   if (!progress.preview || !throttle_.admit(job.id)) return;
   auto frame = encode_preview_frame(job.project_id, job.id, progress.step, progress.steps,
                                     *progress.preview);
@@ -246,8 +247,8 @@ void RoomHub::on_progress(const events::JobProgress& progress) {
     return;
   }
   previews_encoded_.fetch_add(1, std::memory_order_relaxed);
-  enqueue_step(
-      StepItem{job.project_id, job.id, progress.step, progress.steps, at_us, std::move(*frame)});
+  enqueue_step(StepItem{job.project_id, job.id, progress.step, progress.steps, progress.at,
+                        std::move(*frame)});
 }
 
 RoomHubStats RoomHub::stats() const {

@@ -70,7 +70,9 @@ class RoomHub {
   // the API layer.
   using EventToJson = std::function<std::string(const events::CommittedEvent&)>;
 
-  RoomHub(RoomHubOptions options, EventToJson event_json, PreviewThrottle::Clock now);
+  // `wire` writes the rooms' messages (the API layer's LiveWire); every room gets it.
+  RoomHub(RoomHubOptions options, std::shared_ptr<const LiveWire> wire, EventToJson event_json,
+          PreviewThrottle::Clock now);
   ~RoomHub();  // stop()
   RoomHub(const RoomHub&) = delete;
   RoomHub& operator=(const RoomHub&) = delete;
@@ -104,7 +106,7 @@ class RoomHub {
   struct StepItem {
     int64_t project = 0, job = 0;
     int step = 0, steps = 0;
-    int64_t at_us = 0;                         // progress: when the worker reported the step
+    StepTime at;                               // progress: when the worker reported the step
     std::shared_ptr<const std::string> frame;  // set: a preview; null: progress
   };
   static constexpr size_t kMaxEventsPerPass = 64;
@@ -126,9 +128,10 @@ class RoomHub {
   // Room::LateMessages for `project`: moves the steps of that project that came in since the
   // pass began into `out`.
   void take_late_steps(int64_t project, std::vector<OutMessage>& out) ATELIER_EXCLUDES(feed_mu_);
-  static OutMessage step_message(const StepItem& item);
+  OutMessage step_message(const StepItem& item) const;
 
   const RoomHubOptions options_;
+  const std::shared_ptr<const LiveWire> wire_;
   const EventToJson event_json_;
   PreviewThrottle throttle_;
 

@@ -31,6 +31,7 @@
 
 #include "server/api/live_commands.h"
 #include "server/api/live_session.h"
+#include "server/api/live_wire_json.h"
 #include "server/auth/account_db.h"
 #include "server/auth/token.h"
 #include "server/projects/project_db.h"
@@ -42,6 +43,7 @@ namespace {
 using nlohmann::json;
 namespace api = atelier::api;
 namespace http = atelier::http;
+using atelier::from_unix_s;
 using atelier::Status;
 
 constexpr size_t kMaxMessages = 32;
@@ -112,21 +114,23 @@ struct World {
               ->write([&](atelier::store::Db& db) -> Status {
                 namespace adb = atelier::auth::account_db;
                 namespace pdb = atelier::projects::project_db;
-                auto user = adb::insert_user(db, "fuzz", "x", false, kNow - 10);
+                auto user = adb::insert_user(db, "fuzz", "x", false, from_unix_s(kNow - 10));
                 if (!user.is_ok()) return user.status();
-                auto other = adb::insert_user(db, "other", "x", false, kNow - 10);
+                auto other = adb::insert_user(db, "other", "x", false, from_unix_s(kNow - 10));
                 if (!other.is_ok()) return other.status();
-                auto cred = adb::insert_credential(
-                    db, user->id, atelier::auth::CredentialKind::kSession, "s",
-                    atelier::auth::Scope::kAdmin, secret_hash, kNow - 10, std::nullopt);
+                auto cred =
+                    adb::insert_credential(db, user->id, atelier::auth::CredentialKind::kSession,
+                                           "s", atelier::auth::Scope::kAdmin, secret_hash,
+                                           from_unix_s(kNow - 10), std::nullopt);
                 if (!cred.is_ok()) return cred.status();
-                auto mine = pdb::insert_project(db, "mine", "", user->id, kNow - 10);
+                auto mine = pdb::insert_project(db, "mine", "", user->id, from_unix_s(kNow - 10));
                 if (!mine.is_ok()) return mine.status();
-                auto theirs = pdb::insert_project(db, "theirs", "", other->id, kNow - 10);
+                auto theirs =
+                    pdb::insert_project(db, "theirs", "", other->id, from_unix_s(kNow - 10));
                 if (!theirs.is_ok()) return theirs.status();
                 for (int i = 0; i < kEvents; ++i) {
                   auto seq = pdb::append_event(db, mine->id, "project.updated", user->id,
-                                               R"({"name":"mine"})", kNow - 5);
+                                               R"({"name":"mine"})", from_unix_s(kNow - 5));
                   if (!seq.is_ok()) return seq.status();
                 }
                 return Status::ok();
@@ -134,7 +138,8 @@ struct World {
               .is_ok());
     check(store
               ->read([&](atelier::store::Db& db) -> Status {
-                auto p = atelier::auth::account_db::find_principal(db, secret_hash, kNow);
+                auto p =
+                    atelier::auth::account_db::find_principal(db, secret_hash, from_unix_s(kNow));
                 if (!p.is_ok() || !*p) return Status::internal("no principal");
                 caller.principal = **p;
                 caller.secret_hash = secret_hash;
@@ -143,10 +148,12 @@ struct World {
               .is_ok());
     // Written against what the hub needs, not its exact types (the event path is changing): no
     // event is committed while fuzzing (replay reads the log), and no job reports steps, so the
-    // encoder and the preview clock are never asked for anything that matters.
+    // event encoder and the preview clock are never asked for anything that matters. The rooms'
+    // messages (presence, unsubscribed) are written by the server's own LiveWireJson.
     using Clock = atelier::rooms::PreviewThrottle::Clock;
     hub = std::make_unique<atelier::rooms::RoomHub>(
-        atelier::rooms::RoomHubOptions{}, [](const auto&) { return std::string("{}"); },
+        atelier::rooms::RoomHubOptions{}, std::make_shared<atelier::api::LiveWireJson>(),
+        [](const auto&) { return std::string("{}"); },
         [] { return std::invoke_result_t<Clock>{}; });
     hub->start();
     // Stubs for the REST routes of the cmd ops, answering at once as the real ones would.
@@ -217,7 +224,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ctx.rooms = w.hub.get();
   api::CommandLog commands([] { return kNow * 1000; });
   ctx.live_commands = &commands;
-  ctx.now = [] { return kNow; };
+  ctx.now = [] { return from_unix_s(kNow); };
   w.routed_errors = 0;
 
   auto conn = std::make_shared<FakeConnection>();

@@ -55,9 +55,19 @@ class Server {
     child_ = std::make_unique<ChildProcess>(
         args, dir / ("server-" + std::to_string(cycle) + ".log"), env);
     auto out = child_->wait_for_output("listening on", 30s);
-    if (!out) throw std::runtime_error("server did not start: " + child_->output());
+    if (!out) {
+      // Recovery runs the jobs a previous kill left before the listener opens, so an armed crash
+      // point can be reached during start-up: that is a crash like any other, not a failure.
+      if (!crash_at.empty() && child_->wait(10s) &&
+          child_->output().find("test crash point") != std::string::npos) {
+        return;
+      }
+      throw std::runtime_error("server did not start: " + child_->output());
+    }
     port_ = testing::parse_listening_port(*out);
   }
+  // False: the process killed itself at a crash point before it was listening.
+  bool listening() const { return port_ != 0; }
   uint16_t port() const { return port_; }
   ChildProcess& child() { return *child_; }
 
@@ -79,6 +89,10 @@ TEST(JobCrashTest, KilledAtRandomPointsNoAcceptedJobIsLostOrDoubled) {
     // harness kills it at a random moment.
     std::string crash_at = cycle % 2 == 0 ? "after_rename:0.25,after_commit:0.25" : "";
     Server server(dir, cycle, crash_at);
+    if (!server.listening()) {
+      ++self_killed;
+      continue;
+    }
     const uint16_t port = server.port();
     if (cycle == 0) {
       token = apitest::register_account(port, "crash").token;

@@ -165,7 +165,7 @@ TEST_F(ProjectMembershipTest, InvitesExpireAtExpiresAt) {
   int64_t fake_now = 0;
   api::ApiContext ctx;
   ctx.store = store.get();
-  ctx.now = [&fake_now] { return fake_now; };
+  ctx.now = [&fake_now] { return from_unix_s(fake_now); };
   events::EventBus bus;
   events::EventLog event_log(bus, api::event_data_json);
   ctx.events = &event_log;

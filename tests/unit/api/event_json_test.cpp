@@ -47,7 +47,8 @@ TEST(EventJsonTest, TheLiveFormIsTheStoredFormByteForByte) {
                            from_unix_ms(1'700'000'000'250),
                            events::ProjectCreated{"Moon"},
                            std::make_shared<const std::string>(R"({"name":"Moon"})")};
-  projects::Event stored{5, 9, "project.created", 7, R"({"name":"Moon"})", 1'700'000'000};
+  projects::Event stored{
+      5, 9, "project.created", 7, R"({"name":"Moon"})", from_unix_s(1'700'000'000)};
   EXPECT_EQ(committed_event_json(c), event_json(stored).dump());
   json j = json::parse(committed_event_json(c));
   EXPECT_EQ(j["type"], "project.created");

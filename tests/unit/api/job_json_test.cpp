@@ -14,23 +14,24 @@ namespace {
 using nlohmann::json;
 
 TEST(FormatTimeMsTest, Epoch) {
-  EXPECT_EQ(format_time_ms(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(format_time_ms(from_unix_ms(0)), "1970-01-01T00:00:00.000Z");
 }
 
 TEST(FormatTimeMsTest, KnownInstants) {
   // 1764139999 s = 20418 days + 24799 s; day 20418 is 2025-11-26, 24799 s is 06:53:19.
-  EXPECT_EQ(format_time_ms(1'764'139'999'123), "2025-11-26T06:53:19.123Z");
-  EXPECT_EQ(format_time_ms(1'764'139'999'000), "2025-11-26T06:53:19.000Z");
-  EXPECT_EQ(format_time_ms(1'764'139'999'007), "2025-11-26T06:53:19.007Z");  // zero-padded
-  EXPECT_EQ(format_time_ms(951'782'400'999), "2000-02-29T00:00:00.999Z");    // leap day
-  EXPECT_EQ(format_time_ms(1), "1970-01-01T00:00:00.001Z");
-  EXPECT_EQ(format_time_ms(86'400'000), "1970-01-02T00:00:00.000Z");
+  EXPECT_EQ(format_time_ms(from_unix_ms(1'764'139'999'123)), "2025-11-26T06:53:19.123Z");
+  EXPECT_EQ(format_time_ms(from_unix_ms(1'764'139'999'000)), "2025-11-26T06:53:19.000Z");
+  EXPECT_EQ(format_time_ms(from_unix_ms(1'764'139'999'007)),
+            "2025-11-26T06:53:19.007Z");  // zero-padded
+  EXPECT_EQ(format_time_ms(from_unix_ms(951'782'400'999)), "2000-02-29T00:00:00.999Z");  // leap day
+  EXPECT_EQ(format_time_ms(from_unix_ms(1)), "1970-01-01T00:00:00.001Z");
+  EXPECT_EQ(format_time_ms(from_unix_ms(86'400'000)), "1970-01-02T00:00:00.000Z");
 }
 
 TEST(FormatTimeMsTest, BeforeTheEpochBorrowsASecond) {
-  EXPECT_EQ(format_time_ms(-1), "1969-12-31T23:59:59.999Z");
-  EXPECT_EQ(format_time_ms(-1000), "1969-12-31T23:59:59.000Z");
-  EXPECT_EQ(format_time_ms(-1001), "1969-12-31T23:59:58.999Z");
+  EXPECT_EQ(format_time_ms(from_unix_ms(-1)), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(format_time_ms(from_unix_ms(-1000)), "1969-12-31T23:59:59.000Z");
+  EXPECT_EQ(format_time_ms(from_unix_ms(-1001)), "1969-12-31T23:59:58.999Z");
 }
 
 ImageRecord sample_image() {
@@ -47,7 +48,7 @@ ImageRecord sample_image() {
   r.seed = 43;
   r.parent_image_id = 11;
   r.lineage = "null1;0011223344556677";
-  r.created_at = 1'764'139'999'123;
+  r.created_at = from_unix_ms(1'764'139'999'123);
   return r;
 }
 
@@ -75,15 +76,15 @@ Job sample_job() {
   j.attempt = 2;
   j.max_attempts = 3;
   j.worker = "gpu-0";
-  j.lease_until = 5000;
+  j.lease_until = from_unix_ms(5000);
   j.progress_step = 7;
   j.cancel_requested = true;
   j.error = "";
-  j.created_at = 0;
-  j.queued_at = 1000;
-  j.started_at = 2000;
+  j.created_at = from_unix_ms(0);
+  j.queued_at = from_unix_ms(1000);
+  j.started_at = from_unix_ms(2000);
   j.finished_at = std::nullopt;
-  j.updated_at = 3000;
+  j.updated_at = from_unix_ms(3000);
   return j;
 }
 
@@ -220,7 +221,7 @@ TEST(JobJsonTest, SetOptionalsCarryTheirValues) {
   Job job = sample_job();
   job.state = JobState::kFailed;
   job.error = "out of memory";
-  job.finished_at = 1'764'139'999'123;
+  job.finished_at = from_unix_ms(1'764'139'999'123);
   json j = job_json(job);
   EXPECT_EQ(j["error"], json("out of memory"));
   EXPECT_EQ(j["finished_at"], json("2025-11-26T06:53:19.123Z"));

@@ -33,9 +33,9 @@ class JobRequestLoraTest : public testing::StoreFixture {
     StoreFixture::SetUp();
     if (HasFatalFailure()) return;
     auto project = in_write([](store::Db& db) -> Result<int64_t> {
-      auto user = auth::account_db::insert_user(db, "ann", "h", false, 1);
+      auto user = auth::account_db::insert_user(db, "ann", "h", false, from_unix_s(1));
       if (!user.is_ok()) return user.status();
-      auto p = projects::project_db::insert_project(db, "p", "", user->id, 1);
+      auto p = projects::project_db::insert_project(db, "p", "", user->id, from_unix_s(1));
       if (!p.is_ok()) return p.status();
       return p->id;
     });

@@ -27,7 +27,7 @@ using store::Db;
 // ---------------------------------------------------------------------------------------------
 // resolve_job_params
 
-constexpr int64_t kNow = 1'764'139'999'000;
+constexpr SysTime kNow{std::chrono::milliseconds(1'764'139'999'000)};
 constexpr int64_t kRandomSeed = 31337;
 
 class ResolveJobParamsTest : public testing::StoreFixture {
@@ -38,11 +38,11 @@ class ResolveJobParamsTest : public testing::StoreFixture {
     StoreFixture::SetUp();
     if (HasFatalFailure()) return;
     auto ids = in_write([this](Db& db) -> Result<std::pair<int64_t, int64_t>> {
-      auto user = auth::account_db::insert_user(db, "ann", "h", false, 1);
+      auto user = auth::account_db::insert_user(db, "ann", "h", false, from_unix_s(1));
       if (!user.is_ok()) return user.status();
-      auto p1 = projects::project_db::insert_project(db, "p1", "", user->id, 1);
+      auto p1 = projects::project_db::insert_project(db, "p1", "", user->id, from_unix_s(1));
       if (!p1.is_ok()) return p1.status();
-      auto p2 = projects::project_db::insert_project(db, "p2", "", user->id, 1);
+      auto p2 = projects::project_db::insert_project(db, "p2", "", user->id, from_unix_s(1));
       if (!p2.is_ok()) return p2.status();
       user_ = user->id;
       return std::make_pair(p1->id, p2->id);
@@ -66,7 +66,8 @@ class ResolveJobParamsTest : public testing::StoreFixture {
       nj.params.sampler = "none";
       auto job_id = jobs::job_db::insert_job(db, nj, kNow);
       if (!job_id.is_ok()) return job_id.status();
-      auto claimed = jobs::job_db::claim(db, *job_id, "w", kNow + 1000, kNow);
+      auto claimed =
+          jobs::job_db::claim(db, *job_id, "w", kNow + std::chrono::milliseconds(1000), kNow);
       if (!claimed.is_ok()) return claimed.status();
       if (!*claimed) return Status::internal("not claimed");
       jobs::NewImage img;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -13,8 +14,9 @@ namespace {
 
 using store::Db;
 namespace adb = account_db;
+using namespace std::chrono_literals;
 
-constexpr int64_t kNow = 1'700'000'000;
+constexpr SysTime kNow{std::chrono::seconds{1'700'000'000}};
 
 class AccountDbTest : public testing::StoreFixture {
  protected:
@@ -28,8 +30,8 @@ class AccountDbTest : public testing::StoreFixture {
   }
 
   int64_t add_credential(int64_t user_id, CredentialKind kind, Scope scope,
-                         const std::string& secret_hash, int64_t created_at = kNow,
-                         std::optional<int64_t> expires_at = std::nullopt,
+                         const std::string& secret_hash, SysTime created_at = kNow,
+                         std::optional<SysTime> expires_at = std::nullopt,
                          const std::string& name = "cred") {
     Result<int64_t> id = in_write([&](Db& db) {
       return adb::insert_credential(db, user_id, kind, name, scope, secret_hash, created_at,
@@ -39,7 +41,7 @@ class AccountDbTest : public testing::StoreFixture {
     return id.is_ok() ? *id : 0;
   }
 
-  std::optional<Principal> principal(const std::string& secret_hash, int64_t now = kNow) {
+  std::optional<Principal> principal(const std::string& secret_hash, SysTime now = kNow) {
     Result<std::optional<Principal>> p =
         in_read([&](Db& db) { return adb::find_principal(db, secret_hash, now); });
     EXPECT_TRUE(p.is_ok()) << p.status().to_string();
@@ -66,24 +68,20 @@ TEST_F(AccountDbTest, InsertsAndFindsUsers) {
 
   auto by_name = in_read([](Db& db) { return adb::find_user_by_username(db, "alice"); });
   ASSERT_TRUE(by_name.is_ok()) << by_name.status().to_string();
-  ASSERT_TRUE(by_name->has_value());
-  EXPECT_EQ((*by_name)->user.id, alice.id);
-  EXPECT_EQ((*by_name)->user.username, "alice");
-  EXPECT_TRUE((*by_name)->user.is_admin);
-  EXPECT_EQ((*by_name)->user.created_at, kNow);
-  EXPECT_EQ((*by_name)->password_hash, "hash-alice");
+  EXPECT_EQ(by_name->user.id, alice.id);
+  EXPECT_EQ(by_name->user.username, "alice");
+  EXPECT_TRUE(by_name->user.is_admin);
+  EXPECT_EQ(by_name->user.created_at, kNow);
+  EXPECT_EQ(by_name->password_hash, "hash-alice");
 
   auto by_id = in_read([&](Db& db) { return adb::find_user(db, alice.id); });
   ASSERT_TRUE(by_id.is_ok());
-  ASSERT_TRUE(by_id->has_value());
-  EXPECT_EQ((*by_id)->username, "alice");
+  EXPECT_EQ(by_id->username, "alice");
 
   auto missing_id = in_read([](Db& db) { return adb::find_user(db, 9999); });
-  ASSERT_TRUE(missing_id.is_ok());
-  EXPECT_FALSE(missing_id->has_value());
+  EXPECT_EQ(missing_id.status().code(), StatusCode::kNotFound);
   auto missing_name = in_read([](Db& db) { return adb::find_user_by_username(db, "nobody"); });
-  ASSERT_TRUE(missing_name.is_ok());
-  EXPECT_FALSE(missing_name->has_value());
+  EXPECT_EQ(missing_name.status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(AccountDbTest, StoresUsernamesAsGiven) {
@@ -92,11 +90,9 @@ TEST_F(AccountDbTest, StoresUsernamesAsGiven) {
   EXPECT_EQ(bob.username, "Bob");
   auto exact = in_read([](Db& db) { return adb::find_user_by_username(db, "Bob"); });
   ASSERT_TRUE(exact.is_ok());
-  ASSERT_TRUE(exact->has_value());
-  EXPECT_EQ((*exact)->user.username, "Bob");
+  EXPECT_EQ(exact->user.username, "Bob");
   auto lower = in_read([](Db& db) { return adb::find_user_by_username(db, "bob"); });
-  ASSERT_TRUE(lower.is_ok());
-  EXPECT_FALSE(lower->has_value());
+  EXPECT_EQ(lower.status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(AccountDbTest, DuplicateUsernameIsAlreadyExistsOnUsername) {
@@ -131,19 +127,20 @@ TEST_F(AccountDbTest, SetsDisabledAndPasswordHash) {
   User alice = add_user("alice");
   ASSERT_TRUE(in_write([&](Db& db) { return adb::set_disabled(db, alice.id, true); }).is_ok());
   auto found = in_read([&](Db& db) { return adb::find_user(db, alice.id); });
-  ASSERT_TRUE(found.is_ok() && found->has_value());
-  EXPECT_TRUE((*found)->disabled);
+  ASSERT_TRUE(found.is_ok());
+  EXPECT_TRUE(found->disabled);
   // Setting the same value again still finds the user (not kNotFound).
   EXPECT_TRUE(in_write([&](Db& db) { return adb::set_disabled(db, alice.id, true); }).is_ok());
   ASSERT_TRUE(in_write([&](Db& db) { return adb::set_disabled(db, alice.id, false); }).is_ok());
   found = in_read([&](Db& db) { return adb::find_user(db, alice.id); });
-  EXPECT_FALSE((*found)->disabled);
+  ASSERT_TRUE(found.is_ok());
+  EXPECT_FALSE(found->disabled);
 
   ASSERT_TRUE(
       in_write([&](Db& db) { return adb::set_password_hash(db, alice.id, "new-hash"); }).is_ok());
   auto with_hash = in_read([](Db& db) { return adb::find_user_by_username(db, "alice"); });
-  ASSERT_TRUE(with_hash.is_ok() && with_hash->has_value());
-  EXPECT_EQ((*with_hash)->password_hash, "new-hash");
+  ASSERT_TRUE(with_hash.is_ok());
+  EXPECT_EQ(with_hash->password_hash, "new-hash");
 
   EXPECT_EQ(in_write([](Db& db) { return adb::set_disabled(db, 9999, true); }).code(),
             StatusCode::kNotFound);
@@ -155,7 +152,7 @@ TEST_F(AccountDbTest, FindsPrincipalForValidCredential) {
   User alice = add_user("alice", /*is_admin=*/true);
   int64_t session = add_credential(alice.id, CredentialKind::kSession, Scope::kAdmin, "h-session");
   int64_t token = add_credential(alice.id, CredentialKind::kApiToken, Scope::kSubmit, "h-token",
-                                 kNow, kNow + 100);
+                                 kNow, kNow + 100s);
   EXPECT_NE(session, token);
 
   std::optional<Principal> p = principal("h-session");
@@ -169,7 +166,7 @@ TEST_F(AccountDbTest, FindsPrincipalForValidCredential) {
   EXPECT_FALSE(p->user.disabled);
   EXPECT_EQ(p->user.created_at, kNow);
 
-  p = principal("h-token", kNow + 99);
+  p = principal("h-token", kNow + 99s);
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->credential_id, token);
   EXPECT_EQ(p->kind, CredentialKind::kApiToken);
@@ -183,22 +180,23 @@ TEST_F(AccountDbTest, TouchRecordsLastUse) {
   int64_t token = add_credential(alice.id, CredentialKind::kApiToken, Scope::kRead, "h-t");
   ASSERT_TRUE(principal("h-t").has_value());
   EXPECT_EQ(principal("h-t")->last_used_at, std::nullopt);
-  ASSERT_TRUE(in_write([&](Db& db) { return adb::touch_credential(db, token, kNow + 5); }).is_ok());
-  EXPECT_EQ(principal("h-t")->last_used_at, kNow + 5);
+  ASSERT_TRUE(
+      in_write([&](Db& db) { return adb::touch_credential(db, token, kNow + 5s); }).is_ok());
+  EXPECT_EQ(principal("h-t")->last_used_at, kNow + 5s);
   auto listed = in_read([&](Db& db) { return adb::list_api_tokens(db, alice.id, kNow); });
   ASSERT_TRUE(listed.is_ok());
   ASSERT_EQ(listed->size(), 1u);
-  EXPECT_EQ((*listed)[0].last_used_at, kNow + 5);
+  EXPECT_EQ((*listed)[0].last_used_at, kNow + 5s);
   EXPECT_EQ(in_write([&](Db& db) { return adb::touch_credential(db, 9999, kNow); }).code(),
             StatusCode::kNotFound);
 }
 
 TEST_F(AccountDbTest, CredentialExpiresExactlyAtExpiresAt) {
   User alice = add_user("alice");
-  add_credential(alice.id, CredentialKind::kApiToken, Scope::kRead, "h", kNow, kNow + 10);
-  EXPECT_TRUE(principal("h", kNow + 9).has_value());
-  EXPECT_FALSE(principal("h", kNow + 10).has_value());
-  EXPECT_FALSE(principal("h", kNow + 11).has_value());
+  add_credential(alice.id, CredentialKind::kApiToken, Scope::kRead, "h", kNow, kNow + 10s);
+  EXPECT_TRUE(principal("h", kNow + 9s).has_value());
+  EXPECT_FALSE(principal("h", kNow + 10s).has_value());
+  EXPECT_FALSE(principal("h", kNow + 11s).has_value());
 }
 
 TEST_F(AccountDbTest, RevokedCredentialIsNotAPrincipal) {
@@ -255,12 +253,12 @@ TEST_F(AccountDbTest, ListsUnrevokedApiTokensNewestFirst) {
   User bob = add_user("bob");
   add_credential(alice.id, CredentialKind::kSession, Scope::kAdmin, "session", kNow);
   int64_t old_token = add_credential(alice.id, CredentialKind::kApiToken, Scope::kRead, "t1",
-                                     kNow - 100, std::nullopt, "old");
+                                     kNow - 100s, std::nullopt, "old");
   int64_t new_token = add_credential(alice.id, CredentialKind::kApiToken, Scope::kSubmit, "t2",
-                                     kNow - 10, kNow + 3600, "new");
+                                     kNow - 10s, kNow + 3600s, "new");
   int64_t revoked = add_credential(alice.id, CredentialKind::kApiToken, Scope::kAdmin, "t3",
-                                   kNow - 5, std::nullopt, "revoked");
-  add_credential(alice.id, CredentialKind::kApiToken, Scope::kAdmin, "t4", kNow - 50, kNow,
+                                   kNow - 5s, std::nullopt, "revoked");
+  add_credential(alice.id, CredentialKind::kApiToken, Scope::kAdmin, "t4", kNow - 50s, kNow,
                  "expired");
   add_credential(bob.id, CredentialKind::kApiToken, Scope::kAdmin, "t5", kNow, std::nullopt,
                  "bob's");
@@ -275,8 +273,8 @@ TEST_F(AccountDbTest, ListsUnrevokedApiTokensNewestFirst) {
   EXPECT_EQ(first.id, new_token);
   EXPECT_EQ(first.name, "new");
   EXPECT_EQ(first.scope, Scope::kSubmit);
-  EXPECT_EQ(first.created_at, kNow - 10);
-  EXPECT_EQ(first.expires_at, std::optional<int64_t>(kNow + 3600));
+  EXPECT_EQ(first.created_at, kNow - 10s);
+  EXPECT_EQ(first.expires_at, std::optional<SysTime>(kNow + 3600s));
   EXPECT_EQ(first.last_used_at, std::nullopt);
   const ApiTokenInfo& second = (*tokens)[1];
   EXPECT_EQ(second.id, old_token);

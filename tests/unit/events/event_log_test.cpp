@@ -33,11 +33,12 @@ class EventLogTest : public testing::StoreFixture {
     StoreFixture::SetUp();
     if (HasFatalFailure()) return;
     auto user = in_write([&](Db& db) {
-      return auth::account_db::insert_user(db, "alice", "h", false, 1'700'000'000);
+      return auth::account_db::insert_user(db, "alice", "h", false, from_unix_s(1'700'000'000));
     });
     ASSERT_TRUE(user.is_ok()) << user.status().to_string();
     alice_ = user->id;
-    auto p = in_write([&](Db& db) { return pdb::insert_project(db, "A", "", alice_, 1); });
+    auto p =
+        in_write([&](Db& db) { return pdb::insert_project(db, "A", "", alice_, from_unix_s(1)); });
     ASSERT_TRUE(p.is_ok());
     project_ = p->id;
     bus_.subscribe({.committed = [this](const CommittedEvent& e) {
@@ -89,7 +90,7 @@ TEST_F(EventLogTest, HeardAfterTheCommitInOrderAndNeverForARollback) {
   ASSERT_EQ(stored->size(), 2u);
   EXPECT_EQ((*stored)[1].type, "member.left");
   EXPECT_EQ((*stored)[1].data_json, R"({"kind":"member.left"})");
-  EXPECT_EQ((*stored)[1].ts, 1'700'000'000);
+  EXPECT_EQ((*stored)[1].ts, from_unix_s(1'700'000'000));
 }
 
 TEST_F(EventLogTest, ADeletedProjectIsAnnouncedNotLogged) {

@@ -26,7 +26,9 @@ using store::Db;
 namespace adb = auth::account_db;
 namespace pdb = projects::project_db;
 
-constexpr int64_t kNow = 1'764'139'999'000;  // Unix ms
+using namespace std::chrono_literals;
+
+constexpr SysTime kNow{std::chrono::milliseconds(1'764'139'999'000)};
 
 inline std::string sha_of(int n) {
   std::string s = std::to_string(n);
@@ -58,13 +60,13 @@ class JobDbTest : public ::testing::Test {
     ASSERT_TRUE(store.is_ok()) << store.status().to_string();
     store_ = std::move(store).value();
     Status st = store_->write([](Db& db) -> Status {
-      auto alice = adb::insert_user(db, "alice", "h", false, 1);
+      auto alice = adb::insert_user(db, "alice", "h", false, from_unix_s(1));
       if (!alice.is_ok()) return alice.status();
-      auto bob = adb::insert_user(db, "bob", "h", false, 1);
+      auto bob = adb::insert_user(db, "bob", "h", false, from_unix_s(1));
       if (!bob.is_ok()) return bob.status();
-      auto p1 = pdb::insert_project(db, "p1", "", alice->id, 1);
+      auto p1 = pdb::insert_project(db, "p1", "", alice->id, from_unix_s(1));
       if (!p1.is_ok()) return p1.status();
-      auto p2 = pdb::insert_project(db, "p2", "", alice->id, 1);
+      auto p2 = pdb::insert_project(db, "p2", "", alice->id, from_unix_s(1));
       if (!p2.is_ok()) return p2.status();
       alice_ = alice->id;
       bob_ = bob->id;
@@ -101,11 +103,11 @@ class JobDbTest : public ::testing::Test {
     return testing::run_capturing(fn, [](auto txn) { return store_->read(txn); });
   }
 
-  Result<int64_t> try_insert(const job_db::NewJob& j, int64_t now = kNow) {
+  Result<int64_t> try_insert(const job_db::NewJob& j, SysTime now = kNow) {
     return in_write([&](Db& db) { return job_db::insert_job(db, j, now); });
   }
 
-  int64_t insert(JobParams params = basic_params(), int64_t now = kNow,
+  int64_t insert(JobParams params = basic_params(), SysTime now = kNow,
                  std::optional<int64_t> project = std::nullopt,
                  std::optional<int64_t> user = std::nullopt, int max_attempts = 3) {
     job_db::NewJob j;
@@ -118,10 +120,12 @@ class JobDbTest : public ::testing::Test {
     return id.is_ok() ? *id : 0;
   }
 
+  // The job; nullopt when there is none (kNotFound), and a test failure on any other error.
   std::optional<Job> find(int64_t id) {
     auto j = in_read([id](Db& db) { return job_db::find_job(db, id); });
+    if (j.status().code() == StatusCode::kNotFound) return std::nullopt;
     EXPECT_TRUE(j.is_ok()) << j.status().to_string();
-    return j.is_ok() ? *j : std::nullopt;
+    return j.is_ok() ? std::optional<Job>(*j) : std::nullopt;
   }
 
   Job must_find(int64_t id) {
@@ -131,14 +135,14 @@ class JobDbTest : public ::testing::Test {
   }
 
   std::optional<Job> claim(int64_t id, const std::string& worker = "w1",
-                           int64_t lease_until = kNow + 1000, int64_t now = kNow + 10) {
+                           SysTime lease_until = kNow + 1000ms, SysTime now = kNow + 10ms) {
     auto j = in_write([&](Db& db) { return job_db::claim(db, id, worker, lease_until, now); });
     EXPECT_TRUE(j.is_ok()) << j.status().to_string();
     return j.is_ok() ? *j : std::nullopt;
   }
 
-  job_db::LeaseCheck extend(int64_t id, int attempt, int64_t lease_until, int step,
-                            int64_t now = kNow + 20) {
+  job_db::LeaseCheck extend(int64_t id, int attempt, SysTime lease_until, int step,
+                            SysTime now = kNow + 20ms) {
     auto r = in_write(
         [&](Db& db) { return job_db::extend_lease(db, id, attempt, lease_until, step, now); });
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
@@ -146,38 +150,38 @@ class JobDbTest : public ::testing::Test {
   }
 
   bool finish(int64_t id, int attempt, JobState to, const std::string& error = "",
-              int64_t now = kNow + 30) {
+              SysTime now = kNow + 30ms) {
     auto r = in_write([&](Db& db) { return job_db::finish(db, id, attempt, to, error, now); });
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     return r.is_ok() && *r;
   }
 
   std::optional<JobState> release(const Job& job, const std::string& reason,
-                                  int64_t now = kNow + 40) {
+                                  SysTime now = kNow + 40ms) {
     auto r = in_write([&](Db& db) { return job_db::release(db, job, reason, now); });
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     return r.is_ok() ? *r : std::nullopt;
   }
 
-  bool requeue(int64_t id, int attempt, int64_t now = kNow + 50) {
+  bool requeue(int64_t id, int attempt, SysTime now = kNow + 50ms) {
     auto r = in_write([&](Db& db) { return job_db::requeue(db, id, attempt, now); });
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     return r.is_ok() && *r;
   }
 
-  bool cancel_queued(int64_t id, int64_t now = kNow + 60) {
+  bool cancel_queued(int64_t id, SysTime now = kNow + 60ms) {
     auto r = in_write([&](Db& db) { return job_db::cancel_queued(db, id, now); });
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     return r.is_ok() && *r;
   }
 
-  bool request_cancel(int64_t id, int64_t now = kNow + 70) {
+  bool request_cancel(int64_t id, SysTime now = kNow + 70ms) {
     auto r = in_write([&](Db& db) { return job_db::request_cancel(db, id, now); });
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     return r.is_ok() && *r;
   }
 
-  int64_t add_image(const Job& job, int idx, const std::string& sha, int64_t now = kNow + 25,
+  int64_t add_image(const Job& job, int idx, const std::string& sha, SysTime now = kNow + 25ms,
                     int width = 64, int height = 32, const std::string& lineage = "null1;0") {
     NewImage img;
     img.idx = idx;
@@ -203,7 +207,7 @@ class JobDbTest : public ::testing::Test {
       nj.params = params;
       auto job_id = job_db::insert_job(db, nj, kNow);
       if (!job_id.is_ok()) return job_id.status();
-      auto claimed = job_db::claim(db, *job_id, "w1", kNow + 1000, kNow + 10);
+      auto claimed = job_db::claim(db, *job_id, "w1", kNow + 1000ms, kNow + 10ms);
       if (!claimed.is_ok()) return claimed.status();
       if (!*claimed) return Status::internal("not claimed");
       for (int i = 0; i < count; ++i) {
@@ -215,10 +219,10 @@ class JobDbTest : public ::testing::Test {
         img.height = params.height;
         img.seed = params.seed + i;
         img.lineage = "null1;0";
-        auto image_id = job_db::insert_image(db, **claimed, img, kNow + 25);
+        auto image_id = job_db::insert_image(db, **claimed, img, kNow + 25ms);
         if (!image_id.is_ok()) return image_id.status();
       }
-      auto finished = job_db::finish(db, *job_id, 1, JobState::kDone, "", kNow + 30);
+      auto finished = job_db::finish(db, *job_id, 1, JobState::kDone, "", kNow + 30ms);
       if (!finished.is_ok()) return finished.status();
       if (!*finished) return Status::internal("not finished");
       return *job_id;

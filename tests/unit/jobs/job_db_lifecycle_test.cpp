@@ -33,7 +33,7 @@ TEST_F(JobDbTest, InsertAndFindRoundTripEveryField) {
   nj.submitted_by = bob_;
   nj.params = p;
   nj.max_attempts = 5;
-  auto id = try_insert(nj, kNow + 123);
+  auto id = try_insert(nj, kNow + 123ms);
   ASSERT_TRUE(id.is_ok()) << id.status().to_string();
 
   Job j = must_find(*id);
@@ -62,9 +62,9 @@ TEST_F(JobDbTest, InsertAndFindRoundTripEveryField) {
   EXPECT_EQ(j.progress_step, 0);
   EXPECT_FALSE(j.cancel_requested);
   EXPECT_EQ(j.error, "");
-  EXPECT_EQ(j.created_at, kNow + 123);
-  EXPECT_EQ(j.queued_at, kNow + 123);
-  EXPECT_EQ(j.updated_at, kNow + 123);
+  EXPECT_EQ(j.created_at, kNow + 123ms);
+  EXPECT_EQ(j.queued_at, kNow + 123ms);
+  EXPECT_EQ(j.updated_at, kNow + 123ms);
   EXPECT_EQ(j.started_at, std::nullopt);
   EXPECT_EQ(j.finished_at, std::nullopt);
   EXPECT_TRUE(j.images.empty());
@@ -110,10 +110,10 @@ TEST_F(JobDbTest, InsertRefusesAnUnknownProject) {
   EXPECT_FALSE(try_insert(j).is_ok());
 }
 
-TEST_F(JobDbTest, FindUnknownJobIsNullopt) {
+TEST_F(JobDbTest, FindUnknownJobIsNotFound) {
   auto j = in_read([](Db& db) { return job_db::find_job(db, 4242); });
-  ASSERT_TRUE(j.is_ok());
-  EXPECT_FALSE(j->has_value());
+  EXPECT_EQ(j.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(j.status().message(), "no such job");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -121,15 +121,15 @@ TEST_F(JobDbTest, FindUnknownJobIsNullopt) {
 
 TEST_F(JobDbTest, ClaimMovesQueuedToRunning) {
   int64_t id = insert();
-  std::optional<Job> c = claim(id, "gpu-0", kNow + 5000, kNow + 7);
+  std::optional<Job> c = claim(id, "gpu-0", kNow + 5000ms, kNow + 7ms);
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->id, id);
   EXPECT_EQ(c->state, JobState::kRunning);
   EXPECT_EQ(c->attempt, 1);
   EXPECT_EQ(c->worker, "gpu-0");
-  EXPECT_EQ(c->lease_until, std::optional<int64_t>(kNow + 5000));
-  EXPECT_EQ(c->started_at, std::optional<int64_t>(kNow + 7));
-  EXPECT_EQ(c->updated_at, kNow + 7);
+  EXPECT_EQ(c->lease_until, std::optional<SysTime>(kNow + 5000ms));
+  EXPECT_EQ(c->started_at, std::optional<SysTime>(kNow + 7ms));
+  EXPECT_EQ(c->updated_at, kNow + 7ms);
   EXPECT_EQ(c->progress_step, 0);
   EXPECT_EQ(c->params.prompt, "a cat");  // the whole row comes back
   // And the row says the same.
@@ -137,7 +137,7 @@ TEST_F(JobDbTest, ClaimMovesQueuedToRunning) {
   EXPECT_EQ(stored.state, JobState::kRunning);
   EXPECT_EQ(stored.attempt, 1);
   EXPECT_EQ(stored.worker, "gpu-0");
-  EXPECT_EQ(stored.lease_until, std::optional<int64_t>(kNow + 5000));
+  EXPECT_EQ(stored.lease_until, std::optional<SysTime>(kNow + 5000ms));
 }
 
 TEST_F(JobDbTest, ClaimOnlyFromQueued) {
@@ -178,25 +178,25 @@ TEST_F(JobDbTest, ExtendLeaseWithTheCurrentAttempt) {
   int64_t id = insert();
   std::optional<Job> c = claim(id);
   ASSERT_TRUE(c);
-  job_db::LeaseCheck check = extend(id, c->attempt, kNow + 9000, 3, kNow + 21);
+  job_db::LeaseCheck check = extend(id, c->attempt, kNow + 9000ms, 3, kNow + 21ms);
   EXPECT_TRUE(check.held);
   EXPECT_FALSE(check.cancel_requested);
   Job j = must_find(id);
-  EXPECT_EQ(j.lease_until, std::optional<int64_t>(kNow + 9000));
+  EXPECT_EQ(j.lease_until, std::optional<SysTime>(kNow + 9000ms));
   EXPECT_EQ(j.progress_step, 3);
-  EXPECT_EQ(j.updated_at, kNow + 21);
+  EXPECT_EQ(j.updated_at, kNow + 21ms);
 }
 
 TEST_F(JobDbTest, ExtendLeaseWithAStaleAttemptChangesNothing) {
   int64_t id = insert();
   ASSERT_TRUE(claim(id));
   ASSERT_TRUE(requeue(id, 1));
-  std::optional<Job> c2 = claim(id, "w2", kNow + 1000);
+  std::optional<Job> c2 = claim(id, "w2", kNow + 1000ms);
   ASSERT_TRUE(c2);
   ASSERT_EQ(c2->attempt, 2);
   Job before = must_find(id);
 
-  job_db::LeaseCheck stale = extend(id, 1, kNow + 99'000, 4);
+  job_db::LeaseCheck stale = extend(id, 1, kNow + 99'000ms, 4);
   EXPECT_FALSE(stale.held);
   EXPECT_FALSE(stale.cancel_requested);
   Job after = must_find(id);
@@ -204,18 +204,18 @@ TEST_F(JobDbTest, ExtendLeaseWithAStaleAttemptChangesNothing) {
   EXPECT_EQ(after.progress_step, before.progress_step);
   EXPECT_EQ(after.updated_at, before.updated_at);
 
-  EXPECT_FALSE(extend(id, 3, kNow + 99'000, 4).held);  // a future attempt is no better
-  EXPECT_TRUE(extend(id, 2, kNow + 99'000, 4).held);
+  EXPECT_FALSE(extend(id, 3, kNow + 99'000ms, 4).held);  // a future attempt is no better
+  EXPECT_TRUE(extend(id, 2, kNow + 99'000ms, 4).held);
 }
 
 TEST_F(JobDbTest, ExtendLeaseOfAJobNoLongerRunningIsNotHeld) {
   int64_t id = insert();
   ASSERT_TRUE(claim(id));
   ASSERT_TRUE(finish(id, 1, JobState::kFailed, "boom"));
-  EXPECT_FALSE(extend(id, 1, kNow + 9000, 1).held);
-  EXPECT_FALSE(extend(4242, 1, kNow + 9000, 1).held);
+  EXPECT_FALSE(extend(id, 1, kNow + 9000ms, 1).held);
+  EXPECT_FALSE(extend(4242, 1, kNow + 9000ms, 1).held);
   int64_t queued = insert();
-  EXPECT_FALSE(extend(queued, 0, kNow + 9000, 1).held);
+  EXPECT_FALSE(extend(queued, 0, kNow + 9000ms, 1).held);
   EXPECT_EQ(must_find(queued).lease_until, std::nullopt);
 }
 
@@ -223,7 +223,7 @@ TEST_F(JobDbTest, ExtendLeaseReportsACancelRequest) {
   int64_t id = insert();
   ASSERT_TRUE(claim(id));
   ASSERT_TRUE(request_cancel(id));
-  job_db::LeaseCheck check = extend(id, 1, kNow + 9000, 2);
+  job_db::LeaseCheck check = extend(id, 1, kNow + 9000ms, 2);
   EXPECT_TRUE(check.held);
   EXPECT_TRUE(check.cancel_requested);
 }
@@ -234,14 +234,14 @@ TEST_F(JobDbTest, ExtendLeaseReportsACancelRequest) {
 TEST_F(JobDbTest, FinishDoneSetsProgressToStepsAndClearsTheLease) {
   int64_t id = insert();
   ASSERT_TRUE(claim(id));
-  extend(id, 1, kNow + 9000, 2);
-  EXPECT_TRUE(finish(id, 1, JobState::kDone, "", kNow + 33));
+  extend(id, 1, kNow + 9000ms, 2);
+  EXPECT_TRUE(finish(id, 1, JobState::kDone, "", kNow + 33ms));
   Job j = must_find(id);
   EXPECT_EQ(j.state, JobState::kDone);
   EXPECT_EQ(j.progress_step, 5);  // = steps
   EXPECT_EQ(j.lease_until, std::nullopt);
-  EXPECT_EQ(j.finished_at, std::optional<int64_t>(kNow + 33));
-  EXPECT_EQ(j.updated_at, kNow + 33);
+  EXPECT_EQ(j.finished_at, std::optional<SysTime>(kNow + 33ms));
+  EXPECT_EQ(j.updated_at, kNow + 33ms);
   EXPECT_EQ(j.error, "");
   EXPECT_EQ(j.attempt, 1);
 }
@@ -249,13 +249,13 @@ TEST_F(JobDbTest, FinishDoneSetsProgressToStepsAndClearsTheLease) {
 TEST_F(JobDbTest, FinishFailedKeepsProgressAndRecordsTheError) {
   int64_t id = insert();
   ASSERT_TRUE(claim(id));
-  extend(id, 1, kNow + 9000, 2);
-  EXPECT_TRUE(finish(id, 1, JobState::kFailed, "out of memory", kNow + 34));
+  extend(id, 1, kNow + 9000ms, 2);
+  EXPECT_TRUE(finish(id, 1, JobState::kFailed, "out of memory", kNow + 34ms));
   Job j = must_find(id);
   EXPECT_EQ(j.state, JobState::kFailed);
   EXPECT_EQ(j.progress_step, 2);
   EXPECT_EQ(j.error, "out of memory");
-  EXPECT_EQ(j.finished_at, std::optional<int64_t>(kNow + 34));
+  EXPECT_EQ(j.finished_at, std::optional<SysTime>(kNow + 34ms));
   EXPECT_EQ(j.lease_until, std::nullopt);
 }
 
@@ -271,10 +271,10 @@ TEST_F(JobDbTest, FinishWithAStaleAttemptChangesNothing) {
   ASSERT_TRUE(claim(id));
   ASSERT_TRUE(requeue(id, 1));
   ASSERT_TRUE(claim(id, "w2"));
-  extend(id, 2, kNow + 9000, 1);
+  extend(id, 2, kNow + 9000ms, 1);
   Job before = must_find(id);
 
-  EXPECT_FALSE(finish(id, 1, JobState::kDone, "", kNow + 99));
+  EXPECT_FALSE(finish(id, 1, JobState::kDone, "", kNow + 99ms));
   Job after = must_find(id);
   EXPECT_EQ(after.state, JobState::kRunning);
   EXPECT_EQ(after.progress_step, before.progress_step);
@@ -294,13 +294,13 @@ TEST_F(JobDbTest, FinishOnlyFromRunning) {
 
   int64_t id = insert();
   ASSERT_TRUE(claim(id));
-  ASSERT_TRUE(finish(id, 1, JobState::kFailed, "first", kNow + 30));
+  ASSERT_TRUE(finish(id, 1, JobState::kFailed, "first", kNow + 30ms));
   // A second finish of the same attempt (a duplicate completion) does not overwrite the first.
-  EXPECT_FALSE(finish(id, 1, JobState::kDone, "", kNow + 99));
+  EXPECT_FALSE(finish(id, 1, JobState::kDone, "", kNow + 99ms));
   Job j = must_find(id);
   EXPECT_EQ(j.state, JobState::kFailed);
   EXPECT_EQ(j.error, "first");
-  EXPECT_EQ(j.finished_at, std::optional<int64_t>(kNow + 30));
+  EXPECT_EQ(j.finished_at, std::optional<SysTime>(kNow + 30ms));
 
   EXPECT_FALSE(finish(4242, 1, JobState::kDone));
 }
@@ -312,16 +312,16 @@ TEST_F(JobDbTest, ReleaseRequeuesWhileAttemptsRemain) {
   int64_t id = insert(basic_params(), kNow, std::nullopt, std::nullopt, /*max_attempts=*/3);
   std::optional<Job> c = claim(id);
   ASSERT_TRUE(c);
-  extend(id, 1, kNow + 9000, 3);
-  EXPECT_EQ(release(*c, "worker lost", kNow + 44), std::optional<JobState>(JobState::kQueued));
+  extend(id, 1, kNow + 9000ms, 3);
+  EXPECT_EQ(release(*c, "worker lost", kNow + 44ms), std::optional<JobState>(JobState::kQueued));
   Job j = must_find(id);
   EXPECT_EQ(j.state, JobState::kQueued);
   EXPECT_EQ(j.attempt, 1);  // the attempt was used
   EXPECT_EQ(j.worker, "");
   EXPECT_EQ(j.lease_until, std::nullopt);
   EXPECT_EQ(j.progress_step, 0);
-  EXPECT_EQ(j.queued_at, kNow + 44);
-  EXPECT_EQ(j.updated_at, kNow + 44);
+  EXPECT_EQ(j.queued_at, kNow + 44ms);
+  EXPECT_EQ(j.updated_at, kNow + 44ms);
   EXPECT_EQ(j.finished_at, std::nullopt);
   EXPECT_EQ(j.error, "");
   EXPECT_EQ(j.created_at, kNow);
@@ -335,11 +335,11 @@ TEST_F(JobDbTest, ReleaseFailsTheJobOnceAttemptsAreUsedUp) {
   std::optional<Job> c2 = claim(id);
   ASSERT_TRUE(c2);
   ASSERT_EQ(c2->attempt, 2);
-  EXPECT_EQ(release(*c2, "lease expired", kNow + 45), std::optional<JobState>(JobState::kFailed));
+  EXPECT_EQ(release(*c2, "lease expired", kNow + 45ms), std::optional<JobState>(JobState::kFailed));
   Job j = must_find(id);
   EXPECT_EQ(j.state, JobState::kFailed);
   EXPECT_NE(j.error.find("lease expired"), std::string::npos) << j.error;
-  EXPECT_EQ(j.finished_at, std::optional<int64_t>(kNow + 45));
+  EXPECT_EQ(j.finished_at, std::optional<SysTime>(kNow + 45ms));
   EXPECT_EQ(j.lease_until, std::nullopt);
   EXPECT_FALSE(claim(id).has_value());
 }
@@ -358,11 +358,11 @@ TEST_F(JobDbTest, ReleaseCancelsWhenACancelWasRequested) {
   ASSERT_TRUE(request_cancel(id));
   Job running = must_find(id);  // as the reaper reads it
   ASSERT_TRUE(running.cancel_requested);
-  EXPECT_EQ(release(running, "worker lost", kNow + 46),
+  EXPECT_EQ(release(running, "worker lost", kNow + 46ms),
             std::optional<JobState>(JobState::kCancelled));
   Job j = must_find(id);
   EXPECT_EQ(j.state, JobState::kCancelled);
-  EXPECT_EQ(j.finished_at, std::optional<int64_t>(kNow + 46));
+  EXPECT_EQ(j.finished_at, std::optional<SysTime>(kNow + 46ms));
   EXPECT_EQ(j.lease_until, std::nullopt);
 }
 
@@ -392,16 +392,16 @@ TEST_F(JobDbTest, ReleaseOfAStaleAttemptChangesNothing) {
 TEST_F(JobDbTest, RequeueKeepsTheAttemptCount) {
   int64_t id = insert(basic_params(), kNow, std::nullopt, std::nullopt, /*max_attempts=*/1);
   ASSERT_TRUE(claim(id));
-  extend(id, 1, kNow + 9000, 4);
-  EXPECT_TRUE(requeue(id, 1, kNow + 55));
+  extend(id, 1, kNow + 9000ms, 4);
+  EXPECT_TRUE(requeue(id, 1, kNow + 55ms));
   Job j = must_find(id);
   EXPECT_EQ(j.state, JobState::kQueued);
   EXPECT_EQ(j.attempt, 1);
   EXPECT_EQ(j.worker, "");
   EXPECT_EQ(j.lease_until, std::nullopt);
   EXPECT_EQ(j.progress_step, 0);
-  EXPECT_EQ(j.queued_at, kNow + 55);
-  EXPECT_EQ(j.updated_at, kNow + 55);
+  EXPECT_EQ(j.queued_at, kNow + 55ms);
+  EXPECT_EQ(j.updated_at, kNow + 55ms);
   // Claimable again although max_attempts is 1: a requeue does not count as a failure.
   std::optional<Job> again = claim(id);
   ASSERT_TRUE(again);
@@ -424,11 +424,11 @@ TEST_F(JobDbTest, RequeueOnlyTheCurrentRunningAttempt) {
 
 TEST_F(JobDbTest, CancelQueuedOnlyFromQueued) {
   int64_t id = insert();
-  EXPECT_TRUE(cancel_queued(id, kNow + 61));
+  EXPECT_TRUE(cancel_queued(id, kNow + 61ms));
   Job j = must_find(id);
   EXPECT_EQ(j.state, JobState::kCancelled);
-  EXPECT_EQ(j.finished_at, std::optional<int64_t>(kNow + 61));
-  EXPECT_EQ(j.updated_at, kNow + 61);
+  EXPECT_EQ(j.finished_at, std::optional<SysTime>(kNow + 61ms));
+  EXPECT_EQ(j.updated_at, kNow + 61ms);
   EXPECT_FALSE(cancel_queued(id));  // already cancelled
 
   int64_t running = insert();
@@ -445,11 +445,11 @@ TEST_F(JobDbTest, RequestCancelOnlyFromRunning) {
 
   int64_t id = insert();
   ASSERT_TRUE(claim(id));
-  EXPECT_TRUE(request_cancel(id, kNow + 71));
+  EXPECT_TRUE(request_cancel(id, kNow + 71ms));
   Job j = must_find(id);
   EXPECT_TRUE(j.cancel_requested);
   EXPECT_EQ(j.state, JobState::kRunning);  // the worker stops it at its next step
-  EXPECT_EQ(j.updated_at, kNow + 71);
+  EXPECT_EQ(j.updated_at, kNow + 71ms);
 
   ASSERT_TRUE(finish(id, 1, JobState::kCancelled));
   EXPECT_FALSE(request_cancel(id));

@@ -13,24 +13,24 @@ TEST_F(JobDbTest, ExpiredLeasesAreRunningJobsWhoseLeaseEndedBeforeNow) {
   int64_t c = insert();
   int64_t queued = insert();
   (void)queued;
-  ASSERT_TRUE(claim(a, "w", kNow + 100));
-  ASSERT_TRUE(claim(b, "w", kNow + 200));
-  ASSERT_TRUE(claim(c, "w", kNow + 50));
+  ASSERT_TRUE(claim(a, "w", kNow + 100ms));
+  ASSERT_TRUE(claim(b, "w", kNow + 200ms));
+  ASSERT_TRUE(claim(c, "w", kNow + 50ms));
   ASSERT_TRUE(finish(c, 1, JobState::kFailed, "x"));  // lease cleared, not running anyway
 
-  auto at = [&](int64_t now) {
+  auto at = [&](SysTime now) {
     auto r = in_read([&](Db& db) { return job_db::expired_leases(db, now); });
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     return r.is_ok() ? ids_of(*r) : std::vector<int64_t>{};
   };
-  EXPECT_EQ(at(kNow + 100), std::vector<int64_t>{});  // a lease ending now is still held
-  EXPECT_EQ(at(kNow + 101), std::vector<int64_t>{a});
-  EXPECT_EQ(at(kNow + 1000), (std::vector<int64_t>{a, b}));
+  EXPECT_EQ(at(kNow + 100ms), std::vector<int64_t>{});  // a lease ending now is still held
+  EXPECT_EQ(at(kNow + 101ms), std::vector<int64_t>{a});
+  EXPECT_EQ(at(kNow + 1000ms), (std::vector<int64_t>{a, b}));
   // Extending the lease takes the job out.
-  extend(a, 1, kNow + 5000, 1);
-  EXPECT_EQ(at(kNow + 1000), std::vector<int64_t>{b});
+  extend(a, 1, kNow + 5000ms, 1);
+  EXPECT_EQ(at(kNow + 1000ms), std::vector<int64_t>{b});
 
-  auto full = in_read([&](Db& db) { return job_db::expired_leases(db, kNow + 1000); });
+  auto full = in_read([&](Db& db) { return job_db::expired_leases(db, kNow + 1000ms); });
   ASSERT_TRUE(full.is_ok());
   ASSERT_EQ(full->size(), 1u);
   EXPECT_EQ((*full)[0].attempt, 1);  // whole rows, usable for release()
@@ -235,13 +235,12 @@ TEST_F(JobDbTest, InsertAndFindImageRoundTripEveryField) {
   img.height = 480;
   img.seed = 1001;
   img.lineage = "null1;00112233445566ff";
-  auto image_id = in_write([&](Db& db) { return job_db::insert_image(db, *c, img, kNow + 9); });
+  auto image_id = in_write([&](Db& db) { return job_db::insert_image(db, *c, img, kNow + 9ms); });
   ASSERT_TRUE(image_id.is_ok()) << image_id.status().to_string();
 
   auto found = in_read([&](Db& db) { return job_db::find_image(db, *image_id); });
   ASSERT_TRUE(found.is_ok()) << found.status().to_string();
-  ASSERT_TRUE(found->has_value());
-  const ImageRecord& r = **found;
+  const ImageRecord& r = *found;
   EXPECT_EQ(r.id, *image_id);
   EXPECT_EQ(r.project_id, project_);
   EXPECT_EQ(r.job_id, id);
@@ -254,12 +253,12 @@ TEST_F(JobDbTest, InsertAndFindImageRoundTripEveryField) {
   EXPECT_EQ(r.seed, 1001);
   EXPECT_EQ(r.parent_image_id, std::optional<int64_t>(parent_image));  // the job's parent
   EXPECT_EQ(r.lineage, "null1;00112233445566ff");
-  EXPECT_EQ(r.created_at, kNow + 9);
+  EXPECT_EQ(r.created_at, kNow + 9ms);
 
   EXPECT_EQ(parent_job.images[0].parent_image_id, std::nullopt);
   auto missing = in_read([](Db& db) { return job_db::find_image(db, 4242); });
-  ASSERT_TRUE(missing.is_ok());
-  EXPECT_FALSE(missing->has_value());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().message(), "no such image");
 }
 
 TEST_F(JobDbTest, OneImagePerJobAndIndex) {
@@ -368,13 +367,14 @@ TEST_F(JobDbTest, AJobWithoutTheNewFieldsReadsEmpty) {
 TEST_F(JobDbTest, WarningsAreFencedByTheAttempt) {
   int64_t id = insert();
   ASSERT_TRUE(claim(id));
-  auto stale = in_write(
-      [&](Db& db) { return job_db::set_warnings(db, id, /*attempt=*/2, {"not mine"}, kNow + 20); });
+  auto stale = in_write([&](Db& db) {
+    return job_db::set_warnings(db, id, /*attempt=*/2, {"not mine"}, kNow + 20ms);
+  });
   ASSERT_TRUE(stale.is_ok());
   EXPECT_FALSE(*stale);
   auto set = in_write([&](Db& db) {
     return job_db::set_warnings(db, id, 1, {"LoRA ink: 3 of 40 keys matched no layer", "ü"},
-                                kNow + 20);
+                                kNow + 20ms);
   });
   ASSERT_TRUE(set.is_ok());
   EXPECT_TRUE(*set);

@@ -51,9 +51,9 @@ class JobServiceTest : public testing::StoreFixture {
     ASSERT_TRUE(images.is_ok());
     images_ = std::move(*images);
     auto ids = in_write([](store::Db& db) -> Result<std::pair<int64_t, int64_t>> {
-      auto user = auth::account_db::insert_user(db, "ann", "x", false, 1);
+      auto user = auth::account_db::insert_user(db, "ann", "x", false, from_unix_s(1));
       if (!user.is_ok()) return user.status();
-      auto project = pdb::insert_project(db, "p", "", user->id, 1);
+      auto project = pdb::insert_project(db, "p", "", user->id, from_unix_s(1));
       if (!project.is_ok()) return project.status();
       return std::make_pair(user->id, project->id);
     });
@@ -114,8 +114,8 @@ class JobServiceTest : public testing::StoreFixture {
 
   Job job(int64_t id) {
     auto j = in_read([id](store::Db& db) { return job_db::find_job(db, id); });
-    EXPECT_TRUE(j.is_ok() && *j);
-    return **j;
+    EXPECT_TRUE(j.is_ok()) << j.status().to_string();
+    return j.is_ok() ? *j : Job{};
   }
 
   std::vector<std::string> event_types(int64_t job_id) {

@@ -32,10 +32,8 @@ class ReactionsTest : public JobDbTest {
   int64_t an_image() {
     const int64_t id = insert(basic_params());
     return in_write([&](Db& db) -> Result<int64_t> {
-             auto job = job_db::find_job(db, id);
-             if (!job.is_ok()) return job.status();
-             return job_db::insert_image(db, **job, NewImage{0, sha_of(1), 10, 64, 32, 42, ""},
-                                         kNow);
+             ATELIER_ASSIGN_OR_RETURN(Job job, job_db::find_job(db, id));
+             return job_db::insert_image(db, job, NewImage{0, sha_of(1), 10, 64, 32, 42, ""}, kNow);
            })
         .value();
   }

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -14,20 +13,27 @@
 namespace atelier::jobs {
 namespace {
 
-constexpr int64_t kNoAgeing = std::numeric_limits<int64_t>::max();
+using std::chrono::milliseconds;
+
+constexpr milliseconds kNoAgeing = milliseconds::max();
+
+// Test times: `ms` milliseconds after the epoch.
+SysTime at(int64_t ms) {
+  return from_unix_ms(ms);
+}
 
 QueuedJob job(int64_t id, int64_t project, int64_t user, int priority = 0, int64_t enqueued = 0) {
   return QueuedJob{.id = id,
                    .project_id = project,
                    .user_id = user,
                    .priority = priority,
-                   .enqueued_ms = enqueued};
+                   .enqueued_at = at(enqueued)};
 }
 
 // Pops everything at `now` and returns the ids in pick order.
 std::vector<int64_t> drain(FairScheduler& s, int64_t now = 0) {
   std::vector<int64_t> ids;
-  while (auto j = s.pop_next(now)) ids.push_back(j->id);
+  while (auto j = s.pop_next(at(now))) ids.push_back(j->id);
   return ids;
 }
 
@@ -36,14 +42,14 @@ void expect_same_job(const QueuedJob& a, const QueuedJob& b) {
   EXPECT_EQ(a.project_id, b.project_id);
   EXPECT_EQ(a.user_id, b.user_id);
   EXPECT_EQ(a.priority, b.priority);
-  EXPECT_EQ(a.enqueued_ms, b.enqueued_ms);
+  EXPECT_EQ(a.enqueued_at, b.enqueued_at);
 }
 
 TEST(FairSchedulerTest, EmptyScheduler) {
   FairScheduler s;
   EXPECT_EQ(s.size(), 0u);
-  EXPECT_FALSE(s.pop_next(0).has_value());
-  EXPECT_FALSE(s.position(1, 0).has_value());
+  EXPECT_FALSE(s.pop_next(at(0)).has_value());
+  EXPECT_FALSE(s.position(1, at(0)).has_value());
   EXPECT_FALSE(s.contains(1));
   EXPECT_FALSE(s.remove(1));
   EXPECT_TRUE(s.job_ids().empty());
@@ -60,7 +66,7 @@ TEST(FairSchedulerTest, LateUserIsNotStarvedByBacklog) {
   FairScheduler s;
   for (int64_t id = 1; id <= 100; ++id) s.add(job(id, 1, /*user=*/1));
   s.add(job(101, 1, /*user=*/2));
-  std::vector<int64_t> first_two = {s.pop_next(0)->id, s.pop_next(0)->id};
+  std::vector<int64_t> first_two = {s.pop_next(at(0))->id, s.pop_next(at(0))->id};
   EXPECT_NE(std::find(first_two.begin(), first_two.end(), 101), first_two.end());
 }
 
@@ -94,10 +100,10 @@ TEST(FairSchedulerTest, AgeingLetsOldLowPriorityJobOvertake) {
   // Job 1 (priority 0) waits from t=0; job 2 (priority 2) arrives at t=arrival. Both age at the
   // same rate, so job 1 overtakes once it has waited two full ageing periods longer.
   auto first_pick = [](int64_t arrival) {
-    FairScheduler s(FairScheduler::Options{.ageing_ms = 60'000});
+    FairScheduler s(FairScheduler::Options{.ageing = milliseconds(60'000)});
     s.add(job(1, 1, 1, /*priority=*/0, /*enqueued=*/0));
     s.add(job(2, 1, 1, /*priority=*/2, /*enqueued=*/arrival));
-    return s.pop_next(arrival)->id;
+    return s.pop_next(at(arrival))->id;
   };
   EXPECT_EQ(first_pick(60'000), 2);   // effective 1 vs 2
   EXPECT_EQ(first_pick(119'999), 2);  // still 1 vs 2: only full periods count
@@ -106,21 +112,21 @@ TEST(FairSchedulerTest, AgeingLetsOldLowPriorityJobOvertake) {
 }
 
 TEST(FairSchedulerTest, AgeingIsOffWhenDisabledAndNegativeWaitsCountAsZero) {
-  FairScheduler off(FairScheduler::Options{.ageing_ms = 0});
+  FairScheduler off(FairScheduler::Options{.ageing = milliseconds(0)});
   off.add(job(1, 1, 1, 0, 0));
   off.add(job(2, 1, 1, 1, 1'000'000'000));
-  EXPECT_EQ(off.pop_next(2'000'000'000)->id, 2);
+  EXPECT_EQ(off.pop_next(at(2'000'000'000))->id, 2);
 
   // Job 2 claims to be enqueued in the future; its wait is 0, not negative, so it keeps its
   // priority 1 and beats job 1's priority 0.
-  FairScheduler s(FairScheduler::Options{.ageing_ms = 1000});
+  FairScheduler s(FairScheduler::Options{.ageing = milliseconds(1000)});
   s.add(job(1, 1, 1, 0, 0));
   s.add(job(2, 1, 1, 1, 50'000));
-  EXPECT_EQ(s.pop_next(500)->id, 2);
+  EXPECT_EQ(s.pop_next(at(500))->id, 2);
 }
 
 TEST(FairSchedulerTest, TiesGoToLowestIdEvenWhenRequeuedLater) {
-  FairScheduler s(FairScheduler::Options{.ageing_ms = 60'000});
+  FairScheduler s(FairScheduler::Options{.ageing = milliseconds(60'000)});
   s.add(job(5, 1, 1, 0, /*enqueued=*/1'000));
   s.add(job(3, 1, 1, 0, /*enqueued=*/2'000));  // re-queued: old id, newer timestamp
   s.add(job(9, 1, 1, 0, /*enqueued=*/70'000));
@@ -150,14 +156,14 @@ TEST(FairSchedulerTest, ReAddingSameIdReplaces) {
   EXPECT_EQ(s.size(), 2u);
   EXPECT_EQ(s.queued_for_user(1), 1u);
   EXPECT_EQ(s.queued_for_user(7), 1u);
-  auto first = s.pop_next(1000);  // project 1 (job 2) goes first, then project 2
-  auto second = s.pop_next(1000);
+  auto first = s.pop_next(at(1000));  // project 1 (job 2) goes first, then project 2
+  auto second = s.pop_next(at(1000));
   EXPECT_EQ(first->id, 2);
   expect_same_job(*second, job(1, 2, 7, 3, 500));
 }
 
 TEST(FairSchedulerTest, UndoPopRestoresJobAndTurnOrder) {
-  FairScheduler s(FairScheduler::Options{.ageing_ms = 1000});
+  FairScheduler s(FairScheduler::Options{.ageing = milliseconds(1000)});
   int64_t id = 0;
   for (int64_t project = 1; project <= 3; ++project) {
     for (int64_t user = 1; user <= 3; ++user) {
@@ -167,15 +173,15 @@ TEST(FairSchedulerTest, UndoPopRestoresJobAndTurnOrder) {
       }
     }
   }
-  s.pop_next(5000);
-  s.pop_next(5000);  // move the cursors off their starting points
+  s.pop_next(at(5000));
+  s.pop_next(at(5000));  // move the cursors off their starting points
   const FairScheduler untouched = s;
 
-  auto popped = s.pop_next(5000);
+  auto popped = s.pop_next(at(5000));
   ASSERT_TRUE(popped.has_value());
   s.undo_pop(*popped);
   EXPECT_EQ(s.size(), untouched.size());
-  EXPECT_EQ(s.pop_next(5000)->id, popped->id);
+  EXPECT_EQ(s.pop_next(at(5000))->id, popped->id);
   s.undo_pop(*popped);
 
   FairScheduler reference = untouched;
@@ -185,11 +191,11 @@ TEST(FairSchedulerTest, UndoPopRestoresJobAndTurnOrder) {
 TEST(FairSchedulerTest, UndoingSeveralPopsInReverseRestoresOrder) {
   FairScheduler s;
   for (int64_t id = 1; id <= 12; ++id) s.add(job(id, id % 3, id % 2));
-  s.pop_next(0);
+  s.pop_next(at(0));
   FairScheduler reference = s;
-  auto a = s.pop_next(0);
-  auto b = s.pop_next(0);
-  auto c = s.pop_next(0);
+  auto a = s.pop_next(at(0));
+  auto b = s.pop_next(at(0));
+  auto c = s.pop_next(at(0));
   s.undo_pop(*c);
   s.undo_pop(*b);
   s.undo_pop(*a);
@@ -199,8 +205,8 @@ TEST(FairSchedulerTest, UndoingSeveralPopsInReverseRestoresOrder) {
 TEST(FairSchedulerTest, UndoingAnOlderPopGivesItsTurnBack) {
   FairScheduler s;
   for (int64_t id = 1; id <= 4; ++id) s.add(job(id, /*project=*/id % 2 + 1, 1));
-  auto a = s.pop_next(0);  // job 2, project 1
-  auto b = s.pop_next(0);  // job 1, project 2
+  auto a = s.pop_next(at(0));  // job 2, project 1
+  auto b = s.pop_next(at(0));  // job 1, project 2
   ASSERT_EQ(a->id, 2);
   ASSERT_EQ(b->id, 1);
   s.undo_pop(*a);  // b's pop stands; a gets the next turn
@@ -208,7 +214,7 @@ TEST(FairSchedulerTest, UndoingAnOlderPopGivesItsTurnBack) {
 }
 
 TEST(FairSchedulerTest, PositionMatchesDrainOrder) {
-  FairScheduler s(FairScheduler::Options{.ageing_ms = 1000});
+  FairScheduler s(FairScheduler::Options{.ageing = milliseconds(1000)});
   int64_t id = 0;
   std::mt19937_64 rng(7);
   for (int i = 0; i < 300; ++i) {
@@ -217,17 +223,17 @@ TEST(FairSchedulerTest, PositionMatchesDrainOrder) {
     const int priority = static_cast<int>(rng() % 5) - 2;
     s.add(job(++id, project, user, priority, static_cast<int64_t>(rng() % 8000)));
   }
-  for (int i = 0; i < 7; ++i) s.pop_next(6000);  // cursors mid-way
-  s.remove(id);                                  // and a hole
+  for (int i = 0; i < 7; ++i) s.pop_next(at(6000));  // cursors mid-way
+  s.remove(id);                                      // and a hole
 
   const int64_t now = 9000;
   std::map<int64_t, int64_t> positions;
-  for (int64_t queued : s.job_ids()) positions[queued] = *s.position(queued, now);
+  for (int64_t queued : s.job_ids()) positions[queued] = *s.position(queued, at(now));
   // positions() answers the same for many jobs at once, and skips ids that are not queued.
   std::vector<int64_t> some = s.job_ids();
   some.resize(some.size() / 2);
   some.push_back(id);  // removed above
-  auto many = s.positions(some, now);
+  auto many = s.positions(some, at(now));
   EXPECT_EQ(many.size(), some.size() - 1);
   for (const auto& [job_id, place] : many) EXPECT_EQ(place, positions[job_id]) << job_id;
   const std::vector<int64_t> order = drain(s, now);
@@ -247,7 +253,7 @@ TEST(FairSchedulerTest, PositionHandlesTenThousandJobs) {
   ASSERT_EQ(s.size(), 10'000u);
   for (int64_t p : {0, 37, 99}) {
     for (int64_t k : {0, 50, 99}) {
-      EXPECT_EQ(s.position(p * 100 + k + 1, 0), k * 100 + p + 1);
+      EXPECT_EQ(s.position(p * 100 + k + 1, at(0)), k * 100 + p + 1);
     }
   }
   EXPECT_EQ(s.size(), 10'000u);  // position() leaves the queue alone
@@ -262,7 +268,7 @@ TEST(FairSchedulerTest, QueuedForUserCountsAcrossProjects) {
   EXPECT_EQ(s.queued_for_user(5), 3u);
   EXPECT_EQ(s.queued_for_user(6), 1u);
   s.remove(2);
-  s.pop_next(0);  // project 1's job
+  s.pop_next(at(0));  // project 1's job
   EXPECT_EQ(s.queued_for_user(5), 1u);
   std::vector<int64_t> ids = s.job_ids();
   std::sort(ids.begin(), ids.end());
@@ -274,36 +280,36 @@ TEST(FairSchedulerTest, CursorWrapsAround) {
   s.add(job(1, /*project=*/5, 1));
   s.add(job(2, /*project=*/10, 1));
   s.add(job(3, /*project=*/10, 1));
-  EXPECT_EQ(s.pop_next(0)->id, 1);  // project 5
-  s.add(job(4, /*project=*/7, 1));  // lands between the cursor and project 10
-  EXPECT_EQ(s.pop_next(0)->id, 4);  // project 7
-  EXPECT_EQ(s.pop_next(0)->id, 2);  // project 10
+  EXPECT_EQ(s.pop_next(at(0))->id, 1);  // project 5
+  s.add(job(4, /*project=*/7, 1));      // lands between the cursor and project 10
+  EXPECT_EQ(s.pop_next(at(0))->id, 4);  // project 7
+  EXPECT_EQ(s.pop_next(at(0))->id, 2);  // project 10
   s.add(job(5, /*project=*/3, 1));
-  EXPECT_EQ(s.pop_next(0)->id, 5);  // wrapped to the smallest id
-  EXPECT_EQ(s.pop_next(0)->id, 3);
+  EXPECT_EQ(s.pop_next(at(0))->id, 5);  // wrapped to the smallest id
+  EXPECT_EQ(s.pop_next(at(0))->id, 3);
 
   // Users wrap the same way, and a project remembers its last user while it is empty.
   s.add(job(6, 1, /*user=*/2));
   s.add(job(7, 1, /*user=*/1));
-  EXPECT_EQ(s.pop_next(0)->id, 7);  // user 1
-  EXPECT_EQ(s.pop_next(0)->id, 6);  // user 2
+  EXPECT_EQ(s.pop_next(at(0))->id, 7);  // user 1
+  EXPECT_EQ(s.pop_next(at(0))->id, 6);  // user 2
   s.add(job(8, 1, /*user=*/1));
-  EXPECT_EQ(s.pop_next(0)->id, 8);  // wrapped past user 2 back to user 1; project 1 is empty
+  EXPECT_EQ(s.pop_next(at(0))->id, 8);  // wrapped past user 2 back to user 1; project 1 is empty
   s.add(job(9, 1, /*user=*/1));
   s.add(job(10, 1, /*user=*/2));
-  EXPECT_EQ(s.pop_next(0)->id, 10);  // user 1 was served last, so user 2 is next
-  EXPECT_EQ(s.pop_next(0)->id, 9);
+  EXPECT_EQ(s.pop_next(at(0))->id, 10);  // user 1 was served last, so user 2 is next
+  EXPECT_EQ(s.pop_next(at(0))->id, 9);
 }
 
 // A direct, slow transcription of the three rules, to check the scheduler against.
 class ReferenceScheduler {
  public:
-  explicit ReferenceScheduler(int64_t ageing_ms) : ageing_ms_(ageing_ms) {}
+  explicit ReferenceScheduler(milliseconds ageing) : ageing_(ageing) {}
   void add(const QueuedJob& j) { jobs_[j.id] = j; }
   bool remove(int64_t id) { return jobs_.erase(id) > 0; }
   size_t size() const { return jobs_.size(); }
 
-  std::optional<QueuedJob> pop_next(int64_t now) {
+  std::optional<QueuedJob> pop_next(SysTime now) {
     if (jobs_.empty()) return std::nullopt;
     std::set<int64_t> projects;
     for (const auto& [id, j] : jobs_) projects.insert(j.project_id);
@@ -331,11 +337,11 @@ class ReferenceScheduler {
     auto it = keys.upper_bound(*last);
     return it == keys.end() ? *keys.begin() : *it;
   }
-  int64_t effective(const QueuedJob& j, int64_t now) const {
-    return j.priority + std::max<int64_t>(0, now - j.enqueued_ms) / ageing_ms_;
+  int64_t effective(const QueuedJob& j, SysTime now) const {
+    return j.priority + std::max<int64_t>(0, (now - j.enqueued_at).count()) / ageing_.count();
   }
 
-  int64_t ageing_ms_;
+  milliseconds ageing_;
   std::map<int64_t, QueuedJob> jobs_;
   std::optional<int64_t> last_project_;
   std::map<int64_t, std::optional<int64_t>> last_user_;
@@ -344,8 +350,8 @@ class ReferenceScheduler {
 TEST(FairSchedulerTest, RandomizedMatchesReferenceModel) {
   std::mt19937_64 rng(20240611);
   auto pick = [&](int64_t n) { return static_cast<int64_t>(rng() % static_cast<uint64_t>(n)); };
-  FairScheduler s(FairScheduler::Options{.ageing_ms = 1000});
-  ReferenceScheduler model(1000);
+  FairScheduler s(FairScheduler::Options{.ageing = milliseconds(1000)});
+  ReferenceScheduler model(milliseconds(1000));
   int64_t now = 0;
   int64_t next_id = 1;
   for (int step = 0; step < 4000; ++step) {
@@ -364,8 +370,8 @@ TEST(FairSchedulerTest, RandomizedMatchesReferenceModel) {
     } else {
       const bool undo = op >= 90;
       const ReferenceScheduler before = model;
-      auto got = s.pop_next(now);
-      auto want = model.pop_next(now);
+      auto got = s.pop_next(at(now));
+      auto want = model.pop_next(at(now));
       ASSERT_EQ(got.has_value(), want.has_value()) << "step " << step;
       if (got) {
         ASSERT_EQ(got->id, want->id) << "step " << step;
@@ -383,8 +389,8 @@ TEST(FairSchedulerTest, RandomizedMatchesReferenceModel) {
       const int64_t target = ids[static_cast<size_t>(pick(static_cast<int64_t>(ids.size())))];
       ReferenceScheduler copy = model;
       int64_t place = 1;
-      while (copy.pop_next(now)->id != target) ++place;
-      ASSERT_EQ(s.position(target, now), place) << "step " << step;
+      while (copy.pop_next(at(now))->id != target) ++place;
+      ASSERT_EQ(s.position(target, at(now)), place) << "step " << step;
     }
   }
 }
@@ -392,7 +398,7 @@ TEST(FairSchedulerTest, RandomizedMatchesReferenceModel) {
 TEST(FairSchedulerTest, RandomizedInvariantsWithoutAgeing) {
   std::mt19937_64 rng(99);
   auto pick = [&](int64_t n) { return static_cast<int64_t>(rng() % static_cast<uint64_t>(n)); };
-  FairScheduler s(FairScheduler::Options{.ageing_ms = kNoAgeing});
+  FairScheduler s(FairScheduler::Options{.ageing = kNoAgeing});
   std::map<int64_t, QueuedJob> live;  // added and neither removed nor popped yet
   std::set<int64_t> popped;
   std::map<int64_t, size_t> per_user;
@@ -428,7 +434,7 @@ TEST(FairSchedulerTest, RandomizedInvariantsWithoutAgeing) {
         --per_user[it->second.user_id];
         live.erase(it);
       }
-    } else if (auto got = s.pop_next(pick(1'000'000))) {
+    } else if (auto got = s.pop_next(at(pick(1'000'000)))) {
       check_pop(*got);
     } else {
       EXPECT_TRUE(live.empty());
@@ -438,7 +444,7 @@ TEST(FairSchedulerTest, RandomizedInvariantsWithoutAgeing) {
       for (const auto& [user, count] : per_user) EXPECT_EQ(s.queued_for_user(user), count);
     }
   }
-  while (auto got = s.pop_next(0)) check_pop(*got);
+  while (auto got = s.pop_next(at(0))) check_pop(*got);
   EXPECT_TRUE(live.empty());
   EXPECT_EQ(s.size(), 0u);
 }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -17,8 +18,9 @@ namespace {
 using store::Db;
 namespace pdb = project_db;
 namespace adb = auth::account_db;
+using namespace std::chrono_literals;
 
-constexpr int64_t kNow = 1'700'000'000;
+constexpr SysTime kNow{std::chrono::seconds{1'700'000'000}};
 
 // Runs one statement with integer parameters; for setting up states the API has no call for.
 Status exec_with(Db& db, const std::string& sql, const std::vector<int64_t>& params) {
@@ -61,7 +63,7 @@ class ProjectDbTest : public testing::StoreFixture {
   }
 
   Project add_project(const std::string& name, int64_t owner, const std::string& description = "",
-                      int64_t now = kNow) {
+                      SysTime now = kNow) {
     auto p =
         in_write([&](Db& db) { return pdb::insert_project(db, name, description, owner, now); });
     EXPECT_TRUE(p.is_ok()) << p.status().to_string();
@@ -74,7 +76,7 @@ class ProjectDbTest : public testing::StoreFixture {
     return r.is_ok() ? *r : std::nullopt;
   }
 
-  Status set_member(int64_t project_id, int64_t user_id, Role role, int64_t now = kNow) {
+  Status set_member(int64_t project_id, int64_t user_id, Role role, SysTime now = kNow) {
     return in_write([&](Db& db) { return pdb::upsert_member(db, project_id, user_id, role, now); });
   }
 
@@ -119,10 +121,9 @@ TEST_F(ProjectDbTest, InsertMakesTheCreatorOwner) {
 
   auto found = in_read([&](Db& db) { return pdb::find_project(db, p.id); });
   ASSERT_TRUE(found.is_ok());
-  ASSERT_TRUE(found->has_value());
-  EXPECT_EQ((*found)->name, "Murals");
-  EXPECT_EQ((*found)->description, "walls");
-  EXPECT_EQ((*found)->created_by, alice_);
+  EXPECT_EQ(found->name, "Murals");
+  EXPECT_EQ(found->description, "walls");
+  EXPECT_EQ(found->created_by, alice_);
 
   EXPECT_EQ(role_of(p.id, alice_), Role::kOwner);
   auto members = in_read([&](Db& db) { return pdb::list_members(db, p.id); });
@@ -135,10 +136,9 @@ TEST_F(ProjectDbTest, InsertMakesTheCreatorOwner) {
   EXPECT_EQ(*in_read([&](Db& db) { return pdb::count_owners(db, p.id); }), 1);
 }
 
-TEST_F(ProjectDbTest, UnknownProjectIsNullopt) {
+TEST_F(ProjectDbTest, UnknownProjectIsNotFound) {
   auto found = in_read([](Db& db) { return pdb::find_project(db, 9999); });
-  ASSERT_TRUE(found.is_ok());
-  EXPECT_FALSE(found->has_value());
+  EXPECT_EQ(found.status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(ProjectDbTest, ProjectForUnknownOwnerIsRefused) {
@@ -177,24 +177,25 @@ TEST_F(ProjectDbTest, ListsOnlyMemberProjectsWithRoles) {
 TEST_F(ProjectDbTest, PartialUpdateKeepsWhatIsNotGiven) {
   Project p = add_project("old name", alice_, "the description");
   Status st = in_write([&](Db& db) {
-    return pdb::update_project(db, p.id, std::string("new name"), std::nullopt, kNow + 5);
+    return pdb::update_project(db, p.id, std::string("new name"), std::nullopt, kNow + 5s);
   });
   ASSERT_TRUE(st.is_ok()) << st.to_string();
   auto found = in_read([&](Db& db) { return pdb::find_project(db, p.id); });
-  ASSERT_TRUE(found.is_ok() && found->has_value());
-  EXPECT_EQ((*found)->name, "new name");
-  EXPECT_EQ((*found)->description, "the description");
-  EXPECT_EQ((*found)->created_at, kNow);
-  EXPECT_EQ((*found)->updated_at, kNow + 5);
+  ASSERT_TRUE(found.is_ok());
+  EXPECT_EQ(found->name, "new name");
+  EXPECT_EQ(found->description, "the description");
+  EXPECT_EQ(found->created_at, kNow);
+  EXPECT_EQ(found->updated_at, kNow + 5s);
 
   st = in_write([&](Db& db) {
-    return pdb::update_project(db, p.id, std::nullopt, std::string(""), kNow + 9);
+    return pdb::update_project(db, p.id, std::nullopt, std::string(""), kNow + 9s);
   });
   ASSERT_TRUE(st.is_ok()) << st.to_string();
   found = in_read([&](Db& db) { return pdb::find_project(db, p.id); });
-  EXPECT_EQ((*found)->name, "new name");
-  EXPECT_EQ((*found)->description, "");
-  EXPECT_EQ((*found)->updated_at, kNow + 9);
+  ASSERT_TRUE(found.is_ok());
+  EXPECT_EQ(found->name, "new name");
+  EXPECT_EQ(found->description, "");
+  EXPECT_EQ(found->updated_at, kNow + 9s);
 
   st = in_write(
       [](Db& db) { return pdb::update_project(db, 9999, std::string("x"), std::nullopt, kNow); });
@@ -208,15 +209,14 @@ TEST_F(ProjectDbTest, DeleteCascadesMembersInvitesAndEvents) {
     ASSERT_TRUE(set_member(p.id, bob_, Role::kViewer).is_ok());
     ASSERT_TRUE(in_write([&](Db& db) {
                   return pdb::insert_invite(db, p.id, "code-" + std::to_string(p.id), Role::kEditor,
-                                            3, kNow + 60, alice_, kNow);
+                                            3, kNow + 60s, alice_, kNow);
                 }).is_ok());
     append(p.id, "project.created");
   }
   ASSERT_TRUE(in_write([&](Db& db) { return pdb::delete_project(db, doomed.id); }).is_ok());
 
   auto gone = in_read([&](Db& db) { return pdb::find_project(db, doomed.id); });
-  ASSERT_TRUE(gone.is_ok());
-  EXPECT_FALSE(gone->has_value());
+  EXPECT_EQ(gone.status().code(), StatusCode::kNotFound);
   for (const char* table : {"members", "invites", "events"}) {
     const std::string sql = std::string("SELECT count(*) FROM ") + table + " WHERE project_id = ?";
     EXPECT_EQ(count(sql, {doomed.id}), 0) << table;
@@ -238,9 +238,9 @@ TEST_F(ProjectDbTest, MemberRoleIsNulloptForNonMembers) {
 
 TEST_F(ProjectDbTest, UpsertAddsThenChangesRoleKeepingAddedAt) {
   Project p = add_project("p", alice_);
-  ASSERT_TRUE(set_member(p.id, bob_, Role::kViewer, kNow + 1).is_ok());
+  ASSERT_TRUE(set_member(p.id, bob_, Role::kViewer, kNow + 1s).is_ok());
   EXPECT_EQ(role_of(p.id, bob_), Role::kViewer);
-  ASSERT_TRUE(set_member(p.id, bob_, Role::kEditor, kNow + 2).is_ok());
+  ASSERT_TRUE(set_member(p.id, bob_, Role::kEditor, kNow + 2s).is_ok());
   EXPECT_EQ(role_of(p.id, bob_), Role::kEditor);
 
   auto members = in_read([&](Db& db) { return pdb::list_members(db, p.id); });
@@ -250,7 +250,7 @@ TEST_F(ProjectDbTest, UpsertAddsThenChangesRoleKeepingAddedAt) {
   EXPECT_EQ((*members)[1].user_id, bob_);
   EXPECT_EQ((*members)[1].username, "bob");
   EXPECT_EQ((*members)[1].role, Role::kEditor);
-  EXPECT_EQ((*members)[1].added_at, kNow + 1);
+  EXPECT_EQ((*members)[1].added_at, kNow + 1s);
 }
 
 TEST_F(ProjectDbTest, UpsertOfUnknownUserOrProjectIsRefused) {
@@ -296,8 +296,8 @@ TEST_F(ProjectDbTest, DeletingAUserCascadesMembershipsAndCredentials) {
   EXPECT_EQ(count("SELECT count(*) FROM credentials WHERE user_id = ?", {bob_}), 0);
   // The project itself stays (ownership lives in members); its creator reads as 0.
   auto found = in_read([&](Db& db) { return pdb::find_project(db, p.id); });
-  ASSERT_TRUE(found.is_ok() && found->has_value());
-  EXPECT_EQ((*found)->created_by, 0);
+  ASSERT_TRUE(found.is_ok());
+  EXPECT_EQ(found->created_by, 0);
   EXPECT_EQ(role_of(p.id, alice_), Role::kEditor);
 }
 
@@ -307,68 +307,69 @@ TEST_F(ProjectDbTest, DeletingAUserCascadesMembershipsAndCredentials) {
 TEST_F(ProjectDbTest, InsertsFindsAndCountsInviteUses) {
   Project p = add_project("p", alice_);
   auto id = in_write([&](Db& db) {
-    return pdb::insert_invite(db, p.id, "hash-1", Role::kEditor, 2, kNow + 3600, alice_, kNow);
+    return pdb::insert_invite(db, p.id, "hash-1", Role::kEditor, 2, kNow + 3600s, alice_, kNow);
   });
   ASSERT_TRUE(id.is_ok()) << id.status().to_string();
 
   auto inv = in_read([](Db& db) { return pdb::find_invite(db, "hash-1"); });
   ASSERT_TRUE(inv.is_ok());
-  ASSERT_TRUE(inv->has_value());
-  EXPECT_EQ((*inv)->id, *id);
-  EXPECT_EQ((*inv)->project_id, p.id);
-  EXPECT_EQ((*inv)->role, Role::kEditor);
-  EXPECT_EQ((*inv)->max_uses, 2);
-  EXPECT_EQ((*inv)->uses, 0);
-  EXPECT_EQ((*inv)->expires_at, kNow + 3600);
-  EXPECT_EQ((*inv)->created_by, alice_);
-  EXPECT_FALSE((*inv)->revoked);
+  EXPECT_EQ(inv->id, *id);
+  EXPECT_EQ(inv->project_id, p.id);
+  EXPECT_EQ(inv->role, Role::kEditor);
+  EXPECT_EQ(inv->max_uses, 2);
+  EXPECT_EQ(inv->uses, 0);
+  EXPECT_EQ(inv->expires_at, kNow + 3600s);
+  EXPECT_EQ(inv->created_by, alice_);
+  EXPECT_FALSE(inv->revoked);
 
   ASSERT_TRUE(in_write([&](Db& db) { return pdb::record_invite_use(db, *id); }).is_ok());
   ASSERT_TRUE(in_write([&](Db& db) { return pdb::record_invite_use(db, *id); }).is_ok());
   inv = in_read([](Db& db) { return pdb::find_invite(db, "hash-1"); });
-  EXPECT_EQ((*inv)->uses, 2);
+  ASSERT_TRUE(inv.is_ok());
+  EXPECT_EQ(inv->uses, 2);
   // Used up: refused, and the count does not go past max_uses.
   EXPECT_EQ(in_write([&](Db& db) { return pdb::record_invite_use(db, *id); }).code(),
             StatusCode::kGone);
   inv = in_read([](Db& db) { return pdb::find_invite(db, "hash-1"); });
-  EXPECT_EQ((*inv)->uses, 2);
+  ASSERT_TRUE(inv.is_ok());
+  EXPECT_EQ(inv->uses, 2);
 
   EXPECT_EQ(in_write([](Db& db) { return pdb::record_invite_use(db, 9999); }).code(),
             StatusCode::kNotFound);
 }
 
-TEST_F(ProjectDbTest, UnknownInviteIsNullopt) {
+TEST_F(ProjectDbTest, UnknownInviteIsNotFound) {
   auto inv = in_read([](Db& db) { return pdb::find_invite(db, "no-such-hash"); });
-  ASSERT_TRUE(inv.is_ok());
-  EXPECT_FALSE(inv->has_value());
+  EXPECT_EQ(inv.status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(ProjectDbTest, InviteReportsRevocation) {
   Project p = add_project("p", alice_);
   auto id = in_write([&](Db& db) {
-    return pdb::insert_invite(db, p.id, "h", Role::kViewer, 1, kNow + 60, alice_, kNow);
+    return pdb::insert_invite(db, p.id, "h", Role::kViewer, 1, kNow + 60s, alice_, kNow);
   });
   ASSERT_TRUE(id.is_ok());
   ASSERT_TRUE(in_write([&](Db& db) {
-                return exec_with(db, "UPDATE invites SET revoked_at = ? WHERE id = ?", {kNow, *id});
+                return exec_with(db, "UPDATE invites SET revoked_at = ? WHERE id = ?",
+                                 {to_unix_s(kNow), *id});
               }).is_ok());
   auto inv = in_read([](Db& db) { return pdb::find_invite(db, "h"); });
-  ASSERT_TRUE(inv.is_ok() && inv->has_value());
-  EXPECT_TRUE((*inv)->revoked);
+  ASSERT_TRUE(inv.is_ok());
+  EXPECT_TRUE(inv->revoked);
 }
 
 TEST_F(ProjectDbTest, InvalidInvitesAreRefused) {
   Project p = add_project("p", alice_);
   auto zero = in_write([&](Db& db) {
-    return pdb::insert_invite(db, p.id, "h0", Role::kViewer, 0, kNow + 60, alice_, kNow);
+    return pdb::insert_invite(db, p.id, "h0", Role::kViewer, 0, kNow + 60s, alice_, kNow);
   });
   EXPECT_EQ(zero.status().code(), StatusCode::kFailedPrecondition);
   ASSERT_TRUE(in_write([&](Db& db) {
-                return pdb::insert_invite(db, p.id, "h1", Role::kViewer, 1, kNow + 60, alice_,
+                return pdb::insert_invite(db, p.id, "h1", Role::kViewer, 1, kNow + 60s, alice_,
                                           kNow);
               }).is_ok());
   auto dup = in_write([&](Db& db) {
-    return pdb::insert_invite(db, p.id, "h1", Role::kViewer, 1, kNow + 60, alice_, kNow);
+    return pdb::insert_invite(db, p.id, "h1", Role::kViewer, 1, kNow + 60s, alice_, kNow);
   });
   EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
 }

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "server/api/live_wire_json.h"
+
 namespace atelier::rooms {
 namespace {
 
@@ -76,6 +78,7 @@ class RoomHubTest : public ::testing::Test {
   RoomHubTest()
       : hub_(
             {.preview_interval = std::chrono::milliseconds(100)},
+            std::make_shared<api::LiveWireJson>(),
             [](const events::CommittedEvent& e) {
               return json{{"seq", e.seq}, {"type", events::event_type(e.event)}}.dump();
             },

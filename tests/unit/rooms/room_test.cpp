@@ -9,8 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "server/api/live_wire_json.h"
+
 namespace atelier::rooms {
 namespace {
+
+// The rooms' messages as the server writes them.
+std::shared_ptr<const LiveWire> wire() {
+  return std::make_shared<api::LiveWireJson>();
+}
 
 class FakeMember : public RoomMember {
  public:
@@ -38,7 +45,7 @@ class FakeMember : public RoomMember {
 };
 
 TEST(RoomTest, EveryMemberGetsTheSameEventPayloadObject) {
-  Room room(12);
+  Room room(12, wire());
   auto ann = std::make_shared<FakeMember>(1, "ann");
   auto bob = std::make_shared<FakeMember>(2, "bob");
   room.join(ann);
@@ -53,13 +60,13 @@ TEST(RoomTest, EveryMemberGetsTheSameEventPayloadObject) {
 }
 
 TEST(RoomTest, ProgressAndPreviewsAreEphemeralAndKeyedPerJob) {
-  Room room(3);
+  Room room(3, wire());
   auto ann = std::make_shared<FakeMember>(1, "ann");
   room.join(ann);
-  const int64_t stamped = std::chrono::duration_cast<std::chrono::microseconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count();
-  room.broadcast_progress(77, 2, 10, stamped);
+  const StepTime at = std::chrono::system_clock::now();
+  const int64_t stamped =
+      std::chrono::duration_cast<std::chrono::microseconds>(at.time_since_epoch()).count();
+  room.broadcast_progress(77, 2, 10, at);
   room.broadcast_preview(77, std::make_shared<const std::string>("ATPV..."));
   ASSERT_GE(ann->got.size(), 2u);
   const OutMessage& progress = ann->got[ann->got.size() - 2];
@@ -77,7 +84,7 @@ TEST(RoomTest, ProgressAndPreviewsAreEphemeralAndKeyedPerJob) {
 }
 
 TEST(RoomTest, PresenceListsUsersWithTheirSessionsAndState) {
-  Room room(1);
+  Room room(1, wire());
   auto ann_tab1 = std::make_shared<FakeMember>(1, "ann");
   auto ann_tab2 = std::make_shared<FakeMember>(1, "ann");
   auto bob = std::make_shared<FakeMember>(2, "bob");
@@ -97,7 +104,7 @@ TEST(RoomTest, PresenceListsUsersWithTheirSessionsAndState) {
 }
 
 TEST(RoomTest, DeferredPresenceAnnouncesManyChangesOnce) {
-  Room room(1, /*deferred_presence=*/true);
+  Room room(1, wire(), /*deferred_presence=*/true);
   auto ann = std::make_shared<FakeMember>(1, "ann");
   room.join(ann);
   for (int i = 0; i < 20; ++i) room.join(std::make_shared<FakeMember>(100 + i, "guest"));
@@ -112,7 +119,7 @@ TEST(RoomTest, DeferredPresenceAnnouncesManyChangesOnce) {
 }
 
 TEST(RoomTest, GoneSessionsAreSkippedAndPruned) {
-  Room room(1);
+  Room room(1, wire());
   auto ann = std::make_shared<FakeMember>(1, "ann");
   room.join(ann);
   {
@@ -127,7 +134,7 @@ TEST(RoomTest, GoneSessionsAreSkippedAndPruned) {
 }
 
 TEST(RoomTest, RemovingAMemberEndsAllTheirSubscriptionsAtOnce) {
-  Room room(9);
+  Room room(9, wire());
   auto ann = std::make_shared<FakeMember>(1, "ann");
   auto bob1 = std::make_shared<FakeMember>(2, "bob");
   auto bob2 = std::make_shared<FakeMember>(2, "bob");
