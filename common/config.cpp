@@ -1,5 +1,7 @@
 #include "common/config.h"
 
+#include "common/cidr.h"
+
 #include <toml++/toml.h>
 
 #include <charconv>
@@ -170,6 +172,34 @@ const std::vector<OptionDef>& option_defs() {
                            "largest accepted request body; larger ones get 413"));
     d.push_back(int_option("max_header_bytes", &ServerConfig::max_header_bytes, 1024,
                            int64_t{1} << 20, "largest accepted request header; larger get 431"));
+    d.push_back(int_option("max_buffered_body_bytes", &ServerConfig::max_buffered_body_bytes,
+                           int64_t{1} << 16, int64_t{1} << 40,
+                           "server-wide budget for request bodies and WebSocket messages being "
+                           "received; over it new ones get 503"));
+    d.push_back(int_option("max_connections", &ServerConfig::max_connections, 1, 10'000'000,
+                           "open connections in total; more are closed at once"));
+    d.push_back(int_option("max_connections_per_ip", &ServerConfig::max_connections_per_ip, 1,
+                           10'000'000, "open connections per client address"));
+    d.push_back(int_option("min_body_rate", &ServerConfig::min_body_rate, 1, int64_t{1} << 40,
+                           "bytes per second a request body must at least arrive at"));
+    d.push_back(int_option("body_grace_ms", &ServerConfig::body_grace_ms, 1, int64_t{3'600'000},
+                           "time a request body has on top of its length / min_body_rate"));
+    d.push_back(
+        {{"trusted_proxies", "--trusted-proxies", "ATELIER_TRUSTED_PROXIES",
+          OptionSpec::Kind::kStringList,
+          "reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For and "
+          "X-Forwarded-Proto are believed (default: none)"},
+         [](ServerConfig& c, const std::string& t) -> Status {
+           auto list = split_list(t);
+           for (const auto& cidr : list) {
+             if (!parse_cidr(cidr).is_ok()) {
+               return bad("trusted_proxies", "'" + cidr + "' is not an address or CIDR");
+             }
+           }
+           c.trusted_proxies = std::move(list);
+           return Status::ok();
+         },
+         [](const ServerConfig& c) { return join_list(c.trusted_proxies); }});
     d.push_back(int_option("header_timeout_ms", &ServerConfig::header_timeout_ms, 1,
                            int64_t{3'600'000}, "time allowed for a request header to arrive"));
     d.push_back(int_option("read_timeout_ms", &ServerConfig::read_timeout_ms, 1, int64_t{3'600'000},
@@ -222,6 +252,18 @@ const std::vector<OptionDef>& option_defs() {
                  [](const ServerConfig& c) { return c.public_url; }});
     d.push_back(int_option("session_ttl_s", &ServerConfig::session_ttl_s, 60,
                            int64_t{365} * 24 * 3600, "browser sessions expire after (seconds)"));
+    d.push_back(int_option("login_max_failures", &ServerConfig::login_max_failures, 1, 1'000,
+                           "wrong passwords per username or address that lock it"));
+    d.push_back(int_option("login_lockout_s", &ServerConfig::login_lockout_s, 1,
+                           int64_t{7} * 24 * 3600,
+                           "window in which those failures count, and how long the lock lasts"));
+    d.push_back(int_option("registrations_per_ip_per_hour",
+                           &ServerConfig::registrations_per_ip_per_hour, 1, 1'000'000,
+                           "accounts one address may register per hour"));
+    d.push_back(int_option("registrations_per_hour", &ServerConfig::registrations_per_hour, 1,
+                           1'000'000, "accounts the whole instance accepts per hour"));
+    d.push_back(int_option("max_projects_per_user", &ServerConfig::max_projects_per_user, 1,
+                           1'000'000, "projects one user may own"));
     d.push_back(int_option("db_readers", &ServerConfig::db_readers, 1, 64,
                            "read-only database connections"));
     d.push_back(int_option("checkpoint_interval_ms", &ServerConfig::checkpoint_interval_ms, 100,
@@ -285,6 +327,12 @@ const std::vector<OptionDef>& option_defs() {
                            "each wait this long raises a job's priority by 1 (0: no ageing)"));
     d.push_back(int_option("job_reaper_interval_ms", &ServerConfig::job_reaper_interval_ms, 10,
                            60'000, "how often running jobs are checked for expired leases"));
+    d.push_back(int_option("orphan_sweep_interval_ms", &ServerConfig::orphan_sweep_interval_ms,
+                           1'000, int64_t{86'400'000},
+                           "how often image files no row refers to are looked for"));
+    d.push_back(int_option("orphan_grace_ms", &ServerConfig::orphan_grace_ms, 0,
+                           int64_t{86'400'000} * 30,
+                           "age an unreferenced image file must reach before the sweep removes it"));
     d.push_back(int_option("ws_queue_bytes", &ServerConfig::ws_queue_bytes, 16 << 10, 1 << 30,
                            "per WebSocket connection: bytes queued for a slow reader before "
                            "progress and previews are dropped (and, past that, it must resume)"));

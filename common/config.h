@@ -29,6 +29,17 @@ struct ServerConfig {
   int io_threads = 2;
   int64_t max_body_bytes = 1 << 20;      // larger request bodies get 413
   int64_t max_header_bytes = 16 << 10;   // larger request headers get 431
+  // Server-wide budget for request bodies (and WebSocket messages) being received; over it a
+  // new body is refused with 503 and Retry-After.
+  int64_t max_buffered_body_bytes = int64_t{64} << 20;
+  int64_t max_connections = 10'000;     // open connections in total; more are closed at accept
+  int64_t max_connections_per_ip = 256;  // per client address (trusted proxies exempt)
+  // A request body must arrive within body_grace_ms + its length / min_body_rate (bytes per
+  // second), not merely make progress.
+  int64_t min_body_rate = 16 << 10;
+  int64_t body_grace_ms = 10'000;
+  // Reverse proxies (CIDRs) whose X-Forwarded-For / X-Forwarded-Proto are believed.
+  std::vector<std::string> trusted_proxies;
   int64_t header_timeout_ms = 10'000;    // whole request header must arrive within this
   int64_t read_timeout_ms = 30'000;      // each read of a request body must progress within this
   int64_t idle_timeout_ms = 60'000;      // keep-alive connections idle this long are closed
@@ -46,6 +57,11 @@ struct ServerConfig {
   // "https://art.example.com". Empty: derived from each request's Host header.
   std::string public_url;
   int64_t session_ttl_s = 30 * 24 * 3600;  // browser sessions expire after this
+  int login_max_failures = 5;          // wrong passwords per username (and per address) ...
+  int64_t login_lockout_s = 15 * 60;   // ... within this window lock it for this long
+  int64_t registrations_per_ip_per_hour = 10;  // open/invite registration throttle, per address
+  int64_t registrations_per_hour = 100;        // ... and for the whole instance
+  int64_t max_projects_per_user = 200;         // projects one user may own
   int64_t checkpoint_interval_ms = 30'000;
   // "full": every commit and image file is on disk before it is acknowledged (survives power
   // loss). "normal": they survive the process being killed, not a power loss; much faster on
@@ -70,6 +86,10 @@ struct ServerConfig {
   int64_t max_queued_per_user = 1'000;  // more queued jobs than this per user get 429
   int64_t queue_ageing_ms = 60'000;     // each wait of this long adds 1 to a job's priority
   int64_t job_reaper_interval_ms = 1'000;  // how often expired leases are looked for
+  // Image files no row refers to (a crash between write and commit) are removed by a periodic
+  // sweep once older than the grace period.
+  int64_t orphan_sweep_interval_ms = 10 * 60'000;
+  int64_t orphan_grace_ms = 10 * 60'000;
 
   // Live rooms (WebSocket).
   int64_t ws_queue_bytes = 1 << 20;     // per connection: queued messages beyond this are shed

@@ -39,6 +39,9 @@ runtime_pkgs=(
   libjpeg62-turbo
   libwebp7
   libicu72
+  # the common-password check (NIST SP 800-63B): libcrack2 and its packed dictionary
+  libcrack2
+  cracklib-runtime
 )
 
 build_pkgs=(
@@ -58,6 +61,7 @@ build_pkgs=(
   libspdlog-dev
   libfmt-dev
   libsodium-dev
+  libcrack2-dev
   libpng-dev
   zlib1g-dev
   libjpeg-dev

@@ -106,6 +106,10 @@ TEST(ConfigTest, InvalidValuesNameTheKeyInEveryLayer) {
       {{.flags = {{"workers", "cuda:x"}}}, "workers", "cpu, cuda:N, auto"},
       {{.flags = {{"enable_null_model", "maybe"}}}, "enable_null_model", "true|false"},
       {{.flags = {{"job_max_attempts", "0"}}}, "job_max_attempts", "out of range"},
+      {{.flags = {{"trusted_proxies", "10.0.0.0/8,proxy.local"}}},
+       "trusted_proxies",
+       "not an address or CIDR"},
+      {{.flags = {{"max_connections_per_ip", "0"}}}, "max_connections_per_ip", "out of range"},
   };
   for (const auto& c : cases) {
     auto cfg = load_config(c.src);
