@@ -56,8 +56,9 @@ Result<Cidr> parse_cidr(std::string_view text) {
   c.prefix = v4 ? 96 + bits : bits;
   int left = c.prefix;
   for (size_t i = 0; i < c.base.size(); ++i, left -= 8) {
-    const uint8_t mask =
-        left >= 8 ? 0xff : left <= 0 ? 0 : static_cast<uint8_t>(0xff << (8 - left));
+    const uint8_t mask = left >= 8   ? 0xff
+                         : left <= 0 ? 0
+                                     : static_cast<uint8_t>(0xff << (8 - left));
     c.base[i] = (*ip)[i] & mask;
   }
   return c;

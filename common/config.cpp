@@ -1,13 +1,13 @@
 #include "common/config.h"
 
-#include "common/cidr.h"
-
 #include <toml++/toml.h>
 
 #include <charconv>
 #include <functional>
 #include <sstream>
 #include <thread>
+
+#include "common/cidr.h"
 
 extern char** environ;
 
@@ -184,22 +184,21 @@ const std::vector<OptionDef>& option_defs() {
                            "bytes per second a request body must at least arrive at"));
     d.push_back(int_option("body_grace_ms", &ServerConfig::body_grace_ms, 1, int64_t{3'600'000},
                            "time a request body has on top of its length / min_body_rate"));
-    d.push_back(
-        {{"trusted_proxies", "--trusted-proxies", "ATELIER_TRUSTED_PROXIES",
-          OptionSpec::Kind::kStringList,
-          "reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For and "
-          "X-Forwarded-Proto are believed (default: none)"},
-         [](ServerConfig& c, const std::string& t) -> Status {
-           auto list = split_list(t);
-           for (const auto& cidr : list) {
-             if (!parse_cidr(cidr).is_ok()) {
-               return bad("trusted_proxies", "'" + cidr + "' is not an address or CIDR");
-             }
-           }
-           c.trusted_proxies = std::move(list);
-           return Status::ok();
-         },
-         [](const ServerConfig& c) { return join_list(c.trusted_proxies); }});
+    d.push_back({{"trusted_proxies", "--trusted-proxies", "ATELIER_TRUSTED_PROXIES",
+                  OptionSpec::Kind::kStringList,
+                  "reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For and "
+                  "X-Forwarded-Proto are believed (default: none)"},
+                 [](ServerConfig& c, const std::string& t) -> Status {
+                   auto list = split_list(t);
+                   for (const auto& cidr : list) {
+                     if (!parse_cidr(cidr).is_ok()) {
+                       return bad("trusted_proxies", "'" + cidr + "' is not an address or CIDR");
+                     }
+                   }
+                   c.trusted_proxies = std::move(list);
+                   return Status::ok();
+                 },
+                 [](const ServerConfig& c) { return join_list(c.trusted_proxies); }});
     d.push_back(int_option("header_timeout_ms", &ServerConfig::header_timeout_ms, 1,
                            int64_t{3'600'000}, "time allowed for a request header to arrive"));
     d.push_back(int_option("read_timeout_ms", &ServerConfig::read_timeout_ms, 1, int64_t{3'600'000},
@@ -330,9 +329,9 @@ const std::vector<OptionDef>& option_defs() {
     d.push_back(int_option("orphan_sweep_interval_ms", &ServerConfig::orphan_sweep_interval_ms,
                            1'000, int64_t{86'400'000},
                            "how often image files no row refers to are looked for"));
-    d.push_back(int_option("orphan_grace_ms", &ServerConfig::orphan_grace_ms, 0,
-                           int64_t{86'400'000} * 30,
-                           "age an unreferenced image file must reach before the sweep removes it"));
+    d.push_back(
+        int_option("orphan_grace_ms", &ServerConfig::orphan_grace_ms, 0, int64_t{86'400'000} * 30,
+                   "age an unreferenced image file must reach before the sweep removes it"));
     d.push_back(int_option("ws_queue_bytes", &ServerConfig::ws_queue_bytes, 16 << 10, 1 << 30,
                            "per WebSocket connection: bytes queued for a slow reader before "
                            "progress and previews are dropped (and, past that, it must resume)"));

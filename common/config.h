@@ -27,12 +27,12 @@ struct ServerConfig {
   log::Format log_format = log::Format::kText;
   log::Level log_level = log::Level::kInfo;
   int io_threads = 2;
-  int64_t max_body_bytes = 1 << 20;      // larger request bodies get 413
-  int64_t max_header_bytes = 16 << 10;   // larger request headers get 431
+  int64_t max_body_bytes = 1 << 20;     // larger request bodies get 413
+  int64_t max_header_bytes = 16 << 10;  // larger request headers get 431
   // Server-wide budget for request bodies (and WebSocket messages) being received; over it a
   // new body is refused with 503 and Retry-After.
   int64_t max_buffered_body_bytes = int64_t{64} << 20;
-  int64_t max_connections = 10'000;     // open connections in total; more are closed at accept
+  int64_t max_connections = 10'000;      // open connections in total; more are closed at accept
   int64_t max_connections_per_ip = 256;  // per client address (trusted proxies exempt)
   // A request body must arrive within body_grace_ms + its length / min_body_rate (bytes per
   // second), not merely make progress.
@@ -56,9 +56,9 @@ struct ServerConfig {
   // The address people use to reach this server (for invite links), e.g.
   // "https://art.example.com". Empty: derived from each request's Host header.
   std::string public_url;
-  int64_t session_ttl_s = 30 * 24 * 3600;  // browser sessions expire after this
-  int login_max_failures = 5;          // wrong passwords per username (and per address) ...
-  int64_t login_lockout_s = 15 * 60;   // ... within this window lock it for this long
+  int64_t session_ttl_s = 30 * 24 * 3600;      // browser sessions expire after this
+  int login_max_failures = 5;                  // wrong passwords per username (and per address) ...
+  int64_t login_lockout_s = 15 * 60;           // ... within this window lock it for this long
   int64_t registrations_per_ip_per_hour = 10;  // open/invite registration throttle, per address
   int64_t registrations_per_hour = 100;        // ... and for the whole instance
   int64_t max_projects_per_user = 200;         // projects one user may own

@@ -1,6 +1,7 @@
 #include "server/api/access.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "server/api/errors.h"
 #include "server/auth/token.h"
@@ -32,19 +33,92 @@ std::string origin_of_url(std::string_view url) {
   return std::string(url.substr(0, slash));
 }
 
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// An origin as browsers compare them: scheme, host and port, the port made explicit.
+struct OriginParts {
+  std::string scheme;
+  std::string host;  // lower case; IPv6 in brackets
+  int port = 0;
+  bool operator==(const OriginParts&) const = default;
+};
+
+// `authority` ("host", "host:port", "[v6]:port") under `scheme`; nullopt when malformed, or
+// when the port is omitted for a scheme without a default one.
+std::optional<OriginParts> parse_authority(std::string_view scheme, std::string_view authority) {
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
+  std::string_view host = authority;
+  std::string_view port_text;
+  if (authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = authority.substr(0, close + 1);
+    std::string_view rest = authority.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return std::nullopt;
+      port_text = rest.substr(1);
+    }
+  } else if (size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port_text = authority.substr(colon + 1);
+  }
+  if (host.empty()) return std::nullopt;
+  OriginParts out{lower(scheme), lower(host), 0};
+  if (port_text.empty()) {
+    if (out.scheme == "https") {
+      out.port = 443;
+    } else if (out.scheme == "http") {
+      out.port = 80;
+    } else {
+      return std::nullopt;
+    }
+  } else {
+    auto port = http::parse_canonical_int64(port_text);
+    if (!port || *port < 1 || *port > 65535) return std::nullopt;
+    out.port = static_cast<int>(*port);
+  }
+  return out;
+}
+
+// "scheme://authority", ignoring any path; nullopt when it is not one.
+std::optional<OriginParts> parse_origin(std::string_view text) {
+  size_t sep = text.find("://");
+  if (sep == std::string_view::npos || sep == 0) return std::nullopt;
+  std::string_view authority = text.substr(sep + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  return parse_authority(text.substr(0, sep), authority);
+}
+
 }  // namespace
+
+bool https_request(const ApiContext& ctx, const http::Request& request) {
+  return request.secure ||
+         (ctx.public_url.size() >= 8 &&
+          http::iequals(std::string_view(ctx.public_url).substr(0, 8), "https://"));
+}
 
 bool origin_allowed(const ApiContext& ctx, const http::Request& req, const std::string& origin) {
   if (origin.empty() || origin == "null") return false;
   for (const auto& trusted : ctx.trusted_origins) {
     if (origin == trusted) return true;
   }
-  if (!ctx.public_url.empty() && origin == ctx.public_url) return true;
+  auto theirs = parse_origin(origin);
+  if (!theirs) return false;
+  for (const auto& trusted : ctx.trusted_origins) {
+    if (parse_origin(trusted) == theirs) return true;
+  }
+  if (!ctx.public_url.empty() && parse_origin(ctx.public_url) == theirs) return true;
+  // The request's own origin: its Host under the scheme the browser used. Behind a
+  // TLS-terminating proxy this server sees plain HTTP, so the scheme comes from https_request().
   auto host = req.headers.get("Host");
   if (!host || host->empty()) return false;
-  size_t scheme = origin.find("://");
-  if (scheme == std::string::npos) return false;
-  return http::iequals(std::string_view(origin).substr(scheme + 3), *host);
+  return parse_authority(https_request(ctx, req) ? "https" : "http", *host) == theirs;
 }
 
 std::string cookie_value(const http::Request& request, std::string_view name) {
@@ -64,16 +138,24 @@ std::string cookie_value(const http::Request& request, std::string_view name) {
   return {};
 }
 
-std::string session_cookie(const std::string& token, std::chrono::seconds max_age) {
+std::string_view session_cookie_name(const ApiContext& ctx, const http::Request& request) {
+  return https_request(ctx, request) ? kSecureSessionCookie : kSessionCookie;
+}
+
+std::string session_cookie(const std::string& token, std::chrono::seconds max_age, bool secure) {
   // HttpOnly: scripts cannot read it. SameSite=Strict: other sites' requests never carry it.
-  return std::string(kSessionCookie) + "=" + token +
-         "; Path=/; Max-Age=" + std::to_string(max_age.count()) + "; HttpOnly; SameSite=Strict";
+  // Secure with __Host-: only https may set or read it (Path=/ and no Domain, as the prefix
+  // demands).
+  return std::string(secure ? kSecureSessionCookie : kSessionCookie) + "=" + token +
+         "; Path=/; Max-Age=" + std::to_string(max_age.count()) + "; HttpOnly; SameSite=Strict" +
+         (secure ? "; Secure" : "");
 }
 
 std::string request_origin(const ApiContext& ctx, const http::Request& request) {
   if (!ctx.public_url.empty()) return ctx.public_url;
   auto host = request.headers.get("Host");
-  return "http://" + std::string(host ? *host : std::string_view("127.0.0.1"));
+  return (request.secure ? "https://" : "http://") +
+         std::string(host ? *host : std::string_view("127.0.0.1"));
 }
 
 http::Middleware authenticate_middleware(const ApiContext& ctx) {
@@ -92,7 +174,7 @@ http::Middleware authenticate_middleware(const ApiContext& ctx) {
             "Authorization"));
       }
     } else {
-      secret = cookie_value(req, kSessionCookie);
+      secret = cookie_value(req, session_cookie_name(ctx, req));
       via_cookie = !secret.empty();
     }
     if (secret.empty() || !ctx.store) return next();

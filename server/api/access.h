@@ -6,7 +6,13 @@
 // request anonymous, so protected routes answer 401). Cookie-authenticated unsafe requests
 // (POST/PUT/PATCH/DELETE) must carry an Origin (or Referer) equal to the request's own origin
 // or a trusted one, else 403: a browser attaches cookies to cross-site requests, Bearer tokens
-// it never attaches by itself.
+// it never attaches by itself. Origins compare by scheme, host and port.
+//
+// Over https (public_url is https, or a trusted proxy says X-Forwarded-Proto: https) the session
+// cookie is `__Host-atelier_session; Secure`: the prefix makes browsers refuse it unless it is
+// Secure, Path=/ and host-only, so neither plain http nor a sibling subdomain can set or shadow
+// it. Over plain http (http://127.0.0.1 set-ups) it is `atelier_session`. Only the name that
+// applies to a request is read.
 //
 // Project rule: every lookup of a project or anything inside it goes through project_role().
 // Non-members get 404 (the id leaks nothing); members without the role get 403. Instance admins
@@ -27,6 +33,7 @@
 namespace atelier::api {
 
 inline constexpr std::string_view kSessionCookie = "atelier_session";
+inline constexpr std::string_view kSecureSessionCookie = "__Host-atelier_session";
 
 struct Caller {
   auth::Principal principal;
@@ -64,13 +71,20 @@ Status add_signed_in_route(http::Router& router, const ApiContext& ctx, http::Me
 
 // The value of cookie `name` in the request's Cookie header(s), empty when absent.
 std::string cookie_value(const http::Request& request, std::string_view name);
-// Set-Cookie value for the session cookie; an empty token with max_age 0 clears it.
-std::string session_cookie(const std::string& token, std::chrono::seconds max_age);
+// Whether the browser reaches this server over https: public_url is https, or the request came
+// through a trusted proxy that said so (Request::secure).
+bool https_request(const ApiContext& ctx, const http::Request& request);
+// The session cookie's name for this request: kSecureSessionCookie over https, else
+// kSessionCookie.
+std::string_view session_cookie_name(const ApiContext& ctx, const http::Request& request);
+// Set-Cookie value for the session cookie; an empty token with max_age 0 clears it. `secure`
+// (https_request()): named with the __Host- prefix and marked Secure.
+std::string session_cookie(const std::string& token, std::chrono::seconds max_age, bool secure);
 // Whether `origin` (an Origin header's value) may act with this server's cookies: the request's
-// own origin (host[:port] equal to its Host; the scheme is not compared, since behind a
-// TLS-terminating proxy the server sees plain HTTP), public_url, or a trusted origin.
+// own origin (https when https_request(), else http; host and port from its Host), public_url,
+// or a trusted origin. Scheme, host and port must all match (default ports are implied).
 bool origin_allowed(const ApiContext& ctx, const http::Request& request, const std::string& origin);
-// "http://host:port" for the request (public_url when configured).
+// "http(s)://host:port" for the request (public_url when configured).
 std::string request_origin(const ApiContext& ctx, const http::Request& request);
 
 }  // namespace atelier::api

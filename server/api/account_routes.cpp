@@ -1,13 +1,18 @@
 #include "server/api/account_routes.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "server/api/access.h"
 #include "server/api/api_json.h"
+#include "server/api/credential_routes.h"
+#include "server/api/credential_watch.h"
 #include "server/api/errors.h"
 #include "server/api/invites.h"
 #include "server/api/json_body.h"
+#include "server/api/query_params.h"
 #include "server/auth/password.h"
 #include "server/auth/token.h"
 #include "server/auth/username.h"
@@ -55,8 +60,9 @@ std::string client_ip(const http::Request& req) {
 }
 
 // Stores a new browser session for `user` and builds the {user, token} answer with its cookie.
+// `secure_cookie`: https_request() of the request that signs in (names and marks the cookie).
 Result<Response> start_session(store::Db& db, const ApiContext& ctx, const auth::User& user,
-                               int status) {
+                               int status, bool secure_cookie) {
   std::string secret = auth::generate_secret(kSessionPrefix);
   const SysTime now = ctx.now();
   ATELIER_RETURN_IF_ERROR(adb::insert_credential(db, user.id, auth::CredentialKind::kSession,
@@ -65,7 +71,7 @@ Result<Response> start_session(store::Db& db, const ApiContext& ctx, const auth:
                                                  now + ctx.session_ttl)
                               .status());
   Response r = json_response(status, {{"user", user_json(user)}, {"token", secret}});
-  r.headers.add("Set-Cookie", session_cookie(secret, ctx.session_ttl));
+  r.headers.add("Set-Cookie", session_cookie(secret, ctx.session_ttl, secure_cookie));
   r.headers.set("Cache-Control", "no-store");
   return r;
 }
@@ -77,16 +83,42 @@ bool run_on_hash_pool(const ApiContext& ctx, const ExchangePtr& ex, std::functio
   return false;
 }
 
+// The throttle's holds for one attempt, shared with its hash-pool task (std::function needs a
+// copyable closure). Whatever is not committed is released when the last owner goes, so an
+// attempt that never reached the hash (a full pool, a refused password) does not count.
+using Holds = std::vector<auth::RateLimiter::Reservation>;
+
+// Reserves one attempt on `keys` of `limiter` (null: unlimited) into `holds`. When refused,
+// answers 429 with Retry-After, `what` saying which limit, and returns false.
+bool reserve(auth::RateLimiter* limiter, std::vector<std::string> keys, std::string_view what,
+             const ExchangePtr& ex, Holds& holds) {
+  if (!limiter) return true;
+  auto attempt = limiter->try_acquire(std::move(keys));
+  if (attempt.admitted()) {
+    holds.push_back(std::move(attempt.reservation));
+    return true;
+  }
+  const std::string wait = std::to_string(attempt.retry_after.count());
+  Response r =
+      Response::error(429, "rate_limited", std::string(what) + "; try again in " + wait + " s");
+  r.headers.set("Retry-After", wait);
+  ex->respond(std::move(r));
+  return false;
+}
+
 void handle_register(const ApiContext& ctx, const ExchangePtr& ex) {
   auto input = read_credentials(ex->request(), /*with_invite=*/true);
   if (!input.is_ok()) return respond_error(ex, input.status());
   auto username = auth::normalize_username(input->username);
   if (!username.is_ok()) return respond_error(ex, username.status());
-  if (Status st = auth::validate_password(input->password); !st.is_ok()) {
+  // The length rules here; the block list (1-2 ms under a process-wide lock) in the pool below.
+  if (Status st = auth::validate_password_length(input->password); !st.is_ok()) {
     return respond_error(ex, st);
   }
-  if (ctx.registration == RegistrationMode::kInvite && !input->invite) {
-    // Checked again in the transaction with the user count (the first account needs none).
+  const bool closed = ctx.registration == RegistrationMode::kClosed;
+  if (closed || (ctx.registration == RegistrationMode::kInvite && !input->invite)) {
+    // Refused before any hashing. Checked again in the transaction with the user count (the
+    // first account needs neither an invite nor open registration).
     int64_t users = 0;
     Status st = ctx.store->read([&](store::Db& db) -> Status {
       auto n = adb::count_users(db);
@@ -95,18 +127,38 @@ void handle_register(const ApiContext& ctx, const ExchangePtr& ex) {
       return Status::ok();
     });
     if (!st.is_ok()) return respond_error(ex, st);
+    if (users > 0 && closed) {
+      return respond_error(
+          ex, Status(StatusCode::kPermissionDenied,
+                     "registration is closed on this server; ask an admin for an account"));
+    }
     if (users > 0) {
       return respond_error(ex, Status::invalid_argument(
                                    "registration needs an invite code on this server", "invite"));
     }
   }
+  // Every registration that reaches the hash counts, per client address and instance-wide.
+  auto holds = std::make_shared<Holds>();
+  if (!reserve(ctx.registration_ip_limiter, {"ip:" + client_ip(ex->request())},
+               "too many registrations from this address", ex, *holds) ||
+      !reserve(ctx.registration_limiter, {"all"}, "too many registrations on this server", ex,
+               *holds)) {
+    return;
+  }
   auto creds = std::make_shared<Credentials>(std::move(*input));
   creds->username = std::move(*username);
-  run_on_hash_pool(ctx, ex, [&ctx, ex, creds] {
+  run_on_hash_pool(ctx, ex, [&ctx, ex, creds, holds] {
+    // A refused password is bad input: its holds are released, not counted.
+    if (Status st = auth::validate_password(creds->password, creds->username); !st.is_ok()) {
+      return respond_error(ex, st);
+    }
+    for (auto& hold : *holds) hold.commit();
     auto hash = auth::hash_password(creds->password, ctx.password_cost);
     if (!hash.is_ok()) return respond_error(ex, hash.status());
     respond_after_write(
-        ex, *ctx.store, [&ctx, creds, hash = *hash](store::Db& db) -> Result<Response> {
+        ex, *ctx.store,
+        [&ctx, creds, hash = *hash,
+         secure = https_request(ctx, ex->request())](store::Db& db) -> Result<Response> {
           auto count = adb::count_users(db);
           if (!count.is_ok()) return count.status();
           const bool first = *count == 0;
@@ -124,7 +176,7 @@ void handle_register(const ApiContext& ctx, const ExchangePtr& ex) {
           if (creds->invite) {
             ATELIER_RETURN_IF_ERROR(accept_invite(db, ctx, *creds->invite, user.id).status());
           }
-          return start_session(db, ctx, user, 201);
+          return start_session(db, ctx, user, 201, secure);
         });
   });
 }
@@ -136,17 +188,12 @@ void handle_login(const ApiContext& ctx, const ExchangePtr& ex) {
   auto normalized = auth::normalize_username(creds->username);
   creds->username = normalized.is_ok() ? *normalized : std::string();
   const std::string user_key = "user:" + creds->username;
-  const std::string ip_key = "ip:" + client_ip(ex->request());
-  if (ctx.login_limiter) {
-    auto wait = ctx.login_limiter->retry_after(user_key);
-    if (!wait) wait = ctx.login_limiter->retry_after(ip_key);
-    if (wait) {
-      Response r = Response::error(
-          429, "rate_limited",
-          "too many failed logins; try again in " + std::to_string(wait->count()) + " s");
-      r.headers.set("Retry-After", std::to_string(wait->count()));
-      return ex->respond(std::move(r));
-    }
+  // Reserved before the hash, so guesses in flight count too: at most login_max_failures wrong
+  // passwords per username (and per address) are ever checked, however many arrive at once.
+  auto holds = std::make_shared<Holds>();
+  if (!reserve(ctx.login_limiter, {user_key, "ip:" + client_ip(ex->request())},
+               "too many failed logins", ex, *holds)) {
+    return;
   }
   std::optional<auth::UserWithHash> found;
   if (!creds->username.empty()) {
@@ -161,28 +208,29 @@ void handle_login(const ApiContext& ctx, const ExchangePtr& ex) {
     if (!st.is_ok()) return respond_error(ex, st);
   }
   auto user = std::make_shared<std::optional<auth::UserWithHash>>(std::move(found));
-  run_on_hash_pool(ctx, ex, [&ctx, ex, creds, user, user_key, ip_key] {
+  run_on_hash_pool(ctx, ex, [&ctx, ex, creds, user, user_key, holds] {
     // An unknown user still costs one verification, so timing does not tell who exists.
     static const std::string dummy =
         auth::hash_password("not the password of anyone", ctx.password_cost).value();
+    if (ctx.password_verifications) ctx.password_verifications->inc();
     bool ok = auth::verify_password(*user ? (*user)->password_hash : dummy, creds->password);
     if (!ok || !*user) {
-      if (ctx.login_limiter) {
-        ctx.login_limiter->record_failure(user_key);
-        ctx.login_limiter->record_failure(ip_key);
-      }
+      for (auto& hold : *holds) hold.commit();
       return respond_error(
           ex, Status(StatusCode::kUnauthenticated, "wrong username or password", "password"));
     }
+    for (auto& hold : *holds) hold.release();  // the right password: nothing counts
     if ((*user)->user.disabled) {
       return respond_error(
           ex, Status(StatusCode::kPermissionDenied, "this account has been disabled by an admin"));
     }
     if (ctx.login_limiter) ctx.login_limiter->record_success(user_key);
     auth::User u = (*user)->user;
-    respond_after_write(ex, *ctx.store, [&ctx, u](store::Db& db) -> Result<Response> {
-      return start_session(db, ctx, u, 200);
-    });
+    respond_after_write(
+        ex, *ctx.store,
+        [&ctx, u, secure = https_request(ctx, ex->request())](store::Db& db) -> Result<Response> {
+          return start_session(db, ctx, u, 200, secure);
+        });
   });
 }
 
@@ -190,11 +238,14 @@ void handle_logout(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
   int64_t user_id = caller.principal.user.id;
   int64_t credential_id = caller.principal.credential_id;
   respond_after_write(
-      ex, *ctx.store, [&ctx, user_id, credential_id](store::Db& db) -> Result<Response> {
+      ex, *ctx.store,
+      [&ctx, user_id, credential_id,
+       secure = https_request(ctx, ex->request())](store::Db& db) -> Result<Response> {
         ATELIER_RETURN_IF_ERROR(adb::revoke_credential(db, user_id, credential_id, ctx.now()));
+        revoke_after_commit(db, ctx.credential_watch, credential_id);
         Response r;
         r.status = 204;
-        r.headers.add("Set-Cookie", session_cookie("", std::chrono::seconds(0)));
+        r.headers.add("Set-Cookie", session_cookie("", std::chrono::seconds(0), secure));
         return r;
       });
 }
@@ -246,13 +297,28 @@ void handle_create_token(const ApiContext& ctx, const ExchangePtr& ex, const Cal
       });
 }
 
+// Paged like the other lists (newest first by id, ?limit=, ?before=, next_before). The page is
+// cut here from the user's whole list of usable tokens (account_db has no paged query): the
+// response is bounded, the read grows with the tokens the user has made.
 void handle_list_tokens(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  auto page = query_page(ex->request());
+  if (!page.is_ok()) return respond_error(ex, page.status());
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    ATELIER_ASSIGN_OR_RETURN(const auto tokens,
+    ATELIER_ASSIGN_OR_RETURN(auto tokens,
                              adb::list_api_tokens(db, caller.principal.user.id, ctx.now()));
+    // By id, not created_at, so the cursor stays exact should the clock ever step back.
+    std::ranges::sort(tokens, std::ranges::greater{}, &auth::ApiTokenInfo::id);
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& t : tokens) list.push_back(api_token_json(t));
-    return json_response(200, {{"tokens", list}});
+    nlohmann::json next = nlohmann::json(nullptr);
+    for (const auto& t : tokens) {
+      if (page->before && t.id >= *page->before) continue;
+      list.push_back(api_token_json(t));
+      if (static_cast<int64_t>(list.size()) == page->limit) {
+        next = t.id;  // a full page names the next one, as every paged list does
+        break;
+      }
+    }
+    return json_response(200, {{"tokens", list}, {"next_before", next}});
   });
 }
 
@@ -263,19 +329,22 @@ void handle_delete_token(const ApiContext& ctx, const ExchangePtr& ex, const Cal
     Status st = adb::revoke_credential(db, user_id, token_id, ctx.now());
     if (st.code() == StatusCode::kNotFound) return Status::not_found("no such token");
     ATELIER_RETURN_IF_ERROR(st);
+    revoke_after_commit(db, ctx.credential_watch, token_id);
     Response r;
     r.status = 204;
     return r;
   });
 }
 
+// Every account, disabled ones included, a page at a time (newest first), like the other lists.
 void handle_admin_list_users(const ApiContext& ctx, const ExchangePtr& ex, const Caller&) {
+  auto page = query_page(ex->request());
+  if (!page.is_ok()) return respond_error(ex, page.status());
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    auto users = adb::list_users(db);
-    if (!users.is_ok()) return users.status();
-    nlohmann::json list = nlohmann::json::array();
-    for (const auto& u : *users) list.push_back(user_json(u));
-    return json_response(200, {{"users", list}});
+    ATELIER_ASSIGN_OR_RETURN(const auto users, adb::list_users_page(db, page->limit, page->before));
+    return page_response(
+        "users", users, page->limit, [](const auth::User& u) { return user_json(u); },
+        [](const auth::User& u) { return u.id; });
   });
 }
 
@@ -292,8 +361,12 @@ void handle_admin_update_user(const ApiContext& ctx, const ExchangePtr& ex, cons
         Status st = adb::set_disabled(db, target, off);
         if (st.code() == StatusCode::kNotFound) return Status::not_found("no such user");
         ATELIER_RETURN_IF_ERROR(st);
-        // Disabling takes effect at once: every session and token of the user stops working.
-        if (off) ATELIER_RETURN_IF_ERROR(adb::revoke_all_credentials(db, target, ctx.now()));
+        // Disabling takes effect at once: every session and token of the user stops working, and
+        // their open WebSockets and streams close.
+        if (off) {
+          ATELIER_RETURN_IF_ERROR(adb::revoke_all_credentials(db, target, ctx.now()));
+          revoke_user_after_commit(db, ctx.credential_watch, target);
+        }
         ATELIER_ASSIGN_OR_RETURN(const auth::User user, adb::find_user(db, target));
         return json_response(200, {{"user", user_json(user)}});
       });
@@ -338,6 +411,7 @@ Status register_account_routes(http::Router& router, const ApiContext& ctx) {
                                     handle_admin_list_users));
   ATELIER_RETURN_IF_ERROR(signed_in(Method::kPatch, "/api/v1/admin/users/{id:int}",
                                     Gate::kInstanceAdmin, handle_admin_update_user));
+  ATELIER_RETURN_IF_ERROR(register_credential_routes(router, ctx));
   return Status::ok();
 }
 

@@ -18,6 +18,9 @@
 namespace atelier::inference {
 class ModelRegistry;
 }
+namespace atelier::metrics {
+class Counter;
+}
 namespace atelier::jobs {
 class JobService;
 class ImageStore;
@@ -33,6 +36,7 @@ class EventLog;
 namespace atelier::api {
 
 class CommandLog;
+class CredentialWatch;
 class JobStreams;
 
 enum class RegistrationMode { kOpen, kInvite, kClosed };
@@ -42,9 +46,15 @@ struct ApiContext {
   // Argon2id is slow on purpose; it runs here, never on an I/O or the writer thread.
   ThreadPool* hash_pool = nullptr;
   auth::RateLimiter* login_limiter = nullptr;
+  // Registrations that reach the hash, keyed "ip:<address>" and "all" (null: unlimited).
+  auth::RateLimiter* registration_ip_limiter = nullptr;
+  auth::RateLimiter* registration_limiter = nullptr;
+  // Passwords verified at login (atelier_password_verifications_total; null: not counted).
+  metrics::Counter* password_verifications = nullptr;
   auth::PasswordCost password_cost = auth::PasswordCost::interactive();
   RegistrationMode registration = RegistrationMode::kOpen;
   std::chrono::seconds session_ttl = std::chrono::days(30);  // browser sessions expire after it
+  int64_t max_projects_per_user = 200;  // projects one user may own (creating more is refused)
   // Every change to a project records its domain event here (in the same transaction).
   const events::EventLog* events = nullptr;
   std::string public_url;                    // empty: from the request's Host
@@ -59,6 +69,9 @@ struct ApiContext {
   rooms::RoomHub* rooms = nullptr;
   CommandLog* live_commands = nullptr;
   http::WsOptions ws_options;
+  // The live connections by credential, closed when it is revoked (null: only their next
+  // request notices).
+  CredentialWatch* credential_watch = nullptr;
   // Wall-clock time; injectable so tests can move time.
   std::function<SysTime()> now;
 };

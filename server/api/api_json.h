@@ -6,6 +6,8 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -25,6 +27,18 @@ nlohmann::json project_json(const projects::Project& project, projects::Role rol
 nlohmann::json member_json(const projects::Member& member);
 
 http::Response json_response(int status, const nlohmann::json& body);
+
+// One page of a newest-first list: {"<key>": [...], "next_before": ...}. A page of `limit` rows
+// always names the next one's cursor (that page may then be empty); a shorter page ends the list.
+template <typename Row, typename ToJson, typename CursorOf>
+http::Response page_response(std::string_view key, const std::vector<Row>& rows, int64_t limit,
+                             ToJson to_json, CursorOf cursor_of) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Row& row : rows) out.push_back(to_json(row));
+  nlohmann::json next = nlohmann::json(nullptr);
+  if (!rows.empty() && static_cast<int64_t>(rows.size()) == limit) next = cursor_of(rows.back());
+  return json_response(200, {{std::string(key), std::move(out)}, {"next_before", next}});
+}
 // Answers with error_response(status).
 void respond_error(const http::ExchangePtr& ex, const Status& status);
 

@@ -237,10 +237,15 @@ void handle_events_stream(const ApiContext& ctx, const ExchangePtr& ex, const Ca
   r.headers.set("X-Accel-Buffering", "no");  // reverse proxies: do not hold events back
   const ApiContext* c = &ctx;
   r.stream = [c, id, caller](std::shared_ptr<http::StreamWriter> writer) {
-    auto stream = c->job_streams->open(id, writer);
+    auto stream = c->job_streams->open(id, writer, caller.principal);
     // Read after subscribing: a change between the two is then sent twice, never lost.
     std::optional<Job> now;
     Status read = c->store->read([&](store::Db& db) -> Status {
+      // And after the stream is watched: a revocation since the request's own check is seen
+      // either here or by the watch.
+      ATELIER_ASSIGN_OR_RETURN(auto principal,
+                               auth::account_db::find_principal(db, caller.secret_hash, c->now()));
+      if (!principal) return Status(StatusCode::kUnauthenticated, "credential revoked");
       ATELIER_ASSIGN_OR_RETURN(now, visible_job(db, caller, id));
       return Status::ok();
     });

@@ -15,7 +15,7 @@ bool JobEventStream::send(const jobs::Job& job) {
       jobs::is_terminal(job.state) ? std::string(jobs::state_name(job.state)) : "progress";
   std::string frame = "event: " + event + "\nid: " + std::to_string(job.id) + "-" +
                       std::to_string(++sent_) + "\ndata: " + job_json(job).dump() + "\n\n";
-  writer_->write(std::move(frame));
+  if (!write_locked(std::move(frame))) return false;
   if (jobs::is_terminal(job.state)) {
     finished_ = true;
     writer_->close();
@@ -25,7 +25,17 @@ bool JobEventStream::send(const jobs::Job& job) {
 
 void JobEventStream::keep_alive() {
   MutexLock lock(mu_);
-  if (!finished_) writer_->write(": keep-alive\n\n");
+  if (!finished_) write_locked(": keep-alive\n\n");
+}
+
+bool JobEventStream::write_locked(std::string bytes) {
+  if (!watch_) {
+    writer_->write(std::move(bytes));
+    return true;
+  }
+  if (watch_->if_valid([&] { writer_->write(std::move(bytes)); })) return true;
+  finished_ = true;  // the watch has closed the writer
+  return false;
 }
 
 // The open streams by job id; shared with the streams' on_close callbacks (by weak_ptr).
@@ -41,10 +51,12 @@ struct JobStreams::Registry {
     return out;
   }
   void remove(int64_t job_id, const JobEventStream* stream) {
+    std::shared_ptr<JobEventStream> gone;  // ends (and leaves the watch) after the lock
     MutexLock lock(mu);
     auto [first, last] = by_job.equal_range(job_id);
     for (auto it = first; it != last; ++it) {
       if (it->second.get() == stream) {
+        gone = std::move(it->second);
         by_job.erase(it);
         return;
       }
@@ -53,8 +65,9 @@ struct JobStreams::Registry {
 };
 
 JobStreams::JobStreams(events::EventBus& bus, const jobs::JobService& jobs,
-                       std::chrono::milliseconds keep_alive)
+                       std::chrono::milliseconds keep_alive, CredentialWatch* watch)
     : bus_(bus),
+      watch_(watch),
       registry_(std::make_shared<Registry>()),
       keep_alive_("sse-keepalive", keep_alive, [this] { keep_alive_all(); }) {
   std::weak_ptr<Registry> weak = registry_;
@@ -89,9 +102,17 @@ JobStreams::~JobStreams() {
   keep_alive_.stop();
 }
 
-std::shared_ptr<JobEventStream> JobStreams::open(
-    int64_t job_id, const std::shared_ptr<http::StreamWriter>& writer) {
-  auto stream = std::make_shared<JobEventStream>(writer);
+std::shared_ptr<JobEventStream> JobStreams::open(int64_t job_id,
+                                                 const std::shared_ptr<http::StreamWriter>& writer,
+                                                 const auth::Principal& principal) {
+  std::unique_ptr<CredentialWatch::Handle> watched;
+  if (watch_) {
+    watched = watch_->watch(principal.credential_id, principal.user.id,
+                            [weak = std::weak_ptr<http::StreamWriter>(writer)] {
+                              if (auto w = weak.lock()) w->close();
+                            });
+  }
+  auto stream = std::make_shared<JobEventStream>(writer, std::move(watched));
   {
     MutexLock lock(registry_->mu);
     registry_->by_job.emplace(job_id, stream);

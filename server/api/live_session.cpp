@@ -8,6 +8,7 @@
 #include "common/logging.h"
 #include "common/mutex.h"
 #include "server/api/api_json.h"
+#include "server/api/credential_watch.h"
 #include "server/api/errors.h"
 #include "server/api/event_json.h"
 #include "server/api/live_commands.h"
@@ -31,6 +32,41 @@ std::optional<int64_t> int_field(const json& msg, const char* name) {
   if (it == msg.end() || !it->is_number_integer()) return std::nullopt;
   return it->get<int64_t>();
 }
+
+// The connection as the session and its subscriptions send on it: once the credential that
+// opened it is revoked, nothing more goes out (credential_watch.h) and it closes with 1008,
+// dropping what is still queued.
+class WatchedConnection : public http::WsConnection {
+ public:
+  WatchedConnection(std::shared_ptr<http::WsConnection> inner, CredentialWatch& watch,
+                    const auth::Principal& principal)
+      : inner_(std::move(inner)),
+        handle_(watch.watch(principal.credential_id, principal.user.id,
+                            [weak = std::weak_ptr<http::WsConnection>(inner_)] {
+                              if (auto c = weak.lock()) {
+                                c->close(http::kClosePolicy, "credential revoked or expired",
+                                         /*flush=*/false);
+                              }
+                            })) {}
+
+  void send(http::OutMessage message) override {
+    handle_->if_valid([&] { inner_->send(std::move(message)); });
+  }
+  void send_batch(std::span<const http::OutMessage> messages) override {
+    handle_->if_valid([&] { inner_->send_batch(messages); });
+  }
+  void close(uint16_t code, std::string reason, bool flush) override {
+    inner_->close(code, std::move(reason), flush);
+  }
+  void when_drained(size_t bytes, std::function<void()> fn) override {
+    inner_->when_drained(bytes, std::move(fn));
+  }
+  const std::string& remote_address() const override { return inner_->remote_address(); }
+
+ private:
+  const std::shared_ptr<http::WsConnection> inner_;
+  const std::unique_ptr<CredentialWatch::Handle> handle_;
+};
 
 }  // namespace
 
@@ -146,16 +182,23 @@ class LiveSubscription : public rooms::RoomMember {
 };
 
 LiveSession::LiveSession(const ApiContext& ctx, const http::Router& router, Caller caller,
-                         http::Headers cmd_headers, std::string remote, std::string session_id)
+                         http::Headers cmd_headers, CommandSource source, std::string session_id)
     : ctx_(ctx),
       router_(router),
       caller_(std::move(caller)),
       cmd_headers_(std::move(cmd_headers)),
-      remote_(std::move(remote)),
+      source_(std::move(source)),
       session_id_(std::move(session_id)) {}
 
 void LiveSession::on_open(const std::shared_ptr<http::WsConnection>& connection) {
-  conn_ = connection;
+  // Registered before any message is handled: the credential check of every subscribe comes
+  // after it, so a revocation is seen either there or by the watch.
+  if (ctx_.credential_watch) {
+    conn_ =
+        std::make_shared<WatchedConnection>(connection, *ctx_.credential_watch, caller_.principal);
+  } else {
+    conn_ = connection;
+  }
 }
 
 void LiveSession::on_close() {
@@ -396,7 +439,9 @@ void LiveSession::handle_cmd(const json& msg) {
   for (const auto& f : cmd_headers_) req.headers.set(f.name, f.value);
   // A resend after a restart (when this log is gone) still submits once: REST's idempotency.
   if (op == "job.submit") req.headers.set("Idempotency-Key", "ws:" + id);
-  req.remote_address = remote_;
+  req.remote_address = source_.remote_address;
+  req.peer_address = source_.peer_address;
+  req.secure = source_.secure;
   CommandLog* log = ctx_.live_commands;
   auto exchange = std::make_shared<http::Exchange>(
       std::move(req), [log, user, id, weak_conn](http::Response response) {
@@ -440,9 +485,10 @@ Status register_live_routes(http::Router& router, const ApiContext& ctx) {
       if (auto v = req.headers.get(name)) cmd_headers.set(name, *v);
     }
     cmd_headers.set("Origin", origin.empty() ? request_origin(ctx, req) : origin);
-    auto handler = std::make_shared<LiveSession>(ctx, router, **caller, std::move(cmd_headers),
-                                                 req.remote_address,
-                                                 "c" + std::to_string(next_session.fetch_add(1)));
+    auto handler = std::make_shared<LiveSession>(
+        ctx, router, **caller, std::move(cmd_headers),
+        CommandSource{req.remote_address, req.peer_address, req.secure},
+        "c" + std::to_string(next_session.fetch_add(1)));
     http::WsOptions options = ctx.ws_options;
     if (options.first_message_timeout.count() <= 0) options.first_message_timeout = kHelloTimeout;
     options.first_message_close_code = kCloseNoHello;

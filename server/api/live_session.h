@@ -9,6 +9,11 @@
 // at or below the last seq it sent. Nothing is missed, nothing is sent twice, and a long replay
 // never needs a buffer: it paces itself on the connection's queue (when_drained) instead.
 //
+// Revocation: the connection is watched (ctx.credential_watch) from on_open to on_close. Once
+// the credential that opened it is revoked or expires, or its user is disabled, nothing more is
+// sent on it and it closes with 1008 (within the watch's check interval for revocations made by
+// another process). Every subscribe and cmd also checks the credential again.
+//
 // Threads: the WsHandler callbacks and the replay run on the connection's strand; the room
 // delivers from the feed and worker threads into each subscription (a RoomMember) under the
 // subscription's own lock.
@@ -34,12 +39,20 @@ constexpr uint16_t kCloseNoHello = 4002;
 
 class LiveSubscription;
 
+// Where the upgrade came from, copied onto every command's internal request: the client and
+// peer addresses (rate limits) and whether it came over https (the cookie name, the Origin check).
+struct CommandSource {
+  std::string remote_address;
+  std::string peer_address;
+  bool secure = false;
+};
+
 class LiveSession : public http::WsHandler, public std::enable_shared_from_this<LiveSession> {
  public:
   // `cmd_headers`: the credential and origin headers of the upgrade, replayed on every command's
   // internal request so that it is authenticated (and revoked) exactly like the connection.
   LiveSession(const ApiContext& ctx, const http::Router& router, Caller caller,
-              http::Headers cmd_headers, std::string remote, std::string session_id);
+              http::Headers cmd_headers, CommandSource source, std::string session_id);
 
   void on_open(const std::shared_ptr<http::WsConnection>& connection) override;
   void on_message(std::string message, bool binary) override;
@@ -62,7 +75,7 @@ class LiveSession : public http::WsHandler, public std::enable_shared_from_this<
   const http::Router& router_;
   const Caller caller_;
   const http::Headers cmd_headers_;
-  const std::string remote_;
+  const CommandSource source_;
   const std::string session_id_;
   std::shared_ptr<http::WsConnection> conn_;  // strand only; reset on close (breaks the cycle)
   bool greeted_ = false;

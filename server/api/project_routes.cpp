@@ -7,6 +7,7 @@
 #include "server/api/errors.h"
 #include "server/api/invites.h"
 #include "server/api/json_body.h"
+#include "server/api/query_params.h"
 #include "server/auth/token.h"
 #include "server/events/event_log.h"
 
@@ -37,6 +38,28 @@ Status record(store::Db& db, const ApiContext& ctx, int64_t project_id, int64_t 
 
 using MemberKind = events::MemberChanged::Kind;
 
+// The per-user project limit (max_projects_per_user) counts the projects a user owns. It is
+// checked wherever someone would come to own one more (creating one, being made an owner,
+// accepting an owner invite), so that handing projects over to others cannot get around it.
+// `self`: the caller is the one who would own it (403), else another user (409).
+Status owned_limit_error(const ApiContext& ctx, int64_t owned, bool self) {
+  const std::string limit =
+      "the limit is " + std::to_string(ctx.max_projects_per_user) + " (max_projects_per_user)";
+  if (!self) {
+    return Status::failed_precondition("that user already owns " + std::to_string(owned) +
+                                       " projects and may own no more (" + limit + ")");
+  }
+  return Status(StatusCode::kPermissionDenied,
+                "you already own " + std::to_string(owned) + " projects (" + limit +
+                    "); delete one, or make someone else its owner and leave it, first");
+}
+
+Status check_owned_limit(store::Db& db, const ApiContext& ctx, int64_t user_id, bool self) {
+  ATELIER_ASSIGN_OR_RETURN(const int64_t owned, pdb::count_owned_projects(db, user_id));
+  if (owned < ctx.max_projects_per_user) return Status::ok();
+  return owned_limit_error(ctx, owned, self);
+}
+
 struct ProjectFields {
   std::optional<std::string> name;
   std::optional<std::string> description;
@@ -56,6 +79,8 @@ void handle_create(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
   if (!in.is_ok()) return respond_error(ex, in.status());
   int64_t user = caller.principal.user.id;
   respond_after_write(ex, *ctx.store, [&ctx, user, in = *in](store::Db& db) -> Result<Response> {
+    // In the write transaction: concurrent creations are serialized, so none slips past it.
+    ATELIER_RETURN_IF_ERROR(check_owned_limit(db, ctx, user, /*self=*/true));
     ATELIER_ASSIGN_OR_RETURN(
         const projects::Project p,
         pdb::insert_project(db, *in.name, in.description.value_or(""), user, ctx.now()));
@@ -68,12 +93,15 @@ void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& cal
   if (Status st = require_scope(caller, auth::Scope::kRead); !st.is_ok()) {
     return respond_error(ex, st);
   }
+  auto page = query_page(ex->request());
+  if (!page.is_ok()) return respond_error(ex, page.status());
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
-    auto list = pdb::list_projects_for_user(db, caller.principal.user.id);
-    if (!list.is_ok()) return list.status();
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& p : *list) out.push_back(project_json(p.project, p.role));
-    return json_response(200, {{"projects", out}});
+    ATELIER_ASSIGN_OR_RETURN(const auto list, pdb::list_projects_page(db, caller.principal.user.id,
+                                                                      page->limit, page->before));
+    return page_response(
+        "projects", list, page->limit,
+        [](const projects::ProjectWithRole& p) { return project_json(p.project, p.role); },
+        [](const projects::ProjectWithRole& p) { return p.project.id; });
   });
 }
 
@@ -83,7 +111,10 @@ void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& call
     ATELIER_ASSIGN_OR_RETURN(const Role role,
                              authorize_project(db, caller, id, auth::Scope::kRead, Role::kViewer));
     ATELIER_ASSIGN_OR_RETURN(const projects::Project p, pdb::find_project(db, id));
-    return json_response(200, project_json(p, role));
+    ATELIER_ASSIGN_OR_RETURN(const int64_t disk_bytes, pdb::disk_bytes(db, id));
+    nlohmann::json out = project_json(p, role);
+    out["disk_bytes"] = disk_bytes;
+    return json_response(200, out);
   });
 }
 
@@ -123,14 +154,16 @@ void handle_delete(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
 
 void handle_list_members(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
   int64_t id = ex->params().get_int("id");
+  auto page = query_page(ex->request());
+  if (!page.is_ok()) return respond_error(ex, page.status());
   respond_after_read(ex, *ctx.store, [&](store::Db& db) -> Result<Response> {
     auto role = authorize_project(db, caller, id, auth::Scope::kRead, Role::kViewer);
     if (!role.is_ok()) return role.status();
-    auto members = pdb::list_members(db, id);
-    if (!members.is_ok()) return members.status();
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& m : *members) out.push_back(member_json(m));
-    return json_response(200, {{"members", out}});
+    ATELIER_ASSIGN_OR_RETURN(const auto members,
+                             pdb::list_members_page(db, id, page->limit, page->before));
+    return page_response(
+        "members", members, page->limit, [](const projects::Member& m) { return member_json(m); },
+        [](const projects::Member& m) { return m.user_id; });
   });
 }
 
@@ -166,17 +199,21 @@ void handle_set_member(const ApiContext& ctx, const ExchangePtr& ex, const Calle
         ATELIER_RETURN_IF_ERROR(keep_an_owner(db, id, target, role));
         ATELIER_ASSIGN_OR_RETURN(const std::optional<Role> before,
                                  pdb::member_role(db, id, target));
+        if (role == Role::kOwner && before != Role::kOwner) {
+          ATELIER_RETURN_IF_ERROR(
+              check_owned_limit(db, ctx, target, target == caller.principal.user.id));
+        }
         ATELIER_RETURN_IF_ERROR(pdb::upsert_member(db, id, target, role, ctx.now()));
         ATELIER_RETURN_IF_ERROR(
             record(db, ctx, id, caller.principal.user.id,
                    events::MemberChanged{before ? MemberKind::kRoleChanged : MemberKind::kAdded,
                                          target, user.username, role, std::nullopt}));
-        auto members = pdb::list_members(db, id);
-        if (!members.is_ok()) return members.status();
-        for (const auto& m : *members) {
-          if (m.user_id == target) return json_response(200, member_json(m));
+        auto member = pdb::find_member(db, id, target);
+        if (member.status().code() == StatusCode::kNotFound) {
+          return Status::internal("member missing right after it was written");
         }
-        return Status::internal("member missing right after it was written");
+        ATELIER_RETURN_IF_ERROR(member.status());
+        return json_response(200, member_json(*member));
       });
 }
 
@@ -250,8 +287,15 @@ void handle_accept_invite(const ApiContext& ctx, const ExchangePtr& ex, const Ca
   std::string code(ex->params().get("code"));
   int64_t user = caller.principal.user.id;
   respond_after_write(ex, *ctx.store, [&ctx, code, user](store::Db& db) -> Result<Response> {
+    // An owner invite counts against the project limit; the role it grants is only known once
+    // accepted, so compare the counts around it (a refusal rolls the acceptance back).
+    ATELIER_ASSIGN_OR_RETURN(const int64_t owned_before, pdb::count_owned_projects(db, user));
     auto joined = accept_invite(db, ctx, code, user);
     if (!joined.is_ok()) return joined.status();
+    ATELIER_ASSIGN_OR_RETURN(const int64_t owned_after, pdb::count_owned_projects(db, user));
+    if (owned_after > owned_before && owned_before >= ctx.max_projects_per_user) {
+      return owned_limit_error(ctx, owned_before, /*self=*/true);
+    }
     return json_response(200, {{"project", project_json(joined->project, joined->role)}});
   });
 }

@@ -38,7 +38,7 @@ Result<PasswordChange> prepare_password_change(const ServerConfig& config,
                                                const std::string& password) {
   auto name = auth::normalize_username(username);
   if (!name.is_ok()) return name.status();
-  ATELIER_RETURN_IF_ERROR(auth::validate_password(password));
+  ATELIER_RETURN_IF_ERROR(auth::validate_password(password, *name));
   auto hash = auth::hash_password(password, auth::PasswordCost::interactive());
   if (!hash.is_ok()) return hash.status();
   auto store = open_store(config);

@@ -20,6 +20,8 @@
 #include "common/thread_pool.h"
 #include "server/api/api_context.h"
 #include "server/api/api_json.h"
+#include "server/api/credential_db.h"
+#include "server/api/credential_watch.h"
 #include "server/api/event_json.h"
 #include "server/api/job_streams.h"
 #include "server/api/live_commands.h"
@@ -60,6 +62,9 @@ namespace {
 
 // SSE streams of idle jobs get a comment this often, so that proxies keep them open.
 constexpr std::chrono::milliseconds kSseKeepAlive{15'000};
+// How often live connections' credentials are checked against the database: revocations by
+// another process (`atelier admin reset-password`) and expiry close them within about this.
+constexpr std::chrono::milliseconds kCredentialCheck{500};
 
 int64_t unix_ms() {
   return to_unix_ms(sys_now());
@@ -133,6 +138,9 @@ class App::Impl {
     }
     readiness_.set_ready("store");
     register_store_metrics();
+    credential_watch_ = std::make_unique<api::CredentialWatch>(
+        api::credential_db::store_checker(*store_, sys_now), kCredentialCheck);
+    credential_watch_->start();
     ATELIER_RETURN_IF_ERROR(start_rooms());
 
     std::filesystem::path web_root = config_.web_root.empty()
@@ -156,15 +164,21 @@ class App::Impl {
     api_.image_pool = &image_pool_;
     api_.hash_pool = &hash_pool_;
     api_.login_limiter = &login_limiter_;
+    api_.registration_ip_limiter = &registration_ip_limiter_;
+    api_.registration_limiter = &registration_limiter_;
+    api_.password_verifications = &registry_.counter(
+        "atelier_password_verifications_total", "Passwords checked against a stored hash at login");
     api_.registration = config_.registration == "invite"   ? api::RegistrationMode::kInvite
                         : config_.registration == "closed" ? api::RegistrationMode::kClosed
                                                            : api::RegistrationMode::kOpen;
     api_.session_ttl = std::chrono::seconds(config_.session_ttl_s);
+    api_.max_projects_per_user = config_.max_projects_per_user;
     api_.public_url = config_.public_url;
     api_.trusted_origins = config_.cors_origins;
     api_.password_cost = password_cost_;
     api_.rooms = rooms_.get();
     api_.live_commands = &live_commands_;
+    api_.credential_watch = credential_watch_.get();
     api_.ws_options.max_queue_bytes = static_cast<size_t>(config_.ws_queue_bytes);
     api_.ws_options.idle_timeout = std::chrono::milliseconds(config_.ws_idle_timeout_ms);
     api_.ws_options.direct_writes = config_.ws_direct_writes;
@@ -189,6 +203,12 @@ class App::Impl {
     opts.header_timeout = std::chrono::milliseconds(config_.header_timeout_ms);
     opts.read_timeout = std::chrono::milliseconds(config_.read_timeout_ms);
     opts.idle_timeout = std::chrono::milliseconds(config_.idle_timeout_ms);
+    opts.max_buffered_body_bytes = static_cast<uint64_t>(config_.max_buffered_body_bytes);
+    opts.max_connections = static_cast<size_t>(config_.max_connections);
+    opts.max_connections_per_ip = static_cast<size_t>(config_.max_connections_per_ip);
+    opts.min_body_rate = static_cast<uint64_t>(config_.min_body_rate);
+    opts.body_grace = std::chrono::milliseconds(config_.body_grace_ms);
+    ATELIER_ASSIGN_OR_RETURN(opts.trusted_proxies, CidrSet::parse(config_.trusted_proxies));
     server_ = std::make_unique<http::HttpServer>(opts, router_, &registry_);
     server_->set_rejection_observer([this](const http::Request& req, const http::Response& r) {
       recorder_.record(req, "rejected", r.status, 0.0, "-");
@@ -236,6 +256,7 @@ class App::Impl {
     image_pool_.stop();
     // Hashing tasks still queued answer into closed connections; let them end before the store.
     hash_pool_.stop();
+    if (credential_watch_) credential_watch_->stop();  // it reads the store
     if (store_) store_->close();
     // Nothing publishes any more (the store is closed, the workers stopped).
     bus_.set_preview_demand(nullptr);
@@ -294,6 +315,8 @@ class App::Impl {
     options.max_queued_per_user = config_.max_queued_per_user;
     options.ageing = std::chrono::milliseconds(config_.queue_ageing_ms);
     options.reaper_interval = std::chrono::milliseconds(config_.job_reaper_interval_ms);
+    options.orphan_sweep_interval = std::chrono::milliseconds(config_.orphan_sweep_interval_ms);
+    options.orphan_grace = std::chrono::milliseconds(config_.orphan_grace_ms);
     jobs_ = std::make_unique<jobs::JobService>(*store_, *images_, event_log_, options, sys_now);
     jobs_->test_hook = crash_hook_from_env();
     ATELIER_RETURN_IF_ERROR(jobs_->start());
@@ -305,7 +328,8 @@ class App::Impl {
         *jobs_, models_,
         jobs::WorkerPoolOptions{.devices = *devices,
                                 .thread_init = inference::torch_worker_thread_init});
-    job_streams_ = std::make_unique<api::JobStreams>(bus_, *jobs_, kSseKeepAlive);
+    job_streams_ =
+        std::make_unique<api::JobStreams>(bus_, *jobs_, kSseKeepAlive, credential_watch_.get());
     ATELIER_RETURN_IF_ERROR(workers_->start());
     std::string list;
     for (const auto& d : *devices) list += (list.empty() ? "" : ", ") + d;
@@ -376,9 +400,23 @@ class App::Impl {
   events::EventLog event_log_{bus_, api::event_data_json};
   uint64_t hub_subscription_ = 0;
   std::unique_ptr<store::Store> store_;
+  // Live connections by credential: after the store (whose reads it makes), before the streams.
+  std::unique_ptr<api::CredentialWatch> credential_watch_;
   // Two hashes at a time (64 MiB each), a short queue beyond that: logins are bursty, not bulk.
   ThreadPool hash_pool_{2, 64, "pw-hash"};
-  auth::RateLimiter login_limiter_;
+  // Wrong passwords per username and per address; the window is also the lockout.
+  auth::RateLimiter login_limiter_{{.max_failures = config_.login_max_failures,
+                                    .window = std::chrono::seconds(config_.login_lockout_s),
+                                    .lockout = std::chrono::seconds(config_.login_lockout_s)}};
+  // Registrations per client address and for the whole instance, per hour.
+  auth::RateLimiter registration_ip_limiter_{
+      {.max_failures = static_cast<int>(config_.registrations_per_ip_per_hour),
+       .window = std::chrono::hours(1),
+       .lockout = std::chrono::hours(1)}};
+  auth::RateLimiter registration_limiter_{
+      {.max_failures = static_cast<int>(config_.registrations_per_hour),
+       .window = std::chrono::hours(1),
+       .lockout = std::chrono::hours(1)}};
   auth::PasswordCost password_cost_ = auth::PasswordCost::interactive();
   api::ApiContext api_;
   std::unique_ptr<http::StaticFiles> static_files_;

@@ -1,5 +1,6 @@
 #include "server/auth/account_db.h"
 
+#include <cstdint>
 #include <string_view>
 #include <utility>
 
@@ -123,16 +124,19 @@ Result<User> find_user(Db& db, int64_t user_id) {
   return read_user(stmt, 0);
 }
 
-Result<std::vector<User>> list_users(Db& db) {
-  Result<Statement> stmt =
-      db.prepare("SELECT " + std::string(kUserColumns) + " FROM users ORDER BY id");
-  if (!stmt.is_ok()) return stmt.status();
+Result<std::vector<User>> list_users_page(Db& db, int64_t limit, std::optional<int64_t> before) {
+  // SQLite reads a negative LIMIT as "no limit"; here it means nothing is wanted.
+  if (limit <= 0) return std::vector<User>();
+  ATELIER_ASSIGN_OR_RETURN(Statement stmt,
+                           prepare_bound(db,
+                                         "SELECT " + std::string(kUserColumns) +
+                                             " FROM users WHERE id < ? ORDER BY id DESC LIMIT ?",
+                                         before.value_or(INT64_MAX), limit));
   std::vector<User> users;
   for (;;) {
-    Result<bool> row = stmt->step();
-    if (!row.is_ok()) return row.status();
-    if (!*row) break;
-    users.push_back(read_user(*stmt, 0));
+    ATELIER_ASSIGN_OR_RETURN(const bool row, stmt.step());
+    if (!row) break;
+    users.push_back(read_user(stmt, 0));
   }
   return users;
 }

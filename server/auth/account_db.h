@@ -69,7 +69,9 @@ Result<User> insert_user(store::Db& db, const std::string& username,
 Result<UserWithHash> find_user_by_username(store::Db& db, const std::string& username);
 // kNotFound ("no such user") when there is none.
 Result<User> find_user(store::Db& db, int64_t user_id);
-Result<std::vector<User>> list_users(store::Db& db);  // ordered by id
+// At most `limit` users with id < `before` (all when nullopt), newest first (descending id).
+Result<std::vector<User>> list_users_page(store::Db& db, int64_t limit,
+                                          std::optional<int64_t> before);
 // kNotFound when no such user.
 Status set_password_hash(store::Db& db, int64_t user_id, const std::string& password_hash);
 Status set_disabled(store::Db& db, int64_t user_id, bool disabled);

@@ -1,8 +1,14 @@
 #include "server/auth/password.h"
 
+// crack.h uses size_t without declaring it; password.h has brought in <cstddef>.
+#include <crack.h>
 #include <sodium.h>
 
+#include <filesystem>
 #include <optional>
+#include <string>
+
+#include "common/mutex.h"
 
 namespace atelier::auth {
 namespace {
@@ -76,6 +82,54 @@ const char* non_null_data(std::string_view s) {
   return s.empty() ? "" : s.data();
 }
 
+// cracklib keeps its working buffers and the open dictionary in statics and offers no handle:
+// one check at a time in the whole process. (The lock guards library state, not a member.)
+Mutex& cracklib_mutex() {
+  static Mutex mu;
+  return mu;
+}
+
+std::string without_nuls(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (c != '\0') out.push_back(c);
+  }
+  return out;
+}
+
+// The block-list half of the policy. cracklib reads C strings, so NULs are left out rather than
+// letting one cut the password short (and judge only its start).
+Status check_not_common(std::string_view password, std::string_view username) {
+  const char* dict = GetDefaultCracklibDict();
+  // Some cracklib releases exit() when the dictionary cannot be opened: look before calling.
+  std::error_code ec;
+  for (const char* part : {".pwd", ".pwi"}) {
+    if (!std::filesystem::is_regular_file(std::string(dict) + part, ec)) {
+      return Status::internal(std::string("the common-password dictionary ") + dict +
+                              " is missing; install Debian's cracklib-runtime");
+    }
+  }
+  const std::string pw = without_nuls(password);
+  const std::string user = without_nuls(username);
+  std::string reason;
+  {
+    MutexLock lock(cracklib_mutex());
+    // With a user name (even empty) cracklib compares against it instead of looking up this
+    // process's own account, which may not exist in a container.
+    const char* r = FascistCheckUser(pw.c_str(), dict, user.c_str(), "");
+    if (r == nullptr) return Status::ok();
+    reason = r;  // points at cracklib's static text
+  }
+  if (reason == "error loading dictionary") {  // present but unreadable or corrupt
+    return Status::internal(std::string("the common-password dictionary ") + dict +
+                            " cannot be loaded");
+  }
+  return Status::invalid_argument("this password is too common or too simple (" + reason +
+                                      "); choose a longer one, such as a few unrelated words",
+                                  "password");
+}
+
 }  // namespace
 
 PasswordCost PasswordCost::interactive() {
@@ -86,7 +140,7 @@ PasswordCost PasswordCost::for_tests() {
   return {crypto_pwhash_argon2id_OPSLIMIT_MIN, crypto_pwhash_argon2id_MEMLIMIT_MIN};
 }
 
-Status validate_password(std::string_view password) {
+Status validate_password_length(std::string_view password) {
   // Bytes first: it bounds the work of the UTF-8 scan and needs no decoding.
   if (password.size() > kMaxPasswordBytes) {
     return Status::invalid_argument(
@@ -100,6 +154,11 @@ Status validate_password(std::string_view password) {
         "password");
   }
   return Status::ok();
+}
+
+Status validate_password(std::string_view password, std::string_view username) {
+  ATELIER_RETURN_IF_ERROR(validate_password_length(password));
+  return check_not_common(password, username);
 }
 
 Result<std::string> hash_password(std::string_view password, PasswordCost cost) {

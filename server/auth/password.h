@@ -8,7 +8,9 @@
 // The policy (validate_password) is separate from hashing on purpose: it applies when a password
 // is set or changed, never at login, so tightening the rules never locks out existing users.
 //
-// All functions are thread-safe. libsodium is initialised on first use.
+// All functions are thread-safe. libsodium is initialised on first use. The common-password
+// check uses cracklib (Debian's libcrack2 and its dictionary, cracklib-runtime), which keeps its
+// state in statics: those checks run one at a time process-wide.
 #pragma once
 
 #include <cstddef>
@@ -40,12 +42,21 @@ struct PasswordCost {
 inline constexpr std::size_t kMinPasswordChars = 8;     // Unicode code points
 inline constexpr std::size_t kMaxPasswordBytes = 1024;  // UTF-8 bytes
 
-// The password policy for setting or changing a password: valid UTF-8, at least
-// kMinPasswordChars code points (so 8 accented or CJK characters count as 8, not 16-24) and at
-// most kMaxPasswordBytes bytes (a bound on hashing input, not a strength rule). Any character is
-// allowed, spaces and symbols included. Errors are kInvalidArgument with field "password"; the
-// message states the rule and never echoes the password.
-Status validate_password(std::string_view password);
+// The length rules of the policy, alone: valid UTF-8, at least kMinPasswordChars code points (so
+// 8 accented or CJK characters count as 8, not 16-24) and at most kMaxPasswordBytes bytes (a
+// bound on hashing input, not a strength rule). Any character is allowed, spaces and symbols
+// included. Errors are kInvalidArgument with field "password"; the message states the rule and
+// never echoes the password. Costs microseconds: fit for an I/O thread.
+Status validate_password_length(std::string_view password);
+
+// The password policy for setting or changing a password: the length rules first (with their
+// messages), then a block list of common and simple passwords (NIST SP 800-63B): cracklib's
+// dictionary with its mangling rules (reversed, leetspeak, suffixed words), too few different
+// characters, keyboard runs, and passwords derived from `username` when one is given. A refusal is
+// kInvalidArgument with field "password" and a message that says it is too common or too simple
+// (never echoing the password); kInternal when the dictionary is not installed (the check fails
+// closed). Costs about 1-2 ms and takes a process-wide lock: run it off the I/O threads.
+Status validate_password(std::string_view password, std::string_view username = {});
 
 // Hashes `password` with a fresh random salt at `cost`. Does not apply the policy (call
 // validate_password first where it applies). Errors: kInvalidArgument when `cost` is outside

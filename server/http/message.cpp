@@ -2,6 +2,7 @@
 
 #include <boost/url/encoding_opts.hpp>
 #include <boost/url/pct_string_view.hpp>
+#include <charconv>
 #include <nlohmann/json.hpp>
 
 namespace atelier::http {
@@ -89,6 +90,22 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
     }
   }
   return std::nullopt;
+}
+
+std::string_view address_ip(std::string_view address) {
+  size_t colon = address.rfind(':');
+  return colon == std::string_view::npos ? address : address.substr(0, colon);
+}
+
+std::optional<int64_t> parse_canonical_int64(std::string_view text) {
+  std::string_view digits = text.starts_with('-') ? text.substr(1) : text;
+  if (digits.empty() || digits.front() < '0' || digits.front() > '9') return std::nullopt;
+  // One spelling per number: "0" alone, otherwise no leading zero (and so no "-0").
+  if (digits.front() == '0' && text.size() != 1) return std::nullopt;
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
 }
 
 Response Response::json_text(int status, std::string json_text) {

@@ -60,8 +60,14 @@ struct Request {
   std::string query;        // after '?', still percent-encoded, without the '?'
   Headers headers;
   std::string body;
-  std::string remote_address;  // "127.0.0.1:53422"
-  unsigned version = 11;       // 10 or 11
+  // The client, as "ip:port" ("127.0.0.1:53422"; IPv6 without brackets, so the port is after
+  // the last ':', see address_ip()). The TCP peer, or, when the peer is a trusted proxy, the
+  // address it forwarded in X-Forwarded-For (port 0 when it gave none): rate limits and logs
+  // key on it. See forwarded.h.
+  std::string remote_address;
+  std::string peer_address;  // the TCP peer, "ip:port": the proxy itself when there is one
+  bool secure = false;       // https to a trusted proxy (its X-Forwarded-Proto), else false
+  unsigned version = 11;     // 10 or 11
   bool keep_alive = true;
 
   // Decoded value of the first `name=` parameter of the query string.
@@ -124,6 +130,15 @@ struct Response {
 
 // Standard reason phrase ("Not Found"), empty for unknown codes.
 std::string_view reason_phrase(int status);
+
+// The IP part of an "ip:port" address such as Request::remote_address ("::1:80" -> "::1");
+// the whole text when it has no ':'.
+std::string_view address_ip(std::string_view address);
+
+// A decimal integer in canonical form only: "0", or an optional '-' and digits without leading
+// zeros, within int64. No '+', spaces, "-0" or "007": one number has one spelling, so ids that
+// look different are different.
+std::optional<int64_t> parse_canonical_int64(std::string_view text);
 
 // Percent-decodes `in`. Returns nullopt for malformed escapes ("%4", "%zz").
 // With `plus_as_space`, '+' decodes to ' ' (query strings).

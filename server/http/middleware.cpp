@@ -56,7 +56,11 @@ Middleware request_id_middleware() {
     auto given = ex->request().headers.get("X-Request-Id");
     ex->request_id =
         given && acceptable_request_id(*given) ? std::string(*given) : next_request_id();
-    ex->on_response([](Exchange& e, Response& r) { r.headers.set("X-Request-Id", e.request_id); });
+    ex->on_response([](Exchange& e, Response& r) {
+      r.headers.set("X-Request-Id", e.request_id);
+      // No response is ever to be read as another type than it says (JSON as HTML, say).
+      r.headers.set("X-Content-Type-Options", "nosniff");
+    });
     next();
   };
 }

@@ -12,7 +12,8 @@
 namespace atelier::http {
 
 // Accepts a client's `X-Request-Id` when it is 1-64 characters of [A-Za-z0-9._-], else makes
-// one; stores it in Exchange::request_id and echoes it in the response.
+// one; stores it in Exchange::request_id and echoes it in the response. Every response also gets
+// X-Content-Type-Options: nosniff.
 Middleware request_id_middleware();
 
 // `path` with every segment that holds a server-minted secret ("atl_...") masked, for logs.

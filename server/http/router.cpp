@@ -73,10 +73,13 @@ std::vector<std::string_view> split_path(std::string_view path) {
   return out;
 }
 
-bool parse_int64(std::string_view s, int64_t& out) {
-  if (s.empty()) return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && ptr == s.data() + s.size();
+// `{name:int}` parameters are ids: canonical and without sign ("/projects/01", "/projects/+1"
+// and "/projects/-1" name nothing, so they are refused rather than read as another spelling).
+bool parse_id(std::string_view s, int64_t& out) {
+  if (s.starts_with('-')) return false;
+  auto v = parse_canonical_int64(s);
+  if (v) out = *v;
+  return v.has_value();
 }
 
 std::string allow_header(const std::vector<Method>& methods) {
@@ -191,11 +194,13 @@ Router::Match Router::match(const Request& request) const {
           break;
         case Segment::kInt: {
           int64_t v;
-          if (!parse_int64(segs[i], v)) {
+          if (!parse_id(segs[i], v)) {
             if (!type_error) {
-              type_error =
-                  Response::error(400, "invalid_parameter",
-                                  "path parameter '" + s.text + "' must be an integer", s.text);
+              type_error = Response::error(400, "invalid_parameter",
+                                           "path parameter '" + s.text +
+                                               "' must be a decimal integer without sign or "
+                                               "leading zeros",
+                                           s.text);
             }
           } else {
             params.set(s.text, std::string(segs[i]));

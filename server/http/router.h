@@ -5,7 +5,8 @@
 // a job without ever blocking an I/O thread.
 //
 // Patterns are '/'-separated segments: literals, `{name}` (one non-empty segment, percent-decoded)
-// or `{name:int}` (a decimal int64). A path whose shape matches a route but whose typed parameter
+// or `{name:int}` (an id: a non-negative decimal int64 in canonical form, no sign or leading
+// zeros; see parse_canonical_int64). A path whose shape matches a route but whose typed parameter
 // does not parse gets 400 naming the parameter. When several routes match, the one with the most
 // literal segments wins (`/jobs/new` beats `/jobs/{id}`). HEAD is served by GET routes; OPTIONS
 // answers 204 with `Allow` for any known path; a known path with another method gets 405 + Allow.

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/logging.h"
+#include "server/http/forwarded.h"
 #include "server/http/ws_session.h"
 
 namespace atelier::http {
@@ -20,9 +21,15 @@ using tcp = net::ip::tcp;
 namespace {
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-// After a response that ends the connection, how long unread request bytes are drained so the
-// client sees the response instead of a reset (e.g. after 413 on a large upload).
-constexpr std::chrono::milliseconds kLingerTime{1000};
+// After a response that ends the connection, unread request bytes are drained for a while so
+// the client sees the response instead of a reset. Bounded in time and bytes: a refused body
+// (413, 503) is not read on the server's account; past the bound, a reset is the client's loss.
+constexpr std::chrono::milliseconds kLingerTime{250};
+constexpr size_t kLingerBytes = 64 << 10;
+// What one read of a body may add to it (Beast reads up to 64 KiB at a time).
+constexpr uint64_t kBodyReadAhead = 64 << 10;
+// Retry-After (seconds) when the body budget is full: bodies in progress free it soon.
+constexpr std::string_view kBudgetRetryAfter = "2";
 
 // IMF-fixdate for the Date header, recomputed at most once a second per thread.
 std::string_view http_date() {
@@ -76,8 +83,9 @@ bool is_malformed_request(const beast::error_code& ec) {
 
 }  // namespace
 
-Session::Session(tcp::socket&& socket, std::shared_ptr<ServerState> state)
-    : state_(std::move(state)), stream_(std::move(socket)) {
+Session::Session(tcp::socket&& socket, std::shared_ptr<ServerState> state,
+                 ConnectionLimits::Slot slot)
+    : state_(std::move(state)), slot_(std::move(slot)), stream_(std::move(socket)) {
   boost::system::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
   if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -163,6 +171,12 @@ void Session::on_header(beast::error_code ec, size_t) {
     }
     return close_now();  // timeout (slow client) or the peer went away
   }
+  // RFC 9112 section 3.2: an HTTP/1.1 request carries exactly one Host (1.0 may omit it).
+  const size_t hosts = parser_->get().count(bhttp::field::host);
+  if (hosts > 1 || (hosts == 0 && parser_->get().version() >= 11)) {
+    return reject(400, "bad_request", "an HTTP/1.1 request must carry exactly one Host header",
+                  "Host");
+  }
   // The body limit is decided here, before routing and before any body byte is read.
   if (auto len = parser_->content_length(); len && *len > state_->options.max_body_bytes) {
     return reject(413, "body_too_large",
@@ -170,9 +184,27 @@ void Session::on_header(beast::error_code ec, size_t) {
                       std::to_string(state_->options.max_body_bytes));
   }
   if (parser_->is_done()) return handle_request();
+  start_body();
+}
+
+void Session::start_body() {
+  const auto& o = state_->options;
+  const auto len = parser_->content_length();
+  // A declared length is charged in full before any of it is read (and before 100 Continue
+  // invites it); a chunked body is charged as it grows (reserve_body_room).
+  auto charge = state_->body_budget->try_charge(len.value_or(0));
+  if (!charge) return refuse_busy();
+  body_charge_ = std::move(*charge);
+  if (!reserve_body_room()) return refuse_busy();
+  // The whole body must arrive at min_body_rate (after a grace period), not merely trickle in
+  // one byte per read_timeout.
+  const uint64_t bytes = len.value_or(o.max_body_bytes);
+  body_deadline_ = std::chrono::steady_clock::now() + o.body_grace +
+                   std::chrono::milliseconds(bytes * 1000 / std::max<uint64_t>(o.min_body_rate, 1));
   const auto& req = parser_->get();
-  auto expect = req[bhttp::field::expect];
-  if (iequals(expect, "100-continue")) {
+  if (iequals(req[bhttp::field::expect], "100-continue")) {
+    phase_ = Phase::kReadingBody;
+    stream_.expires_at(std::min(std::chrono::steady_clock::now() + o.read_timeout, body_deadline_));
     net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
                      [self = shared_from_this()](beast::error_code wec, size_t) {
                        if (wec) return self->close_now();
@@ -183,9 +215,25 @@ void Session::on_header(beast::error_code ec, size_t) {
   read_body();
 }
 
+bool Session::reserve_body_room() {
+  if (parser_->content_length()) return true;  // charged in full up front
+  // Room for what the parser holds plus one read, taken in doubling steps like the string's own
+  // growth, so that the charge is what the body's buffer really holds.
+  auto& body = parser_->get().body();
+  const uint64_t limit = state_->options.max_body_bytes;
+  const uint64_t want = std::min<uint64_t>(limit, body.size() + buffer_.size() + kBodyReadAhead);
+  if (want <= body.capacity()) return body_charge_.grow_to(body.capacity());
+  const uint64_t target = std::min<uint64_t>(limit, std::max<uint64_t>(want, 2 * body.capacity()));
+  if (!body_charge_.grow_to(target)) return false;
+  body.reserve(target);
+  return true;
+}
+
 void Session::read_body() {
   phase_ = Phase::kReadingBody;
-  stream_.expires_after(state_->options.read_timeout);  // per read, not for the whole body
+  // Each read must progress within read_timeout, and the whole body arrive by its deadline.
+  stream_.expires_at(
+      std::min(std::chrono::steady_clock::now() + state_->options.read_timeout, body_deadline_));
   bhttp::async_read_some(stream_, buffer_, *parser_,
                          beast::bind_front_handler(&Session::on_body_part, shared_from_this()));
 }
@@ -202,6 +250,7 @@ void Session::on_body_part(beast::error_code ec, size_t) {
     return close_now();
   }
   if (parser_->is_done()) return handle_request();
+  if (!reserve_body_room()) return refuse_busy();
   read_body();
 }
 
@@ -216,7 +265,8 @@ Request Session::build_request() const {
   if (q != std::string::npos) out.query = out.target.substr(q + 1);
   for (const auto& field : req) out.headers.add(field.name_string(), field.value());
   out.body = req.body();
-  out.remote_address = remote_;
+  out.peer_address = remote_;
+  apply_forwarding(out, state_->options.trusted_proxies);  // remote_address: the real client
   out.version = req.version();
   out.keep_alive = req.keep_alive();
   return out;
@@ -226,6 +276,9 @@ void Session::handle_request() {
   phase_ = Phase::kHandling;
   stream_.expires_never();  // a handler may take its time; the write gets its own deadline
   Request req = build_request();
+  // The request has its own copy of the body; the parser's goes now rather than at the next
+  // request (the budget charge stays until the response is decided).
+  if (!parser_->get().body().empty()) std::string().swap(parser_->get().body());
   request_keep_alive_ = req.keep_alive;
   request_is_head_ = req.method == Method::kHead;
   auto self = shared_from_this();
@@ -241,6 +294,7 @@ void Session::handle_request() {
 
 void Session::send(Response r) {
   if (phase_ == Phase::kClosed) return;
+  body_charge_.reset();  // the handler is done with the body
   const unsigned version = parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
   if (r.websocket) return start_websocket(std::move(r));
   if (r.stream) return start_stream(std::move(r), version);
@@ -299,7 +353,20 @@ void Session::on_written(bool keep_alive, beast::error_code ec) {
   wait_for_request();
 }
 
-void Session::reject(int status, std::string_view code, std::string_view message) {
+void Session::reject(int status, std::string_view code, std::string_view message,
+                     std::string_view field) {
+  reject(Response::error(status, code, message, field));
+}
+
+void Session::refuse_busy() {
+  if (state_->body_budget_refusals) state_->body_budget_refusals->inc();
+  Response r = Response::error(503, "unavailable",
+                               "the server is receiving too many request bodies; try again later");
+  r.headers.set("Retry-After", kBudgetRetryAfter);
+  reject(std::move(r));
+}
+
+void Session::reject(Response r) {
   Request req;
   if (parser_ && parser_->is_header_done()) {
     req = build_request();
@@ -308,7 +375,6 @@ void Session::reject(int status, std::string_view code, std::string_view message
     req.target = req.path = "-";
     req.remote_address = remote_;
   }
-  Response r = Response::error(status, code, message);
   r.close = true;
   if (state_->rejection_observer) state_->rejection_observer(req, r);
   request_is_head_ = req.method == Method::kHead;
@@ -321,14 +387,15 @@ void Session::start_websocket(Response r) {
   }
   // From here the WsSession owns the socket (and its strand); this session is done.
   phase_ = Phase::kClosed;
-  auto ws =
-      std::make_shared<WsSession>(std::move(stream_), state_, remote_, std::move(*r.websocket));
+  auto ws = std::make_shared<WsSession>(std::move(stream_), state_, std::move(slot_), remote_,
+                                        std::move(*r.websocket));
   ws->run(parser_->release());
 }
 
 void Session::close_now() {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
+  body_charge_.reset();
   beast::error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
   stream_.close();  // a pending read completes with operation_aborted and lets go of us
@@ -338,6 +405,7 @@ void Session::close_now() {
 void Session::close_after_response() {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
+  body_charge_.reset();
   end_stream();
   beast::error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -345,20 +413,26 @@ void Session::close_after_response() {
     stream_.close();
     return;
   }
-  // Drain what the client still sends (bounded in time) so our last response isn't destroyed
-  // by a reset; the socket closes when this last operation ends and the session is released.
-  auto scratch = std::make_shared<std::array<char, 4096>>();
+  // Drain what the client still sends (bounded in time and bytes) so our last response isn't
+  // destroyed by a reset; the socket closes when this last operation ends and the session is
+  // released.
+  struct Scratch {
+    std::array<char, 4096> bytes;
+    size_t left = kLingerBytes;
+  };
+  auto scratch = std::make_shared<Scratch>();
   stream_.expires_after(kLingerTime);
   auto drain = std::make_shared<std::function<void(beast::error_code, size_t)>>();
-  *drain = [self = shared_from_this(), scratch, drain](beast::error_code rec, size_t) mutable {
-    if (rec) {
+  *drain = [self = shared_from_this(), scratch, drain](beast::error_code rec, size_t n) mutable {
+    scratch->left -= std::min(scratch->left, n);
+    if (rec || scratch->left == 0) {
       self->stream_.close();
       *drain = nullptr;  // break the self-reference cycle
       return;
     }
-    self->stream_.async_read_some(net::buffer(*scratch), *drain);
+    self->stream_.async_read_some(net::buffer(scratch->bytes), *drain);
   };
-  stream_.async_read_some(net::buffer(*scratch), *drain);
+  stream_.async_read_some(net::buffer(scratch->bytes), *drain);
 }
 
 // Streaming responses use chunked transfer-coding on HTTP/1.1 and a close-delimited body on

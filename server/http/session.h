@@ -26,6 +26,8 @@
 
 #include "common/metrics.h"
 #include "common/mutex.h"
+#include "server/http/body_budget.h"
+#include "server/http/connection_limits.h"
 #include "server/http/router.h"
 #include "server/http/server.h"
 #include "server/http/stream_writer.h"
@@ -52,6 +54,11 @@ struct ServerState {
   HttpServerOptions options;
   const Router* router = nullptr;
   metrics::Gauge* open_connections = nullptr;  // may be null
+  // Request bodies and WebSocket messages being received (never null once the server starts).
+  std::shared_ptr<BodyBudget> body_budget;
+  // Set at construction by the server; every HTTP and WebSocket session holds a Slot of it.
+  std::unique_ptr<ConnectionLimits> connection_limits;
+  metrics::Counter* body_budget_refusals = nullptr;  // may be null
   std::function<void(const Request&, const Response&)> rejection_observer;
   std::atomic<bool> draining{false};
 
@@ -68,7 +75,10 @@ struct ServerState {
 
 class Session : public Connection, public std::enable_shared_from_this<Session> {
  public:
-  Session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<ServerState> state);
+  // `slot`: this connection's place under the connection limits, held until it closes (and
+  // handed to the WebSocket session if it becomes one).
+  Session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<ServerState> state,
+          ConnectionLimits::Slot slot);
   ~Session();
 
   void start();
@@ -94,19 +104,28 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   void on_first_bytes(boost::beast::error_code ec, size_t n);
   void read_header();
   void on_header(boost::beast::error_code ec, size_t n);
+  // Charges the body against the budget (503 when it does not fit), sets its deadline, reads.
+  void start_body();
   void read_body();
   void on_body_part(boost::beast::error_code ec, size_t n);
+  // A body of unknown length (chunked): makes room for what the next read may add, charged to
+  // the budget first. False when the budget has no room.
+  bool reserve_body_room();
   void handle_request();
   void send(Response response);
   void on_written(bool keep_alive, boost::beast::error_code ec);
   // The route accepted a WebSocket upgrade: the socket and the request go to a WsSession.
   void start_websocket(Response r);
-  // Answers a request the router never sees (400/413/431), then closes.
-  void reject(int status, std::string_view code, std::string_view message);
+  // Answers a request the router never sees (400/413/431/503), then closes.
+  void reject(int status, std::string_view code, std::string_view message,
+              std::string_view field = {});
+  void reject(Response r);
+  // 503 with Retry-After: the body budget has no room for this body.
+  void refuse_busy();
   // Closes at once; any pending operation is aborted. For errors and idle connections.
   void close_now();
   // After a final response: half-closes, then drains what the client still sends (bounded in
-  // time) so the response is not destroyed by a TCP reset. Only with no read pending.
+  // time and bytes) so the response is not destroyed by a TCP reset. Only with no read pending.
   void close_after_response();
 
   Request build_request() const;
@@ -129,6 +148,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
 
   // First member, so it is destroyed last: the socket below must go before the io_context.
   std::shared_ptr<ServerState> state_;
+  ConnectionLimits::Slot slot_;
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
@@ -137,6 +157,10 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   bool request_keep_alive_ = true;
   bool request_is_head_ = false;
   std::chrono::steady_clock::time_point request_started_;
+  // The body being read: its share of the budget (released once the response is decided or the
+  // connection closes) and the time by which it must be complete.
+  BodyBudget::Charge body_charge_;
+  std::chrono::steady_clock::time_point body_deadline_;
 
   // Streaming state; meaningful only in Phase::kStreaming.
   std::shared_ptr<SessionStreamWriter> writer_;

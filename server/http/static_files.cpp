@@ -20,6 +20,19 @@ constexpr std::string_view kNoCache = "no-cache";
 constexpr std::string_view kImmutable = "public, max-age=31536000, immutable";
 constexpr std::string_view kHtml = "text/html; charset=utf-8";
 
+// The web client's policy: its own scripts, styles, images and connections (WebSocket included:
+// CSP3 lets 'self' match ws:/wss: to the same host), preview frames as blob: images, nothing
+// inline or evaluated, never framed. Vite's build emits no inline script or style; the e2e
+// suite (tests/e2e/security.mjs) runs the app under this policy and fails on any violation.
+constexpr std::string_view kAppCsp =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'";
+// The built-in page below: no script at all, and its one inline <style>.
+constexpr std::string_view kNoBuildCsp =
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'";
+
 // Shown when the web client has not been built, so that someone who runs the bare binary learns
 // what is missing instead of getting a 404.
 constexpr std::string_view kNoBuildPage = R"html(<!doctype html>
@@ -118,10 +131,18 @@ bool etag_matches(std::string_view if_none_match, std::string_view etag) {
   return false;
 }
 
+// What every HTML page carries: no framing (clickjacking), no referrer to other sites.
+void set_page_headers(Response& r, std::string_view csp) {
+  r.headers.set("Content-Security-Policy", csp);
+  r.headers.set("X-Frame-Options", "DENY");  // for browsers without frame-ancestors
+  r.headers.set("Referrer-Policy", "same-origin");
+}
+
 Response no_build_page() {
   Response r = Response::text(200, std::string(kNoBuildPage), kHtml);
   r.headers.set("Cache-Control", kNoCache);
   r.headers.set("X-Content-Type-Options", "nosniff");
+  set_page_headers(r, kNoBuildCsp);
   return r;
 }
 
@@ -242,6 +263,7 @@ Response serve_file(const fs::path& root, const fs::path& file, const Request& r
   r.headers.set("Last-Modified", http_date(sys_time));
   r.headers.set("Cache-Control", cache);
   r.headers.set("X-Content-Type-Options", "nosniff");
+  if (html) set_page_headers(r, kAppCsp);
 
   if (auto inm = req.headers.get("If-None-Match"); inm && etag_matches(*inm, etag)) {
     r.status = 304;

@@ -12,10 +12,12 @@
 //     index.html with 200 (SPA fallback). Missing paths with an extension are 404.
 //   - File responses set Response::file (the body is streamed, never read here), Content-Type
 //     (text types with charset=utf-8), X-Content-Type-Options: nosniff, Cache-Control, a weak
-//     ETag from size and mtime, and Last-Modified. A matching If-None-Match yields 304.
-//     Cache-Control is `public, max-age=31536000, immutable` for content-hashed names under
-//     assets/, `no-cache` for everything else (index.html must be revalidated so that a new build
-//     is picked up at once).
+//     ETag from size and mtime, and Last-Modified. HTML (index.html, the SPA fallback, the
+//     no-build page) also carries Content-Security-Policy (no inline or evaluated script;
+//     frame-ancestors 'none'), X-Frame-Options: DENY and Referrer-Policy: same-origin. A matching
+//     If-None-Match yields 304. Cache-Control is `public, max-age=31536000, immutable` for
+//     content-hashed names under assets/, `no-cache` for everything else (index.html must be
+//     revalidated so that a new build is picked up at once).
 //   - Without a build (no index.html in the root), "/" and SPA-fallback paths answer 200 with a
 //     built-in page explaining how to build the client, so a bare binary still answers.
 //

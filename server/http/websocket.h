@@ -10,6 +10,8 @@
 //     Outbox (one write in flight, capped in bytes, see outbox.h). A durable message that
 //     overflows it closes the connection with kCloseResume, without writing what was queued.
 //   * Client messages over max_message_bytes close the connection with 1009 (Beast does so).
+//     Messages being assembled are charged to the server's body budget (max_buffered_body_bytes);
+//     when it is spent the connection closes with 1013 (try again later).
 //   * Optionally, a client must speak first within first_message_timeout (see WsOptions).
 //   * Heartbeats: the server pings when the client has been silent for half of idle_timeout and
 //     closes the connection when it stays silent for idle_timeout (a pong counts).

@@ -19,6 +19,10 @@ namespace {
 constexpr std::chrono::seconds kHandshakeTimeout{10};
 // A burst is sent once it has gathered this much, even if more is queued behind it.
 constexpr size_t kMaxGatherBytes = 64 * 1024;
+// The most one read appends to a message being received (see the header on the budget).
+constexpr size_t kReadPiece = 16 * 1024;
+// RFC 6455 section 7.4.1 (registered): the server is overloaded; the client may retry later.
+constexpr uint16_t kCloseTryAgainLater = 1013;
 
 // The same connection as a socket whose executor is the strand's own type.
 Socket rebind(net::ip::tcp::socket socket, const Strand& strand) {
@@ -57,10 +61,12 @@ std::string_view frame_header(bool binary, size_t size, char (&buf)[10]) {
 }  // namespace
 
 WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> state,
-                     std::string remote, WsAccept accept)
+                     ConnectionLimits::Slot slot, std::string remote, WsAccept accept)
     : state_(std::move(state)),
+      slot_(std::move(slot)),
       strand_(strand_of(stream.socket())),
       ws_(rebind(std::move(stream).release_socket(), strand_)),
+      read_charge_(*state_->body_budget->try_charge(0)),  // zero bytes always fit
       remote_(std::move(remote)),
       options_(accept.options),
       handler_(std::move(accept.handler)),
@@ -153,18 +159,36 @@ void WsSession::arm_watchdog() {
 }
 
 void WsSession::read_next() {
-  ws_.async_read(read_buffer_, beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
+  // A message continued past its first piece is charged for what it holds plus the next piece.
+  if (read_buffer_.size() > 0) {
+    if (!read_charge_.grow_to(read_buffer_.size() + kReadPiece)) {
+      if (state_->body_budget_refusals) state_->body_budget_refusals->inc();
+      read_charge_.reset();
+      read_buffer_.consume(read_buffer_.size());
+      read_buffer_.shrink_to_fit();
+      // No read is pending now: the close's completion finishes the session.
+      return request_close(kCloseTryAgainLater, "server busy; try again later", false);
+    }
+  }
+  reading_ = true;
+  ws_.async_read_some(read_buffer_, kReadPiece,
+                      beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
 }
 
 void WsSession::on_read(beast::error_code ec, size_t) {
+  reading_ = false;
   // Closed by the peer or by us, timed out, too big (Beast has then sent 1009), or cut.
   if (ec) return finish();
+  if (!ws_.is_message_done()) return read_next();
   if (!got_message_) {
     got_message_ = true;
     first_message_timer_.cancel();
   }
   std::string message = beast::buffers_to_string(read_buffer_.data());
   read_buffer_.consume(read_buffer_.size());
+  // An idle connection keeps a small buffer, whatever its largest message was.
+  if (read_buffer_.capacity() > kReadPiece) read_buffer_.shrink_to_fit();
+  read_charge_.reset();
   const bool binary = !ws_.got_text();
   if (handler_ && !close_requested_) {
     try {
@@ -267,6 +291,7 @@ void WsSession::pump() {
           // The pending read ends the session when the peer's close arrives (or
           // the socket goes); a failed close has nothing left to wait for.
           if (ec) self->cut();
+          if (!self->reading_) self->finish();  // no read to end it (refused by the budget)
         });
     return;
   }
@@ -355,6 +380,7 @@ void WsSession::finish() {
   close_timer_.cancel();
   first_message_timer_.cancel();
   outbox_.clear_queued();
+  read_charge_.reset();
   drain_waiter_ = nullptr;
   auto handler = std::move(handler_);
   if (handler) {

@@ -10,6 +10,12 @@
 // handlers hold a shared_ptr to the session, never `this`. The handler is released when the
 // connection ends, breaking the cycle between a handler that keeps its connection and the
 // connection that keeps its handler.
+//
+// Memory of incoming messages: a message is read in pieces of at most kReadPiece bytes. The
+// first piece of each message is free (bounded per connection, like a request header); before
+// each further piece the message's bytes so far plus that piece are charged to the server's
+// body budget, and when it has no room the connection closes with 1013 (try again later). The
+// charge is released once the message has been handed to the handler.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -38,7 +44,7 @@ class WsSession : public Connection,
                   public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(boost::beast::tcp_stream&& stream, std::shared_ptr<ServerState> state,
-            std::string remote, WsAccept accept);
+            ConnectionLimits::Slot slot, std::string remote, WsAccept accept);
   ~WsSession() override;
 
   // Completes the handshake for `request` (the upgrade the route accepted), then runs.
@@ -84,6 +90,7 @@ class WsSession : public Connection,
 
   // First member, so it is destroyed last (it owns the io_context the socket belongs to).
   std::shared_ptr<ServerState> state_;
+  ConnectionLimits::Slot slot_;
   // On the plain socket: Beast's websocket stream has its own timeouts, and the tcp_stream's
   // per-operation timer bookkeeping cost more than the write itself at a thousand sessions.
   // The connection's strand, concretely typed (first: the socket is built on it). Sends post
@@ -91,6 +98,8 @@ class WsSession : public Connection,
   Strand strand_;
   boost::beast::websocket::stream<CorkStream> ws_;
   boost::beast::flat_buffer read_buffer_;
+  BodyBudget::Charge read_charge_;  // the message being assembled in read_buffer_
+  bool reading_ = false;            // a read is pending
   std::string remote_;
   WsOptions options_;
   std::shared_ptr<WsHandler> handler_;

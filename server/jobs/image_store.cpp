@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -69,6 +70,9 @@ Status write_atomically(const fs::path& dir, const fs::path& target, std::span<c
   return durable ? fsync_dir(dir) : Status::ok();
 }
 
+// Names asked about per database read in a sweep.
+constexpr size_t kSweepBatch = 256;
+
 bool is_sha256(std::string_view s) {
   if (s.size() != 64) return false;
   for (char c : s) {
@@ -109,10 +113,21 @@ fs::path ImageStore::thumb_path(const std::string& sha256, int size,
 }
 
 Result<StoredFile> ImageStore::put(std::span<const uint8_t> bytes) {
-  StoredFile out;
-  out.sha256 =
+  const std::string sha256 =
       auth::sha256_hex(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-  out.bytes = static_cast<int64_t>(bytes.size());
+  {
+    // Pinned before the file is looked at: a discard() or sweep that has not removed it yet
+    // now keeps it; one that already did leaves it missing, and write() stores it again.
+    MutexLock lock(mu_);
+    ++pins_[sha256];
+  }
+  Result<StoredFile> out = write(sha256, bytes);
+  if (!out.is_ok()) unpin(sha256);
+  return out;
+}
+
+Result<StoredFile> ImageStore::write(const std::string& sha256, std::span<const uint8_t> bytes) {
+  StoredFile out{sha256, static_cast<int64_t>(bytes.size())};
   fs::path target = path_for(out.sha256);
   fs::path dir = target.parent_path();
   std::error_code ec;
@@ -131,6 +146,39 @@ Result<StoredFile> ImageStore::put(std::span<const uint8_t> bytes) {
   return out;
 }
 
+void ImageStore::unpin(const std::string& sha256) {
+  MutexLock lock(mu_);
+  auto it = pins_.find(sha256);
+  if (it != pins_.end() && --it->second <= 0) pins_.erase(it);
+}
+
+bool ImageStore::pinned(const std::string& sha256) {
+  MutexLock lock(mu_);
+  return pins_.contains(sha256);
+}
+
+Result<bool> ImageStore::discard(const std::string& sha256, const ReferenceCheck& referenced) {
+  unpin(sha256);
+  return remove_if_unreferenced(sha256, referenced, /*honour_pins=*/true);
+}
+
+Result<bool> ImageStore::remove_if_unreferenced(const std::string& sha256,
+                                                const ReferenceCheck& referenced,
+                                                bool honour_pins) {
+  // The check and the removal under the pin lock: a put() of the same bytes waits, then finds
+  // the file gone and writes it again; a row committed before the check keeps the file.
+  MutexLock lock(mu_);
+  if (honour_pins && pins_.contains(sha256)) return false;
+  const std::string one[] = {sha256};
+  ATELIER_ASSIGN_OR_RETURN(std::unordered_set<std::string> found, referenced(one));
+  if (found.contains(sha256)) return false;
+  const fs::path path = path_for(sha256);
+  std::error_code ec;
+  const bool removed = fs::remove(path, ec);
+  if (ec) return Status::io_error("removing " + path.string() + ": " + ec.message());
+  return removed;
+}
+
 Status ImageStore::put_thumb(const fs::path& path, std::span<const uint8_t> bytes) {
   Status st = write_atomically(path.parent_path(), path, bytes, /*durable=*/false);
   // The thumbs directory is the store's own: it missing is an I/O failure, not a lookup miss.
@@ -139,29 +187,92 @@ Status ImageStore::put_thumb(const fs::path& path, std::span<const uint8_t> byte
 }
 
 Result<SweepReport> ImageStore::sweep(const std::unordered_set<std::string>& referenced) {
+  ReferenceCheck in_set = [&referenced](std::span<const std::string> shas) {
+    std::unordered_set<std::string> found;
+    for (const std::string& sha : shas) {
+      if (referenced.contains(sha)) found.insert(sha);
+    }
+    return Result<std::unordered_set<std::string>>(std::move(found));
+  };
+  return sweep_files(std::chrono::milliseconds(0), in_set, /*honour_pins=*/false);
+}
+
+Result<SweepReport> ImageStore::sweep_unreferenced(std::chrono::milliseconds grace,
+                                                   const ReferenceCheck& referenced) {
+  return sweep_files(grace, referenced, /*honour_pins=*/true);
+}
+
+Result<SweepReport> ImageStore::sweep_files(std::chrono::milliseconds grace,
+                                            const ReferenceCheck& referenced, bool honour_pins) {
   SweepReport report;
+  const auto cutoff = fs::file_time_type::clock::now() - grace;
+  // Old enough to go: modified before the grace period (a file gone meanwhile is not).
+  auto old_enough = [&](const fs::path& p) {
+    if (grace.count() <= 0) return true;
+    std::error_code ec;
+    const auto modified = fs::last_write_time(p, ec);
+    return !ec && modified <= cutoff;
+  };
+  // Of `shas`, those no row refers to, asked in batches (one database read each).
+  auto unreferenced =
+      [&](const std::vector<std::string>& shas) -> Result<std::vector<std::string>> {
+    std::vector<std::string> out;
+    for (size_t at = 0; at < shas.size(); at += kSweepBatch) {
+      std::span<const std::string> batch(shas.data() + at, std::min(kSweepBatch, shas.size() - at));
+      ATELIER_ASSIGN_OR_RETURN(std::unordered_set<std::string> found, referenced(batch));
+      for (const std::string& sha : batch) {
+        if (!found.contains(sha)) out.push_back(sha);
+      }
+    }
+    return out;
+  };
+
+  std::vector<std::string> candidates;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(root_ / "images", ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (!it->is_regular_file(ec)) continue;
     const fs::path& p = it->path();
     if (p.extension() == ".tmp") {
-      if (fs::remove(p, ec)) ++report.temp_files_removed;
+      if (old_enough(p) && fs::remove(p, ec)) ++report.temp_files_removed;
       continue;
     }
     std::string stem = p.stem().string();
-    if (p.extension() == ".png" && is_sha256(stem) && !referenced.contains(stem)) {
-      if (fs::remove(p, ec)) ++report.orphans_removed;
+    if (p.extension() == ".png" && is_sha256(stem) && old_enough(p)) {
+      candidates.push_back(std::move(stem));
     }
   }
   if (ec) return Status::io_error("sweeping the image store: " + ec.message());
+  ATELIER_ASSIGN_OR_RETURN(std::vector<std::string> orphans, unreferenced(candidates));
+  for (const std::string& sha : orphans) {
+    // Asked again under the pin lock: a row may have been committed since the batch was read.
+    ATELIER_ASSIGN_OR_RETURN(bool removed, remove_if_unreferenced(sha, referenced, honour_pins));
+    if (removed) ++report.orphans_removed;
+  }
+
+  // Thumbnails are made only for images with rows: those of files no row refers to go too.
+  std::unordered_map<std::string, std::vector<fs::path>> thumbs;
   for (auto it = fs::directory_iterator(root_ / "thumbs", ec);
        !ec && it != fs::directory_iterator(); it.increment(ec)) {
     const fs::path& p = it->path();
     std::string name = p.filename().string();
-    bool orphan =
-        p.extension() == ".tmp" || (name.size() > 64 && !referenced.contains(name.substr(0, 64)));
-    if (orphan && fs::remove(p, ec)) ++report.thumbs_removed;
+    if (!old_enough(p)) continue;
+    if (p.extension() == ".tmp") {
+      if (fs::remove(p, ec)) ++report.thumbs_removed;
+    } else if (name.size() > 64) {
+      thumbs[name.substr(0, 64)].push_back(p);
+    }
+  }
+  if (ec) return Status::io_error("sweeping thumbnails: " + ec.message());
+  std::vector<std::string> thumbed;
+  thumbed.reserve(thumbs.size());
+  for (const auto& [sha, paths] : thumbs) thumbed.push_back(sha);
+  ATELIER_ASSIGN_OR_RETURN(std::vector<std::string> gone, unreferenced(thumbed));
+  for (const std::string& sha : gone) {
+    if (honour_pins && pinned(sha)) continue;
+    for (const fs::path& p : thumbs[sha]) {
+      if (fs::remove(p, ec)) ++report.thumbs_removed;
+    }
   }
   if (ec) return Status::io_error("sweeping thumbnails: " + ec.message());
   return report;

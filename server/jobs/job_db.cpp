@@ -423,4 +423,17 @@ Result<std::unordered_set<std::string>> referenced_shas(Db& db) {
   return out;
 }
 
+Result<std::unordered_set<std::string>> referenced_among(Db& db,
+                                                         std::span<const std::string> sha256s) {
+  std::unordered_set<std::string> out;
+  for (const std::string& sha : sha256s) {
+    ATELIER_ASSIGN_OR_RETURN(
+        Statement stmt,
+        prepare_bound(db, "SELECT 1 FROM images WHERE sha256 = ? LIMIT 1", std::string_view(sha)));
+    ATELIER_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (row) out.insert(sha);
+  }
+  return out;
+}
+
 }  // namespace atelier::jobs::job_db

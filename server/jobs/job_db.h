@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -98,5 +99,9 @@ Result<std::vector<ImageRecord>> list_images(store::Db& db, int64_t project_id, 
 Result<std::vector<ImageRecord>> children_of(store::Db& db, int64_t image_id, int64_t limit);
 // Every sha256 an image row refers to (the orphan sweep keeps exactly these files).
 Result<std::unordered_set<std::string>> referenced_shas(store::Db& db);
+// Those of `sha256s` some image row refers to: one indexed lookup each (the running sweep and
+// the removal of files whose commit did not happen).
+Result<std::unordered_set<std::string>> referenced_among(store::Db& db,
+                                                         std::span<const std::string> sha256s);
 
 }  // namespace atelier::jobs::job_db

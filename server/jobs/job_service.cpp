@@ -26,6 +26,12 @@ JobService::JobService(store::Store& store, ImageStore& images, const events::Ev
                         log::warn("lease reaper: {}", st.to_string());
                       }
                     }),
+      orphan_sweeper_("image-sweep", options.orphan_sweep_interval,
+                      [this] {
+                        auto swept = sweep_orphans();
+                        if (!swept.is_ok())
+                          log::warn("image sweep: {}", swept.status().to_string());
+                      }),
       completions_(std::max<size_t>(1, options.completion_threads), options.completion_queue,
                    "job-complete") {}
 
@@ -65,6 +71,7 @@ Status JobService::start() {
   dispatcher_.restart();
   for (const Job& job : queued) dispatcher_.add(job);
   lease_reaper_.start();
+  orphan_sweeper_.start();
   return Status::ok();
 }
 
@@ -72,6 +79,7 @@ void JobService::stop() {
   dispatcher_.stop();
   runs_.cancel_all();
   lease_reaper_.stop();
+  orphan_sweeper_.stop();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,6 +229,30 @@ Status JobService::reap_expired() {
   log::warn("re-queued or failed {} job(s) whose lease expired", released.size());
   dispatcher_.wake();
   return Status::ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Image files
+
+ReferenceCheck JobService::reference_check() {
+  return [this](std::span<const std::string> shas) -> Result<std::unordered_set<std::string>> {
+    std::unordered_set<std::string> found;
+    ATELIER_RETURN_IF_ERROR(store_.read([&](store::Db& db) -> Status {
+      ATELIER_ASSIGN_OR_RETURN(found, job_db::referenced_among(db, shas));
+      return Status::ok();
+    }));
+    return found;
+  };
+}
+
+Result<SweepReport> JobService::sweep_orphans() {
+  ATELIER_ASSIGN_OR_RETURN(SweepReport swept,
+                           images_.sweep_unreferenced(options_.orphan_grace, reference_check()));
+  if (swept.temp_files_removed + swept.orphans_removed + swept.thumbs_removed > 0) {
+    log::info("image sweep: removed {} temporary, {} unreferenced and {} thumbnail file(s)",
+              swept.temp_files_removed, swept.orphans_removed, swept.thumbs_removed);
+  }
+  return swept;
 }
 
 }  // namespace atelier::jobs

@@ -11,13 +11,17 @@
 //                      when a step must extend the lease
 //   reap_expired()     run every reaper_interval by a PeriodicThread ("job-reaper"): takes
 //                      jobs back from workers whose lease ran out
+//   sweep_orphans()    run every orphan_sweep_interval by a PeriodicThread ("image-sweep"):
+//                      removes image files no row refers to, older than orphan_grace
 //
 // Workers never touch SQLite or sockets: a worker thread calls next_job() (blocks, then claims
 // with one fenced UPDATE under a lease), report_progress() after every step (publishes the
 // step on the bus, extends the lease, notices cancellation or a lost lease) and complete() with
 // the outcome (the PNGs go into the image store first, then one transaction commits the images
 // and the state only if this run still holds the job). A worker that stalls past its lease
-// loses the job to the lease reaper; its late completion changes nothing.
+// loses the job to the lease reaper; its late completion changes nothing. Files whose rows were
+// not committed (cancelled, failed, fenced out, or the commit failed) are removed right after
+// the transaction, unless another row or run uses the same bytes (ImageStore::discard).
 //
 // Thread-safety: every public method may be called from any thread. submit()/cancel() never
 // block (their callbacks run on the store's writer thread: post elsewhere for real work);
@@ -56,6 +60,10 @@ struct JobServiceOptions {
   std::chrono::milliseconds ageing{60'000};  // scheduler: +1 effective priority per this wait
   size_t completion_threads = 4;  // encode + store + commit finished jobs off the workers
   size_t completion_queue = 64;   // finished jobs waiting for those threads
+  // The running sweep of image files no row refers to (a crash between write and commit, a
+  // deleted project), and how old such a file must be before it goes.
+  std::chrono::milliseconds orphan_sweep_interval{10 * 60'000};
+  std::chrono::milliseconds orphan_grace{10 * 60'000};
 };
 
 struct SubmitRequest {
@@ -124,6 +132,8 @@ class JobService {
   // ---- tests and diagnostics ----
   // One lease-reaper pass now (its thread calls it every reaper_interval).
   Status reap_expired();
+  // One orphan-sweep pass now (its thread calls it every orphan_sweep_interval).
+  Result<SweepReport> sweep_orphans();
   // Called at named points of a job's completion: "after_rename" (the files are in the image
   // store, nothing committed) and "after_commit" (committed and published). Crash tests kill
   // the process there. Set before start().
@@ -133,10 +143,15 @@ class JobService {
   size_t idle_workers() const { return dispatcher_.idle_workers(); }
 
  private:
-  // Stores the PNGs of a done run in the image store; the records to commit.
-  Result<std::vector<NewImage>> store_images(const Run& run,
-                                             const std::vector<inference::GeneratedImage>& images,
-                                             std::vector<std::string>& warnings);
+  // Stores the PNGs of a done run in the image store, appending the records to commit to
+  // `stored` (also those stored before a failure, so that they can be discarded).
+  Status store_images(const Run& run, const std::vector<inference::GeneratedImage>& images,
+                      std::vector<NewImage>& stored, std::vector<std::string>& warnings);
+  // After the run's transaction: unpins the files when their rows were committed, else removes
+  // them (ImageStore::discard).
+  void settle_files(const Run& run, const std::vector<NewImage>& files, bool committed);
+  // Asks the database which files image rows refer to (a read on the calling thread).
+  ReferenceCheck reference_check();
   void hook(std::string_view point) {
     if (test_hook) test_hook(point);
   }
@@ -149,6 +164,7 @@ class JobService {
   Dispatcher dispatcher_;
   RunTable runs_;
   PeriodicThread lease_reaper_;
+  PeriodicThread orphan_sweeper_;
   ThreadPool completions_;
 };
 

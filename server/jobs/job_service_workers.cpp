@@ -1,5 +1,6 @@
 // JobService, the worker side: claiming under a lease, progress (published on the bus; it keeps
-// the lease alive), and completion fenced by the attempt. See job_service.h for the contract.
+// the lease alive), and completion fenced by the attempt, which keeps the image files only when
+// their rows were committed. See job_service.h for the contract.
 #include <algorithm>
 #include <memory>
 #include <utility>
@@ -68,10 +69,9 @@ bool JobService::wants_preview(const Run& run) const {
   return events_.bus().wants_preview(run.job);
 }
 
-Result<std::vector<NewImage>> JobService::store_images(
-    const Run& run, const std::vector<inference::GeneratedImage>& images,
-    std::vector<std::string>& warnings) {
-  std::vector<NewImage> stored;
+Status JobService::store_images(const Run& run,
+                                const std::vector<inference::GeneratedImage>& images,
+                                std::vector<NewImage>& stored, std::vector<std::string>& warnings) {
   for (size_t i = 0; i < images.size(); ++i) {
     const inference::GeneratedImage& g = images[i];
     for (const std::string& w : g.warnings) {  // each text once, in the order first seen
@@ -84,7 +84,22 @@ Result<std::vector<NewImage>> JobService::store_images(
     stored.push_back(NewImage{static_cast<int>(i), file.sha256, file.bytes, g.image.width,
                               g.image.height, g.seed, g.lineage});
   }
-  return stored;
+  return Status::ok();
+}
+
+void JobService::settle_files(const Run& run, const std::vector<NewImage>& files, bool committed) {
+  for (const NewImage& file : files) {
+    if (committed) {
+      images_.unpin(file.sha256);
+      continue;
+    }
+    Result<bool> removed = images_.discard(file.sha256, reference_check());
+    if (!removed.is_ok()) {
+      // The running sweep retries once the file is past its grace period.
+      log::warn("job {}: removing the uncommitted image {} failed: {}", run.job.id, file.sha256,
+                removed.status().to_string());
+    }
+  }
 }
 
 void JobService::complete(const Run& run, Outcome outcome) {
@@ -93,15 +108,14 @@ void JobService::complete(const Run& run, Outcome outcome) {
   std::vector<NewImage> stored;
   std::vector<std::string> warnings;
   if (outcome.is_ok()) {
-    auto files = store_images(run, *outcome, warnings);
+    Status files = store_images(run, *outcome, stored, warnings);
     if (files.is_ok()) {
-      stored = std::move(*files);
       hook("after_rename");
       end = [&](transitions::Txn& t) {
         return transitions::finish(t, run, JobState::kDone, "", stored, warnings);
       };
     } else {
-      log::error("storing the images of job {} failed: {}", run.job.id, files.status().to_string());
+      log::error("storing the images of job {} failed: {}", run.job.id, files.to_string());
       end = [&](transitions::Txn& t) {
         return transitions::finish(t, run, JobState::kFailed, "storing the images failed", {}, {});
       };
@@ -123,6 +137,9 @@ void JobService::complete(const Run& run, Outcome outcome) {
     return Status::ok();
   });
   runs_.remove(run.job.id, run.job.attempt);
+  // The rows exist only for a job committed as done (a cancel requested meanwhile turns done
+  // into cancelled without them); every other file goes now rather than at a later sweep.
+  settle_files(run, stored, st.is_ok() && ended && ended->state == JobState::kDone);
   if (!st.is_ok()) {
     log::warn("job {} attempt {}: {}", run.job.id, run.job.attempt, st.to_string());
     return;

@@ -1,5 +1,6 @@
 #include "server/projects/project_db.h"
 
+#include <cstdint>
 #include <string_view>
 #include <utility>
 
@@ -108,24 +109,53 @@ Result<Project> find_project(Db& db, int64_t project_id) {
   return read_project(stmt);
 }
 
+namespace {
+
+// Steps a query that selects kProjectColumns and then m.role to the end.
+Result<std::vector<ProjectWithRole>> read_projects_with_role(Statement& stmt) {
+  std::vector<ProjectWithRole> out;
+  for (;;) {
+    ATELIER_ASSIGN_OR_RETURN(const bool row, stmt.step());
+    if (!row) break;
+    ATELIER_ASSIGN_OR_RETURN(const Role role, read_role(stmt, 6));
+    out.push_back(ProjectWithRole{read_project(stmt), role});
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<std::vector<ProjectWithRole>> list_projects_for_user(Db& db, int64_t user_id) {
-  Result<Statement> stmt = prepare_bound(db,
+  ATELIER_ASSIGN_OR_RETURN(Statement stmt,
+                           prepare_bound(db,
                                          "SELECT " + std::string(kProjectColumns) +
                                              ", m.role FROM members m "
                                              "JOIN projects p ON p.id = m.project_id "
                                              "WHERE m.user_id = ? ORDER BY p.id",
-                                         user_id);
-  if (!stmt.is_ok()) return stmt.status();
-  std::vector<ProjectWithRole> out;
-  for (;;) {
-    Result<bool> row = stmt->step();
-    if (!row.is_ok()) return row.status();
-    if (!*row) break;
-    Result<Role> role = read_role(*stmt, 6);
-    if (!role.is_ok()) return role.status();
-    out.push_back(ProjectWithRole{read_project(*stmt), *role});
-  }
-  return out;
+                                         user_id));
+  return read_projects_with_role(stmt);
+}
+
+Result<std::vector<ProjectWithRole>> list_projects_page(Db& db, int64_t user_id, int64_t limit,
+                                                        std::optional<int64_t> before) {
+  // SQLite reads a negative LIMIT as "no limit"; here it means nothing is wanted.
+  if (limit <= 0) return std::vector<ProjectWithRole>();
+  // Ordered and bounded on m.project_id (not p.id, the same value) so that the walk stays on
+  // members_by_user, whose entries are (user_id, project_id): a page reads `limit` rows.
+  ATELIER_ASSIGN_OR_RETURN(
+      Statement stmt,
+      prepare_bound(db,
+                    "SELECT " + std::string(kProjectColumns) +
+                        ", m.role FROM members m JOIN projects p ON p.id = m.project_id "
+                        "WHERE m.user_id = ? AND m.project_id < ? "
+                        "ORDER BY m.project_id DESC LIMIT ?",
+                    user_id, before.value_or(INT64_MAX), limit));
+  return read_projects_with_role(stmt);
+}
+
+Result<int64_t> count_owned_projects(Db& db, int64_t user_id) {
+  return query_int(db, "SELECT count(*) FROM members WHERE user_id = ? AND role = 'owner'",
+                   user_id);
 }
 
 Status update_project(Db& db, int64_t project_id, const std::optional<std::string>& name,
@@ -147,6 +177,15 @@ Status delete_project(Db& db, int64_t project_id) {
   return Status::ok();
 }
 
+Result<int64_t> disk_bytes(Db& db, int64_t project_id) {
+  ATELIER_ASSIGN_OR_RETURN(
+      Statement stmt,
+      prepare_bound(db, "SELECT disk_bytes FROM projects WHERE id = ?", project_id));
+  ATELIER_ASSIGN_OR_RETURN(const bool row, stmt.step());
+  if (!row) return Status::not_found("no such project");
+  return stmt.column_int64(0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Members
 
@@ -162,28 +201,62 @@ Result<std::optional<Role>> member_role(Db& db, int64_t project_id, int64_t user
   return std::optional<Role>(*role);
 }
 
-Result<std::vector<Member>> list_members(Db& db, int64_t project_id) {
-  Result<Statement> stmt = prepare_bound(db,
-                                         "SELECT m.user_id, u.username, m.role, m.added_at "
-                                         "FROM members m JOIN users u ON u.id = m.user_id "
-                                         "WHERE m.project_id = ? ORDER BY m.user_id",
-                                         project_id);
-  if (!stmt.is_ok()) return stmt.status();
+namespace {
+
+// The columns every member query selects, in read_members()' order.
+constexpr std::string_view kMemberColumns = "m.user_id, u.username, m.role, m.added_at";
+
+// Steps a query that selects kMemberColumns to the end.
+Result<std::vector<Member>> read_members(Statement& stmt) {
   std::vector<Member> out;
   for (;;) {
-    Result<bool> row = stmt->step();
-    if (!row.is_ok()) return row.status();
-    if (!*row) break;
+    ATELIER_ASSIGN_OR_RETURN(const bool row, stmt.step());
+    if (!row) break;
     Member m;
-    m.user_id = stmt->column_int64(0);
-    m.username = stmt->column_text(1);
-    Result<Role> role = read_role(*stmt, 2);
-    if (!role.is_ok()) return role.status();
-    m.role = *role;
-    m.added_at = from_unix_s(stmt->column_int64(3));
+    m.user_id = stmt.column_int64(0);
+    m.username = stmt.column_text(1);
+    ATELIER_ASSIGN_OR_RETURN(m.role, read_role(stmt, 2));
+    m.added_at = from_unix_s(stmt.column_int64(3));
     out.push_back(std::move(m));
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<Member>> list_members(Db& db, int64_t project_id) {
+  ATELIER_ASSIGN_OR_RETURN(Statement stmt,
+                           prepare_bound(db,
+                                         "SELECT " + std::string(kMemberColumns) +
+                                             " FROM members m JOIN users u ON u.id = m.user_id "
+                                             "WHERE m.project_id = ? ORDER BY m.user_id",
+                                         project_id));
+  return read_members(stmt);
+}
+
+Result<std::vector<Member>> list_members_page(Db& db, int64_t project_id, int64_t limit,
+                                              std::optional<int64_t> before) {
+  if (limit <= 0) return std::vector<Member>();  // SQLite's negative LIMIT would mean "all"
+  ATELIER_ASSIGN_OR_RETURN(Statement stmt,
+                           prepare_bound(db,
+                                         "SELECT " + std::string(kMemberColumns) +
+                                             " FROM members m JOIN users u ON u.id = m.user_id "
+                                             "WHERE m.project_id = ? AND m.user_id < ? "
+                                             "ORDER BY m.user_id DESC LIMIT ?",
+                                         project_id, before.value_or(INT64_MAX), limit));
+  return read_members(stmt);
+}
+
+Result<Member> find_member(Db& db, int64_t project_id, int64_t user_id) {
+  ATELIER_ASSIGN_OR_RETURN(Statement stmt,
+                           prepare_bound(db,
+                                         "SELECT " + std::string(kMemberColumns) +
+                                             " FROM members m JOIN users u ON u.id = m.user_id "
+                                             "WHERE m.project_id = ? AND m.user_id = ?",
+                                         project_id, user_id));
+  ATELIER_ASSIGN_OR_RETURN(std::vector<Member> found, read_members(stmt));
+  if (found.empty()) return Status::not_found("not a member of this project");
+  return std::move(found.front());
 }
 
 Status upsert_member(Db& db, int64_t project_id, int64_t user_id, Role role, SysTime now) {

@@ -3,3 +3,4 @@
 import './run.mjs';
 import './collab.mjs';
 import './models.mjs';
+import './security.mjs';

@@ -228,8 +228,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   w.routed_errors = 0;
 
   auto conn = std::make_shared<FakeConnection>();
-  auto session = std::make_shared<api::LiveSession>(ctx, w.router, w.caller, http::Headers{},
-                                                    "127.0.0.1:1", "c1");
+  auto session = std::make_shared<api::LiveSession>(
+      ctx, w.router, w.caller, http::Headers{},
+      api::CommandSource{"127.0.0.1:1", "127.0.0.1:1", false}, "c1");
   session->on_open(conn);
   std::string_view in(reinterpret_cast<const char*>(data), size);
   std::set<std::string> cmd_ids, acked;

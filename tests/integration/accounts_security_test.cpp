@@ -1,6 +1,7 @@
 // The defences around accounts, against a real in-process server: login throttling (per
-// username and per client address), the Origin check on cookie-authenticated writes, and strict
-// request bodies (unknown fields, malformed JSON, oversized bodies write nothing).
+// username and per client address, under concurrency too), the registration throttle, the Origin
+// check on cookie-authenticated writes, and strict request bodies (unknown fields, malformed
+// JSON, oversized bodies write nothing).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -9,7 +10,12 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
+#include <latch>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
 
 #include "tests/integration/api_test_helpers.h"
 
@@ -85,6 +91,9 @@ class AccountsSecurityTest : public ::testing::Test {
   uint16_t start(int64_t max_body_bytes = 1 << 20) {
     ServerConfig c = test_config(dir_);
     c.max_body_bytes = max_body_bytes;
+    return start(c);
+  }
+  uint16_t start(const ServerConfig& c) {
     server_ = std::make_unique<TestServer>(c);
     return server_->port();
   }
@@ -93,14 +102,61 @@ class AccountsSecurityTest : public ::testing::Test {
   std::unique_ptr<TestServer> server_;
 };
 
-void expect_retry_after(const Reply& r) {
+// `longest`: the limiter's lockout (15 minutes for logins, an hour for registrations).
+void expect_retry_after(const Reply& r, int longest = 15 * 60) {
   EXPECT_EQ(r.status, 429) << r.body;
   EXPECT_EQ(r.error_code(), "rate_limited");
   std::string retry = r.header("retry-after");
   ASSERT_FALSE(retry.empty()) << "429 without Retry-After";
   int seconds = std::stoi(retry);
   EXPECT_GE(seconds, 1);
-  EXPECT_LE(seconds, 15 * 60);  // the limiter's lockout
+  EXPECT_LE(seconds, longest);
+}
+
+// atelier_password_verifications_total from /metrics: how many passwords logins have checked.
+double password_verifications(uint16_t port) {
+  const std::string name = "\natelier_password_verifications_total ";
+  Reply r = call(port, "GET", "/metrics");
+  size_t at = r.body.find(name);
+  if (at == std::string::npos) throw std::runtime_error("no " + name.substr(1) + "in /metrics");
+  return std::stod(r.body.substr(at + name.size()));
+}
+
+// Sends `n` logins for `username` with wrong passwords at once (each on its own connection, all
+// released together), from `source_ip(i)` (empty: the shared client's 127.0.0.1). Returns how
+// many got each status; 0 counts requests that got no answer.
+std::map<int, int> concurrent_wrong_logins(uint16_t port, const std::string& username, int n,
+                                           const std::function<std::string(int)>& source_ip,
+                                           std::vector<Reply>* refusals) {
+  std::vector<Reply> replies(static_cast<size_t>(n));
+  std::latch go(n);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      nlohmann::json body = {{"username", username},
+                             {"password", "wrong guess " + std::to_string(i)}};
+      go.arrive_and_wait();
+      Reply& out = replies[static_cast<size_t>(i)];
+      const std::string ip = source_ip ? source_ip(i) : std::string();
+      if (!ip.empty()) {
+        if (auto r = call_from(ip, port, "POST", "/api/v1/auth/login", body.dump())) out = *r;
+        return;
+      }
+      if (auto r = testing::http_request(port, "POST", "/api/v1/auth/login", body.dump())) {
+        out.status = r->status;
+        out.body = r->body;
+        out.headers = r->headers;
+        out.json = nlohmann::json::parse(r->body, nullptr, false);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::map<int, int> counts;
+  for (const Reply& r : replies) {
+    ++counts[r.status];
+    if (r.status == 429 && refusals) refusals->push_back(r);
+  }
+  return counts;
 }
 
 TEST_F(AccountsSecurityTest, FiveFailuresForOneUsernameLockItFromEveryAddress) {
@@ -168,6 +224,119 @@ TEST_F(AccountsSecurityTest, ASuccessfulLoginResetsTheUsernameCount) {
   EXPECT_EQ(login_from("127.0.0.9", port, "ada", kPassword), 200);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(login_from("127.0.0.10", port, "ada", "wrong pw!"), 401);
   EXPECT_EQ(login_from("127.0.0.11", port, "ada", kPassword), 200);
+}
+
+// Finding 1 of issue 19: the lock was checked before the hash and the failure recorded after it,
+// so every guess already in the hash pool got checked (about 66, then 503s). Attempts are now
+// reserved before the hash: exactly five passwords are checked, the rest are 429, none is 503.
+TEST_F(AccountsSecurityTest, TwoHundredConcurrentWrongLoginsCheckAtMostFivePasswords) {
+  uint16_t port = start();
+  register_account(port, "ada");
+  const double before = password_verifications(port);
+
+  std::vector<Reply> refusals;
+  auto counts = concurrent_wrong_logins(port, "ada", 200, nullptr, &refusals);
+  EXPECT_EQ(password_verifications(port) - before, 5);
+  EXPECT_EQ(counts[401], 5);
+  EXPECT_EQ(counts[429], 195);
+  EXPECT_EQ(counts[503], 0);
+  EXPECT_EQ(counts[0], 0) << "requests without an answer";
+  for (const Reply& r : refusals) expect_retry_after(r);
+
+  // The username is locked now, even for the right password, and nothing more is checked.
+  expect_retry_after(try_login(port, "ada"));
+  EXPECT_EQ(password_verifications(port) - before, 5);
+}
+
+// The same guesses spread over 40 source addresses: no address comes near its own limit, the
+// username still admits five.
+TEST_F(AccountsSecurityTest, ConcurrentWrongLoginsFromManyAddressesCheckAtMostFive) {
+  uint16_t port = start();
+  register_account(port, "ada");
+  register_account(port, "grace");
+  if (login_from("127.0.1.1", port, "grace", kPassword) != 200) {
+    GTEST_SKIP() << "cannot connect from 127.0.1.1 here";
+  }
+  const double before = password_verifications(port);
+  auto counts = concurrent_wrong_logins(
+      port, "ada", 200, [](int i) { return "127.0.1." + std::to_string(1 + i % 40); }, nullptr);
+  EXPECT_EQ(password_verifications(port) - before, 5);
+  EXPECT_EQ(counts[401], 5);
+  EXPECT_EQ(counts[429], 195);
+  EXPECT_EQ(counts[503], 0);
+  // The addresses are not locked for other users: each has at most one failure.
+  EXPECT_EQ(login_from("127.0.1.1", port, "grace", kPassword), 200);
+}
+
+TEST_F(AccountsSecurityTest, RegistrationsPerAddressAreLimited) {
+  ServerConfig c = test_config(dir_);
+  c.registrations_per_ip_per_hour = 3;
+  c.registrations_per_hour = 1000;
+  uint16_t port = start(c);
+  // Refused input never reaches the hash and does not count.
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(try_register(port, "ada", "short").status, 400);
+    EXPECT_EQ(try_register(port, "bad name", kPassword).status, 400);
+    EXPECT_EQ(try_register(port, "ada", "password123").status, 400);
+  }
+  register_account(port, "ada");
+  register_account(port, "bob");
+  EXPECT_EQ(try_register(port, "ADA").status, 409);  // hashed, so it counts
+  Reply refused = try_register(port, "carol");
+  expect_retry_after(refused, 3600);
+  EXPECT_NE(refused.body.find("from this address"), std::string::npos) << refused.body;
+  EXPECT_EQ(try_login(port, "carol").status, 401);  // not created
+  EXPECT_EQ(try_login(port, "ada").status, 200);    // logins are not affected
+
+  // Another address has its own allowance.
+  nlohmann::json body = {{"username", "carol"}, {"password", kPassword}};
+  auto other = call_from("127.0.0.12", port, "POST", "/api/v1/auth/register", body.dump());
+  if (!other) GTEST_SKIP() << "cannot connect from 127.0.0.12 here";
+  EXPECT_EQ(other->status, 201) << other->body;
+}
+
+TEST_F(AccountsSecurityTest, RegistrationsAreLimitedInstanceWide) {
+  ServerConfig c = test_config(dir_);
+  c.registrations_per_ip_per_hour = 1000;
+  c.registrations_per_hour = 3;
+  uint16_t port = start(c);
+  register_account(port, "ada");
+  register_account(port, "bob");
+  register_account(port, "carol");
+  Reply refused = try_register(port, "dave");
+  expect_retry_after(refused, 3600);
+  EXPECT_NE(refused.body.find("on this server"), std::string::npos) << refused.body;
+
+  nlohmann::json body = {{"username", "erin"}, {"password", kPassword}};
+  auto other = call_from("127.0.0.13", port, "POST", "/api/v1/auth/register", body.dump());
+  if (!other) GTEST_SKIP() << "cannot connect from 127.0.0.13 here";
+  EXPECT_EQ(other->status, 429) << "a fresh address is still over the instance's limit";
+}
+
+TEST_F(AccountsSecurityTest, InviteRegistrationsCountToo) {
+  ServerConfig c = test_config(dir_);
+  c.registration = "invite";
+  c.registrations_per_ip_per_hour = 2;
+  uint16_t port = start(c);
+  register_account(port, "admin");  // the first account needs no invite; it counts
+  // Guessing invite codes costs a hash each: it counts.
+  Reply guess = try_register(port, "bob", kPassword, "not-a-real-invite");
+  EXPECT_NE(guess.status, 201) << guess.body;
+  EXPECT_NE(guess.status, 429) << guess.body;
+  expect_retry_after(try_register(port, "carol", kPassword, "another-guess"), 3600);
+}
+
+TEST_F(AccountsSecurityTest, CommonPasswordsAreRefusedAtRegistration) {
+  uint16_t port = start();
+  for (const char* common : {"password", "password123", "123456789", "qwertyuiop"}) {
+    Reply r = try_register(port, "ada", common);
+    EXPECT_EQ(r.status, 400) << common << " -> " << r.body;
+    EXPECT_EQ(r.error_field(), "password") << common;
+    EXPECT_NE(r.body.find("too common or too simple"), std::string::npos) << r.body;
+  }
+  // Made from the username (cracklib's username rules).
+  EXPECT_EQ(try_register(port, "adalovelace", "Adalovelace1").status, 400);
+  EXPECT_TRUE(register_account(port, "ada").is_admin);  // none of the refusals created anything
 }
 
 // A browser attaches cookies to cross-site requests; the Origin check is what stops a page on

@@ -507,33 +507,22 @@ TEST_P(LiveRoomsTest, ADeletedProjectEndsEverySubscription) {
   }
 }
 
-TEST_P(LiveRoomsTest, ARevokedCredentialClosesTheConnectionAtItsNextCommand) {
+TEST_P(LiveRoomsTest, ARevokedCredentialClosesTheConnectionAtOnce) {
+  // Silent or not, the connection closes as soon as its credential is revoked (more cases in
+  // revocation_test.cpp); a command sent after that is neither answered nor run.
   Account second = login(port_, "editor");  // a session of its own, to log out of
   auto c = WsClient::connect(port_, "/api/v1/ws", {{bearer(second.token)}});
   ASSERT_TRUE(c);
   c->send_json({{"type", "hello"}, {"proto", 1}});
   ASSERT_TRUE(c->wait_type("welcome"));
+  const size_t before = c->messages().size();
   ASSERT_EQ(call(port_, "POST", "/api/v1/auth/logout", "", bearer(second.token)).status, 204);
-  c->send_json(submit_cmd("after-logout", "x"));
-  auto ack = c->wait_type("ack");
-  ASSERT_TRUE(ack);
-  EXPECT_EQ((*ack)["ok"], false);
-  EXPECT_EQ((*ack)["error"]["code"], "unauthenticated");
+  c->send_json(submit_cmd("after-logout", "after logout"));
   EXPECT_EQ(c->wait_closed(5s), std::optional<uint16_t>(1008));
-
-  // And at its next subscription.
-  Account third = login(port_, "editor");
-  auto d = WsClient::connect(port_, "/api/v1/ws", {{bearer(third.token)}});
-  ASSERT_TRUE(d);
-  d->send_json({{"type", "hello"}, {"proto", 1}});
-  ASSERT_TRUE(d->wait_type("welcome"));
-  ASSERT_EQ(call(port_, "POST", "/api/v1/auth/logout", "", bearer(third.token)).status, 204);
-  d->send_json({{"type", "subscribe"}, {"project", project_}, {"after_seq", 0}});
-  auto err = d->wait_type("error");
-  ASSERT_TRUE(err);
-  EXPECT_EQ((*err)["code"], "unauthenticated");
-  EXPECT_EQ(d->wait_closed(5s), std::optional<uint16_t>(1008));
-  EXPECT_EQ(received_events(*d, project_).size(), 0u);
+  EXPECT_EQ(c->messages().size(), before) << "nothing is sent after the revocation";
+  auto jobs = call(port_, "GET", project_path(project_, "/jobs"), "", bearer(owner_.token));
+  ASSERT_EQ(jobs.status, 200);
+  EXPECT_EQ(jobs.body.find("after logout"), std::string::npos) << jobs.body;
 }
 
 INSTANTIATE_TEST_SUITE_P(WriteModes, LiveRoomsTest, ::testing::Bool(),

@@ -188,6 +188,15 @@ std::vector<Row> build_rows() {
         return Cell{"/api/v1/auth/logout", "", w.fresh_credential(who)};
       },
       {401, 204, 204, 204, 204, 204, 204, 204});
+  // Changing one's own password is account management: sessions (and admin-scope tokens), not
+  // read or submit tokens. Each cell's new password is too short (400) so that no cell changes a
+  // password, which would revoke the credentials other rows use (revocation_test.cpp changes it).
+  add("POST", "/api/v1/auth/password", "new password too short",
+      [](World&, Who) {
+        nlohmann::json b = {{"current_password", kPassword}, {"new_password", "short"}};
+        return fixed("/api/v1/auth/password", b.dump());
+      },
+      {401, 400, 400, 400, 400, 400, 403, 403});
   // Anyone signed in may ask who they are, whatever the scope.
   add("GET", "/api/v1/me", "", path_only("/api/v1/me"), {401, 200, 200, 200, 200, 200, 200, 200});
 

@@ -138,7 +138,9 @@ Outcome run_one(const std::string& server, size_t n, int jobs, const std::string
   if (atelier) {
     for (const char* a : {"serve", "--port", "0", "--log-level", "warn", "--enable-null-model",
                           "true", "--null-step-ms", "50", "--preview-interval-ms", "250",
-                          "--sync-mode", "normal", "--io-threads", "1"}) {
+                          "--sync-mode", "normal", "--io-threads", "1",
+                          // every subscriber connects from 127.0.0.1
+                          "--max-connections-per-ip", "1000000"}) {
       argv.push_back(a);
     }
     argv.insert(argv.begin() + 3, atelier_bin);

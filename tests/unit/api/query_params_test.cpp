@@ -46,5 +46,20 @@ TEST(QueryParamsTest, BeforeIsAnOptionalPositiveId) {
   EXPECT_EQ(bad.status().field(), "before");
 }
 
+// Cursors are ids: "before=042" is not id 42 but a mistake, and so are signs and spaces.
+TEST(QueryParamsTest, OnlyCanonicalDecimalsAreAccepted) {
+  for (const char* q : {"before=042", "before=+42", "before=%2042", "before=42%20", "before=00"}) {
+    auto r = query_before(with_query(q));
+    ASSERT_FALSE(r.is_ok()) << q;
+    EXPECT_EQ(r.status().field(), "before") << q;
+  }
+  for (const char* q : {"limit=07", "limit=+7"}) {
+    auto r = query_int(with_query(q), "limit", 50, 1, 200);
+    ASSERT_FALSE(r.is_ok()) << q;
+    EXPECT_EQ(r.status().field(), "limit") << q;
+  }
+  EXPECT_EQ(*query_int(with_query("after=0"), "after", 5, 0, 100), 0);
+}
+
 }  // namespace
 }  // namespace atelier::api

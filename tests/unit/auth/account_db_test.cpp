@@ -106,21 +106,23 @@ TEST_F(AccountDbTest, DuplicateUsernameIsAlreadyExistsOnUsername) {
   EXPECT_EQ(*in_read([](Db& db) { return adb::count_users(db); }), 1);
 }
 
-TEST_F(AccountDbTest, CountsAndListsUsersById) {
+TEST_F(AccountDbTest, CountsAndListsUsersNewestFirstByPage) {
   EXPECT_EQ(*in_read([](Db& db) { return adb::count_users(db); }), 0);
   User c = add_user("carol");
   User a = add_user("alice");
   User b = add_user("bob");
   EXPECT_EQ(*in_read([](Db& db) { return adb::count_users(db); }), 3);
-  auto users = in_read([](Db& db) { return adb::list_users(db); });
-  ASSERT_TRUE(users.is_ok());
-  ASSERT_EQ(users->size(), 3u);
-  EXPECT_EQ((*users)[0].id, c.id);
-  EXPECT_EQ((*users)[0].username, "carol");
-  EXPECT_EQ((*users)[1].id, a.id);
-  EXPECT_EQ((*users)[2].id, b.id);
-  EXPECT_LT((*users)[0].id, (*users)[1].id);
-  EXPECT_LT((*users)[1].id, (*users)[2].id);
+  auto first = in_read([](Db& db) { return adb::list_users_page(db, 2, std::nullopt); });
+  ASSERT_TRUE(first.is_ok());
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].id, b.id);
+  EXPECT_EQ((*first)[0].username, "bob");
+  EXPECT_EQ((*first)[1].id, a.id);
+  auto rest = in_read([&](Db& db) { return adb::list_users_page(db, 2, a.id); });
+  ASSERT_TRUE(rest.is_ok());
+  ASSERT_EQ(rest->size(), 1u);
+  EXPECT_EQ((*rest)[0].id, c.id);
+  EXPECT_TRUE(in_read([](Db& db) { return adb::list_users_page(db, 0, std::nullopt); })->empty());
 }
 
 TEST_F(AccountDbTest, SetsDisabledAndPasswordHash) {

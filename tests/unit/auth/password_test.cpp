@@ -118,35 +118,35 @@ TEST(NeedsRehashTest, TrueForOtherAlgorithmsAndGarbage) {
   EXPECT_TRUE(needs_rehash("$2b$12$bcryptbcryptbcryptbcry", PasswordCost::for_tests()));
 }
 
-TEST(ValidatePasswordTest, AcceptsEightCharactersOfAnyKind) {
-  EXPECT_TRUE(validate_password("abcdefgh").is_ok());
-  EXPECT_TRUE(validate_password("        ").is_ok());  // spaces are characters too
-  EXPECT_TRUE(validate_password("p@ss w0rd!").is_ok());
-  EXPECT_TRUE(validate_password(std::string("ab\0cdefg", 8)).is_ok());
+TEST(ValidatePasswordLengthTest, AcceptsEightCharactersOfAnyKind) {
+  EXPECT_TRUE(validate_password_length("abcdefgh").is_ok());
+  EXPECT_TRUE(validate_password_length("        ").is_ok());  // spaces are characters too
+  EXPECT_TRUE(validate_password_length("p@ss w0rd!").is_ok());
+  EXPECT_TRUE(validate_password_length(std::string("ab\0cdefg", 8)).is_ok());
 }
 
-TEST(ValidatePasswordTest, CountsCodePointsNotBytes) {
-  EXPECT_TRUE(validate_password(repeat("é", 8)).is_ok());    // 16 bytes
-  EXPECT_FALSE(validate_password(repeat("é", 7)).is_ok());   // 14 bytes, still 7 characters
-  EXPECT_TRUE(validate_password(repeat("密", 8)).is_ok());   // 24 bytes
-  EXPECT_FALSE(validate_password(repeat("密", 7)).is_ok());  // 21 bytes
-  EXPECT_TRUE(validate_password(repeat("🔑", 8)).is_ok());    // 32 bytes
-  EXPECT_FALSE(validate_password(repeat("🔑", 7)).is_ok());   // 28 bytes
+TEST(ValidatePasswordLengthTest, CountsCodePointsNotBytes) {
+  EXPECT_TRUE(validate_password_length(repeat("é", 8)).is_ok());    // 16 bytes
+  EXPECT_FALSE(validate_password_length(repeat("é", 7)).is_ok());   // 14 bytes, still 7 characters
+  EXPECT_TRUE(validate_password_length(repeat("密", 8)).is_ok());   // 24 bytes
+  EXPECT_FALSE(validate_password_length(repeat("密", 7)).is_ok());  // 21 bytes
+  EXPECT_TRUE(validate_password_length(repeat("🔑", 8)).is_ok());    // 32 bytes
+  EXPECT_FALSE(validate_password_length(repeat("🔑", 7)).is_ok());   // 28 bytes
 }
 
-TEST(ValidatePasswordTest, RejectsShortPasswords) {
-  EXPECT_FALSE(validate_password("").is_ok());
-  EXPECT_FALSE(validate_password("abcdefg").is_ok());
+TEST(ValidatePasswordLengthTest, RejectsShortPasswords) {
+  EXPECT_FALSE(validate_password_length("").is_ok());
+  EXPECT_FALSE(validate_password_length("abcdefg").is_ok());
 }
 
-TEST(ValidatePasswordTest, CapsTheLengthInBytes) {
-  EXPECT_TRUE(validate_password(std::string(1024, 'x')).is_ok());
-  EXPECT_FALSE(validate_password(std::string(1025, 'x')).is_ok());
-  EXPECT_TRUE(validate_password(repeat("é", 512)).is_ok());    // 1024 bytes
-  EXPECT_FALSE(validate_password(repeat("密", 342)).is_ok());  // 1026 bytes, 342 characters
+TEST(ValidatePasswordLengthTest, CapsTheLengthInBytes) {
+  EXPECT_TRUE(validate_password_length(std::string(1024, 'x')).is_ok());
+  EXPECT_FALSE(validate_password_length(std::string(1025, 'x')).is_ok());
+  EXPECT_TRUE(validate_password_length(repeat("é", 512)).is_ok());    // 1024 bytes
+  EXPECT_FALSE(validate_password_length(repeat("密", 342)).is_ok());  // 1026 bytes, 342 characters
 }
 
-TEST(ValidatePasswordTest, RejectsMalformedUtf8) {
+TEST(ValidatePasswordLengthTest, RejectsMalformedUtf8) {
   for (const std::string& bad : std::vector<std::string>{
            "abcdefgh\x80",              // stray continuation byte
            "abcdefgh\xC3",              // truncated two-byte sequence
@@ -157,7 +157,7 @@ TEST(ValidatePasswordTest, RejectsMalformedUtf8) {
            "abcdefgh\xF4\x90\x80\x80",  // above U+10FFFF
            "abcdefgh\xFF",
        }) {
-    Status st = validate_password(bad);
+    Status st = validate_password_length(bad);
     EXPECT_FALSE(st.is_ok()) << bad;
     EXPECT_THAT(st.message(), HasSubstr("UTF-8"));
   }
@@ -176,6 +176,40 @@ TEST(ValidatePasswordTest, ErrorsNameTheFieldAndNeverThePassword) {
   EXPECT_EQ(validate_password("short").message(), "password must be at least 8 characters");
   EXPECT_EQ(validate_password(std::string(2000, 'a')).message(),
             "password must be at most 1024 bytes");
+}
+
+// The block list (cracklib's dictionary and rules, as Debian packages it).
+TEST(ValidatePasswordTest, RefusesCommonAndSimplePasswords) {
+  for (const std::string& common :
+       std::vector<std::string>{"password", "123456789", "qwertyuiop", "password123", "letmein1",
+                                "abcdefgh", "sw0rdfish", "drowssap1", "        ", "aaaaaaaaaaaa"}) {
+    Status st = validate_password(common);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << common;
+    EXPECT_EQ(st.field(), "password") << common;
+    EXPECT_THAT(st.message(), StartsWith("this password is too common or too simple")) << common;
+  }
+}
+
+TEST(ValidatePasswordTest, AcceptsLongUnrelatedWords) {
+  for (const std::string& good : std::vector<std::string>{
+           "tangerine kayak umbrella 42", "correct horse battery staple", "p@ss w0rd!",
+           "vR7#kq2!Lm9z", repeat("密码", 4), std::string(1024, 'x').replace(0, 12, "Kq7-mZ2!pL9w"),
+           std::string("zebra\0glacier tulip", 20)}) {
+    Status st = validate_password(good);
+    EXPECT_TRUE(st.is_ok()) << good << ": " << st.to_string();
+  }
+}
+
+TEST(ValidatePasswordTest, TheLengthRuleComesFirst) {
+  // "passwor" is short and common: the length rule speaks, with its own message.
+  EXPECT_EQ(validate_password("passwor").message(), "password must be at least 8 characters");
+  EXPECT_EQ(validate_password(repeat("é", 8)).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ValidatePasswordTest, RefusesPasswordsMadeFromTheUsername) {
+  EXPECT_TRUE(validate_password("ottoline7x", "someone").is_ok());
+  EXPECT_FALSE(validate_password("ottoline7x", "ottoline7x").is_ok());
+  EXPECT_FALSE(validate_password("enilottoK", "kottoline").is_ok());  // reversed
 }
 
 }  // namespace

@@ -33,6 +33,7 @@ TEST(MiddlewareTest, RequestIdGeneratedOrAccepted) {
   auto a = run(r, get("/x"));
   EXPECT_FALSE(seen.empty());
   EXPECT_EQ(*a.headers.get("X-Request-Id"), seen);
+  EXPECT_EQ(a.headers.get("X-Content-Type-Options").value_or(""), "nosniff");
   auto b = run(r, get("/x"));
   EXPECT_NE(*b.headers.get("X-Request-Id"), *a.headers.get("X-Request-Id"));
 

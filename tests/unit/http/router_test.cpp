@@ -55,6 +55,39 @@ TEST(RouterTest, TypedParamMismatchIs400NamingIt) {
   EXPECT_EQ(run(r, Method::kGet, "/jobs/99999999999999999999").status, 400);  // overflow
 }
 
+// One id, one spelling: "/jobs/01" is not job 1 but a bad path, as are signs and overflow.
+TEST(RouterTest, IntParamsMustBeCanonicalIds) {
+  Router r;
+  ASSERT_TRUE(r.add(Method::kGet, "/jobs/{id:int}", [](const ExchangePtr& ex) {
+                 ex->respond(Response::text(200, std::to_string(ex->params().get_int("id"))));
+               }).is_ok());
+  EXPECT_EQ(run(r, Method::kGet, "/jobs/0").body, "0");
+  EXPECT_EQ(run(r, Method::kGet, "/jobs/10").body, "10");
+  EXPECT_EQ(run(r, Method::kGet, "/jobs/9223372036854775807").body, "9223372036854775807");
+  for (const char* path : {"/jobs/01", "/jobs/00", "/jobs/007", "/jobs/-1", "/jobs/-0", "/jobs/+1",
+                           "/jobs/%2B1", "/jobs/%301", "/jobs/1%20", "/jobs/%201", "/jobs/1.0",
+                           "/jobs/0x1", "/jobs/9223372036854775808"}) {
+    SCOPED_TRACE(path);
+    auto resp = run(r, Method::kGet, path);
+    EXPECT_EQ(resp.status, 400);
+    auto j = nlohmann::json::parse(resp.body, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << resp.body;
+    EXPECT_EQ(j["error"]["code"], "invalid_parameter");
+    EXPECT_EQ(j["error"]["field"], "id");
+  }
+}
+
+TEST(CanonicalInt, OneSpellingPerNumber) {
+  EXPECT_EQ(parse_canonical_int64("0"), 0);
+  EXPECT_EQ(parse_canonical_int64("42"), 42);
+  EXPECT_EQ(parse_canonical_int64("-42"), -42);
+  EXPECT_EQ(parse_canonical_int64("-9223372036854775808"), INT64_MIN);
+  for (const char* bad : {"", "-", "-0", "00", "042", "-042", "+1", " 1", "1 ", "1e3", "0x10",
+                          "9223372036854775808", "--1"}) {
+    EXPECT_FALSE(parse_canonical_int64(bad).has_value()) << bad;
+  }
+}
+
 TEST(RouterTest, MostLiteralSegmentsWin) {
   Router r;
   ASSERT_TRUE(r.add(Method::kGet, "/jobs/{id}", reply("param")).is_ok());

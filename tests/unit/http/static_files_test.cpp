@@ -336,6 +336,46 @@ TEST_F(StaticFilesTest, SpaFallbackServesIndex) {
   EXPECT_EQ(header(head, "Content-Type"), "text/html; charset=utf-8");
 }
 
+// Every HTML page: a CSP that allows no inline or evaluated script and no framing, plus the
+// older anti-framing header and a same-origin referrer policy. Other files do not need them.
+void expect_page_headers(const Response& r) {
+  std::string csp = header(r, "Content-Security-Policy");
+  EXPECT_NE(csp.find("script-src 'self';"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("object-src 'none'"), std::string::npos) << csp;
+  EXPECT_EQ(csp.find("unsafe-inline"), std::string::npos) << csp;
+  EXPECT_EQ(csp.find("unsafe-eval"), std::string::npos) << csp;
+  EXPECT_EQ(header(r, "X-Frame-Options"), "DENY");
+  EXPECT_EQ(header(r, "X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(header(r, "Referrer-Policy"), "same-origin");
+}
+
+TEST_F(StaticFilesTest, HtmlPagesCarrySecurityHeaders) {
+  StaticFiles files(root_);
+  for (std::string_view path : {"/", "/index.html", "/p/42", "/sub/", "/sub/index.html"}) {
+    SCOPED_TRACE(std::string(path));
+    Response r = files.serve(make_request(path));
+    EXPECT_EQ(r.status, 200);
+    expect_page_headers(r);
+    expect_page_headers(files.serve(make_request(path, Method::kHead)));
+  }
+  Response js = files.serve(make_request("/assets/index-abc12345.js"));
+  EXPECT_EQ(js.status, 200);
+  EXPECT_EQ(header(js, "X-Content-Type-Options"), "nosniff");
+  EXPECT_FALSE(js.headers.has("Content-Security-Policy"));
+
+  // The built-in no-build page has no script at all; its one inline <style> is all it allows.
+  fs::create_directories(base_ / "empty");
+  Response page = StaticFiles(base_ / "empty").serve(make_request("/"));
+  std::string csp = header(page, "Content-Security-Policy");
+  EXPECT_NE(csp.find("default-src 'none'"), std::string::npos) << csp;
+  EXPECT_EQ(csp.find("script-src"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos) << csp;
+  EXPECT_EQ(header(page, "X-Frame-Options"), "DENY");
+  EXPECT_EQ(header(page, "Referrer-Policy"), "same-origin");
+  EXPECT_EQ(page.body.find("<script"), std::string::npos);
+}
+
 TEST_F(StaticFilesTest, MissingFilesWithExtensionAre404) {
   StaticFiles files(root_);
   for (std::string_view path :

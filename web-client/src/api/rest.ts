@@ -14,15 +14,26 @@ import type {
   Session,
 } from './models';
 
+/** One page of a paged list: its items, and the cursor of the next page (null: this was the last). */
+export interface Page<T> {
+  items: T[];
+  nextBefore: number | null;
+}
+
+/** The most a page of a paged list holds (the server's `limit` cap). */
+export const MAX_PAGE = 200;
+
 export interface Rest {
   register(username: string, password: string, invite?: string): Promise<Session>;
   login(username: string, password: string): Promise<Session>;
   logout(): Promise<void>;
   me(): Promise<Me>;
-  projects(): Promise<Project[]>;
+  /** One page of the caller's projects, newest first; `before` is the previous page's `nextBefore`. */
+  projects(before?: number | null): Promise<Page<Project>>;
   createProject(name: string): Promise<Project>;
   project(id: number): Promise<Project>;
   renameProject(id: number, name: string): Promise<Project>;
+  /** Every member of the project (all pages, followed). */
   members(project: number): Promise<Member[]>;
   setRole(project: number, user: number, role: Role): Promise<Member>;
   removeMember(project: number, user: number): Promise<void>;
@@ -36,6 +47,21 @@ export interface Rest {
   setReaction(image: number, emoji: string, on: boolean): Promise<ReactionChange>;
 }
 
+/** The page of a `{<key>: [...], next_before}` answer; an older server without paging sends no cursor. */
+function pageOf<T>(body: Record<string, unknown>, key: string): Page<T> {
+  const items = (body[key] ?? []) as T[];
+  const next = body.next_before;
+  return { items, nextBefore: typeof next === 'number' ? next : null };
+}
+
+function pagePath(path: string, before: number | null | undefined, limit?: number): string {
+  const query = new URLSearchParams();
+  if (limit !== undefined) query.set('limit', String(limit));
+  if (before !== undefined && before !== null) query.set('before', String(before));
+  const q = query.toString();
+  return q ? `${path}?${q}` : path;
+}
+
 export function createRest(client: ApiClient = api): Rest {
   const enc = encodeURIComponent;
   return {
@@ -46,12 +72,25 @@ export function createRest(client: ApiClient = api): Rest {
       await client.post('/auth/logout');
     },
     me: () => client.get('/me'),
-    projects: async () => (await client.get<{ projects: Project[] }>('/projects')).projects,
+    projects: async (before) => pageOf<Project>(await client.get(pagePath('/projects', before)), 'projects'),
     createProject: (name) => client.post('/projects', { name }),
     project: (id) => client.get(`/projects/${id}`),
     renameProject: (id, name) => client.request(`/projects/${id}`, { method: 'PATCH', body: { name } }),
-    members: async (project) =>
-      (await client.get<{ members: Member[] }>(`/projects/${project}/members`)).members,
+    members: async (project) => {
+      // The room needs everyone (roles, names), so every page is read, the largest there are.
+      const all: Member[] = [];
+      let before: number | null = null;
+      for (;;) {
+        const page: Page<Member> = pageOf<Member>(
+          await client.get(pagePath(`/projects/${project}/members`, before, MAX_PAGE)),
+          'members',
+        );
+        all.push(...page.items);
+        // A cursor that does not move down would loop forever: stop rather than spin.
+        if (page.nextBefore === null || (before !== null && page.nextBefore >= before)) return all;
+        before = page.nextBefore;
+      }
+    },
     setRole: (project, user, role) =>
       client.request(`/projects/${project}/members/${user}`, { method: 'PUT', body: { role } }),
     removeMember: async (project, user) => {

@@ -1,4 +1,4 @@
-// The signed-in user's projects: open one, or create a new one.
+// The signed-in user's projects, newest first and a page at a time: open one, or create a new one.
 import { useEffect, useState } from 'preact/hooks';
 import type { Project } from '../api/models';
 import { rest } from '../api/rest';
@@ -8,6 +8,9 @@ import { justBecameAdmin } from '../state/session';
 
 export function ProjectsPage() {
   const [projects, setProjects] = useState<Project[] | null>(null);
+  // The cursor of the next page (null: everything is shown).
+  const [nextBefore, setNextBefore] = useState<number | null>(null);
+  const [loadingMore, setLoadingMore] = useState(false);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [name, setName] = useState('');
   const [createError, setCreateError] = useState<string | null>(null);
@@ -17,12 +20,31 @@ export function ProjectsPage() {
     let live = true;
     rest
       .projects()
-      .then((p) => live && setProjects(p))
+      .then((page) => {
+        if (!live) return;
+        setProjects(page.items);
+        setNextBefore(page.nextBefore);
+      })
       .catch((err) => live && setLoadError(describeError(err)));
     return () => {
       live = false;
     };
   }, []);
+
+  const loadMore = async () => {
+    if (nextBefore === null) return;
+    setLoadingMore(true);
+    setLoadError(null);
+    try {
+      const page = await rest.projects(nextBefore);
+      setProjects((shown) => [...(shown ?? []), ...page.items]);
+      setNextBefore(page.nextBefore);
+    } catch (err) {
+      setLoadError(describeError(err));
+    } finally {
+      setLoadingMore(false);
+    }
+  };
 
   const create = async (e: Event) => {
     e.preventDefault();
@@ -81,6 +103,11 @@ export function ProjectsPage() {
             </li>
           ))}
         </ul>
+      )}
+      {projects !== null && nextBefore !== null && (
+        <button type="button" class="secondary" disabled={loadingMore} onClick={() => void loadMore()}>
+          {loadingMore ? 'Loading…' : 'Show more projects'}
+        </button>
       )}
     </div>
   );

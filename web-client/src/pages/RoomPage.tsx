@@ -46,7 +46,8 @@ export function RoomPage({ project, user, client }: { project: number; user: Use
         if (!live) return;
         store.project.value = p;
         store.role.value = p.role;
-        store.members.value = members;
+        // By name, as the room keeps them when members change (the server pages by user id).
+        store.members.value = [...members].sort((a, b) => a.username.localeCompare(b.username));
         setState('ready');
       })
       .catch((err) => {
