@@ -188,7 +188,8 @@ TEST_F(PaginationTest, AdminUserPagesCoverEveryAccountOnce) {
   uint16_t port = start();
   Account admin = register_account(port, "root");  // the first account: an instance admin
   std::vector<int64_t> users = {admin.id};
-  for (int i = 0; i < 6; ++i) users.push_back(register_account(port, "u" + std::to_string(i)).id);
+  for (int i = 0; i < 6; ++i)
+    users.push_back(register_account(port, "user" + std::to_string(i)).id);
   ASSERT_EQ(call(port, "PATCH", "/api/v1/admin/users/" + std::to_string(users[2]),
                  R"({"disabled":true})", bearer(admin.token))
                 .status,

@@ -15,6 +15,8 @@ export const CloseCode = {
   credentialRevoked: 1008,
   tooBig: 1009,
   serverError: 1011,
+  // The server's budget for messages being received is spent: backs off like any other close.
+  tryAgainLater: 1013,
   resume: 4000,
   unsupportedProto: 4001,
   noHello: 4002,
