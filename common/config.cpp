@@ -263,6 +263,8 @@ const std::vector<OptionDef>& option_defs() {
                            1'000'000, "accounts the whole instance accepts per hour"));
     d.push_back(int_option("max_projects_per_user", &ServerConfig::max_projects_per_user, 1,
                            1'000'000, "projects one user may own"));
+    d.push_back(int_option("max_tokens_per_user", &ServerConfig::max_tokens_per_user, 1, 1'000'000,
+                           "usable (unrevoked, unexpired) API tokens one user may hold"));
     d.push_back(int_option("db_readers", &ServerConfig::db_readers, 1, 64,
                            "read-only database connections"));
     d.push_back(int_option("checkpoint_interval_ms", &ServerConfig::checkpoint_interval_ms, 100,

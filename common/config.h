@@ -62,6 +62,7 @@ struct ServerConfig {
   int64_t registrations_per_ip_per_hour = 10;  // open/invite registration throttle, per address
   int64_t registrations_per_hour = 100;        // ... and for the whole instance
   int64_t max_projects_per_user = 200;         // projects one user may own
+  int64_t max_tokens_per_user = 100;           // usable API tokens one user may hold
   int64_t checkpoint_interval_ms = 30'000;
   // "full": every commit and image file is on disk before it is acknowledged (survives power
   // loss). "normal": they survive the process being killed, not a power loss; much faster on

@@ -281,8 +281,17 @@ void handle_create_token(const ApiContext& ctx, const ExchangePtr& ex, const Cal
   int64_t user_id = caller.principal.user.id;
   respond_after_write(
       ex, *ctx.store, [&ctx, user_id, in = *input](store::Db& db) -> Result<Response> {
-        std::string secret = auth::generate_secret(kApiTokenPrefix);
         const SysTime now = ctx.now();
+        // In the write transaction, so concurrent creations cannot slip past it together.
+        ATELIER_ASSIGN_OR_RETURN(const int64_t held, adb::count_api_tokens(db, user_id, now));
+        if (held >= ctx.max_tokens_per_user) {
+          return Status(StatusCode::kPermissionDenied, "you hold " + std::to_string(held) +
+                                                           " API tokens, the most this server "
+                                                           "allows (max_tokens_per_user = " +
+                                                           std::to_string(ctx.max_tokens_per_user) +
+                                                           "); revoke one first");
+        }
+        std::string secret = auth::generate_secret(kApiTokenPrefix);
         std::optional<SysTime> expires_at;
         if (in.expires_in) expires_at = now + *in.expires_in;
         ATELIER_ASSIGN_OR_RETURN(

@@ -55,6 +55,7 @@ struct ApiContext {
   RegistrationMode registration = RegistrationMode::kOpen;
   std::chrono::seconds session_ttl = std::chrono::days(30);  // browser sessions expire after it
   int64_t max_projects_per_user = 200;  // projects one user may own (creating more is refused)
+  int64_t max_tokens_per_user = 100;    // usable API tokens one user may hold (more: 403)
   // Every change to a project records its domain event here (in the same transaction).
   const events::EventLog* events = nullptr;
   std::string public_url;                    // empty: from the request's Host

@@ -173,6 +173,7 @@ class App::Impl {
                                                            : api::RegistrationMode::kOpen;
     api_.session_ttl = std::chrono::seconds(config_.session_ttl_s);
     api_.max_projects_per_user = config_.max_projects_per_user;
+    api_.max_tokens_per_user = config_.max_tokens_per_user;
     api_.public_url = config_.public_url;
     api_.trusted_origins = config_.cors_origins;
     api_.password_cost = password_cost_;

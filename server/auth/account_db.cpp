@@ -227,6 +227,17 @@ Status revoke_all_credentials(Db& db, int64_t user_id, SysTime now) {
              to_unix_s(now), user_id);
 }
 
+Result<int64_t> count_api_tokens(Db& db, int64_t user_id, SysTime now) {
+  ATELIER_ASSIGN_OR_RETURN(
+      Statement stmt,
+      prepare_bound(db,
+                    "SELECT count(*) FROM credentials WHERE user_id = ? AND kind = 'api' "
+                    "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+                    user_id, to_unix_s(now)));
+  ATELIER_ASSIGN_OR_RETURN(const bool row, stmt.step());
+  return row ? stmt.column_int64(0) : 0;
+}
+
 Result<std::vector<ApiTokenInfo>> list_api_tokens(Db& db, int64_t user_id, SysTime now) {
   // Expired tokens are left out too: like revoked ones they can no longer be used, and `now` is
   // passed for exactly this.

@@ -94,6 +94,8 @@ Status revoke_credential(store::Db& db, int64_t user_id, int64_t credential_id, 
 Status revoke_all_credentials(store::Db& db, int64_t user_id, SysTime now);
 // The user's unrevoked API tokens (not sessions), newest first.
 Result<std::vector<ApiTokenInfo>> list_api_tokens(store::Db& db, int64_t user_id, SysTime now);
+// How many of the user's API tokens are usable at `now` (unrevoked, unexpired).
+Result<int64_t> count_api_tokens(store::Db& db, int64_t user_id, SysTime now);
 
 }  // namespace account_db
 }  // namespace atelier::auth

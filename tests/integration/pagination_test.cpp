@@ -206,6 +206,28 @@ size_t project_count(uint16_t port, const std::string& token) {
   return walk_pages(port, token, "/api/v1/projects", "projects", "id", 200).size();
 }
 
+// Usable API tokens per user are capped; revoking one (or its expiry) frees a place.
+TEST_F(PaginationTest, CreatingMoreTokensThanTheLimitIsRefused) {
+  uint16_t port = start([](ServerConfig& c) { c.max_tokens_per_user = 2; });
+  Account ada = register_account(port, "ada");
+  Account bob = register_account(port, "bob");
+  ApiToken first = create_api_token(port, ada.token, "read", "one");
+  create_api_token(port, ada.token, "read", "two");
+  auto refused =
+      call(port, "POST", "/api/v1/tokens", R"({"name":"three","scope":"read"})", bearer(ada.token));
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_NE(refused.body.find("max_tokens_per_user"), std::string::npos) << refused.body;
+  EXPECT_EQ(walk_pages(port, ada.token, "/api/v1/tokens", "tokens", "id", 200).size(), 2u);
+  // Another user's tokens do not count.
+  create_api_token(port, bob.token, "read", "bob's");
+  // Revoking one frees a place.
+  ASSERT_EQ(
+      call(port, "DELETE", "/api/v1/tokens/" + std::to_string(first.id), "", bearer(ada.token))
+          .status,
+      204);
+  create_api_token(port, ada.token, "read", "three");
+}
+
 TEST_F(PaginationTest, CreatingMoreProjectsThanTheLimitIsRefusedAndCreatesNothing) {
   uint16_t port = start([](ServerConfig& c) { c.max_projects_per_user = 2; });
   Account ada = register_account(port, "ada");
