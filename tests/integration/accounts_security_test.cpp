@@ -24,59 +24,6 @@ namespace {
 
 using testing::TempDir;
 
-// One request from `source_ip` (any 127.x.y.z address is local on Linux), answered on a
-// connection the server closes afterwards. The shared client always connects from 127.0.0.1, so
-// it cannot tell per-address throttling from per-username throttling; this can.
-std::optional<Reply> call_from(const std::string& source_ip, uint16_t port,
-                               const std::string& method, const std::string& target,
-                               const std::string& body) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::nullopt;
-  sockaddr_in src{};
-  src.sin_family = AF_INET;
-  ::inet_pton(AF_INET, source_ip.c_str(), &src.sin_addr);
-  sockaddr_in dst{};
-  dst.sin_family = AF_INET;
-  dst.sin_port = htons(port);
-  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0 ||
-      ::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)) != 0) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string request = testing::make_request(method, target, body, "Connection: close");
-  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string raw;
-  char buf[4096];
-  while (true) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 10'000) <= 0) break;
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    raw.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  size_t head_end = raw.find("\r\n\r\n");
-  if (raw.rfind("HTTP/1.1 ", 0) != 0 || head_end == std::string::npos) return std::nullopt;
-  Reply r;
-  r.status = std::stoi(raw.substr(9, 3));
-  size_t pos = raw.find("\r\n") + 2;
-  while (pos < head_end) {
-    size_t e = raw.find("\r\n", pos);
-    std::string line = raw.substr(pos, e - pos);
-    size_t colon = line.find(':');
-    if (colon != std::string::npos) {
-      std::string name = line.substr(0, colon);
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
-    }
-    pos = e + 2;
-  }
-  r.body = raw.substr(head_end + 4);
-  r.json = nlohmann::json::parse(r.body, nullptr, false);
-  return r;
-}
-
 int login_from(const std::string& ip, uint16_t port, const std::string& username,
                const std::string& password, Reply* out = nullptr) {
   nlohmann::json body = {{"username", username}, {"password", password}};

@@ -65,16 +65,32 @@ inline std::string cookie(const std::string& token) {
   return "Cookie: atelier_session=" + token;
 }
 
+inline Reply to_reply(const testing::RawResponse& r) {
+  Reply out;
+  out.status = r.status;
+  out.body = r.body;
+  out.headers = r.headers;
+  out.json = nlohmann::json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+  return out;
+}
+
 inline Reply call(uint16_t port, const std::string& method, const std::string& target,
                   const std::string& body = {}, const std::string& headers = {}) {
   auto r = testing::http_request(port, method, target, body, headers);
   if (!r) throw std::runtime_error("no response to " + method + " " + target);
-  Reply out;
-  out.status = r->status;
-  out.body = r->body;
-  out.headers = r->headers;
-  out.json = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
-  return out;
+  return to_reply(*r);
+}
+
+// One request from `source_ip` (any 127.x.y.z is local on Linux): the shared client always
+// connects from 127.0.0.1, so per-address limits cannot be told from others without this.
+// nullopt when this machine cannot connect from that address (or nothing answered).
+inline std::optional<Reply> call_from(const std::string& source_ip, uint16_t port,
+                                      const std::string& method, const std::string& target,
+                                      const std::string& body = {},
+                                      const std::string& headers = {}) {
+  auto r = testing::http_request_from(source_ip, port, method, target, body, headers);
+  if (!r) return std::nullopt;
+  return to_reply(*r);
 }
 
 inline Reply expect_status(Reply r, int status, const std::string& what) {

@@ -12,11 +12,20 @@
 
 namespace atelier::testing {
 
-Connection::Connection(uint16_t port, int receive_buffer_bytes) {
+Connection::Connection(uint16_t port, int receive_buffer_bytes, const std::string& source_ip) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) throw std::runtime_error("socket() failed");
   if (receive_buffer_bytes > 0) {
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof(receive_buffer_bytes));
+  }
+  if (!source_ip.empty()) {
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    if (::inet_pton(AF_INET, source_ip.c_str(), &src.sin_addr) != 1 ||
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) {
+      ::close(fd_);
+      throw std::runtime_error("cannot bind " + source_ip + ": " + std::strerror(errno));
+    }
   }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -215,6 +224,20 @@ std::optional<RawResponse> http_request(uint16_t port, const std::string& method
   Connection c(port);
   if (!c.send(make_request(method, target, body, extra_headers))) return std::nullopt;
   return c.read_response(std::chrono::seconds(10), method == "HEAD");
+}
+
+std::optional<RawResponse> http_request_from(const std::string& source_ip, uint16_t port,
+                                             const std::string& method, const std::string& target,
+                                             const std::string& body,
+                                             const std::string& extra_headers) {
+  std::optional<Connection> c;
+  try {
+    c.emplace(port, 0, source_ip);
+  } catch (const std::runtime_error&) {
+    return std::nullopt;
+  }
+  if (!c->send(make_request(method, target, body, extra_headers))) return std::nullopt;
+  return c->read_response(std::chrono::seconds(10), method == "HEAD");
 }
 
 }  // namespace atelier::testing

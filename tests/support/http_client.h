@@ -35,8 +35,11 @@ class Connection {
  public:
   // Connects to 127.0.0.1:port; throws std::runtime_error on failure. A non-zero
   // `receive_buffer_bytes` fixes the socket's receive buffer (SO_RCVBUF, before connecting, so
-  // the kernel does not grow it): a client that never reads then holds back little.
-  explicit Connection(uint16_t port, int receive_buffer_bytes = 0);
+  // the kernel does not grow it): a client that never reads then holds back little. A
+  // `source_ip` (any 127.x.y.z is local on Linux) is bound before connecting, so the server sees
+  // another client address.
+  explicit Connection(uint16_t port, int receive_buffer_bytes = 0,
+                      const std::string& source_ip = {});
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -79,6 +82,12 @@ class Connection {
 std::optional<RawResponse> http_request(uint16_t port, const std::string& method,
                                         const std::string& target, const std::string& body = {},
                                         const std::string& extra_headers = {});
+
+// The same from `source_ip`; nullopt also when that address cannot be bound here.
+std::optional<RawResponse> http_request_from(const std::string& source_ip, uint16_t port,
+                                             const std::string& method, const std::string& target,
+                                             const std::string& body = {},
+                                             const std::string& extra_headers = {});
 
 // "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n...\r\n\r\n<body>"
 std::string make_request(const std::string& method, const std::string& target,
