@@ -125,17 +125,6 @@ Result<std::vector<ProjectWithRole>> read_projects_with_role(Statement& stmt) {
 
 }  // namespace
 
-Result<std::vector<ProjectWithRole>> list_projects_for_user(Db& db, int64_t user_id) {
-  ATELIER_ASSIGN_OR_RETURN(Statement stmt,
-                           prepare_bound(db,
-                                         "SELECT " + std::string(kProjectColumns) +
-                                             ", m.role FROM members m "
-                                             "JOIN projects p ON p.id = m.project_id "
-                                             "WHERE m.user_id = ? ORDER BY p.id",
-                                         user_id));
-  return read_projects_with_role(stmt);
-}
-
 Result<std::vector<ProjectWithRole>> list_projects_page(Db& db, int64_t user_id, int64_t limit,
                                                         std::optional<int64_t> before) {
   // SQLite reads a negative LIMIT as "no limit"; here it means nothing is wanted.
@@ -223,16 +212,6 @@ Result<std::vector<Member>> read_members(Statement& stmt) {
 }
 
 }  // namespace
-
-Result<std::vector<Member>> list_members(Db& db, int64_t project_id) {
-  ATELIER_ASSIGN_OR_RETURN(Statement stmt,
-                           prepare_bound(db,
-                                         "SELECT " + std::string(kMemberColumns) +
-                                             " FROM members m JOIN users u ON u.id = m.user_id "
-                                             "WHERE m.project_id = ? ORDER BY m.user_id",
-                                         project_id));
-  return read_members(stmt);
-}
 
 Result<std::vector<Member>> list_members_page(Db& db, int64_t project_id, int64_t limit,
                                               std::optional<int64_t> before) {

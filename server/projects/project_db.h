@@ -71,9 +71,6 @@ Result<Project> insert_project(store::Db& db, const std::string& name,
                                const std::string& description, int64_t owner, SysTime now);
 // kNotFound ("no such project") when it does not exist.
 Result<Project> find_project(store::Db& db, int64_t project_id);
-// Projects `user_id` is a member of, with their role, ordered by id: every one (tests and
-// tools; the API pages with list_projects_page).
-Result<std::vector<ProjectWithRole>> list_projects_for_user(store::Db& db, int64_t user_id);
 // One page of them, newest first (by descending id): at most `limit` (none when <= 0), only ids
 // below `before` when given. Reads at most `limit` rows (the members_by_user index).
 Result<std::vector<ProjectWithRole>> list_projects_page(store::Db& db, int64_t user_id,
@@ -95,7 +92,6 @@ Result<int64_t> disk_bytes(store::Db& db, int64_t project_id);
 // error, since most callers go on either way (joining, adding, the owner check); the API's
 // project_role() is where it becomes "no such project".
 Result<std::optional<Role>> member_role(store::Db& db, int64_t project_id, int64_t user_id);
-Result<std::vector<Member>> list_members(store::Db& db, int64_t project_id);  // ordered by user id
 // One page of the members, by descending user id: at most `limit` (none when <= 0), only user
 // ids below `before` when given. Reads at most `limit` rows (the primary key).
 Result<std::vector<Member>> list_members_page(store::Db& db, int64_t project_id, int64_t limit,

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -14,6 +15,13 @@
 
 namespace atelier::projects {
 namespace {
+
+// A whole newest-first list (one page large enough) put back in ascending id order.
+template <typename T>
+Result<std::vector<T>> ascending(Result<std::vector<T>> list) {
+  if (list.is_ok()) std::reverse(list->begin(), list->end());
+  return list;
+}
 
 using store::Db;
 namespace pdb = project_db;
@@ -126,7 +134,8 @@ TEST_F(ProjectDbTest, InsertMakesTheCreatorOwner) {
   EXPECT_EQ(found->created_by, alice_);
 
   EXPECT_EQ(role_of(p.id, alice_), Role::kOwner);
-  auto members = in_read([&](Db& db) { return pdb::list_members(db, p.id); });
+  auto members = in_read(
+      [&](Db& db) { return ascending(pdb::list_members_page(db, p.id, 1000, std::nullopt)); });
   ASSERT_TRUE(members.is_ok());
   ASSERT_EQ(members->size(), 1u);
   EXPECT_EQ((*members)[0].user_id, alice_);
@@ -154,7 +163,8 @@ TEST_F(ProjectDbTest, ListsOnlyMemberProjectsWithRoles) {
   Project p3 = add_project("three", alice_);
   ASSERT_TRUE(set_member(p3.id, bob_, Role::kEditor).is_ok());
 
-  auto bobs = in_read([&](Db& db) { return pdb::list_projects_for_user(db, bob_); });
+  auto bobs = in_read(
+      [&](Db& db) { return ascending(pdb::list_projects_page(db, bob_, 1000, std::nullopt)); });
   ASSERT_TRUE(bobs.is_ok()) << bobs.status().to_string();
   ASSERT_EQ(bobs->size(), 2u);
   EXPECT_EQ((*bobs)[0].project.id, p2.id);
@@ -163,13 +173,15 @@ TEST_F(ProjectDbTest, ListsOnlyMemberProjectsWithRoles) {
   EXPECT_EQ((*bobs)[1].project.id, p3.id);
   EXPECT_EQ((*bobs)[1].role, Role::kEditor);
 
-  auto alices = in_read([&](Db& db) { return pdb::list_projects_for_user(db, alice_); });
+  auto alices = in_read(
+      [&](Db& db) { return ascending(pdb::list_projects_page(db, alice_, 1000, std::nullopt)); });
   ASSERT_TRUE(alices.is_ok());
   ASSERT_EQ(alices->size(), 2u);
   EXPECT_EQ((*alices)[0].project.id, p1.id);
   EXPECT_EQ((*alices)[1].project.id, p3.id);
 
-  auto carols = in_read([&](Db& db) { return pdb::list_projects_for_user(db, carol_); });
+  auto carols = in_read(
+      [&](Db& db) { return ascending(pdb::list_projects_page(db, carol_, 1000, std::nullopt)); });
   ASSERT_TRUE(carols.is_ok());
   EXPECT_TRUE(carols->empty());
 }
@@ -243,7 +255,8 @@ TEST_F(ProjectDbTest, UpsertAddsThenChangesRoleKeepingAddedAt) {
   ASSERT_TRUE(set_member(p.id, bob_, Role::kEditor, kNow + 2s).is_ok());
   EXPECT_EQ(role_of(p.id, bob_), Role::kEditor);
 
-  auto members = in_read([&](Db& db) { return pdb::list_members(db, p.id); });
+  auto members = in_read(
+      [&](Db& db) { return ascending(pdb::list_members_page(db, p.id, 1000, std::nullopt)); });
   ASSERT_TRUE(members.is_ok());
   ASSERT_EQ(members->size(), 2u);  // ordered by user id: alice, bob
   EXPECT_EQ((*members)[0].user_id, alice_);
