@@ -265,6 +265,14 @@ const std::vector<OptionDef>& option_defs() {
                            1'000'000, "projects one user may own"));
     d.push_back(int_option("max_tokens_per_user", &ServerConfig::max_tokens_per_user, 1, 1'000'000,
                            "usable (unrevoked, unexpired) API tokens one user may hold"));
+    d.push_back(int_option("max_upload_bytes", &ServerConfig::max_upload_bytes, 1024,
+                           int64_t{1} << 30, "largest image file one upload may send, bytes"));
+    d.push_back(int_option("max_upload_pixels", &ServerConfig::max_upload_pixels, 1,
+                           int64_t{8192} * 8192,
+                           "most pixels (width x height) of an uploaded image"));
+    d.push_back(int_option("max_uploads_per_user_per_hour",
+                           &ServerConfig::max_uploads_per_user_per_hour, 1, 1'000'000,
+                           "images one user may upload per hour, across projects"));
     d.push_back(int_option("db_readers", &ServerConfig::db_readers, 1, 64,
                            "read-only database connections"));
     d.push_back(int_option("checkpoint_interval_ms", &ServerConfig::checkpoint_interval_ms, 100,

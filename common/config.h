@@ -63,6 +63,11 @@ struct ServerConfig {
   int64_t registrations_per_hour = 100;        // ... and for the whole instance
   int64_t max_projects_per_user = 200;         // projects one user may own
   int64_t max_tokens_per_user = 100;           // usable API tokens one user may hold
+  // Uploads (POST /projects/{id}/uploads): the largest file, the most pixels (each side is at
+  // most 8192 besides), and how many one user may upload per hour across projects.
+  int64_t max_upload_bytes = 20'000'000;
+  int64_t max_upload_pixels = 16'000'000;
+  int64_t max_uploads_per_user_per_hour = 200;
   int64_t checkpoint_interval_ms = 30'000;
   // "full": every commit and image file is on disk before it is acknowledged (survives power
   // loss). "normal": they survive the process being killed, not a power loss; much faster on

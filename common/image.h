@@ -28,6 +28,14 @@ struct Image {
   std::vector<uint8_t> pixels;
 };
 
+// A single-channel 8-bit image: an inpainting mask (0 = keep, 255 = regenerate, values between
+// blend). Row-major, tightly packed (values.size() == width * height).
+struct Mask {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> values;
+};
+
 // (keyword, value) pairs, both UTF-8 on the C++ side.
 using TextChunks = std::vector<std::pair<std::string, std::string>>;
 

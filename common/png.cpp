@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "common/image.h"
+#include "common/image_decode.h"
 
 namespace atelier::image {
 namespace {
@@ -111,6 +112,13 @@ Result<std::string> png_keyword(const std::string& utf8) {
 // by this but by kMaxDimension.
 constexpr png_alloc_size_t kMaxPngChunkBytes = 16 << 20;
 
+// What a decode may cost and read. The defaults are decode_png's contract.
+struct PngDecodeOptions {
+  uint64_t max_pixels = uint64_t{kMaxDimension} * kMaxDimension;
+  uint32_t max_side = kMaxDimension;
+  bool skip_metadata = false;  // ignore text, ICC and EXIF chunks (untrusted uploads)
+};
+
 struct PngErrorSink {
   char message[256];
 };
@@ -172,9 +180,15 @@ int png_write_impl(png_structp png, png_infop info, const Image* img, png_textp 
 
 // Decodes into *out; on return 1 the text chunks can be fetched from info and end_info.
 // out->pixels.resize may throw std::bad_alloc; no libpng frame is active at that point.
-int png_read_impl(png_structp png, png_infop info, png_infop end_info, Image* out) {
+int png_read_impl(png_structp png, png_infop info, png_infop end_info,
+                  const PngDecodeOptions* options, Image* out) {
   if (setjmp(png_jmpbuf(png))) return 0;
-  png_set_user_limits(png, kMaxDimension, kMaxDimension);
+  png_set_user_limits(png, options->max_side, options->max_side);
+  if (options->skip_metadata) {
+    // Known chunks listed here are handled as unknown ones, which are dropped by default.
+    static constexpr png_byte kSkipped[] = "tEXt\0zTXt\0iTXt\0iCCP\0eXIf\0sPLT\0";
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, kSkipped, 6);
+  }
   // Caps ancillary chunk buffers and zTXt/iCCP decompression (bombs), whatever the distro default.
   png_set_chunk_malloc_max(png, kMaxPngChunkBytes);
   png_read_info(png, info);
@@ -188,6 +202,7 @@ int png_read_impl(png_structp png, png_infop info, png_infop end_info, Image* ou
   if (channels != 3 && channels != 4) png_error(png, "unsupported channel layout");
   const png_uint_32 width = png_get_image_width(png, info);
   const png_uint_32 height = png_get_image_height(png, info);
+  if (uint64_t{width} * height > options->max_pixels) png_error(png, "image over the pixel limit");
   const size_t stride = static_cast<size_t>(width) * static_cast<size_t>(channels);
   if (png_get_rowbytes(png, info) != stride) png_error(png, "unexpected row size");
   out->width = static_cast<int>(width);
@@ -215,11 +230,20 @@ uint32_t read_be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
 
-// Checks that every chunk up to IEND fits in the data. libpng allocates and zero-fills a text
-// chunk's declared length (up to 2 GiB) before reading it, so one corrupt length field would cost
-// seconds and gigabytes before the "truncated" error; this walk makes that error immediate.
-Status check_png_chunk_lengths(std::span<const uint8_t> data) {
+// deflate cannot expand data more than 1032 times (a 258-byte match costs at least 2 bits).
+constexpr uint64_t kMaxDeflateRatio = 1032;
+
+// Walks the chunks before libpng sees them:
+//  - every chunk up to IEND must fit in the data. libpng allocates and zero-fills a text chunk's
+//    declared length (up to 2 GiB) before reading it, so one corrupt length field would cost
+//    seconds and gigabytes before the "truncated" error; this walk makes that error immediate;
+//  - the IHDR size must be within `options`, and the image data (IDAT) long enough to inflate to
+//    that size, so a few bytes declaring 16384 x 16384 are refused before the pixel buffer (up
+//    to 1 GiB) is allocated.
+Status check_png_chunks(std::span<const uint8_t> data, const PngDecodeOptions& options) {
   size_t pos = 8;
+  uint64_t idat_bytes = 0;
+  uint64_t min_raw_bytes = 0;  // pixel data the IHDR promises, without filter bytes
   // From 8 bytes on, a chunk's length and type are there for libpng to act on, so a chunk cut
   // short anywhere (even before its CRC) is refused here.
   while (data.size() - pos >= 8) {
@@ -229,18 +253,47 @@ Status check_png_chunk_lengths(std::span<const uint8_t> data) {
                                       std::to_string(pos) + " claims " + std::to_string(length) +
                                       " bytes)");
     }
-    if (std::memcmp(data.data() + pos + 4, "IEND", 4) == 0) break;
+    const uint8_t* type = data.data() + pos + 4;
+    const uint8_t* body = data.data() + pos + 8;
+    if (pos == 8 && std::memcmp(type, "IHDR", 4) == 0 && length == 13) {
+      const uint32_t width = read_be32(body);
+      const uint32_t height = read_be32(body + 4);
+      if (width > options.max_side || height > options.max_side) {
+        return Status::invalid_argument("png: " + std::to_string(width) + "x" +
+                                        std::to_string(height) + " is over the limit of " +
+                                        std::to_string(options.max_side) + " per side");
+      }
+      if (uint64_t{width} * height > options.max_pixels) {
+        return Status::invalid_argument("png: " + std::to_string(width) + "x" +
+                                        std::to_string(height) + " is over the limit of " +
+                                        std::to_string(options.max_pixels) + " pixels");
+      }
+      // Bits per pixel from bit depth and colour type (gray, -, RGB, palette, gray+alpha, -, RGBA).
+      static constexpr uint64_t kSamples[7] = {1, 0, 3, 1, 2, 0, 4};
+      const uint64_t samples = body[9] < 7 ? kSamples[body[9]] : 0;
+      min_raw_bytes = uint64_t{width} * height * samples * body[8] / 8;
+    } else if (std::memcmp(type, "IDAT", 4) == 0) {
+      idat_bytes += length;
+    } else if (std::memcmp(type, "IEND", 4) == 0) {
+      break;
+    }
     pos += 12 + static_cast<size_t>(length);
   }
-  return Status::ok();  // A missing IEND is left for libpng to report.
+  if (min_raw_bytes > idat_bytes * kMaxDeflateRatio + 4096) {
+    return Status::invalid_argument("png: truncated data (" + std::to_string(idat_bytes) +
+                                    " bytes of image data cannot hold " +
+                                    std::to_string(min_raw_bytes) + ")");
+  }
+  return Status::ok();  // A missing IEND or a malformed IHDR is left for libpng to report.
 }
 
 // Decodes `data`; fills *text when non-null.
-Result<Image> png_decode(std::span<const uint8_t> data, TextChunks* text) {
+Result<Image> png_decode(std::span<const uint8_t> data, TextChunks* text,
+                         const PngDecodeOptions& options) {
   if (data.size() < 8 || png_sig_cmp(data.data(), 0, 8) != 0) {
     return Status::invalid_argument("png: not a PNG file (bad signature)");
   }
-  ATELIER_RETURN_IF_ERROR(check_png_chunk_lengths(data));
+  ATELIER_RETURN_IF_ERROR(check_png_chunks(data, options));
   PngErrorSink sink{};
   PngReader reader{data.data(), data.size(), 0};
   PngReadGuard g;
@@ -254,7 +307,7 @@ Result<Image> png_decode(std::span<const uint8_t> data, TextChunks* text) {
   png_set_read_fn(g.png, &reader, png_read_cb);
   Image img;
   try {
-    if (png_read_impl(g.png, g.info, g.end_info, &img) == 0) {
+    if (png_read_impl(g.png, g.info, g.end_info, &options, &img) == 0) {
       return Status::invalid_argument(std::string("png: ") + sink.message);
     }
   } catch (const std::bad_alloc&) {
@@ -344,12 +397,20 @@ Result<std::vector<uint8_t>> encode_png(const Image& img, const TextChunks& text
 }
 
 Result<Image> decode_png(std::span<const uint8_t> data) {
-  return png_decode(data, nullptr);
+  return png_decode(data, nullptr, PngDecodeOptions{});
+}
+
+Result<Image> decode_png_limited(std::span<const uint8_t> data, const UploadLimits& limits) {
+  PngDecodeOptions options;
+  options.max_pixels = static_cast<uint64_t>(std::max<int64_t>(limits.max_pixels, 0));
+  options.max_side = static_cast<uint32_t>(std::clamp(limits.max_side, 0, kMaxDimension));
+  options.skip_metadata = true;
+  return png_decode(data, nullptr, options);
 }
 
 Result<TextChunks> read_png_text(std::span<const uint8_t> data) {
   TextChunks text;
-  auto img = png_decode(data, &text);
+  auto img = png_decode(data, &text, PngDecodeOptions{});
   if (!img.is_ok()) return img.status();
   return text;
 }

@@ -280,13 +280,16 @@ Result<projects::Role> authorize_project(store::Db& db, const Caller& caller, in
 }
 
 Status add_signed_in_route(http::Router& router, const ApiContext& ctx, http::Method method,
-                           std::string_view pattern, CallerHandler fn) {
+                           std::string_view pattern, CallerHandler fn, http::RouteOptions options) {
   const ApiContext* c = &ctx;
-  return router.add(method, pattern, [c, fn](const http::ExchangePtr& ex) {
-    auto caller = require_caller(*ex);
-    if (!caller.is_ok()) return ex->respond(error_response(caller.status()));
-    fn(*c, ex, **caller);
-  });
+  return router.add(
+      method, pattern,
+      [c, fn](const http::ExchangePtr& ex) {
+        auto caller = require_caller(*ex);
+        if (!caller.is_ok()) return ex->respond(error_response(caller.status()));
+        fn(*c, ex, **caller);
+      },
+      options);
 }
 
 }  // namespace atelier::api

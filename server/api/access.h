@@ -65,9 +65,11 @@ Result<projects::Role> authorize_project(store::Db& db, const Caller& caller, in
 // A handler for a route that only signed-in callers may use.
 using CallerHandler = void (*)(const ApiContext&, const http::ExchangePtr&, const Caller&);
 // Registers `fn` behind the sign-in gate: anonymous requests get 401 before it runs.
-// `ctx` must outlive the router.
+// `options` go to the router as they are (e.g. a route's own body limit). `ctx` must outlive
+// the router.
 Status add_signed_in_route(http::Router& router, const ApiContext& ctx, http::Method method,
-                           std::string_view pattern, CallerHandler fn);
+                           std::string_view pattern, CallerHandler fn,
+                           http::RouteOptions options = {});
 
 // The value of cookie `name` in the request's Cookie header(s), empty when absent.
 std::string cookie_value(const http::Request& request, std::string_view name);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -56,6 +57,11 @@ struct ApiContext {
   std::chrono::seconds session_ttl = std::chrono::days(30);  // browser sessions expire after it
   int64_t max_projects_per_user = 200;  // projects one user may own (creating more is refused)
   int64_t max_tokens_per_user = 100;    // usable API tokens one user may hold (more: 403)
+  // Uploads: the largest file (413 before the body is read), the most pixels (each side at
+  // most image::kMaxUploadSide), and uploads per user per hour (429).
+  int64_t max_upload_bytes = 20'000'000;
+  int64_t max_upload_pixels = 16'000'000;
+  int64_t max_uploads_per_user_per_hour = 200;
   // Every change to a project records its domain event here (in the same transaction).
   const events::EventLog* events = nullptr;
   std::string public_url;                    // empty: from the request's Host
@@ -75,6 +81,9 @@ struct ApiContext {
   CredentialWatch* credential_watch = nullptr;
   // Wall-clock time; injectable so tests can move time.
   std::function<SysTime()> now;
+  // Crash tests only (ATELIER_TEST_CRASH_AT): called at named points of an upload
+  // ("upload_after_put", "upload_after_commit"); empty in normal operation.
+  std::function<void(std::string_view)> test_hook;
 };
 
 }  // namespace atelier::api

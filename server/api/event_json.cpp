@@ -36,6 +36,9 @@ std::string event_data_json(const events::DomainEvent& event) {
             return json{
                 {"image", e.image}, {"emoji", e.emoji}, {"user", e.user}, {"counts", e.counts}};
           },
+          [](const events::ImageUploaded& e) {
+            return json{{"image", image_json(e.image)}};
+          },
       },
       event);
   return data.dump();

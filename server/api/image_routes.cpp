@@ -82,7 +82,8 @@ void handle_get(const ApiContext& ctx, const ExchangePtr& ex, const Caller& call
     ATELIER_ASSIGN_OR_RETURN(ImageRecord image, visible_image(db, caller, id));
     nlohmann::json out = image_json(image);
     // The job and the parent are extras: the image is shown without them when they are gone.
-    Result<jobs::Job> job = jdb::find_job(db, image.job_id);
+    Result<jobs::Job> job = image.job_id ? jdb::find_job(db, *image.job_id)
+                                         : Result<jobs::Job>(Status::not_found("an upload"));
     if (!job.is_ok() && !is_not_found(job.status())) return job.status();
     if (job.is_ok()) {
       const jobs::JobParams& p = job->params;

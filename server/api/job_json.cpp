@@ -33,7 +33,10 @@ std::string format_time_ms(SysTime t) {
 nlohmann::json image_json(const ImageRecord& image) {
   return {{"id", image.id},
           {"project_id", image.project_id},
-          {"job_id", image.job_id},
+          {"job_id", opt(image.job_id)},
+          {"source", jobs::source_name(image.source)},
+          {"original_name", image.original_name.empty() ? nlohmann::json(nullptr)
+                                                        : nlohmann::json(image.original_name)},
           {"index", image.idx},
           {"created_by", opt(image.created_by)},
           {"width", image.width},
@@ -70,6 +73,18 @@ void add_generation_fields(nlohmann::json& out, const JobParams& p) {
       sc ? nlohmann::json::array({sc->target_width, sc->target_height}) : nlohmann::json(nullptr);
   out["crop_top_left"] =
       sc ? nlohmann::json::array({sc->crop_top, sc->crop_left}) : nlohmann::json(nullptr);
+  // Inpaint and outpaint only (null otherwise).
+  const auto& e = p.edit;
+  out["mask_image_id"] = opt(p.mask_image_id);
+  out["mask_blur"] = e ? nlohmann::json(e->mask_blur) : nlohmann::json(nullptr);
+  out["inpaint_area"] =
+      e ? nlohmann::json(inference::inpaint_area_name(e->area)) : nlohmann::json(nullptr);
+  out["extend"] = e && p.mode == inference::Mode::kOutpaint
+                      ? nlohmann::json{{"left", e->extend.left},
+                                       {"right", e->extend.right},
+                                       {"top", e->extend.top},
+                                       {"bottom", e->extend.bottom}}
+                      : nlohmann::json(nullptr);
 }
 
 nlohmann::json job_json(const Job& job) {

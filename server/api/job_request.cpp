@@ -82,13 +82,26 @@ std::string canonical_hash(const JobRequest& r) {
   if (r.original_size) j["original_size"] = opt_pair(r.original_size);
   if (r.target_size) j["target_size"] = opt_pair(r.target_size);
   if (r.crop_top_left) j["crop_top_left"] = opt_pair(r.crop_top_left);
+  const EditFields& e = r.edit;
+  if (e.mask_image_id) j["mask_image_id"] = *e.mask_image_id;
+  if (e.mask_blur) j["mask_blur"] = *e.mask_blur;
+  if (e.inpaint_area) j["inpaint_area"] = inference::inpaint_area_name(*e.inpaint_area);
+  if (e.extend) {
+    j["extend"] = {{"left", e.extend->left},
+                   {"right", e.extend->right},
+                   {"top", e.extend->top},
+                   {"bottom", e.extend->bottom}};
+  }
   return auth::sha256_hex(j.dump());
 }
 
 // Checks every value that does not depend on the parent image against the model.
 Status check_against_model(const JobRequest& r, const ModelInfo& m) {
-  if (r.width) ATELIER_RETURN_IF_ERROR(check_int("width", *r.width, m.width));
-  if (r.height) ATELIER_RETURN_IF_ERROR(check_int("height", *r.height, m.height));
+  // Edit modes refuse a size (check_edit_fields says so); the ranges do not apply to them.
+  if (!inference::is_edit(r.mode)) {
+    if (r.width) ATELIER_RETURN_IF_ERROR(check_int("width", *r.width, m.width));
+    if (r.height) ATELIER_RETURN_IF_ERROR(check_int("height", *r.height, m.height));
+  }
   if (r.steps) ATELIER_RETURN_IF_ERROR(check_int("steps", *r.steps, m.steps));
   if (r.count) ATELIER_RETURN_IF_ERROR(check_int("count", *r.count, m.count));
   if (r.guidance) ATELIER_RETURN_IF_ERROR(check_real("guidance", *r.guidance, m.guidance));
@@ -105,9 +118,17 @@ Status check_against_model(const JobRequest& r, const ModelInfo& m) {
                                         std::string(inference::mode_name(r.mode)) + "'",
                                     "mode");
   }
+  // Its UNet needs a mask, which variation, remix and upscale do not have (whatever it lists).
+  if (m.inpainting_model && r.mode != Mode::kTxt2Img && !inference::is_edit(r.mode)) {
+    return Status::invalid_argument("model '" + m.id +
+                                        "' is an inpainting model: of the modes with a parent it "
+                                        "takes only inpaint and outpaint",
+                                    "mode");
+  }
   if (r.mode == Mode::kTxt2Img && r.parent_image_id) {
     return Status::invalid_argument(
-        "field 'parent_image_id' is only for the variation, remix and upscale modes",
+        "field 'parent_image_id' is only for the variation, remix, upscale, inpaint and "
+        "outpaint modes",
         "parent_image_id");
   }
   if (r.mode != Mode::kTxt2Img && !r.parent_image_id) {
@@ -115,7 +136,8 @@ Status check_against_model(const JobRequest& r, const ModelInfo& m) {
                                         std::string(inference::mode_name(r.mode)) + "'",
                                     "parent_image_id");
   }
-  if ((r.width.has_value() != r.height.has_value()) && r.mode != Mode::kTxt2Img) {
+  if ((r.width.has_value() != r.height.has_value()) && r.mode != Mode::kTxt2Img &&
+      !inference::is_edit(r.mode)) {
     return Status::invalid_argument(
         "give both width and height, or neither to take the "
         "size from the parent image",
@@ -231,6 +253,44 @@ Status resolve_loras(JobRequest& r, const ModelInfo& m, const inference::ModelRe
   return Status::ok();
 }
 
+// Variation, remix and upscale: a generated parent must be the model's own (an upload is any
+// model's; so is an image whose job is gone).
+Status check_parent_model(store::Db& db, const jobs::ImageRecord& parent, const ModelInfo& m) {
+  if (!parent.job_id) return Status::ok();
+  auto parent_job = jobs::job_db::find_job(db, *parent.job_id);
+  if (!parent_job.is_ok() && parent_job.status().code() != StatusCode::kNotFound) {
+    return parent_job.status();
+  }
+  if (parent_job.is_ok() && parent_job->params.model != m.id) {
+    return Status::invalid_argument(
+        "the parent image was made by model '" + parent_job->params.model + "'; use that model",
+        "model");
+  }
+  return Status::ok();
+}
+
+// An upscale's size from the parent's (pw x ph, already fitted): the model's first factor, or
+// the size given when it is one of the factors.
+Status upscale_size(const JobRequest& r, const ModelInfo& m, int64_t pw, int64_t ph, int64_t& width,
+                    int64_t& height) {
+  if (m.upscale_factors.empty()) {
+    return Status::invalid_argument("model '" + m.id + "' cannot upscale", "mode");
+  }
+  if (!r.width) {
+    width = pw * m.upscale_factors.front();
+    height = ph * m.upscale_factors.front();
+    return Status::ok();
+  }
+  for (int f : m.upscale_factors) {
+    if (width == pw * f && height == ph * f) return Status::ok();
+  }
+  std::string factors;
+  for (int f : m.upscale_factors) factors += (factors.empty() ? "" : " or ") + std::to_string(f);
+  return Status::invalid_argument("an upscale must be " + factors + " times the parent's " +
+                                      std::to_string(pw) + "x" + std::to_string(ph),
+                                  "width");
+}
+
 }  // namespace
 
 Result<JobRequest> parse_job_request(const http::Request& request,
@@ -258,10 +318,11 @@ Result<JobRequest> parse_job_request(const http::Request& request,
     ATELIER_ASSIGN_OR_RETURN(r.guidance, body.optional_number("guidance", -1e6, 1e6));
     ATELIER_ASSIGN_OR_RETURN(r.strength, body.optional_number("strength", -1e6, 1e6));
     ATELIER_ASSIGN_OR_RETURN(r.sampler, body.optional_string("sampler", 64));
-    ATELIER_ASSIGN_OR_RETURN(
-        std::optional<std::string> mode,
-        body.optional_enum("mode", {"txt2img", "variation", "remix", "upscale"}));
+    ATELIER_ASSIGN_OR_RETURN(std::optional<std::string> mode,
+                             body.optional_enum("mode", {"txt2img", "variation", "remix", "upscale",
+                                                         "inpaint", "outpaint"}));
     if (mode) r.mode = *inference::parse_mode(*mode);
+    ATELIER_ASSIGN_OR_RETURN(r.edit, read_edit_fields(body));
     auto loras = body.optional_object_array("loras", kMaxLorasPerJob);
     if (!loras.is_ok()) return loras.status();
     if (*loras) {
@@ -310,6 +371,8 @@ Result<JobRequest> parse_job_request(const http::Request& request,
         "model");
   }
   ATELIER_RETURN_IF_ERROR(check_against_model(*parsed, entry->info));
+  ATELIER_RETURN_IF_ERROR(check_edit_fields(parsed->mode, parsed->edit, parsed->width.has_value(),
+                                            parsed->height.has_value()));
   ATELIER_RETURN_IF_ERROR(check_size_conditioning(*parsed, entry->info));
   ATELIER_RETURN_IF_ERROR(resolve_loras(*parsed, entry->info, models));
   parsed->canonical_hash = canonical_hash(*parsed);
@@ -334,6 +397,7 @@ Result<jobs::JobParams> resolve_job_params(store::Db& db, const JobRequest& r, c
   int64_t width = r.width.value_or(m.width.default_value);
   int64_t height = r.height.value_or(m.height.default_value);
 
+  const bool edit = inference::is_edit(r.mode);
   if (r.mode != Mode::kTxt2Img) {
     // A missing parent is the request's fault (400), like one in another project.
     auto parent = jobs::job_db::find_image(db, *r.parent_image_id);
@@ -342,43 +406,35 @@ Result<jobs::JobParams> resolve_job_params(store::Db& db, const JobRequest& r, c
       return Status::invalid_argument("field 'parent_image_id' names no image in this project",
                                       "parent_image_id");
     }
-    auto parent_job = jobs::job_db::find_job(db, parent->job_id);
-    if (!parent_job.is_ok() && parent_job.status().code() != StatusCode::kNotFound) {
-      return parent_job.status();
-    }
-    if (parent_job.is_ok() && parent_job->params.model != m.id) {
-      return Status::invalid_argument(
-          "the parent image was made by model '" + parent_job->params.model + "'; use that model",
-          "model");
-    }
-    const int64_t pw = parent->width, ph = parent->height;
-    if (r.mode == Mode::kUpscale) {
-      if (m.upscale_factors.empty()) {
-        return Status::invalid_argument("model '" + m.id + "' cannot upscale", "mode");
+    if (edit) {
+      // Edits work on pixels: any image of the project, by any model or uploaded.
+      ATELIER_ASSIGN_OR_RETURN(ResolvedEdit e,
+                               resolve_edit(db, r.mode, r.edit, *parent, project_id));
+      width = e.width;
+      height = e.height;
+      p.edit = e.spec;
+      p.mask_image_id = e.mask_image_id;
+      // The new border has nothing to keep: outpaint regenerates fully unless told otherwise.
+      if (r.mode == Mode::kOutpaint && !r.strength) p.strength = m.strength.max;
+    } else {
+      ATELIER_RETURN_IF_ERROR(check_parent_model(db, *parent, m));
+      // An upload (or an edit's result) may have any size: it counts as the nearest size the
+      // model takes.
+      const auto [pw, ph] = fit_size(parent->width, parent->height, m.width, m.height);
+      if (r.mode == Mode::kUpscale) {
+        ATELIER_RETURN_IF_ERROR(upscale_size(r, m, pw, ph, width, height));
+      } else if (!r.width) {
+        width = pw;
+        height = ph;
       }
-      if (!r.width) {
-        width = pw * m.upscale_factors.front();
-        height = ph * m.upscale_factors.front();
-      } else {
-        bool ok = false;
-        for (int f : m.upscale_factors) ok = ok || (width == pw * f && height == ph * f);
-        if (!ok) {
-          std::string factors;
-          for (int f : m.upscale_factors)
-            factors += (factors.empty() ? "" : " or ") + std::to_string(f);
-          return Status::invalid_argument("an upscale must be " + factors + " times the parent's " +
-                                              std::to_string(pw) + "x" + std::to_string(ph),
-                                          "width");
-        }
-      }
-    } else if (!r.width) {
-      width = pw;
-      height = ph;
     }
   }
-  // Sizes taken from a parent (or multiplied for an upscale) are checked here too.
-  ATELIER_RETURN_IF_ERROR(check_int("width", width, m.width));
-  ATELIER_RETURN_IF_ERROR(check_int("height", height, m.height));
+  // Sizes taken from a parent (or multiplied for an upscale) are checked here too; an edit's
+  // output follows the parent instead (resolve_edit bounds it).
+  if (!edit) {
+    ATELIER_RETURN_IF_ERROR(check_int("width", width, m.width));
+    ATELIER_RETURN_IF_ERROR(check_int("height", height, m.height));
+  }
   p.width = static_cast<int>(width);
   p.height = static_cast<int>(height);
   p.loras = r.resolved_loras;

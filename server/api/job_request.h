@@ -4,8 +4,10 @@
 // Two phases, because part of the check needs the database:
 //   parse_job_request()  on the I/O thread: JSON shape, types, the model's ranges (400 naming
 //                        the field), a random seed when none is given;
-//   resolve_job_params() inside the submit transaction: the parent image (same project, same
-//                        model), sizes taken from it, upscale factors.
+//   resolve_job_params() inside the submit transaction: the parent image (same project; same
+//                        model for a generated parent of variation/remix/upscale), sizes taken
+//                        from it (fitted into the model's ranges when it does not fit), upscale
+//                        factors, and the inpaint/outpaint fields (edit_request.h).
 #pragma once
 
 #include <array>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "server/api/edit_request.h"
 #include "server/http/message.h"
 #include "server/inference/model_registry.h"
 #include "server/jobs/job.h"
@@ -51,6 +54,8 @@ struct JobRequest {
   std::optional<std::array<int64_t, 2>> original_size;  // [width, height]
   std::optional<std::array<int64_t, 2>> target_size;    // [width, height]
   std::optional<std::array<int64_t, 2>> crop_top_left;  // [top, left]
+  // Inpaint / outpaint: mask_image_id, mask_blur, inpaint_area, extend (edit_request.h).
+  EditFields edit;
   // Resolved against the registry by parse_job_request: `loras` merged with the prompt's
   // `<lora:name:weight>` tags (the field wins for a name in both; the first tag wins among
   // tags), and each one's sha256.

@@ -1,17 +1,23 @@
 #include "server/api/job_routes.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <random>
+#include <vector>
 
 #include "server/api/access.h"
 #include "server/api/api_json.h"
+#include "server/api/edit_request.h"
 #include "server/api/errors.h"
 #include "server/api/event_json.h"
 #include "server/api/job_json.h"
 #include "server/api/job_request.h"
 #include "server/api/job_streams.h"
 #include "server/api/query_params.h"
+#include "server/jobs/image_store.h"
 #include "server/jobs/job_db.h"
 #include "server/jobs/job_service.h"
 
@@ -122,18 +128,12 @@ void handle_models(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
   ex->respond(json_response(200, {{"models", out}, {"loras", loras}}));
 }
 
-void handle_submit(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
-  if (Status st = require_jobs(ctx); !st.is_ok()) return respond_error(ex, st);
-  const int64_t project_id = ex->params().get_int("id");
-  auto parsed = parse_job_request(ex->request(), *ctx.models);
-  if (!parsed.is_ok()) return respond_error(ex, parsed.status());
-  std::optional<std::string> key;
-  if (auto header = ex->request().headers.get("Idempotency-Key")) {
-    if (Status st = check_idempotency_key(*header); !st.is_ok()) return respond_error(ex, st);
-    key = std::string(*header);
-  }
-  const inference::ModelInfo* info = &ctx.models->find(parsed->model)->info;
-  auto request = std::make_shared<JobRequest>(std::move(*parsed));
+// Queues a parsed submission: membership and the parent inside the submit transaction, then
+// idempotency, queue limits and the job.queued event (JobService::submit).
+void submit_parsed(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller,
+                   int64_t project_id, std::shared_ptr<const JobRequest> request,
+                   std::optional<std::string> key) {
+  const inference::ModelInfo* info = &ctx.models->find(request->model)->info;
   jobs::SubmitRequest submit;
   submit.project_id = project_id;
   submit.user_id = caller.principal.user.id;
@@ -152,6 +152,82 @@ void handle_submit(const ApiContext& ctx, const ExchangePtr& ex, const Caller& c
     if (result->replayed) r.headers.set("Idempotent-Replayed", "true");
     ex->respond(std::move(r));
   });
+}
+
+// The file of an inpaint's mask when its pixels must be checked: the caller may submit to the
+// project, and mask and parent are images of it with the same size. nullopt otherwise, leaving
+// every refusal to the submit transaction (same answers, same order as other modes).
+Result<std::optional<std::filesystem::path>> mask_to_check(const ApiContext& ctx,
+                                                           const Caller& caller, int64_t project_id,
+                                                           const JobRequest& r) {
+  std::optional<std::filesystem::path> path;
+  Status st = ctx.store->read([&](store::Db& db) -> Status {
+    ATELIER_RETURN_IF_ERROR(
+        authorize_project(db, caller, project_id, auth::Scope::kSubmit, Role::kEditor).status());
+    auto mask = jdb::find_image(db, *r.edit.mask_image_id);
+    auto parent = jdb::find_image(db, *r.parent_image_id);
+    for (const auto* found : {&mask, &parent}) {
+      if (!found->is_ok() && found->status().code() != StatusCode::kNotFound) {
+        return found->status();
+      }
+      if (!found->is_ok() || (*found)->project_id != project_id) return Status::ok();
+    }
+    if (mask->width != parent->width || mask->height != parent->height) return Status::ok();
+    path = ctx.images->path_for(mask->sha256);
+    return Status::ok();
+  });
+  if (!st.is_ok()) return st;
+  return path;
+}
+
+// On the image pool: a mask whose file is empty or cannot be read is the request's fault (400
+// naming mask_image_id), so no job is queued that run_edit would fail.
+Status mask_file_status(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  const Status unreadable =
+      Status::invalid_argument("the mask image's file cannot be read as a mask", "mask_image_id");
+  if (!in) return unreadable;
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+  auto empty = mask_png_is_empty(bytes);
+  if (!empty.is_ok()) return unreadable;
+  if (*empty) {
+    return Status::invalid_argument(
+        "the mask is empty: nothing in it is white (or transparent) enough to regenerate",
+        "mask_image_id");
+  }
+  return Status::ok();
+}
+
+void handle_submit(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {
+  if (Status st = require_jobs(ctx); !st.is_ok()) return respond_error(ex, st);
+  const int64_t project_id = ex->params().get_int("id");
+  auto parsed = parse_job_request(ex->request(), *ctx.models);
+  if (!parsed.is_ok()) return respond_error(ex, parsed.status());
+  std::optional<std::string> key;
+  if (auto header = ex->request().headers.get("Idempotency-Key")) {
+    if (Status st = check_idempotency_key(*header); !st.is_ok()) return respond_error(ex, st);
+    key = std::string(*header);
+  }
+  auto request = std::make_shared<const JobRequest>(std::move(*parsed));
+  if (request->mode != inference::Mode::kInpaint) {
+    return submit_parsed(ctx, ex, caller, project_id, std::move(request), std::move(key));
+  }
+  // An empty mask is refused before anything is queued; telling needs its pixels, decoded on
+  // the image pool rather than this I/O thread.
+  if (!ctx.images || !ctx.image_pool) {
+    return respond_error(ex, Status::unavailable("no image workers"));
+  }
+  auto path = mask_to_check(ctx, caller, project_id, *request);
+  if (!path.is_ok()) return respond_error(ex, path.status());
+  if (!*path) return submit_parsed(ctx, ex, caller, project_id, std::move(request), std::move(key));
+  const ApiContext* c = &ctx;
+  bool queued = ctx.image_pool->try_submit(
+      [c, ex, caller, project_id, request, key, file = **path]() mutable {
+        if (Status st = mask_file_status(file); !st.is_ok()) return respond_error(ex, st);
+        submit_parsed(*c, ex, caller, project_id, std::move(request), std::move(key));
+      });
+  if (!queued) respond_error(ex, Status::unavailable("busy reading images; try again"));
 }
 
 void handle_list(const ApiContext& ctx, const ExchangePtr& ex, const Caller& caller) {

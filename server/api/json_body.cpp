@@ -526,6 +526,23 @@ Result<std::optional<std::vector<JsonBody>>> JsonBody::optional_object_array(std
   return std::optional<std::vector<JsonBody>>(std::move(out));
 }
 
+Result<std::optional<JsonBody>> JsonBody::optional_object(std::string_view field) {
+  Result<Field*> found = find_present(field, false, "an object");
+  if (!found.is_ok()) return found.status();
+  Field* f = *found;
+  if (f == nullptr) return std::optional<JsonBody>();
+  if (f->kind != Kind::kObject) {
+    return field_error(field, "must be an object, got " + std::string(Parser::kind_name(f->kind)));
+  }
+  JsonBody out;
+  for (const Field& member : f->children) {
+    Field copy = member;
+    copy.name = std::string(field) + "." + member.name;
+    out.fields_.push_back(std::move(copy));
+  }
+  return std::optional<JsonBody>(std::move(out));
+}
+
 Status JsonBody::finish() const {
   for (const Field& f : fields_) {
     if (f.declared) continue;

@@ -128,6 +128,9 @@ class JsonBody {
   // not take. An element that is not an object fails naming "<field>[<i>]".
   Result<std::optional<std::vector<JsonBody>>> optional_object_array(std::string_view field,
                                                                      size_t max_items);
+  // An object, handed back as a JsonBody of its own whose fields are named "<field>.<key>"
+  // (read them with that full name and call finish() on it, as for optional_object_array).
+  Result<std::optional<JsonBody>> optional_object(std::string_view field);
 
   // Fails naming the first field (in body order) that the body carries but no getter declared,
   // listing the fields this body accepts. Call it after the last getter; read_json_body does.

@@ -71,8 +71,9 @@ int64_t unix_ms() {
 }
 
 // Crash tests set ATELIER_TEST_CRASH_AT="after_rename:0.3,after_commit:0.3": at each named
-// point of a job's completion the process kills itself (SIGKILL, no clean-up) with that
-// probability. Unset in normal operation, so the hook is empty.
+// point of a job's completion (or of an upload: upload_after_put, upload_after_commit) the
+// process kills itself (SIGKILL, no clean-up) with that probability. Unset in normal operation,
+// so the hook is empty.
 std::function<void(std::string_view)> crash_hook_from_env() {
   const char* spec = std::getenv("ATELIER_TEST_CRASH_AT");
   if (!spec || !*spec) return {};
@@ -174,6 +175,9 @@ class App::Impl {
     api_.session_ttl = std::chrono::seconds(config_.session_ttl_s);
     api_.max_projects_per_user = config_.max_projects_per_user;
     api_.max_tokens_per_user = config_.max_tokens_per_user;
+    api_.max_upload_bytes = config_.max_upload_bytes;
+    api_.max_upload_pixels = config_.max_upload_pixels;
+    api_.max_uploads_per_user_per_hour = config_.max_uploads_per_user_per_hour;
     api_.public_url = config_.public_url;
     api_.trusted_origins = config_.cors_origins;
     api_.password_cost = password_cost_;
@@ -184,6 +188,7 @@ class App::Impl {
     api_.ws_options.idle_timeout = std::chrono::milliseconds(config_.ws_idle_timeout_ms);
     api_.ws_options.direct_writes = config_.ws_direct_writes;
     api_.now = sys_now;
+    api_.test_hook = crash_hook_from_env();  // uploads' crash points (empty unless armed)
 
     RouteServices services{.readiness = &readiness_,
                            .registry = &registry_,

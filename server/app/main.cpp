@@ -173,8 +173,15 @@ int main(int argc, char** argv) {
   generate->add_option("--seed", gen.seed, "seed (default: random)");
   generate->add_option("--init-image", gen.init_image, "PNG to start from (img2img)");
   generate->add_option("--strength", gen.strength, "how far img2img departs from --init-image");
+  generate->add_option("--mask", gen.mask,
+                       "PNG: inpaint --init-image where it is white (or transparent)");
+  generate->add_option("--mask-blur", gen.mask_blur,
+                       "inpaint: composite over --init-image through the mask blurred by N px "
+                       "(default 0: diffusers' output as it is)");
   generate->add_option("--init-latents", gen.init_latents,
-                       "safetensors with `latents`: the initial noise instead of drawing it");
+                       "safetensors whose `latents` (txt2img), `noise`, "
+                       "`image_encoder_sample_noise` and `masked_image_encoder_sample_noise` "
+                       "replace the random draws");
   generate->add_option("--original-size", gen.original_size,
                        "SDXL: the size the model is told the source image had, WxH");
   generate->add_option("--target-size", gen.target_size,

@@ -8,6 +8,7 @@
 #include "server/api/project_routes.h"
 #include "server/api/reaction_routes.h"
 #include "server/api/system_routes.h"
+#include "server/api/upload_routes.h"
 
 namespace atelier::app {
 
@@ -30,6 +31,7 @@ Status build_router(http::Router& router, const RouteServices& s) {
   ATELIER_RETURN_IF_ERROR(api::register_job_routes(router, api_ctx));
   ATELIER_RETURN_IF_ERROR(api::register_image_routes(router, api_ctx));
   ATELIER_RETURN_IF_ERROR(api::register_reaction_routes(router, api_ctx));
+  ATELIER_RETURN_IF_ERROR(api::register_upload_routes(router, api_ctx));
   ATELIER_RETURN_IF_ERROR(api::register_live_routes(router, api_ctx));
 
   if (s.static_files) {

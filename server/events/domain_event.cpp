@@ -40,6 +40,7 @@ std::string_view event_type(const DomainEvent& event) {
                         [](const ReactionChanged& r) -> std::string_view {
                           return r.set ? "reaction.set" : "reaction.clear";
                         },
+                        [](const ImageUploaded&) -> std::string_view { return "image.uploaded"; },
                     },
                     event);
 }

@@ -59,8 +59,13 @@ struct ReactionChanged {
   std::map<std::string, int64_t> counts;  // the image's counts after the change
 };
 
+// A member uploaded an image (image.uploaded); `image` is the committed row (source kUpload).
+struct ImageUploaded {
+  jobs::ImageRecord image;
+};
+
 using DomainEvent = std::variant<ProjectCreated, ProjectUpdated, ProjectDeleted, MemberChanged,
-                                 JobChanged, ReactionChanged>;
+                                 JobChanged, ReactionChanged, ImageUploaded>;
 
 // "project.created", "member.removed", "job.done", ... (proto/websocket.md).
 std::string_view event_type(const DomainEvent& event);

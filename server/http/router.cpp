@@ -1,5 +1,6 @@
 #include "server/http/router.h"
 
+#include <array>
 #include <charconv>
 #include <exception>
 
@@ -82,6 +83,79 @@ bool parse_id(std::string_view s, int64_t& out) {
   return v.has_value();
 }
 
+// Path segments as views, for body_limit(): like split_path() but into a fixed array. Returns
+// the segment count, or kMaxSegments + 1 when there are more (no route can match those).
+size_t split_path_into(std::string_view path,
+                       std::array<std::string_view, Router::kMaxSegments>& out) {
+  if (path.empty() || path == "/") return 0;
+  if (path.front() == '/') path.remove_prefix(1);
+  size_t n = 0;
+  while (true) {
+    if (n == out.size()) return out.size() + 1;
+    size_t slash = path.find('/');
+    out[n++] = path.substr(0, slash);
+    if (slash == std::string_view::npos) return n;
+    path.remove_prefix(slash + 1);
+  }
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes `seg` one character at a time into `sink(char)` (false from it stops early),
+// without allocating. False for a malformed escape, as percent_decode() refuses it.
+template <class Sink>
+bool for_each_decoded(std::string_view seg, Sink&& sink) {
+  for (size_t i = 0; i < seg.size(); ++i) {
+    char c = seg[i];
+    if (c == '%') {
+      if (i + 2 >= seg.size()) return false;
+      int hi = hex_digit(seg[i + 1]), lo = hex_digit(seg[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (!sink(c)) return true;
+  }
+  return true;
+}
+
+bool valid_escapes(std::string_view seg) {
+  return seg.find('%') == std::string_view::npos ||
+         for_each_decoded(seg, [](char) { return true; });
+}
+
+bool decoded_equals(std::string_view seg, std::string_view literal) {
+  if (seg.find('%') == std::string_view::npos) return seg == literal;
+  size_t at = 0;
+  bool same = true;
+  for_each_decoded(seg, [&](char c) {
+    same = at < literal.size() && literal[at] == c;
+    ++at;
+    return same;
+  });
+  return same && at == literal.size();
+}
+
+// Whether `seg`, decoded, is an id that parse_id() accepts. Ids have at most 19 digits, so a
+// small buffer holds any candidate.
+bool decoded_is_id(std::string_view seg) {
+  std::array<char, 24> buf;
+  size_t len = 0;
+  bool fits = true;
+  for_each_decoded(seg, [&](char c) {
+    fits = len < buf.size();
+    if (fits) buf[len++] = c;
+    return fits;
+  });
+  int64_t unused;
+  return fits && parse_id(std::string_view(buf.data(), len), unused);
+}
+
 std::string allow_header(const std::vector<Method>& methods) {
   bool has_get = false, has_head = false;
   for (Method m : methods) {
@@ -102,12 +176,17 @@ std::string allow_header(const std::vector<Method>& methods) {
 
 }  // namespace
 
-Status Router::add(Method method, std::string_view pattern, Handler handler) {
+Status Router::add(Method method, std::string_view pattern, Handler handler, RouteOptions options) {
   if (pattern.empty() || pattern.front() != '/') {
     return Status::invalid_argument("route pattern must start with '/': " + std::string(pattern));
   }
-  Route route{method, std::string(pattern), {}, 0, std::move(handler)};
-  for (std::string_view seg : split_path(pattern)) {
+  Route route{method, std::string(pattern), {}, 0, std::move(handler), options};
+  const std::vector<std::string_view> segments = split_path(pattern);
+  if (segments.size() > kMaxSegments) {
+    return Status::invalid_argument("route pattern has more than " + std::to_string(kMaxSegments) +
+                                    " segments: " + route.pattern);
+  }
+  for (std::string_view seg : segments) {
     if (seg.size() >= 2 && seg.front() == '{' && seg.back() == '}') {
       std::string_view inner = seg.substr(1, seg.size() - 2);
       size_t colon = inner.find(':');
@@ -152,6 +231,42 @@ std::vector<Router::RouteInfo> Router::routes() const {
   std::vector<RouteInfo> out;
   for (const Route& r : routes_) out.push_back({r.method, r.pattern});
   return out;
+}
+
+// The same decision as match() makes for a route, on views of the path and without building
+// parameters: the segments' shapes and types, then the most literal segments (first added on a
+// tie) among the routes of the wanted method.
+std::optional<uint64_t> Router::body_limit(Method method, std::string_view target) const {
+  const std::string_view path = target.substr(0, target.find('?'));
+  std::array<std::string_view, kMaxSegments> segs;
+  const size_t n = split_path_into(path, segs);
+  if (n > kMaxSegments) return std::nullopt;
+  for (size_t i = 0; i < n; ++i) {
+    if (!valid_escapes(segs[i])) return std::nullopt;  // match() answers 400
+  }
+  const Method want = method == Method::kHead ? Method::kGet : method;
+  const Route* best = nullptr;
+  for (const Route& route : routes_) {
+    if (route.method != want || route.segments.size() != n) continue;
+    if (best && route.literal_count <= best->literal_count) continue;
+    bool fits = true;
+    for (size_t i = 0; i < n && fits; ++i) {
+      const Segment& s = route.segments[i];
+      switch (s.kind) {
+        case Segment::kLiteral:
+          fits = decoded_equals(segs[i], s.text);
+          break;
+        case Segment::kString:
+          fits = !segs[i].empty();  // valid escapes: decoded empty only when raw is
+          break;
+        case Segment::kInt:
+          fits = decoded_is_id(segs[i]);
+          break;
+      }
+    }
+    if (fits) best = &route;
+  }
+  return best ? best->options.max_body_bytes : std::nullopt;
 }
 
 Router::Match Router::match(const Request& request) const {

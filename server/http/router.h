@@ -10,6 +10,10 @@
 // does not parse gets 400 naming the parameter. When several routes match, the one with the most
 // literal segments wins (`/jobs/new` beats `/jobs/{id}`). HEAD is served by GET routes; OPTIONS
 // answers 204 with `Allow` for any known path; a known path with another method gets 405 + Allow.
+//
+// A route may carry its own request body limit (RouteOptions::max_body_bytes): the HTTP session
+// asks body_limit() once the request header is read, before any body byte, so an upload route
+// can take 20 MB while JSON routes keep the server-wide default.
 #pragma once
 
 #include <any>
@@ -97,6 +101,12 @@ using Next = std::function<void()>;
 // Middleware either calls `next()` to continue the chain or responds itself to stop it.
 using Middleware = std::function<void(const ExchangePtr&, const Next& next)>;
 
+struct RouteOptions {
+  // The largest request body this route accepts (larger or smaller than the server's
+  // max_body_bytes); nullopt: the server's.
+  std::optional<uint64_t> max_body_bytes;
+};
+
 class Router {
  public:
   struct RouteInfo {
@@ -104,8 +114,9 @@ class Router {
     std::string pattern;
   };
 
-  // Registers a route. Returns an error for a malformed pattern or a duplicate (method, pattern).
-  Status add(Method method, std::string_view pattern, Handler handler);
+  // Registers a route. Returns an error for a malformed pattern (or one of more than
+  // kMaxSegments segments) or a duplicate (method, pattern).
+  Status add(Method method, std::string_view pattern, Handler handler, RouteOptions options = {});
   // Adds middleware; it runs, in order of addition, for every request (matched or not).
   void use(Middleware middleware);
   // Handles GET/HEAD requests that match no route (static files). Without it they get 404.
@@ -115,7 +126,15 @@ class Router {
   // Exceptions thrown by middleware or handlers become a 500 response.
   void dispatch(const ExchangePtr& exchange) const;
 
+  // The body limit of the route `dispatch` would run for (method, target): matched on the path
+  // alone (the query is ignored; HEAD is served by GET routes); nullopt when that route has none
+  // or no route matches (405, 404, bad parameters, the fallback): the server's default applies.
+  // Costs: one pass over the routes with no allocation. Thread-safe once routes are added.
+  std::optional<uint64_t> body_limit(Method method, std::string_view target) const;
+
   std::vector<RouteInfo> routes() const;
+
+  static constexpr size_t kMaxSegments = 32;
 
  private:
   struct Segment {
@@ -128,6 +147,7 @@ class Router {
     std::vector<Segment> segments;
     int literal_count = 0;
     Handler handler;
+    RouteOptions options;
   };
 
   // The decision for one request: which handler runs and with what parameters.

@@ -6,6 +6,9 @@
 //     (useful with port 0).
 //   * Every request is parsed, checked against the body and header limits before routing
 //     (413 / 431 answered by the session, then the connection closes), and handed to the Router.
+//     A body's limit is its route's RouteOptions::max_body_bytes when it has one (larger or
+//     smaller than max_body_bytes; Router::body_limit, asked once the header is read), else
+//     max_body_bytes; the budget charge and the body rate deadline use that limit.
 //   * shutdown() stops accepting, closes idle keep-alive connections at once, lets requests in
 //     flight finish (their responses carry `Connection: close`), and after `deadline` closes
 //     whatever remains. It returns when every connection is gone and the threads have stopped.
@@ -40,7 +43,7 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   int io_threads = 2;
-  uint64_t max_body_bytes = 1 << 20;
+  uint64_t max_body_bytes = 1 << 20;  // for routes without a limit of their own
   uint32_t max_header_bytes = 16 << 10;
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds read_timeout{30'000};
@@ -61,7 +64,7 @@ struct HttpServerOptions {
   size_t max_connections = 10'000;
   size_t max_connections_per_ip = 256;
   CidrSet trusted_proxies;
-  // A request body must be complete within body_grace + its length (max_body_bytes when not
+  // A request body must be complete within body_grace + its length (the body limit when not
   // declared) / min_body_rate, on top of read_timeout per read.
   uint64_t min_body_rate = 16 << 10;  // bytes per second
   std::chrono::milliseconds body_grace{10'000};

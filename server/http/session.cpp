@@ -135,7 +135,9 @@ void Session::wait_for_request() {
   phase_ = Phase::kIdle;
   parser_.emplace();
   parser_->header_limit(state_->options.max_header_bytes);
-  parser_->body_limit(state_->options.max_body_bytes);
+  // Unlimited while the header is read: the limit depends on the route, so on_header() checks
+  // Content-Length itself and sets the parser's limit before any body byte is parsed.
+  parser_->body_limit(boost::none);
   if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
   // The idle timeout applies until the first byte of the next request arrives; from then on
   // the (shorter) header timeout bounds how long a slow client may take.
@@ -162,9 +164,6 @@ void Session::on_header(beast::error_code ec, size_t) {
   if (ec == bhttp::error::header_limit) {
     return reject(431, "headers_too_large", "request header fields are too large");
   }
-  if (ec == bhttp::error::body_limit) {
-    return reject(413, "body_too_large", "request body is larger than the server accepts");
-  }
   if (ec) {
     if (is_malformed_request(ec)) {
       return reject(400, "bad_request", "malformed HTTP request: " + ec.message());
@@ -177,13 +176,22 @@ void Session::on_header(beast::error_code ec, size_t) {
     return reject(400, "bad_request", "an HTTP/1.1 request must carry exactly one Host header",
                   "Host");
   }
-  // The body limit is decided here, before routing and before any body byte is read.
-  if (auto len = parser_->content_length(); len && *len > state_->options.max_body_bytes) {
+  // The body limit is decided here, before routing and before any body byte is read: the
+  // route's own (RouteOptions) or the server's.
+  body_limit_ = state_->options.max_body_bytes;
+  if (parser_->is_done()) return handle_request();  // no body
+  const auto& req = parser_->get();
+  if (auto route_limit =
+          state_->router->body_limit(to_method(req.method(), req.method_string()), req.target())) {
+    body_limit_ = *route_limit;
+  }
+  if (auto len = parser_->content_length(); len && *len > body_limit_) {
     return reject(413, "body_too_large",
                   "request body of " + std::to_string(*len) + " bytes exceeds the limit of " +
-                      std::to_string(state_->options.max_body_bytes));
+                      std::to_string(body_limit_),
+                  "body");
   }
-  if (parser_->is_done()) return handle_request();
+  parser_->body_limit(body_limit_);
   start_body();
 }
 
@@ -198,7 +206,7 @@ void Session::start_body() {
   if (!reserve_body_room()) return refuse_busy();
   // The whole body must arrive at min_body_rate (after a grace period), not merely trickle in
   // one byte per read_timeout.
-  const uint64_t bytes = len.value_or(o.max_body_bytes);
+  const uint64_t bytes = len.value_or(body_limit_);
   body_deadline_ = std::chrono::steady_clock::now() + o.body_grace +
                    std::chrono::milliseconds(bytes * 1000 / std::max<uint64_t>(o.min_body_rate, 1));
   const auto& req = parser_->get();
@@ -220,7 +228,7 @@ bool Session::reserve_body_room() {
   // Room for what the parser holds plus one read, taken in doubling steps like the string's own
   // growth, so that the charge is what the body's buffer really holds.
   auto& body = parser_->get().body();
-  const uint64_t limit = state_->options.max_body_bytes;
+  const uint64_t limit = body_limit_;
   const uint64_t want = std::min<uint64_t>(limit, body.size() + buffer_.size() + kBodyReadAhead);
   if (want <= body.capacity()) return body_charge_.grow_to(body.capacity());
   const uint64_t target = std::min<uint64_t>(limit, std::max<uint64_t>(want, 2 * body.capacity()));
@@ -240,7 +248,9 @@ void Session::read_body() {
 
 void Session::on_body_part(beast::error_code ec, size_t) {
   if (ec == bhttp::error::body_limit) {
-    return reject(413, "body_too_large", "request body is larger than the server accepts");
+    return reject(413, "body_too_large",
+                  "request body exceeds the limit of " + std::to_string(body_limit_) + " bytes",
+                  "body");
   }
   if (ec == bhttp::error::need_buffer) ec = {};
   if (ec) {

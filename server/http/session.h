@@ -157,6 +157,8 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   bool request_keep_alive_ = true;
   bool request_is_head_ = false;
   std::chrono::steady_clock::time_point request_started_;
+  // The request's body limit: its route's (Router::body_limit) or the server's max_body_bytes.
+  uint64_t body_limit_ = 0;
   // The body being read: its share of the budget (released once the response is decided or the
   // connection closes) and the time by which it must be complete.
   BodyBudget::Charge body_charge_;

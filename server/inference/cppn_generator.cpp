@@ -23,13 +23,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
 #include <new>
 #include <numbers>
 #include <optional>
 #include <utility>
 
 #include "server/inference/cppn_style.h"
+#include "server/inference/edit_canvas.h"
 
 namespace atelier::inference {
 namespace {
@@ -49,13 +49,11 @@ int64_t tile_pixels(const at::Device& d) {
   return d.is_cuda() ? (int64_t{1} << 20) : 16384;
 }
 
-// Debian's libtorch multiplies matrices with OpenBLAS, which runs its own thread pool inside
-// every product. Next to torch's intra-op threads (which already split the tiles) the two pools
-// fight over the cores, and OpenBLAS's spinning workers make a render 2-3x slower even with one
-// torch thread on a busy machine (measured). So while a CPU render runs, OpenBLAS is asked for
-// one thread per call, and the previous setting is restored afterwards. Looked up at run time so
-// nothing links against OpenBLAS; other BLAS builds (MKL in the pip wheels) lack the symbols and
-// already run single-threaded inside OpenMP regions.
+// Debian's libtorch multiplies matrices with OpenBLAS, whose own thread pool fights torch's
+// intra-op threads (which already split the tiles): its spinning workers made a render 2-3x
+// slower, even with one torch thread on a busy machine (measured). So a CPU render asks OpenBLAS
+// for one thread and restores the setting afterwards; looked up at run time, so nothing links
+// against OpenBLAS (other BLAS builds, e.g. MKL, lack the symbols and run single-threaded there).
 class BlasThreadsGuard {
  public:
   explicit BlasThreadsGuard(const at::Device& device) {
@@ -500,6 +498,7 @@ class CppnGenerator final : public Generator {
   Result<std::vector<GeneratedImage>> generate_all(const GenerateRequest& r, ProgressSink& progress,
                                                    const CancelToken& cancel) {
     ATELIER_RETURN_IF_ERROR(cppn::validate_request(r, cppn_model_info().upscale_factors));
+    ATELIER_ASSIGN_OR_RETURN(std::optional<image::Image> start, canvas::start_pixels(r));
     const int total = r.steps * r.count;
     std::vector<GeneratedImage> out;
     for (int i = 0; i < r.count; ++i) {
@@ -525,6 +524,7 @@ class CppnGenerator final : public Generator {
           continue;
         }
         final_image = render(net, state->look, r.width, r.height);
+        if (start) final_image = canvas::blend(*start, final_image, r.strength);
         if (!want) {
           progress.on_step(global_step, total, nullptr);
         } else if (std::max(r.width, r.height) <= cppn::kPreviewMaxSide) {
@@ -563,7 +563,8 @@ const ModelInfo& cppn_model_info() {
       .strength = {.min = 0, .max = 1, .default_value = 0.35},
       .samplers = {"smooth", "contour"},
       .upscale_factors = {2, 4},
-      .modes = {Mode::kTxt2Img, Mode::kVariation, Mode::kRemix, Mode::kUpscale},
+      .modes = {Mode::kTxt2Img, Mode::kVariation, Mode::kRemix, Mode::kUpscale, Mode::kInpaint,
+                Mode::kOutpaint},
   };
   return kInfo;
 }

@@ -23,6 +23,11 @@
 //    prompt, guidance and sampler reproduces the parent;
 //  - upscale: the parent re-rendered exactly at request.width x request.height, which must be the
 //    parent's size times one of the upscale factors; prompt, seed and strength are not used.
+//  - inpaint (edit.h prepares it), and variation / remix / upscale of an upload (no lineage to
+//    follow): the request's own picture (as txt2img) blended over the starting pixels by
+//    strength: (1 - strength) * start + strength * own, so 0 gives the start back and 1 the
+//    CPPN picture. Such an image's lineage is that own picture's, so its cppn children follow
+//    the CPPN picture, not the blend.
 //
 // Determinism: the same request gives the same pixels, bit for bit, on the same device (and,
 // on the CPU, regardless of torch's thread count up to float rounding). Weights come from the

@@ -518,7 +518,7 @@ Status validate_request(const GenerateRequest& r, const std::vector<int>& upscal
   if (!r.sampler.empty() && !parse_sampler(r.sampler)) {
     return Status::invalid_argument("cppn: unknown sampler \"" + r.sampler + "\"", "sampler");
   }
-  if (r.mode != Mode::kTxt2Img && !r.parent) {
+  if (r.mode != Mode::kTxt2Img && r.mode != Mode::kInpaint && !r.parent) {
     return Status::invalid_argument(
         "cppn: mode " + std::string(mode_name(r.mode)) + " needs a parent image", "parent");
   }
@@ -543,7 +543,8 @@ Result<State> state_for_request(const GenerateRequest& r, int64_t seed) {
       .guidance = static_cast<float>(r.guidance),
       .sampler = parse_sampler(r.sampler).value_or(Sampler::kSmooth),
   };
-  if (r.mode == Mode::kTxt2Img || !r.parent) {
+  // Inpaint and uploads work on pixels (cppn_generator.h): the picture is the request's own.
+  if (r.mode == Mode::kTxt2Img || r.mode == Mode::kInpaint || !r.parent || r.parent->uploaded) {
     const auto s = static_cast<uint64_t>(seed);
     return State{.network = {.seed = s,
                              .structure = structure_for_prompt(r.prompt),

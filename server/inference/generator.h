@@ -33,9 +33,45 @@ enum class Mode {
   kVariation,  // close to the parent, perturbed by `strength`
   kRemix,      // the parent's structure with the new prompt
   kUpscale,    // the parent re-rendered larger
+  kInpaint,    // the parent with the mask's white part regenerated (edit.h)
+  kOutpaint,   // the parent on a larger canvas, the new border generated (edit.h)
 };
-std::string_view mode_name(Mode mode);  // "txt2img" | "variation" | "remix" | "upscale"
+// "txt2img" | "variation" | "remix" | "upscale" | "inpaint" | "outpaint"
+std::string_view mode_name(Mode mode);
 std::optional<Mode> parse_mode(std::string_view name);
+// Inpaint and outpaint: the modes that take a mask and composite the result over the parent.
+inline bool is_edit(Mode mode) {
+  return mode == Mode::kInpaint || mode == Mode::kOutpaint;
+}
+
+// Where an inpaint works (A1111's "Inpaint area"): the whole image at the job's size, or only
+// a crop around the mask (with padding) brought to the model's native size and pasted back.
+enum class InpaintArea { kWhole, kMasked };
+std::string_view inpaint_area_name(InpaintArea area);  // "whole" | "masked"
+std::optional<InpaintArea> parse_inpaint_area(std::string_view name);
+
+// Outpaint: pixels added on each side of the parent.
+struct Extend {
+  int left = 0, right = 0, top = 0, bottom = 0;
+  bool operator==(const Extend&) const = default;
+};
+
+// What an inpaint or outpaint job asks beyond the lineage fields (stored with the job).
+struct EditSpec {
+  int mask_blur = 4;  // Gaussian blur of the mask, pixels (A1111's default); 0: hard edge
+  InpaintArea area = InpaintArea::kWhole;
+  Extend extend;  // outpaint only (all 0 for inpaint)
+  bool operator==(const EditSpec&) const = default;
+};
+
+// The prepared input of a generator's inpaint (edit.h builds it from the parent, the mask and
+// the EditSpec; generators never see the parent file in this mode): `image` is RGB at the
+// request's width x height, `mask` the same size, 0 = keep, 255 = regenerate, binary (what the
+// model should regenerate; the soft, blurred edge is edit.h's compositing, not the model's).
+struct InpaintInput {
+  Image image;
+  image::Mask mask;
+};
 
 // A model's declared parameter ranges. The REST layer validates every request against them,
 // so a generator only ever sees values inside these ranges.
@@ -98,6 +134,9 @@ struct ModelInfo {
   std::vector<std::string> samplers;  // the first is the default
   std::vector<int> upscale_factors;   // e.g. {2, 4}; empty: no upscale mode
   std::vector<Mode> modes;            // the lineage modes it supports (txt2img always)
+  // Whether its UNet takes the mask and masked image as input (a 9-channel inpainting model);
+  // such a model can only inpaint.
+  bool inpainting_model = false;
 };
 
 // What a generator knows about the parent image in a lineage mode.
@@ -113,6 +152,8 @@ struct ParentImage {
   // The parent's PNG file, for models that start from its pixels (img2img). Read it on the
   // worker thread; it may have been deleted since.
   std::string png_path;
+  // An upload (no generator made it): `lineage` is empty and the prompts are "".
+  bool uploaded = false;
 };
 
 struct GenerateRequest {
@@ -129,7 +170,13 @@ struct GenerateRequest {
   Mode mode = Mode::kTxt2Img;
   double strength = 0;
   std::optional<ParentImage> parent;  // set exactly when mode != kTxt2Img
-  std::vector<LoraRef> loras;         // at most ModelInfo::max_loras, each in the registry
+  // kInpaint / kOutpaint as the job asked (the worker hands such a request to edit.h, which
+  // reads the files, prepares `inpaint` and calls the generator with mode kInpaint).
+  std::optional<EditSpec> edit;
+  std::string mask_png_path;  // kInpaint: the mask image's file
+  // What a generator's kInpaint works on (set by edit.h; see InpaintInput).
+  std::optional<InpaintInput> inpaint;
+  std::vector<LoraRef> loras;  // at most ModelInfo::max_loras, each in the registry
   std::optional<SizeConditioning> size_conditioning;  // only where the model takes it
 };
 

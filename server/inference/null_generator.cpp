@@ -1,6 +1,9 @@
 #include "server/inference/null_generator.h"
 
+#include <optional>
 #include <thread>
+
+#include "server/inference/edit_canvas.h"
 
 namespace atelier::inference {
 
@@ -23,8 +26,11 @@ class NullGenerator final : public Generator {
 
   Result<std::vector<GeneratedImage>> generate(const GenerateRequest& req, ProgressSink& progress,
                                                const CancelToken& cancel) override {
+    // Inpaint and uploaded parents start from pixels (edit.h), other children from the lineage.
+    ATELIER_ASSIGN_OR_RETURN(std::optional<Image> start, canvas::start_pixels(req));
+    const bool from_lineage = req.parent && !start && req.mode != Mode::kInpaint;
     uint64_t parent_key = 0;
-    if (req.parent) {
+    if (from_lineage) {
       // The key a child inherits: every lineage mode derives from the parent's.
       const std::string& lineage = req.parent->lineage;
       if (lineage.size() != 22 || lineage.rfind("null1;", 0) != 0 ||
@@ -46,7 +52,10 @@ class NullGenerator final : public Generator {
     for (int i = 0; i < req.count; ++i) {
       int64_t seed = req.seed + i;
       uint64_t key = fnv1a(req.prompt, static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ull);
-      if (req.parent) {
+      if (start) {
+        key ^= (static_cast<uint64_t>(req.strength * 1000) + 1) *
+               (static_cast<uint64_t>(req.mode) + 1) * 0x100000001b3ull;
+      } else if (from_lineage) {
         if (req.mode == Mode::kUpscale) {
           key = parent_key;
         } else {
@@ -55,6 +64,11 @@ class NullGenerator final : public Generator {
       }
       GeneratedImage img;
       img.image = render(req.width, req.height, key);
+      if (start) {
+        // An upscale keeps the parent's pixels and only tints them.
+        const double weight = req.mode == Mode::kUpscale ? req.strength / 4 : req.strength;
+        img.image = canvas::blend(*start, img.image, weight);
+      }
       img.seed = seed;
       char hex[17];
       std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(key));
@@ -98,7 +112,8 @@ const ModelInfo& null_model_info() {
     m.strength = {0, 1, 0.5};
     m.samplers = {"none"};
     m.upscale_factors = {2, 4};
-    m.modes = {Mode::kTxt2Img, Mode::kVariation, Mode::kRemix, Mode::kUpscale};
+    m.modes = {Mode::kTxt2Img, Mode::kVariation, Mode::kRemix,
+               Mode::kUpscale, Mode::kInpaint,   Mode::kOutpaint};
     return m;
   }();
   return info;

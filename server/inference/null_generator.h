@@ -4,6 +4,12 @@
 // Pixels depend only on (seed, prompt, size, mode, strength, parent): a smooth gradient whose
 // colours come from a hash of those, so tests can check determinism and lineage without a real
 // model. `step_delay` slows every step down, so tests can catch a job while it runs.
+//
+// Pixel modes (edit_canvas.h's start_pixels): kInpaint, and variation / remix / upscale of an
+// upload, blend the gradient into the starting image: out = (1 - strength) * start + strength *
+// gradient (an upscale of an upload uses strength / 4: the parent resized, lightly tinted). Their
+// lineage is a fresh key, so their children work as children of any null image. Other children
+// derive from the parent's lineage and refuse a parent the null model did not make.
 #pragma once
 
 #include <chrono>

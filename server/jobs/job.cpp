@@ -31,6 +31,10 @@ std::optional<JobState> parse_state(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view source_name(ImageSource source) {
+  return source == ImageSource::kUpload ? "upload" : "generated";
+}
+
 namespace {
 
 // A1111's infotext quoting (modules/infotext_utils.py quote()): a value holding ',', ':' or a

@@ -37,6 +37,11 @@ struct JobParams {
   inference::Mode mode = inference::Mode::kTxt2Img;
   double strength = 0;
   std::optional<int64_t> parent_image_id;
+  // Inpaint and outpaint (set exactly for those modes): the mask image (inpaint only; an image of
+  // the parent's size, white = regenerate) and the blur, area and extension asked for. An
+  // outpaint's width x height is the parent's plus the extension.
+  std::optional<int64_t> mask_image_id;
+  std::optional<inference::EditSpec> edit;
   int priority = 0;
   // The LoRAs applied: the request's `loras` merged with the `<lora:name:weight>` tags of the
   // prompt (the field wins for a name in both), at most the model's max_loras. The prompt keeps
@@ -51,13 +56,19 @@ struct JobParams {
   std::optional<inference::SizeConditioning> size_conditioning;
 };
 
+// Where an image came from: a job, or a member's upload (a lineage root, without a job).
+enum class ImageSource { kGenerated, kUpload };
+std::string_view source_name(ImageSource source);  // "generated" | "upload"
+
 struct ImageRecord {
   int64_t id = 0;
   int64_t project_id = 0;
-  int64_t job_id = 0;
+  std::optional<int64_t> job_id;  // nullopt exactly for uploads
   int idx = 0;
-  std::optional<int64_t> created_by;
-  std::string sha256;  // 64 lowercase hex: the file's name in the image store
+  std::optional<int64_t> created_by;  // the job's submitter, or the uploader
+  ImageSource source = ImageSource::kGenerated;
+  std::string original_name;  // uploads: the sanitised file name given ("" when none)
+  std::string sha256;         // 64 lowercase hex: the file's name in the image store
   int64_t bytes = 0;
   int width = 0;
   int height = 0;

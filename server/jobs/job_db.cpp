@@ -21,7 +21,8 @@ constexpr std::string_view kJobColumns =
     "guidance, seed, count, sampler, mode, strength, parent_image_id, priority, attempt, "
     "max_attempts, worker, lease_until, progress_step, cancel_requested, error, created_at, "
     "queued_at, started_at, finished_at, updated_at, loras, model_hash, original_width, "
-    "original_height, target_width, target_height, crop_top, crop_left, warnings";
+    "original_height, target_width, target_height, crop_top, crop_left, warnings, mask_image_id, "
+    "mask_blur, inpaint_area, extend_left, extend_right, extend_top, extend_bottom";
 
 std::optional<int64_t> opt_int(const Statement& s, int col) {
   if (s.column_is_null(col)) return std::nullopt;
@@ -127,18 +128,30 @@ Result<Job> read_job(const Statement& s) {
     p.size_conditioning = sc;
   }
   ATELIER_RETURN_IF_ERROR(read_warnings(s.column_text(38), j.warnings));
+  p.mask_image_id = opt_int(s, 39);
+  // The edit columns are written together for inpaint and outpaint jobs (mask_blur not NULL).
+  if (!s.column_is_null(40)) {
+    inference::EditSpec e;
+    e.mask_blur = static_cast<int>(s.column_int64(40));
+    auto area = inference::parse_inpaint_area(s.column_text(41));
+    if (!area) return Status::corruption("unknown inpaint_area '" + s.column_text(41) + "'");
+    e.area = *area;
+    e.extend = {static_cast<int>(s.column_int64(42)), static_cast<int>(s.column_int64(43)),
+                static_cast<int>(s.column_int64(44)), static_cast<int>(s.column_int64(45))};
+    p.edit = e;
+  }
   return j;
 }
 
 constexpr std::string_view kImageColumns =
     "id, project_id, job_id, idx, created_by, sha256, bytes, width, height, seed, "
-    "parent_image_id, lineage, created_at";
+    "parent_image_id, lineage, created_at, source, original_name";
 
 ImageRecord read_image(const Statement& s) {
   ImageRecord r;
   r.id = s.column_int64(0);
   r.project_id = s.column_int64(1);
-  r.job_id = s.column_int64(2);
+  r.job_id = opt_int(s, 2);
   r.idx = static_cast<int>(s.column_int64(3));
   r.created_by = opt_int(s, 4);
   r.sha256 = s.column_text(5);
@@ -149,6 +162,8 @@ ImageRecord read_image(const Statement& s) {
   r.parent_image_id = opt_int(s, 10);
   r.lineage = s.column_text(11);
   r.created_at = time_col(s, 12);
+  r.source = s.column_text(13) == "upload" ? ImageSource::kUpload : ImageSource::kGenerated;
+  r.original_name = s.column_text(14);
   return r;
 }
 
@@ -217,15 +232,20 @@ Result<int64_t> insert_job(Db& db, const NewJob& job, SysTime now) {
     return sc ? std::optional<int>((*sc).*member) : std::optional<int>();
   };
   const std::string loras = loras_text(p);
+  const std::optional<inference::EditSpec>& e = p.edit;
+  auto edit_value = [&e](auto get) {
+    return e ? std::optional<int>(get(*e)) : std::optional<int>();
+  };
   ATELIER_RETURN_IF_ERROR(run(
       db,
       "INSERT INTO jobs (project_id, submitted_by, state, model, prompt, negative_prompt, width, "
       "height, steps, guidance, seed, count, sampler, mode, strength, parent_image_id, priority, "
       "max_attempts, idempotency_key, request_hash, created_at, queued_at, updated_at, loras, "
       "model_hash, original_width, original_height, target_width, target_height, crop_top, "
-      "crop_left) "
+      "crop_left, mask_image_id, mask_blur, inpaint_area, extend_left, extend_right, extend_top, "
+      "extend_bottom) "
       "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-      "?, ?, ?, ?, ?, ?)",
+      "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       job.project_id, job.submitted_by, std::string_view(p.model), std::string_view(p.prompt),
       std::string_view(p.negative_prompt), p.width, p.height, p.steps, p.guidance, p.seed, p.count,
       std::string_view(p.sampler), inference::mode_name(p.mode), p.strength, p.parent_image_id,
@@ -236,7 +256,14 @@ Result<int64_t> insert_job(Db& db, const NewJob& job, SysTime now) {
       sc_value(&inference::SizeConditioning::target_width),
       sc_value(&inference::SizeConditioning::target_height),
       sc_value(&inference::SizeConditioning::crop_top),
-      sc_value(&inference::SizeConditioning::crop_left)));
+      sc_value(&inference::SizeConditioning::crop_left), p.mask_image_id,
+      edit_value([](const inference::EditSpec& x) { return x.mask_blur; }),
+      e ? std::optional<std::string_view>(inference::inpaint_area_name(e->area))
+        : std::optional<std::string_view>(),
+      edit_value([](const inference::EditSpec& x) { return x.extend.left; }),
+      edit_value([](const inference::EditSpec& x) { return x.extend.right; }),
+      edit_value([](const inference::EditSpec& x) { return x.extend.top; }),
+      edit_value([](const inference::EditSpec& x) { return x.extend.bottom; })));
   return db.last_insert_rowid();
 }
 
@@ -385,6 +412,30 @@ Result<int64_t> insert_image(Db& db, const Job& job, const NewImage& image, SysT
           image.bytes, image.width, image.height, image.seed, job.params.parent_image_id,
           std::string_view(image.lineage), to_unix_ms(now)));
   return db.last_insert_rowid();
+}
+
+Result<ImageRecord> insert_upload(Db& db, const NewUpload& upload, SysTime now) {
+  ATELIER_RETURN_IF_ERROR(
+      run(db,
+          "INSERT INTO images (project_id, job_id, idx, created_by, sha256, bytes, width, "
+          "height, seed, parent_image_id, lineage, created_at, source, original_name) "
+          "VALUES (?, NULL, 0, ?, ?, ?, ?, ?, 0, NULL, '', ?, 'upload', ?)",
+          upload.project_id, upload.uploaded_by, std::string_view(upload.sha256), upload.bytes,
+          upload.width, upload.height, to_unix_ms(now),
+          upload.original_name.empty() ? std::optional<std::string_view>()
+                                       : std::optional<std::string_view>(upload.original_name)));
+  return find_image(db, db.last_insert_rowid());
+}
+
+Result<int64_t> count_uploads_since(Db& db, int64_t user_id, SysTime since) {
+  ATELIER_ASSIGN_OR_RETURN(
+      Statement stmt,
+      prepare_bound(db,
+                    "SELECT COUNT(*) FROM images WHERE created_by = ? AND source = 'upload' "
+                    "AND created_at >= ?",
+                    user_id, to_unix_ms(since)));
+  ATELIER_ASSIGN_OR_RETURN(bool row, stmt.step());
+  return row ? stmt.column_int64(0) : 0;
 }
 
 Result<ImageRecord> find_image(Db& db, int64_t image_id) {

@@ -91,6 +91,20 @@ Result<bool> cancel_queued(store::Db& db, int64_t job_id, SysTime now);
 Result<bool> request_cancel(store::Db& db, int64_t job_id, SysTime now);
 
 Result<int64_t> insert_image(store::Db& db, const Job& job, const NewImage& image, SysTime now);
+// An uploaded image (its file already in the image store): a lineage root without a job.
+struct NewUpload {
+  int64_t project_id = 0;
+  int64_t uploaded_by = 0;
+  std::string sha256;
+  int64_t bytes = 0;
+  int width = 0;
+  int height = 0;
+  std::string original_name;  // sanitised; "" when none was given
+};
+// Inserts the row (source 'upload') and returns it as stored.
+Result<ImageRecord> insert_upload(store::Db& db, const NewUpload& upload, SysTime now);
+// How many images `user_id` uploaded (in any project) at or after `since`.
+Result<int64_t> count_uploads_since(store::Db& db, int64_t user_id, SysTime since);
 // The image; kNotFound ("no such image") when there is none.
 Result<ImageRecord> find_image(store::Db& db, int64_t image_id);
 // A project's images, newest first.

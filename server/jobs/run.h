@@ -17,6 +17,7 @@ struct Run {
   std::optional<inference::ParentImage> parent;
   std::shared_ptr<inference::CancelToken> cancel;
   std::string worker;
+  std::string mask_png_path;  // inpaint: the mask image's file ("" when it is gone)
 };
 
 }  // namespace atelier::jobs

@@ -28,9 +28,11 @@ Result<std::optional<inference::ParentImage>> parent_of(store::Db& db, const Job
   Result<ImageRecord> parent = job_db::find_image(db, *job.params.parent_image_id);
   if (is_not_found(parent.status())) return std::optional<inference::ParentImage>();
   if (!parent.is_ok()) return parent.status();
-  Result<Job> parent_job = job_db::find_job(db, parent->job_id);
+  Result<Job> parent_job = parent->job_id ? job_db::find_job(db, *parent->job_id)
+                                          : Result<Job>(Status::not_found("an upload"));
   if (!parent_job.is_ok() && !is_not_found(parent_job.status())) return parent_job.status();
   inference::ParentImage p;
+  p.uploaded = parent->source == ImageSource::kUpload;
   p.width = parent->width;
   p.height = parent->height;
   p.seed = parent->seed;
@@ -69,9 +71,17 @@ Result<std::optional<Run>> claim(Txn& t, const QueuedJob& picked, const std::str
                            job_db::claim(t.db, picked.id, worker, lease_until, t.now));
   if (!job) return std::optional<Run>();
   ATELIER_ASSIGN_OR_RETURN(auto parent, parent_of(t.db, *job, images));
+  // An inpaint's mask file (a mask deleted since leaves the path empty: the worker fails it).
+  std::string mask_path;
+  if (job->params.mask_image_id) {
+    Result<ImageRecord> mask = job_db::find_image(t.db, *job->params.mask_image_id);
+    if (!mask.is_ok() && !is_not_found(mask.status())) return mask.status();
+    if (mask.is_ok()) mask_path = images.path_for(mask->sha256).string();
+  }
   ATELIER_RETURN_IF_ERROR(record(t, *job, 0));
-  return std::optional<Run>(
-      Run{std::move(*job), std::move(parent), std::make_shared<inference::CancelToken>(), worker});
+  return std::optional<Run>(Run{std::move(*job), std::move(parent),
+                                std::make_shared<inference::CancelToken>(), worker,
+                                std::move(mask_path)});
 }
 
 Result<Job> finish(Txn& t, const Run& run, JobState to, const std::string& error,

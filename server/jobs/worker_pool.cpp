@@ -4,6 +4,7 @@
 
 #include "common/logging.h"
 #include "common/thread_name.h"
+#include "server/inference/edit.h"
 #include "server/inference/prompt_loras.h"
 
 namespace atelier::jobs {
@@ -47,6 +48,8 @@ inference::GenerateRequest request_for(const Run& claim) {
     r.parent = claim.parent;
     if (r.parent) r.parent->prompt = inference::split_prompt_loras(r.parent->prompt).prompt;
   }
+  r.edit = p.edit;
+  r.mask_png_path = claim.mask_png_path;
   return r;
 }
 
@@ -134,7 +137,10 @@ void WorkerPool::run(size_t index, const std::string& device) {
     ServiceProgress progress(service_, *claim);
     Result<std::vector<inference::GeneratedImage>> outcome = Status::internal("not run");
     try {
-      outcome = it->second->generate(request, progress, *claim->cancel);
+      // Inpaint and outpaint go through edit.h, which prepares the canvas and composites.
+      outcome = inference::is_edit(request.mode)
+                    ? inference::run_edit(*it->second, request, progress, *claim->cancel)
+                    : it->second->generate(request, progress, *claim->cancel);
     } catch (const std::exception& e) {
       // A model bug (or a torch error) fails this job, not the worker.
       outcome = Status::internal(std::string("the model failed: ") + e.what());

@@ -68,6 +68,19 @@ void rollback(Db& db) {
 Status apply_one(Db& db, const Migration& m, bool& skipped) {
   skipped = false;
   const std::string file = migration_file_name(m);
+  // SQLite's procedure for changing a table's definition (rebuild, drop, rename) needs foreign
+  // keys off, and that pragma only takes effect outside a transaction. Restored after the
+  // migration whatever happens.
+  Result<std::int64_t> fk_before = db.query_int64("PRAGMA foreign_keys");
+  if (!fk_before) return fk_before.status();
+  ATELIER_RETURN_IF_ERROR(db.exec("PRAGMA foreign_keys = OFF"));
+  struct RestoreForeignKeys {
+    Db& db;
+    bool on;
+    ~RestoreForeignKeys() {
+      if (on) (void)db.exec("PRAGMA foreign_keys = ON");
+    }
+  } restore{db, *fk_before == 1};
   ATELIER_RETURN_IF_ERROR(db.exec("BEGIN IMMEDIATE").with_context("applying migration " + file));
 
   Status st = [&]() -> Status {
@@ -89,6 +102,16 @@ Status apply_one(Db& db, const Migration& m, bool& skipped) {
       return Status::internal(
           "the migration ended the transaction itself (remove BEGIN/COMMIT/ROLLBACK from the "
           "file); what ran before that is committed");
+    }
+    // Foreign keys are off while a migration runs (a table rebuild must not cascade), so they
+    // are checked here, before the commit, as SQLite's table-rebuild procedure asks.
+    Result<Statement> fk = db.prepare("PRAGMA foreign_key_check");
+    if (!fk) return fk.status();
+    Result<bool> violation = fk->step();
+    if (!violation) return violation.status();
+    if (*violation) {
+      return Status::corruption("the migration leaves a foreign key violation in table '" +
+                                fk->column_text(0) + "'");
     }
 
     Result<Statement> insert = db.prepare(

@@ -11,6 +11,9 @@
 //     together with its schema_migrations row, so it applies entirely or not at all.
 //   - Statements that cannot run inside a transaction (VACUUM, PRAGMA journal_mode,
 //     PRAGMA foreign_keys) do not belong in migrations.
+//   - Foreign keys are OFF while a file runs (turned back on after it), so a table can be
+//     rebuilt (CREATE new, copy, DROP old, RENAME new) without cascading deletes; violations
+//     are checked with PRAGMA foreign_key_check before the commit and refuse the migration.
 #pragma once
 
 #include <string>

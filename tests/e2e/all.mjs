@@ -2,5 +2,6 @@
 // stubs the server instead): two Chromium instances at once would crowd a 2-core machine.
 import './run.mjs';
 import './collab.mjs';
+import './hybrid.mjs';
 import './models.mjs';
 import './security.mjs';

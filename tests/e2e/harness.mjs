@@ -56,8 +56,11 @@ export function isRunning(proc) {
   return proc !== null && proc.exitCode === null && proc.signalCode === null;
 }
 
-/** Starts the binary with a fresh data dir and resolves with its base URL once it listens. */
-export async function startServer() {
+/**
+ * Starts the binary with a fresh data dir and resolves with its base URL once it listens;
+ * `extraArgs` are added to `atelier serve`'s (e.g. to enable the null model).
+ */
+export async function startServer(extraArgs = []) {
   if (!existsSync(serverBin)) {
     throw new Error(`server binary not found: ${serverBin} (build it with ` +
       '`cmake --preset release && cmake --build --preset release --target atelier`, or set ATELIER_BIN)');
@@ -67,7 +70,7 @@ export async function startServer() {
   }
   server.output = ''; // a second suite in the same process starts a new server
   server.dataDir = await mkdtemp(path.join(tmpdir(), 'atelier-e2e-'));
-  const args = ['serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', server.dataDir, '--web-root', webRoot];
+  const args = ['serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', server.dataDir, '--web-root', webRoot, ...extraArgs];
   // The server also reads ATELIER_* variables (and a --config file named by one); keep the
   // developer's out of the test, except how it logs.
   const env = Object.fromEntries(
@@ -283,13 +286,16 @@ export async function expectVersion(page, problems) {
 }
 
 
-/** Starts the server (unless ATELIER_E2E_URL names one) and the browser. */
-export async function setUp() {
+/**
+ * Starts the server (unless ATELIER_E2E_URL names one) and the browser; `serverArgs` are added
+ * to `atelier serve`'s.
+ */
+export async function setUp({ serverArgs = [] } = {}) {
   if (externalUrl) {
     server.baseUrl = externalUrl.replace(/\/+$/, '');
   } else {
     const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-    server.baseUrl = await startServer();
+    server.baseUrl = await startServer(serverArgs);
     await waitUntilReady(server.baseUrl, deadline);
   }
   state.browser = await chromium.launch({

@@ -10,7 +10,7 @@ build=${1:?build dir}
 seconds=${2:?seconds per target}
 shift 2
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(json_body ws_message png_text safetensors)
+[ ${#targets[@]} -gt 0 ] || targets=(json_body ws_message png_text safetensors upload_decode multipart)
 src=$(cd "$(dirname "$0")" && pwd)
 status=0
 for t in "${targets[@]}"; do

@@ -1,6 +1,6 @@
 // The HTTP server against hostile clients (issue 19): connection caps, the body budget (HTTP
-// bodies and WebSocket messages), the body rate deadline, Host on HTTP/1.1, and a refused body
-// not drained. In-process servers on 127.0.0.1 over real sockets.
+// bodies and WebSocket messages), the body rate deadline, Host on HTTP/1.1, a refused body not
+// drained, and per-route body limits (issue 20). In-process servers on 127.0.0.1 over real sockets.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -65,6 +65,16 @@ class HttpLimitsTest : public ::testing::Test {
                            ex->respond(Response::text(200, ex->request().body));
                          })
                     .is_ok());
+    // A route with a body limit of its own (uploads), above the server's 1 MiB default.
+    ASSERT_TRUE(router_
+                    .add(Method::kPost, "/upload",
+                         [this](const ExchangePtr& ex) {
+                           uploads_run_.fetch_add(1);
+                           ex->respond(
+                               Response::text(200, std::to_string(ex->request().body.size())));
+                         },
+                         {.max_body_bytes = kUploadLimit})
+                    .is_ok());
     ASSERT_TRUE(router_
                     .add(Method::kGet, "/ws",
                          [this](const ExchangePtr& ex) {
@@ -108,6 +118,8 @@ class HttpLimitsTest : public ::testing::Test {
     EXPECT_TRUE(c.closed_within(2s));
   }
 
+  static constexpr uint64_t kUploadLimit = uint64_t{4} << 20;
+  std::atomic<int> uploads_run_{0};
   Router router_;
   metrics::Registry registry_;
   std::unique_ptr<HttpServer> server_;
@@ -219,6 +231,65 @@ TEST_F(HttpLimitsTest, AClosedConnectionReleasesItsCharge) {
     ASSERT_TRUE(a.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9000\r\n\r\nabc"));
     ASSERT_TRUE(eventually([&] { return server_->body_budget()->in_use() == 9000; }));
   }
+  EXPECT_TRUE(eventually([&] { return server_->body_budget()->in_use() == 0; }));
+}
+
+// A route's own limit replaces the server's for its bodies, in both directions: declared
+// lengths are refused from the header alone (the client sends no body byte and still gets its
+// 413), chunked bodies when they cross it; other routes keep the default.
+TEST_F(HttpLimitsTest, RouteBodyLimitReplacesTheServerDefault) {
+  start({});  // max_body_bytes: 1 MiB
+  const std::string mib3(3 << 20, 'u');
+  auto fits = http_request(port_, "POST", "/upload?filename=a.png", mib3);
+  ASSERT_TRUE(fits);
+  EXPECT_EQ(fits->status, 200);
+  EXPECT_EQ(fits->body, std::to_string(mib3.size()));
+
+  auto expect_413 = [&](const std::string& target, uint64_t length, uint64_t limit,
+                        const std::string& extra) {
+    SCOPED_TRACE(target + " " + std::to_string(length) + extra);
+    Connection c(port_);
+    ASSERT_TRUE(c.send("POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                       std::to_string(length) + "\r\n" + extra + "\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << "no answer before the body was sent";
+    EXPECT_EQ(r->status, 413);
+    auto error = nlohmann::json::parse(r->body)["error"];
+    EXPECT_EQ(error["code"], "body_too_large");
+    EXPECT_EQ(error["field"], "body");
+    EXPECT_NE(error["message"].get<std::string>().find(std::to_string(limit)), std::string::npos)
+        << error["message"];
+    EXPECT_EQ(r->header("connection"), "close");
+    EXPECT_TRUE(c.closed_within(2s));
+  };
+  expect_413("/upload", 5 << 20, kUploadLimit, "");
+  expect_413("/upload?x=1", kUploadLimit + 1, kUploadLimit, "Expect: 100-continue\r\n");
+  expect_413("/echo", 2 << 20, 1 << 20, "");  // the default still holds elsewhere
+  EXPECT_EQ(uploads_run_.load(), 1);
+  EXPECT_EQ(server_->body_budget()->in_use(), 0u);  // nothing charged for refused bodies
+
+  // Chunked: over the default but within the route's limit is served...
+  const std::string mib(1 << 20, 'c');
+  auto chunked = [&](int mib_chunks, const std::string& last) {
+    std::string req = "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < mib_chunks; ++i) req += "100000\r\n" + mib + "\r\n";
+    if (!last.empty()) req += std::to_string(last.size()) + "\r\n" + last + "\r\n";
+    return req + "0\r\n\r\n";
+  };
+  Connection ok(port_);
+  ASSERT_TRUE(ok.send(chunked(2, "")));
+  auto r_ok = ok.read_response();
+  ASSERT_TRUE(r_ok);
+  EXPECT_EQ(r_ok->status, 200);
+  EXPECT_EQ(r_ok->body, std::to_string(2 << 20));
+  // ...and refused once it crosses it (at exactly the limit, then 10 bytes more).
+  Connection over(port_);
+  over.send(chunked(4, "0123456789"));
+  auto r_over = over.read_response();
+  ASSERT_TRUE(r_over);
+  EXPECT_EQ(r_over->status, 413);
+  EXPECT_EQ(nlohmann::json::parse(r_over->body)["error"]["field"], "body");
+  EXPECT_EQ(uploads_run_.load(), 2);
   EXPECT_TRUE(eventually([&] { return server_->body_budget()->in_use() == 0; }));
 }
 

@@ -27,6 +27,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/image.h"
 #include "server/app/routes.h"
 #include "tests/integration/job_test_helpers.h"
 
@@ -129,6 +130,7 @@ struct Cell {
   std::string path;
   std::string body;
   std::optional<std::string> credential;  // overrides World::credential(who)
+  std::string headers;                    // more header lines (e.g. a Content-Type)
 };
 
 struct Row {
@@ -141,7 +143,15 @@ struct Row {
 };
 
 Cell fixed(std::string path, std::string body = {}) {
-  return Cell{std::move(path), std::move(body), {}};
+  return Cell{std::move(path), std::move(body), {}, {}};
+}
+
+// A 4 x 4 PNG for the upload rows.
+std::string tiny_png() {
+  image::Image img{4, 4, 3, std::vector<uint8_t>(4 * 4 * 3, 128)};
+  auto png = image::encode_png(img);
+  if (!png.is_ok()) throw std::runtime_error("encode_png: " + png.status().to_string());
+  return std::string(png->begin(), png->end());
 }
 
 // Shorthands for rows that target the shared project.
@@ -325,6 +335,27 @@ std::vector<Row> build_rows() {
       {401, 404, 403, 200, 200, 404, 403, 200});
   add("DELETE", "/api/v1/images/{id}/reactions/{emoji}", "", on_image("/reactions/%F0%9F%91%8D"),
       {401, 404, 403, 200, 200, 404, 403, 200});
+  // Uploading is like submitting: editor or owner, with submit scope. A small PNG each cell, raw
+  // and as a form (curl -F).
+  add("POST", "/api/v1/projects/{id}/uploads", "raw PNG",
+      [](World& w, Who) {
+        Cell c = fixed(project_path(w.project, "/uploads"), tiny_png());
+        c.headers = "Content-Type: image/png";
+        return c;
+      },
+      {401, 404, 403, 201, 201, 404, 403, 201});
+  add("POST", "/api/v1/projects/{id}/uploads", "multipart form",
+      [](World& w, Who) {
+        const std::string boundary = "matrix-boundary";
+        Cell c = fixed(project_path(w.project, "/uploads"),
+                       "--" + boundary +
+                           "\r\nContent-Disposition: form-data; name=\"file\"; "
+                           "filename=\"m.png\"\r\nContent-Type: image/png\r\n\r\n" +
+                           tiny_png() + "\r\n--" + boundary + "--\r\n");
+        c.headers = "Content-Type: multipart/form-data; boundary=" + boundary;
+        return c;
+      },
+      {401, 404, 403, 201, 201, 404, 403, 201});
   // The live channel: any signed-in caller; a plain GET (no upgrade) is answered 426 after the
   // credential check. Subscriptions and commands are covered in live_rooms_test.cpp.
   add("GET", "/api/v1/ws", "no upgrade", [](World&, Who) { return fixed("/api/v1/ws"); },
@@ -431,7 +462,8 @@ TEST(PermissionMatrixTest, EveryCallerGetsTheExpectedStatus) {
       const Who who = static_cast<Who>(i);
       Cell cell = row.prepare(w, who);
       std::string auth = cell.credential ? *cell.credential : w.credential(who);
-      Reply got = call(w.port, row.method, cell.path, cell.body, auth);
+      Reply got =
+          call(w.port, row.method, cell.path, cell.body, header_lines({auth, cell.headers}));
       ++cells;
       if (got.status == row.expected[i]) continue;
       ++mismatches;

@@ -9,6 +9,9 @@
 
 #include "common/image.h"
 #include "common/safetensors.h"
+#include "server/inference/edit.h"
+#include "server/inference/edit_canvas.h"
+#include "server/inference/sd/inpaint.h"
 #include "server/inference/sd/lora.h"
 #include "server/inference/sd/model_files.h"
 #include "server/inference/sd/pipeline.h"
@@ -40,6 +43,15 @@ bool parse_pair(const std::string& text, char sep, int& a, int& b, bool allow_ze
   }
 }
 
+Result<image::Image> read_png(const std::string& path) {
+  auto bytes = read_model_file(path);
+  if (!bytes.is_ok()) return bytes.status();
+  auto img = image::decode_png(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()));
+  if (!img.is_ok()) return Status::invalid_argument(path + ": " + img.status().message());
+  return img;
+}
+
 }  // namespace
 
 int run_generate(const GenerateArgs& a) {
@@ -57,25 +69,55 @@ int run_generate(const GenerateArgs& a) {
   r.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : std::random_device{}();
   r.width = a.width > 0 ? a.width : static_cast<int>(info->width.default_value);
   r.height = a.height > 0 ? a.height : static_cast<int>(info->height.default_value);
+  if (!a.mask.empty() && a.init_image.empty()) return fail("--mask needs --init-image");
+  if (a.mask_blur < 0 || a.mask_blur > 64) return fail("--mask-blur must be 0..64");
   if (!a.init_image.empty()) {
-    auto bytes = read_model_file(a.init_image);
-    if (!bytes.is_ok()) return fail(bytes.status().message());
-    auto img = image::decode_png(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()));
-    if (!img.is_ok()) return fail(a.init_image + ": " + img.status().message());
+    auto img = read_png(a.init_image);
+    if (!img.is_ok()) return fail(img.status().message());
     if (a.width <= 0) r.width = img->width;
     if (a.height <= 0) r.height = img->height;
     r.init_image = image_to_tensor(*img, r.width, r.height);
     r.strength = a.strength;
   }
+  if (!a.mask.empty()) {
+    auto img = read_png(a.mask);
+    if (!img.is_ok()) return fail(img.status().message());
+    auto mask = inference::mask_from_image(*img);
+    if (!mask.is_ok()) return fail(a.mask + ": " + mask.status().message());
+    if (inference::mask_is_empty(*mask)) return fail(a.mask + " masks nothing (no value >= 128)");
+    r.mask = mask_to_tensor(*mask, r.width, r.height);
+  }
   if (!a.init_latents.empty()) {
     auto f = safetensors::File::open(a.init_latents);
     if (!f.is_ok()) return fail(f.status().message());
-    const auto* t = f->find("latents");
-    if (!t) return fail(a.init_latents + " has no tensor named 'latents'");
-    auto v = f->to_float(*t);
-    if (!v.is_ok()) return fail(v.status().message());
-    r.init_latents = torch::from_blob(v->data(), t->shape, torch::kFloat32).clone();
+    // Each named draw the file has; the rest of it is ignored.
+    const auto named = [&](const char* name) -> Result<torch::Tensor> {
+      const auto* t = f->find(name);
+      if (!t) return torch::Tensor();
+      auto v = f->to_float(*t);
+      if (!v.is_ok()) return v.status();
+      return torch::from_blob(v->data(), t->shape, torch::kFloat32).clone();
+    };
+    torch::Tensor latents, noise;
+    for (auto [name, slot] :
+         {std::pair{"latents", &latents}, std::pair{"noise", &noise},
+          std::pair{"image_encoder_sample_noise", &r.encoder_noise},
+          std::pair{"masked_image_encoder_sample_noise", &r.masked_encoder_noise}}) {
+      auto t = named(name);
+      if (!t.is_ok()) return fail(a.init_latents + ": " + t.status().message());
+      *slot = std::move(*t);
+    }
+    if (r.init_image.defined()) {
+      r.add_noise = noise;
+    } else {
+      r.init_latents = latents.defined() ? latents : noise;
+    }
+    if (!latents.defined() && !noise.defined() && !r.encoder_noise.defined() &&
+        !r.masked_encoder_noise.defined()) {
+      return fail(a.init_latents +
+                  " has none of the tensors latents, noise, image_encoder_sample_noise, "
+                  "masked_image_encoder_sample_noise");
+    }
   }
 
   if (!a.original_size.empty() &&
@@ -144,6 +186,17 @@ int run_generate(const GenerateArgs& a) {
   std::fprintf(stderr, "\n");
   if (!image.is_ok()) return fail(image.status().message());
 
+  if (r.mask.defined() && a.mask_blur > 0) {
+    // As the server composites an edit: the original wherever the blurred mask is 0.
+    const int w = r.width, h = r.height;
+    const torch::Tensor bin = (r.mask[0][0] >= 0.5).to(torch::kUInt8).mul(255).contiguous();
+    image::Mask hard{w, h,
+                     std::vector<uint8_t>(bin.data_ptr<uint8_t>(),
+                                          bin.data_ptr<uint8_t>() + static_cast<size_t>(w * h))};
+    const image::Mask soft = inference::canvas::blur_mask(hard, a.mask_blur);
+    const torch::Tensor alpha = mask_to_tensor(soft, w, h).to(image->options());
+    *image = (r.init_image.to(image->options()) + 1) / 2 * (1 - alpha) + *image * alpha;
+  }
   const image::Image out = tensor_to_image(*image);
   auto png = image::encode_png(out);
   if (!png.is_ok()) return fail(png.status().message());

@@ -1,10 +1,18 @@
 // `atelier generate`: one Stable Diffusion generation offline, from a model folder or a
 // single-file checkpoint (with --config, a folder of diffusers configs to build it from), with
-// LoRA files applied, and SDXL's size conditioning, with a progress bar on the terminal. How
-// results are compared across implementations: --init-latents takes the initial noise (a tensor
-// named `latents`, 1 x latent channels x H/f x W/f, scaled by the sampler's initial sigma as
-// diffusers' `latents=` is) and --out-tensor writes the decoded image before 8-bit conversion
-// (`image`, 1 x 3 x H x W in [0, 1]).
+// LoRA files applied, and SDXL's size conditioning, with a progress bar on the terminal;
+// img2img with --init-image, inpainting with --init-image and --mask (white = repaint, or
+// transparent where the mask has alpha, as the server reads masks; binarised at 128).
+// How results are compared across implementations: --init-latents takes a safetensors file whose
+// tensors replace the random draws, by the names diffusers' fixtures use (others are ignored):
+// `latents` (txt2img: the initial noise, 1 x latent channels x H/f x W/f, scaled by the sampler's
+// initial sigma as diffusers' `latents=` is; `noise` stands in when there is no `latents`),
+// `noise` (img2img and inpaint: added to the image's latents, or the start at strength 1),
+// `image_encoder_sample_noise` (the VAE posterior sample of the init image) and
+// `masked_image_encoder_sample_noise` (the same for the masked image). --out-tensor writes the
+// image before 8-bit conversion (`image`, 1 x 3 x H x W in [0, 1], NCHW). An inpaint's output is
+// diffusers' own (no compositing) unless --mask-blur N > 0, which composites it over the init
+// image through the mask blurred as the server does (N = sigma in pixels).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +30,9 @@ struct GenerateArgs {
   int64_t seed = -1;          // -1: random
   std::string init_image;     // PNG
   double strength = 0.6;
-  std::string init_latents;  // safetensors with `latents`
+  std::string mask;          // PNG; with init_image: an inpaint
+  int mask_blur = 0;         // > 0: composite over the init image through the blurred mask
+  std::string init_latents;  // safetensors with the named draws (see above)
   std::string out = "out.png";
   std::string out_tensor;                  // safetensors with `image`
   std::string config_dir;                  // single files: configs instead of the family's

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "server/inference/sd/inpaint.h"
 #include "server/inference/sd/model_files.h"
 
 namespace atelier::sd {
@@ -95,12 +96,16 @@ struct Sampler {
 torch::Tensor image_to_tensor(const image::Image& img, int w, int h) {
   torch::Tensor t = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()),
                                      {img.height, img.width, img.channels}, torch::kUInt8)
-                            .narrow(2, 0, 3)
-                            .permute({2, 0, 1})
-                            .unsqueeze(0)
-                            .to(torch::kFloat32) /
-                        127.5 -
-                    1.0;
+                        .to(torch::kFloat32);
+  if (img.channels == 4) {
+    // Transparent pixels have no meaningful colour (often black): flatten over white, as
+    // uploads are. Opaque pixels come out exactly as without alpha.
+    torch::Tensor a = t.narrow(2, 3, 1) / 255.0;
+    t = t.narrow(2, 0, 3) * a + 255.0 * (1 - a);
+  } else {
+    t = t.narrow(2, 0, 3);
+  }
+  t = t.permute({2, 0, 1}).unsqueeze(0) / 127.5 - 1.0;
   if (img.width != w || img.height != h) t = torch::upsample_bilinear2d(t, {h, w}, false);
   return t.clamp(-1, 1);
 }
@@ -202,9 +207,11 @@ Result<StableDiffusion> StableDiffusion::from_parts(PipelineParts parts) {
     return Status::invalid_argument(
         "the UNet's cross_attention_dim does not match the text encoders' hidden_size");
   }
-  if (u.in_channels != parts.vae.config().latent_channels) {
+  const int64_t latent = parts.vae.config().latent_channels;
+  if (u.in_channels != latent && u.in_channels != 2 * latent + 1) {
     return Status::invalid_argument(
-        "the UNet's in_channels do not match the VAE's latent_channels");
+        "the UNet's in_channels must be the VAE's latent_channels, or 2 x latent_channels + 1 "
+        "for an inpainting UNet");
   }
   StableDiffusion sd(std::move(*parts.tokenizer), std::move(parts.text_encoder),
                      std::move(parts.unet), std::move(parts.vae), parts.schedule, parts.dtype,
@@ -226,6 +233,19 @@ PromptEmbeddings StableDiffusion::encode_one(const std::string& text) const {
   ClipTextOutput a = text_encoder_.forward(ids(tokenizer_));
   ClipTextOutput b = text_encoder_2_->forward(ids(*tokenizer_2_));
   return {torch::cat({a.hidden_states.end()[-2], b.hidden_states.end()[-2]}, -1), b.text_embeds};
+}
+
+Result<torch::Tensor> StableDiffusion::encode_sample(const torch::Tensor& image,
+                                                     const torch::Tensor& given,
+                                                     torch::Generator& gen) const {
+  LatentDistribution d = vae_.encode(image.to(options_.device(), vae_dtype_));
+  if (given.defined() && given.sizes() != d.mean.sizes()) {
+    return Status::invalid_argument("an encoder noise must have the latents' shape",
+                                    "encoder_noise");
+  }
+  torch::Tensor noise =
+      (given.defined() ? given : torch::randn(d.mean.sizes(), gen)).to(d.mean.options());
+  return ((d.mean + d.std * noise) * vae_.config().scaling_factor).to(options_);
 }
 
 PromptEmbeddings StableDiffusion::encode_prompt(const std::string& prompt,
@@ -294,40 +314,99 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
   }
 
   const std::vector<int64_t> shape{1, latent_channels(), r.height / f, r.width / f};
-  torch::Tensor x;
+  const std::vector<int64_t> image_shape{1, 3, r.height, r.width};
+  const bool inpaint9 = is_inpainting_model();
+  torch::Tensor init_image = r.init_image, mask = r.mask;
+  double strength = r.strength;
+  if (inpaint9 && !mask.defined()) {
+    if (init_image.defined()) {
+      return Status::invalid_argument("an inpainting model needs a mask with its init image",
+                                      "mask");
+    }
+    // txt2img: everything repainted from a blank (mid-grey) canvas, as A1111 does.
+    init_image = torch::zeros(image_shape);
+    mask = torch::ones({1, 1, r.height, r.width});
+    strength = 1.0;
+  }
+  if (init_image.defined() && init_image.sizes().vec() != image_shape) {
+    return Status::invalid_argument("the init image must be 1 x 3 x height x width", "init_image");
+  }
+  if (mask.defined() && (!init_image.defined() ||
+                         mask.sizes().vec() != std::vector<int64_t>{1, 1, r.height, r.width})) {
+    return Status::invalid_argument(
+        "a mask needs an init image, and must be 1 x 1 x height x width", "mask");
+  }
   size_t first = 0;
-  if (r.init_image.defined()) {
-    // img2img: start part-way, from the image's latents noised to that point.
-    const int init = std::min(static_cast<int>(r.steps * r.strength), r.steps);
+  if (init_image.defined()) {
+    // img2img and inpaint: start part-way, the last int(steps x strength) timesteps.
+    const int init = std::min(static_cast<int>(r.steps * strength), r.steps);
     first = static_cast<size_t>(std::max(r.steps - init, 0));
     if (first >= s.plan.timesteps.size()) {
       return Status::invalid_argument("strength is too low for this many steps", "strength");
     }
-    LatentDistribution d = vae_.encode(r.init_image.to(options_.device(), vae_dtype_));
-    torch::Tensor enc_noise =
-        (r.encoder_noise.defined() ? r.encoder_noise : torch::randn(d.mean.sizes(), gen))
-            .to(d.mean.options());
-    torch::Tensor x0 = ((d.mean + d.std * enc_noise) * vae_.config().scaling_factor).to(options_);
-    torch::Tensor noise =
-        (r.add_noise.defined() ? r.add_noise : torch::randn(x0.sizes(), gen)).to(options_);
-    x = s.add_noise(x0, noise, first);
-    if (trace) trace->init_latents = x;
-  } else {
-    torch::Tensor noise = r.init_latents.defined() ? r.init_latents : torch::randn(shape, gen);
-    noise = noise.to(options_);
-    if (noise.sizes().vec() != shape) {
-      return Status::invalid_argument("init latents must be 1 x " +
-                                          std::to_string(latent_channels()) + " x H/" +
-                                          std::to_string(f) + " x W/" + std::to_string(f),
+  }
+  // The noise added to the image's latents (or the start at strength 1): given, or drawn.
+  const auto noise_for = [&](const torch::Tensor& given) -> Result<torch::Tensor> {
+    torch::Tensor n = (given.defined() ? given : torch::randn(shape, gen)).to(options_);
+    if (n.sizes().vec() != shape) {
+      return Status::invalid_argument("the noise must be 1 x " + std::to_string(latent_channels()) +
+                                          " x H/" + std::to_string(f) + " x W/" + std::to_string(f),
                                       "init_latents");
     }
+    return n;
+  };
+
+  torch::Tensor x, noise, image_latents, latent_mask, mask_in, masked_in;
+  if (mask.defined()) {
+    const InpaintMasks m = prepare_inpaint_masks(init_image, mask, f);
+    const bool strength_max = strength >= 1.0;
+    // diffusers encodes the image whenever a standard UNet blends it back or the start is the
+    // image noised; an inpainting UNet at strength 1 starts from pure noise without it.
+    if (!inpaint9 || !strength_max) {
+      ATELIER_ASSIGN_OR_RETURN(image_latents, encode_sample(init_image, r.encoder_noise, gen));
+    }
+    // An inpainting model's txt2img takes given initial latents as its noise.
+    ATELIER_ASSIGN_OR_RETURN(noise, noise_for(r.add_noise.defined()    ? r.add_noise
+                                              : r.init_image.defined() ? torch::Tensor()
+                                                                       : r.init_latents));
+    x = strength_max ? noise * s.plan.init_noise_sigma : s.add_noise(image_latents, noise, first);
+    latent_mask = m.latent.to(options_);
+    torch::Tensor masked_latents;
+    if (inpaint9 || trace) {
+      ATELIER_ASSIGN_OR_RETURN(masked_latents,
+                               encode_sample(m.masked_image, r.masked_encoder_noise, gen));
+    } else if (!r.masked_encoder_noise.defined()) {
+      // A standard UNet never uses it, but diffusers draws it: later draws stay in step.
+      (void)torch::randn(shape, gen);
+    }
+    if (inpaint9) {
+      mask_in = cfg ? torch::cat({latent_mask, latent_mask}, 0) : latent_mask;
+      masked_in = cfg ? torch::cat({masked_latents, masked_latents}, 0) : masked_latents;
+    }
+    if (trace) {
+      trace->mask_condition = m.condition;
+      trace->masked_image = m.masked_image;
+      trace->latent_mask = m.latent;
+      trace->image_latents = image_latents;
+      trace->masked_image_latents = masked_latents;
+    }
+  } else if (init_image.defined()) {
+    ATELIER_ASSIGN_OR_RETURN(torch::Tensor x0, encode_sample(init_image, r.encoder_noise, gen));
+    ATELIER_ASSIGN_OR_RETURN(noise, noise_for(r.add_noise));
+    x = s.add_noise(x0, noise, first);
+  } else {
+    ATELIER_ASSIGN_OR_RETURN(noise, noise_for(r.init_latents));
     x = noise * s.plan.init_noise_sigma;
   }
+  if (trace && init_image.defined()) trace->init_latents = x;
+  // A standard UNet inpaints by putting the original back outside the mask after every step.
+  const bool blend = mask.defined() && !inpaint9;
 
   const size_t total = s.plan.timesteps.size() - first;
   for (size_t i = first; i < s.plan.timesteps.size(); ++i) {
     const double t = s.plan.timesteps[i];
     torch::Tensor in = s.scale_input(cfg ? torch::cat({x, x}, 0) : x, i);
+    if (inpaint9) in = torch::cat({in, mask_in, masked_in}, 1);  // mask and latents unscaled
     torch::Tensor out = unet_.forward(in, torch::tensor({t}, torch::kFloat32).to(options_.device()),
                                       embeds, nullptr, w_cond, &added);
     if (trace) {
@@ -340,6 +419,17 @@ Result<torch::Tensor> StableDiffusion::generate(const GenerationRequest& r,
       out = parts[0] + r.guidance * (parts[1] - parts[0]);
     }
     x = s.step(out, i, x, gen);
+    if (blend) {
+      // The original re-noised to the next timestep (clean after the last one).
+      torch::Tensor proper = i + 1 < s.plan.timesteps.size()
+                                 ? s.add_noise(image_latents, noise, i + 1)
+                                 : image_latents;
+      if (trace) {
+        trace->latents_stepped.push_back(x);
+        trace->init_latents_proper.push_back(proper);
+      }
+      x = (1 - latent_mask) * proper + latent_mask * x;
+    }
     if (trace) trace->latents.push_back(x);
     if (on_step && !on_step(static_cast<int>(i - first + 1), static_cast<int>(total), x)) {
       return Status::cancelled("cancelled");

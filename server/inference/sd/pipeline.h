@@ -3,7 +3,13 @@
 // text conditioning (with the negative prompt for classifier-free guidance; guidance <= 1 skips
 // the unconditional pass, as Turbo-style models need), the sampler's loop over the scheduler's
 // timesteps, and the VAE decode. txt2img from noise (or given initial latents, as diffusers'
-// `latents=`), img2img from an image with a strength.
+// `latents=`), img2img from an image with a strength, and inpainting (an image, a mask and a
+// strength) exactly as diffusers' StableDiffusionInpaintPipeline (0.25) does it: a standard UNet
+// gets the original's latents, re-noised to the next timestep, put back outside the latent mask
+// after every step; an inpainting UNet (in_channels = 2 x latent channels + 1) gets the mask and
+// the masked image's latents as extra input channels instead. Random draws come from `seed` in
+// diffusers' order (image encode sample, noise, masked-image encode sample), so a test or the CLI
+// can hand in the draws a reference run made.
 #pragma once
 
 #include <torch/torch.h>
@@ -36,8 +42,14 @@ struct GenerationRequest {
   // Optional img2img: the starting image (1 x 3 x H x W in [-1, 1]) and how much to change it.
   torch::Tensor init_image;
   double strength = 0.6;
-  // Tests only: the img2img noises diffusers drew (the VAE's sample, then the added noise).
-  torch::Tensor encoder_noise, add_noise;
+  // Optional inpaint (with init_image): 1 x 1 x H x W in [0, 1], 1 = repaint, binarised at 0.5.
+  // An inpainting model without a mask or init image runs txt2img as an inpaint of a blank
+  // canvas with everything masked (as A1111 does); with an init image it needs a mask.
+  torch::Tensor mask;
+  // Tests and the CLI: draws a reference run made, instead of drawing from `seed`: the VAE
+  // posterior sample of the init image (`image_encoder_sample_noise`), the noise added to its
+  // latents (`noise`; with strength 1 the start), the masked image's sample (inpaint only).
+  torch::Tensor encoder_noise, add_noise, masked_encoder_noise;
   // SDXL's size conditioning in pixels; 0 means the output size (crop: 0), as diffusers.
   int original_width = 0, original_height = 0, target_width = 0, target_height = 0;
   int crop_top = 0, crop_left = 0;
@@ -54,8 +66,14 @@ struct GenerationTrace {
   torch::Tensor add_text_embeds, add_time_ids;  // SDXL
   std::vector<double> timesteps;
   std::vector<torch::Tensor> unet_inputs, unet_outputs, latents;  // latents after each step
-  torch::Tensor init_latents;                                     // img2img: noisy start
-  torch::Tensor decoded;                                          // VAE output, in [-1, 1]
+  torch::Tensor init_latents;  // img2img and inpaint: the start (diffusers' latents_0)
+  torch::Tensor decoded;       // VAE output, in [-1, 1]
+  // Inpaint: the binarised mask, the masked image, the latent mask, the scaled latents of the
+  // image and of the masked image (computed for the trace only when a 4-channel UNet does not
+  // need them); 4-channel UNets also each step's sampler output before the blend and what was
+  // blended in outside the mask.
+  torch::Tensor mask_condition, masked_image, latent_mask, image_latents, masked_image_latents;
+  std::vector<torch::Tensor> latents_stepped, init_latents_proper;
 };
 
 // Called after every step with (step, steps, current latents); return false to stop (cancel).
@@ -93,7 +111,9 @@ class StableDiffusion {
   static Result<StableDiffusion> from_parts(PipelineParts parts);
 
   // The decoded image, 1 x 3 x H x W in [0, 1]. kCancelled when the callback said stop;
-  // invalid_argument for sizes that are not multiples of the VAE's factor.
+  // invalid_argument for sizes that are not multiples of the VAE's factor, and for an image or
+  // mask whose size is not the request's (field "mask" for a mask without an image, or an
+  // inpainting model's init image without a mask).
   Result<torch::Tensor> generate(const GenerationRequest& request, const StepCallback& on_step = {},
                                  GenerationTrace* trace = nullptr) const;
 
@@ -111,6 +131,10 @@ class StableDiffusion {
   const ComponentParameters& parameters() const { return parameters_; }
   const Vae& vae() const { return vae_; }
   int64_t latent_channels() const { return vae_.config().latent_channels; }
+  // A UNet that takes the mask and the masked image's latents (2 x latent channels + 1 inputs).
+  bool is_inpainting_model() const {
+    return unet_.config().in_channels == 2 * latent_channels() + 1;
+  }
 
  private:
   StableDiffusion(ClipTokenizer tokenizer, ClipTextEncoder text_encoder, UNet unet, Vae vae,
@@ -123,6 +147,10 @@ class StableDiffusion {
         schedule_(schedule),
         vae_dtype_(dtype) {}
   PromptEmbeddings encode_one(const std::string& text) const;
+  // The scaled latents of `image` ([-1, 1]): a VAE posterior sample with `given` noise, else
+  // noise drawn from `gen`. invalid_argument when `given` is not the latents' shape.
+  Result<torch::Tensor> encode_sample(const torch::Tensor& image, const torch::Tensor& given,
+                                      torch::Generator& gen) const;
 
   torch::TensorOptions options_;  // the components' dtype and device
   ClipTokenizer tokenizer_;

@@ -46,15 +46,35 @@ std::string family_of(const json& text_encoder, bool xl) {
   return text_encoder.value("hidden_size", int64_t{768}) >= 1024 ? "sd2" : "sd1";
 }
 
+int64_t latent_channels(const Configs& c) {
+  return c.vae.value("latent_channels", int64_t{4});
+}
+
+// A 9-channel UNet (4 latent, 1 mask, 4 masked-image latent channels) is an inpainting model.
+bool is_inpainting(const Configs& c) {
+  return c.unet.value("in_channels", int64_t{4}) == 2 * latent_channels(c) + 1;
+}
+
+// UNets that take other inputs besides the latents (depth, instruct-pix2pix) are not built.
+Status check_channels(const Configs& c) {
+  const int64_t in = c.unet.value("in_channels", int64_t{4});
+  if (in == latent_channels(c) || is_inpainting(c)) return Status::ok();
+  return Status::invalid_argument("a UNet with " + std::to_string(in) +
+                                  " input channels is not supported (only the VAE's latent "
+                                  "channels, or an inpainting UNet's 2 x latent + 1)");
+}
+
 Result<Configs> folder_configs(const fs::path& root) {
   auto index = read_json(root / "model_index.json");
   if (!index.is_ok()) return index.status();
   Configs c;
   c.pipeline_class = index->value("_class_name", "");
   const bool xl = c.pipeline_class == "StableDiffusionXLPipeline" ||
-                  c.pipeline_class == "StableDiffusionXLImg2ImgPipeline";
+                  c.pipeline_class == "StableDiffusionXLImg2ImgPipeline" ||
+                  c.pipeline_class == "StableDiffusionXLInpaintPipeline";
   if (c.pipeline_class != "StableDiffusionPipeline" &&
       c.pipeline_class != "StableDiffusionImg2ImgPipeline" &&
+      c.pipeline_class != "StableDiffusionInpaintPipeline" &&
       c.pipeline_class != "LatentConsistencyModelPipeline" && !xl) {
     return Status::invalid_argument("pipeline class '" + c.pipeline_class + "' is not supported");
   }
@@ -90,6 +110,7 @@ Result<Configs> folder_configs(const fs::path& root) {
   c.vae = std::move(*vae);
   c.scheduler = std::move(*sched);
   c.family = family_of(*te, xl);
+  if (Status st = check_channels(c); !st.is_ok()) return st;
   return c;
 }
 
@@ -109,6 +130,7 @@ Result<Configs> file_configs(const fs::path& file, const std::string& config_dir
   c.family = std::string(sd::family_name(info->family));
   c.texts = info->configs;
   c.pipeline_class = c.family == "sdxl" ? "StableDiffusionXLPipeline" : "StableDiffusionPipeline";
+  if (Status st = check_channels(c); !st.is_ok()) return st;
   return c;
 }
 
@@ -152,7 +174,18 @@ ModelInfo info_from(const std::string& id, const Configs& c) {
                         [&](const auto& s) { return s == first; });
   m.samplers = samplers;
   m.upscale_factors = {2};
-  m.modes = {Mode::kTxt2Img, Mode::kVariation, Mode::kRemix, Mode::kUpscale};
+  m.modes = {Mode::kTxt2Img, Mode::kVariation, Mode::kRemix,
+             Mode::kUpscale, Mode::kInpaint,   Mode::kOutpaint};
+  if (is_inpainting(c)) {
+    // Its UNet wants a mask and a masked image: txt2img runs as an inpaint of a blank canvas;
+    // img2img modes have no mask to give it.
+    m.inpainting_model = true;
+    m.upscale_factors.clear();
+    m.modes = {Mode::kTxt2Img, Mode::kInpaint, Mode::kOutpaint};
+    m.description = std::string("Stable Diffusion ") + family_label + " inpainting (" + m.id +
+                    ", native " + std::to_string(native) +
+                    " px): repaints the masked part of an image as the prompt describes.";
+  }
   m.size_conditioning = xl;
   m.max_loras = c.family == "sd2" ? 0 : 5;  // no SD 2.x LoRA format is read (lora.h)
   return m;

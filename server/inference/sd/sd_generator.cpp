@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "server/inference/prompt_loras.h"
+#include "server/inference/sd/inpaint.h"
 #include "server/inference/sd/lora.h"
 #include "server/inference/sd/model_files.h"
 #include "server/inference/sd/pipeline.h"
@@ -117,8 +118,26 @@ class SdGenerator : public Generator {
     const PromptLoras tags = split_prompt_loras(req.prompt);
     std::vector<std::string> warnings;
     if (Status st = apply_loras(cp, wanted_loras(req, tags), warnings); !st.is_ok()) return st;
-    torch::Tensor parent;
-    if (req.mode != Mode::kTxt2Img) {
+    const bool inpainting_model = cp.pipeline.is_inpainting_model();
+    if (req.mode == Mode::kOutpaint ||
+        (inpainting_model && req.mode != Mode::kTxt2Img && req.mode != Mode::kInpaint)) {
+      // Outpaint reaches a generator as an inpaint of the enlarged canvas (edit.h).
+      return Status::invalid_argument(
+          "model " + info_.id + " does not make " + std::string(mode_name(req.mode)) + " images",
+          "mode");
+    }
+    torch::Tensor parent, mask;
+    if (req.mode == Mode::kInpaint) {
+      // edit.h prepared the image and the binary mask at the working size.
+      if (!req.inpaint || !image::validate(req.inpaint->image).is_ok() ||
+          req.inpaint->mask.width <= 0 || req.inpaint->mask.height <= 0 ||
+          req.inpaint->mask.values.size() != static_cast<size_t>(req.inpaint->mask.width) *
+                                                 static_cast<size_t>(req.inpaint->mask.height)) {
+        return Status::invalid_argument("an inpaint needs its image and mask", "mask_image_id");
+      }
+      parent = sd::image_to_tensor(req.inpaint->image, req.width, req.height);
+      mask = sd::mask_to_tensor(req.inpaint->mask, req.width, req.height);
+    } else if (req.mode != Mode::kTxt2Img) {
       if (!req.parent || req.parent->png_path.empty()) {
         return Status::invalid_argument("this mode needs the parent image", "parent_image_id");
       }
@@ -152,6 +171,7 @@ class SdGenerator : public Generator {
       }
       if (parent.defined()) {
         r.init_image = parent;
+        r.mask = mask;
         // An upscale keeps the parent's look: it only re-renders the details.
         r.strength = req.mode == Mode::kUpscale ? 0.35 : req.strength;
       }

@@ -100,7 +100,9 @@ TEST(ImageJsonTest, EveryFieldWithItsType) {
   EXPECT_EQ(keys_of(j),
             (std::set<std::string>{"id", "project_id", "job_id", "index", "created_by", "width",
                                    "height", "seed", "parent_image_id", "sha256", "bytes", "url",
-                                   "thumb_url", "created_at"}));
+                                   "thumb_url", "created_at", "source", "original_name"}));
+  EXPECT_EQ(j["source"], json("generated"));
+  EXPECT_TRUE(j["original_name"].is_null());
   EXPECT_EQ(j["id"], json(17));
   EXPECT_TRUE(j["id"].is_number_integer());
   EXPECT_EQ(j["project_id"], json(3));
@@ -129,6 +131,37 @@ TEST(ImageJsonTest, UrlsNameTheImageId) {
   EXPECT_EQ(k["thumb_url"], json("/api/v1/images/123456789012/thumb"));
 }
 
+TEST(ImageJsonTest, AnUploadHasNoJobAndKeepsItsName) {
+  ImageRecord r = sample_image();
+  r.job_id = std::nullopt;
+  r.source = jobs::ImageSource::kUpload;
+  r.original_name = "cat photo.jpg";
+  r.parent_image_id = std::nullopt;
+  json j = image_json(r);
+  EXPECT_TRUE(j["job_id"].is_null());
+  EXPECT_EQ(j["source"], json("upload"));
+  EXPECT_EQ(j["original_name"], json("cat photo.jpg"));
+}
+
+TEST(JobJsonTest, EditFieldsOfAnOutpaint) {
+  jobs::Job job = sample_job();
+  job.params.mode = inference::Mode::kOutpaint;
+  job.params.edit = inference::EditSpec{8, inference::InpaintArea::kWhole, {1, 2, 3, 4}};
+  json j = job_json(job);
+  EXPECT_EQ(j["mode"], json("outpaint"));
+  EXPECT_EQ(j["mask_blur"], json(8));
+  EXPECT_EQ(j["inpaint_area"], json("whole"));
+  EXPECT_EQ(j["extend"], (json{{"left", 1}, {"right", 2}, {"top", 3}, {"bottom", 4}}));
+  EXPECT_TRUE(j["mask_image_id"].is_null());
+  job.params.mode = inference::Mode::kInpaint;
+  job.params.mask_image_id = 77;
+  job.params.edit->area = inference::InpaintArea::kMasked;
+  json k = job_json(job);
+  EXPECT_EQ(k["mask_image_id"], json(77));
+  EXPECT_EQ(k["inpaint_area"], json("masked"));
+  EXPECT_TRUE(k["extend"].is_null());  // an inpaint extends nothing
+}
+
 TEST(ImageJsonTest, UnsetOptionalsAreNull) {
   ImageRecord r = sample_image();
   r.created_by = std::nullopt;
@@ -143,24 +176,51 @@ TEST(ImageJsonTest, UnsetOptionalsAreNull) {
 TEST(JobJsonTest, EveryFieldWithItsType) {
   json j = job_json(sample_job());
   ASSERT_TRUE(j.is_object());
-  EXPECT_EQ(keys_of(j), (std::set<std::string>{"id",           "project_id",
-                                               "state",        "model",
-                                               "prompt",       "negative_prompt",
-                                               "width",        "height",
-                                               "steps",        "guidance",
-                                               "seed",         "count",
-                                               "sampler",      "mode",
-                                               "strength",     "parent_image_id",
-                                               "priority",     "progress",
-                                               "attempt",      "max_attempts",
-                                               "position",     "cancel_requested",
-                                               "images",       "error",
-                                               "submitted_by", "created_at",
-                                               "queued_at",    "started_at",
-                                               "finished_at",  "updated_at",
-                                               "warnings",     "loras",
-                                               "model_hash",   "original_size",
-                                               "target_size",  "crop_top_left"}));
+  EXPECT_EQ(keys_of(j), (std::set<std::string>{"id",
+                                               "project_id",
+                                               "state",
+                                               "model",
+                                               "prompt",
+                                               "negative_prompt",
+                                               "width",
+                                               "height",
+                                               "steps",
+                                               "guidance",
+                                               "seed",
+                                               "count",
+                                               "sampler",
+                                               "mode",
+                                               "strength",
+                                               "parent_image_id",
+                                               "priority",
+                                               "progress",
+                                               "attempt",
+                                               "max_attempts",
+                                               "position",
+                                               "cancel_requested",
+                                               "images",
+                                               "error",
+                                               "submitted_by",
+                                               "created_at",
+                                               "queued_at",
+                                               "started_at",
+                                               "finished_at",
+                                               "updated_at",
+                                               "warnings",
+                                               "loras",
+                                               "model_hash",
+                                               "original_size",
+                                               "target_size",
+                                               "crop_top_left",
+                                               "mask_image_id",
+                                               "mask_blur",
+                                               "inpaint_area",
+                                               "extend"}));
+  // Not an edit: the edit fields are null.
+  EXPECT_TRUE(j["mask_image_id"].is_null());
+  EXPECT_TRUE(j["mask_blur"].is_null());
+  EXPECT_TRUE(j["inpaint_area"].is_null());
+  EXPECT_TRUE(j["extend"].is_null());
   EXPECT_EQ(j["id"], json(9));
   EXPECT_EQ(j["project_id"], json(3));
   EXPECT_EQ(j["state"], json("running"));

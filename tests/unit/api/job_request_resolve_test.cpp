@@ -254,10 +254,13 @@ TEST_F(ResolveJobParamsTest, UpscaleBeyondTheModelsMaximumNamesWidth) {
   expect_resolve_refused(request({{"mode", "upscale"}, {"parent_image_id", parent}}), "width");
 }
 
-TEST_F(ResolveJobParamsTest, ParentSizeOffTheGridIsChecked) {
-  // Sizes taken from a parent are checked like given ones.
+TEST_F(ResolveJobParamsTest, ParentSizeOffTheGridIsFitted) {
+  // A parent's size the model does not take (an upload's, an outpaint's) is brought onto its
+  // grid (edit_request_test has the fitting's cases).
   int64_t parent = add_image(100, 64);
-  expect_resolve_refused(request({{"mode", "variation"}, {"parent_image_id", parent}}), "width");
+  jobs::JobParams p = must_resolve(request({{"mode", "variation"}, {"parent_image_id", parent}}));
+  EXPECT_EQ(p.width, 104);
+  EXPECT_EQ(p.height, 64);
 }
 
 TEST_F(ResolveJobParamsTest, UpscaleWithAModelThatCannotUpscaleNamesMode) {

@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace atelier::http {
 namespace {
@@ -134,6 +138,88 @@ TEST(RouterTest, RejectsBadPatternsAndDuplicates) {
   EXPECT_TRUE(r.add(Method::kGet, "/a", reply("")).is_ok());
   EXPECT_EQ(r.add(Method::kGet, "/a", reply("")).code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(r.routes().size(), 1u);
+}
+
+TEST(RouterTest, BodyLimitIsTheMatchedRoutesOwn) {
+  Router r;
+  r.set_fallback(reply("static"));
+  const uint64_t k4MiB = uint64_t{4} << 20;
+  ASSERT_TRUE(
+      r.add(Method::kPost, "/p/{id:int}/uploads", reply("upload"), {.max_body_bytes = k4MiB})
+          .is_ok());
+  ASSERT_TRUE(r.add(Method::kPost, "/p/{id:int}/jobs", reply("job")).is_ok());
+  ASSERT_TRUE(
+      r.add(Method::kGet, "/p/{id:int}/uploads", reply("list"), {.max_body_bytes = 9}).is_ok());
+  EXPECT_EQ(r.body_limit(Method::kPost, "/p/1/uploads"), k4MiB);
+  EXPECT_EQ(r.body_limit(Method::kPost, "/p/1/uploads?filename=a.png&alpha=keep"), k4MiB);
+  EXPECT_EQ(r.body_limit(Method::kPost, "/p/%31/upl%6Fads"), k4MiB);  // decoded as dispatch does
+  EXPECT_EQ(r.body_limit(Method::kPost, "/p/1/jobs"), std::nullopt);  // no limit of its own
+  EXPECT_EQ(r.body_limit(Method::kHead, "/p/1/uploads"), 9u);         // HEAD is served by GET
+  // No route runs: the server's default applies.
+  EXPECT_EQ(r.body_limit(Method::kPut, "/p/1/uploads"), std::nullopt);     // 405
+  EXPECT_EQ(r.body_limit(Method::kPost, "/p/01/uploads"), std::nullopt);   // 400: not an id
+  EXPECT_EQ(r.body_limit(Method::kPost, "/p/%zz/uploads"), std::nullopt);  // 400: bad escape
+  EXPECT_EQ(r.body_limit(Method::kPost, "/p/1/uploads/"), std::nullopt);   // 404
+  EXPECT_EQ(r.body_limit(Method::kPost, "/p/1/uploads/x"), std::nullopt);
+  EXPECT_EQ(r.body_limit(Method::kGet, "/elsewhere"), std::nullopt);  // the fallback
+  std::string deep;
+  for (int i = 0; i < 100; ++i) deep += "/p";
+  EXPECT_EQ(r.body_limit(Method::kPost, deep), std::nullopt);
+}
+
+// body_limit() decides as dispatch() does, whichever route that is: each route's limit is its
+// index, and every handler answers with its index.
+TEST(RouterTest, BodyLimitAgreesWithDispatch) {
+  Router r;
+  const std::vector<std::pair<Method, std::string>> routes = {
+      {Method::kPost, "/files/{name}"},        {Method::kPost, "/files/big"},
+      {Method::kPost, "/files/{id:int}/x"},    {Method::kPost, "/files/{name}/x"},
+      {Method::kPut, "/files/{name}"},         {Method::kGet, "/files/{name}"},
+      {Method::kPost, "/a/{b}/{c:int}/d/{e}"}, {Method::kPost, "/"},
+  };
+  for (size_t i = 0; i < routes.size(); ++i) {
+    ASSERT_TRUE(
+        r.add(routes[i].first, routes[i].second, reply(std::to_string(i)), {.max_body_bytes = i})
+            .is_ok());
+  }
+  for (const auto& [method, target] : std::vector<std::pair<Method, std::string>>{
+           {Method::kPost, "/files/big"},
+           {Method::kPost, "/files/b%69g"},
+           {Method::kPost, "/files/big?x=1"},
+           {Method::kPost, "/files/small"},
+           {Method::kPost, "/files/%2F"},
+           {Method::kPost, "/files/"},
+           {Method::kPost, "/files/7/x"},
+           {Method::kPost, "/files/07/x"},
+           {Method::kPost, "/files/%37/x"},
+           {Method::kPost, "/files/seven/x"},
+           {Method::kPost, "/files/-7/x"},
+           {Method::kPut, "/files/big"},
+           {Method::kHead, "/files/big"},
+           {Method::kDelete, "/files/big"},
+           {Method::kPost, "/a/b/1/d/e"},
+           {Method::kPost, "/a/b/1/d/%"},
+           {Method::kPost, "/a/b/99999999999999999999/d/e"},
+           {Method::kPost, "/"},
+           {Method::kPost, ""},
+           {Method::kPost, "//"},
+           {Method::kPost, "/files//x"},
+       }) {
+    SCOPED_TRACE(target);
+    Response resp = run(r, method, target);
+    std::optional<uint64_t> expected;
+    if (resp.status == 200) expected = std::stoull(resp.body);
+    EXPECT_EQ(r.body_limit(method, target), expected) << resp.status << " " << resp.body;
+  }
+}
+
+TEST(RouterTest, PatternsHaveAtMostMaxSegments) {
+  Router r;
+  std::string pattern;
+  for (size_t i = 0; i < Router::kMaxSegments; ++i) pattern += "/s";
+  EXPECT_TRUE(r.add(Method::kPost, pattern, reply(""), {.max_body_bytes = 5}).is_ok());
+  EXPECT_EQ(r.body_limit(Method::kPost, pattern), 5u);
+  EXPECT_FALSE(r.add(Method::kPost, pattern + "/s", reply("")).is_ok());
 }
 
 TEST(RouterTest, FallbackOnlyForUnmatchedGetAndHead) {

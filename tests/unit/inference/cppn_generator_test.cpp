@@ -144,7 +144,7 @@ TEST(CppnFactory, DeclaresParametersAndChecksDevices) {
   EXPECT_EQ(info.steps.default_value, 12);
   EXPECT_EQ(info.samplers.front(), "smooth");
   EXPECT_EQ(info.upscale_factors, (std::vector<int>{2, 4}));
-  EXPECT_EQ(info.modes.size(), 4u);
+  EXPECT_EQ(info.modes.size(), 6u);  // txt2img, variation, remix, upscale, inpaint, outpaint
 
   EXPECT_EQ(make_cppn_generator("potato").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(make_cppn_generator("").status().code(), StatusCode::kInvalidArgument);

@@ -1,15 +1,21 @@
 // The `null` model: deterministic images of the requested size and count, one progress call per
-// step, prompt cancellation, and lineage modes that derive from the parent's lineage.
+// step, prompt cancellation, lineage modes that derive from the parent's lineage, and the pixel
+// modes (inpaint, children of uploads) that blend into their starting image by strength.
 #include "server/inference/null_generator.h"
 
 #include <gtest/gtest.h>
 
 #include <cctype>
 #include <chrono>
+#include <cmath>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "server/inference/edit_canvas.h"
+#include "tests/support/temp_dir.h"
 
 namespace atelier::inference {
 namespace {
@@ -104,8 +110,8 @@ TEST(NullModelInfoTest, DeclaresATestModelWithEveryMode) {
   EXPECT_EQ(m.kind, "test");
   EXPECT_FALSE(m.description.empty());
   ASSERT_FALSE(m.samplers.empty());
-  EXPECT_EQ(m.modes,
-            (std::vector<Mode>{Mode::kTxt2Img, Mode::kVariation, Mode::kRemix, Mode::kUpscale}));
+  EXPECT_EQ(m.modes, (std::vector<Mode>{Mode::kTxt2Img, Mode::kVariation, Mode::kRemix,
+                                        Mode::kUpscale, Mode::kInpaint, Mode::kOutpaint}));
   EXPECT_FALSE(m.upscale_factors.empty());
   // Defaults lie inside their ranges (and on the size grid).
   for (const IntParam* p : {&m.width, &m.height, &m.steps, &m.count}) {
@@ -402,6 +408,120 @@ TEST(NullGeneratorLineageTest, MalformedParentLineageIsInvalidArgument) {
       EXPECT_EQ(out.status().field(), "parent_image_id");
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// pixel modes: inpaint and children of uploads
+
+Image textured(int w, int h) {
+  Image img{w, h, 3, std::vector<uint8_t>(static_cast<size_t>(w) * h * 3)};
+  for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = static_cast<uint8_t>(i * 37 % 251);
+  return img;
+}
+
+double mean_abs_diff(const Image& a, const Image& b) {
+  EXPECT_EQ(a.pixels.size(), b.pixels.size());
+  if (a.pixels.size() != b.pixels.size() || a.pixels.empty()) return 1e9;
+  double sum = 0;
+  for (size_t i = 0; i < a.pixels.size(); ++i) sum += std::abs(int(a.pixels[i]) - int(b.pixels[i]));
+  return sum / a.pixels.size();
+}
+
+GenerateRequest inpaint_request(double strength) {
+  GenerateRequest r = base_request();
+  r.mode = Mode::kInpaint;
+  r.strength = strength;
+  r.inpaint = InpaintInput{
+      textured(r.width, r.height),
+      image::Mask{r.width, r.height, std::vector<uint8_t>(size_t(r.width) * r.height, 255)}};
+  // Any parent, of any model: an inpaint does not follow lineage.
+  r.parent = ParentImage{.width = r.width, .height = r.height, .lineage = "cppn1;whatever"};
+  return r;
+}
+
+TEST(NullGeneratorPixelTest, InpaintBlendsTheGradientIntoTheInputByStrength) {
+  const Image input = inpaint_request(0).inpaint->image;
+  GeneratedImage none = one(inpaint_request(0));
+  EXPECT_EQ(none.image.pixels, input.pixels);
+  EXPECT_TRUE(is_null_lineage(none.lineage)) << none.lineage;
+  double previous = 0;
+  for (double s : {0.25, 0.5, 1.0}) {
+    const double d = mean_abs_diff(one(inpaint_request(s)).image, input);
+    EXPECT_GT(d, previous) << s;
+    previous = d;
+  }
+  EXPECT_EQ(one(inpaint_request(0.5)).image.pixels, one(inpaint_request(0.5)).image.pixels);
+}
+
+TEST(NullGeneratorPixelTest, InpaintWithoutItsInputIsRefused) {
+  GenerateRequest r = inpaint_request(0.5);
+  r.inpaint.reset();
+  RecordingSink sink;
+  CancelToken cancel;
+  auto out = run(r, sink, cancel);
+  ASSERT_FALSE(out.is_ok());
+  EXPECT_EQ(out.status().field(), "inpaint");
+  r = inpaint_request(0.5);
+  r.inpaint->image = textured(r.width + 8, r.height);
+  EXPECT_EQ(run(r, sink, cancel).status().field(), "inpaint");
+}
+
+class NullGeneratorUploadTest : public ::testing::Test {
+ protected:
+  ParentImage upload(const Image& img) {
+    auto png = image::encode_png(img);
+    EXPECT_TRUE(png.is_ok());
+    const std::string path = (dir_ / "upload.png").string();
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(png->data()), std::streamsize(png->size()));
+    return ParentImage{
+        .width = img.width, .height = img.height, .png_path = path, .uploaded = true};
+  }
+  testing::TempDir dir_{"atelier-null-upload"};
+};
+
+TEST_F(NullGeneratorUploadTest, VariationAndRemixHonourStrength) {
+  const Image parent = textured(48, 32);
+  const ParentImage p = upload(parent);
+  for (Mode m : {Mode::kVariation, Mode::kRemix}) {
+    GeneratedImage same = one(child_request(m, p, 0.0));
+    EXPECT_EQ(same.image.pixels, parent.pixels) << mode_name(m);
+    EXPECT_TRUE(is_null_lineage(same.lineage)) << same.lineage;
+    double previous = 0;
+    for (double s : {0.2, 0.6, 1.0}) {
+      const double d = mean_abs_diff(one(child_request(m, p, s)).image, parent);
+      EXPECT_GT(d, previous) << mode_name(m) << " " << s;
+      previous = d;
+    }
+  }
+}
+
+TEST_F(NullGeneratorUploadTest, AnUploadOfAnotherSizeIsResizedAndUpscaleOnlyTints) {
+  const Image parent = textured(24, 16);
+  const ParentImage p = upload(parent);
+  GenerateRequest r = child_request(Mode::kVariation, p, 0.0);  // 48 x 32
+  EXPECT_EQ(one(r).image.pixels, canvas::resize(parent, 48, 32).pixels);
+
+  GenerateRequest up = child_request(Mode::kUpscale, p, 0.5);
+  up.width = 48;
+  up.height = 32;
+  GenerateRequest var = child_request(Mode::kVariation, p, 0.5);
+  const Image resized = canvas::resize(parent, 48, 32);
+  const GeneratedImage upscaled = one(up);
+  EXPECT_EQ(upscaled.image.width, 48);
+  EXPECT_GT(mean_abs_diff(upscaled.image, resized), 0);
+  EXPECT_LT(mean_abs_diff(upscaled.image, resized), mean_abs_diff(one(var).image, resized) / 2);
+}
+
+TEST_F(NullGeneratorUploadTest, AnUnreadableUploadIsUnprocessable) {
+  ParentImage p = upload(textured(48, 32));
+  p.png_path += ".gone";
+  RecordingSink sink;
+  CancelToken cancel;
+  auto out = run(child_request(Mode::kVariation, p), sink, cancel);
+  ASSERT_FALSE(out.is_ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnprocessable);
+  EXPECT_TRUE(sink.calls.empty());
 }
 
 }  // namespace

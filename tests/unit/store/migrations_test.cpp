@@ -212,6 +212,43 @@ TEST_F(MigrationsTest, MigrationThatEndsItsOwnTransactionIsAnError) {
   EXPECT_TRUE(recorded(db).empty());
 }
 
+TEST_F(MigrationsTest, ForeignKeyViolationRefusesTheMigrationAndKeysComeBackOn) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("PRAGMA foreign_keys=ON").is_ok());
+  std::vector<Migration> migrations = {
+      {1, "parents", "CREATE TABLE parents(id INTEGER PRIMARY KEY);"},
+      {2, "children",
+       "CREATE TABLE children(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parents(id));"
+       "INSERT INTO children(id, parent) VALUES (1, 42);"},
+  };
+  Result<MigrationReport> report = apply_migrations(db, migrations);
+  ASSERT_FALSE(report.is_ok());
+  EXPECT_THAT(report.status().message(), HasSubstr("foreign key violation in table 'children'"));
+  EXPECT_FALSE(table_exists(db, "children"));
+  EXPECT_EQ(*db.query_int64("PRAGMA foreign_keys"), 1);
+}
+
+TEST_F(MigrationsTest, TableRebuildDoesNotCascadeWhileForeignKeysAreOff) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("PRAGMA foreign_keys=ON").is_ok());
+  std::vector<Migration> migrations = {
+      {1, "tables",
+       "CREATE TABLE parents(id INTEGER PRIMARY KEY);"
+       "CREATE TABLE children(id INTEGER PRIMARY KEY,"
+       " parent INTEGER REFERENCES parents(id) ON DELETE CASCADE);"
+       "INSERT INTO parents(id) VALUES (1); INSERT INTO children(id, parent) VALUES (7, 1);"},
+      {2, "rebuild_parents",
+       "CREATE TABLE parents_new(id INTEGER PRIMARY KEY, note TEXT);"
+       "INSERT INTO parents_new(id) SELECT id FROM parents;"
+       "DROP TABLE parents; ALTER TABLE parents_new RENAME TO parents;"},
+  };
+  ASSERT_TRUE(apply_migrations(db, migrations).is_ok());
+  EXPECT_EQ(*db.query_int64("SELECT COUNT(*) FROM children"), 1);
+  // And the cascade works again afterwards.
+  ASSERT_TRUE(db.exec("DELETE FROM parents WHERE id = 1").is_ok());
+  EXPECT_EQ(*db.query_int64("SELECT COUNT(*) FROM children"), 0);
+}
+
 TEST_F(MigrationsTest, EmptyListOnAFreshDatabaseIsVersionZero) {
   Db db = open_db();
   Result<MigrationReport> report = apply_migrations(db, {});

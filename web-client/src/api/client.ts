@@ -43,6 +43,8 @@ export interface RequestOptions {
   method?: HttpMethod;
   /** Sent as JSON. */
   body?: unknown;
+  /** Sent as it is with this Content-Type, instead of a JSON `body` (e.g. an image upload). */
+  raw?: { body: Blob; contentType: string };
   headers?: Record<string, string>;
   signal?: AbortSignal;
   /** Give up after this many milliseconds (code `timeout`). Default 15000; 0 = never. */
@@ -140,7 +142,10 @@ export async function requestJson<T>(
 ): Promise<JsonResult<T>> {
   const headers: Record<string, string> = { Accept: 'application/json', ...options.headers };
   const init: RequestInit = { method: options.method ?? 'GET', headers, credentials: 'same-origin' };
-  if (options.body !== undefined) {
+  if (options.raw !== undefined) {
+    headers['Content-Type'] = options.raw.contentType;
+    init.body = options.raw.body;
+  } else if (options.body !== undefined) {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(options.body);
   }

@@ -1,8 +1,9 @@
-// The room feed: every job of every member, newest first, live.
+// The room feed: every job and every upload of every member, newest first, live.
 import { useState } from 'preact/hooks';
-import type { Job } from '../api/models';
+import type { Image, Job } from '../api/models';
 import type { LiveClient } from '../live/live_client';
-import type { RoomStore } from '../state/room';
+import { lineageOf } from '../state/lineage';
+import type { FeedEntry, RoomStore } from '../state/room';
 import { describeError } from './FieldError';
 
 interface Props {
@@ -12,8 +13,6 @@ interface Props {
   onOpenImage: (id: number) => void;
 }
 
-const MODE_WORDS = { variation: 'Variation of', remix: 'Remix of', upscale: 'Upscale of' } as const;
-
 function ordinal(n: number): string {
   const s = n % 100 >= 11 && n % 100 <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
   return `${n}${n % 10 > 3 ? 'th' : s}`;
@@ -21,13 +20,14 @@ function ordinal(n: number): string {
 
 export function Feed({ store, client, selfId, onOpenImage }: Props) {
   const [filter, setFilter] = useState<'everyone' | 'mine'>('everyone');
-  const jobs = store.feed.value.filter((j) => filter === 'everyone' || j.submitted_by === selfId).reverse();
+  const mine = (e: FeedEntry) => (e.kind === 'job' ? e.job.submitted_by : e.image.created_by) === selfId;
+  const entries = store.timeline.value.filter((e) => filter === 'everyone' || mine(e)).reverse();
   return (
     <section class="feed" aria-label="Room feed">
       <div class="feed-head">
         <h2>Feed</h2>
         <fieldset class="filter">
-          <legend class="sr-only">Show jobs of</legend>
+          <legend class="sr-only">Show jobs and uploads of</legend>
           {(['everyone', 'mine'] as const).map((f) => (
             <label key={f}>
               <input type="radio" name="feed-filter" checked={filter === f} onChange={() => setFilter(f)} />
@@ -36,13 +36,21 @@ export function Feed({ store, client, selfId, onOpenImage }: Props) {
           ))}
         </fieldset>
       </div>
-      {jobs.length === 0 && (
-        <p class="muted">{filter === 'mine' ? 'You have not generated anything here yet.' : 'Nothing generated yet. Write a prompt to start.'}</p>
+      {entries.length === 0 && (
+        <p class="muted">
+          {filter === 'mine'
+            ? 'You have not generated or uploaded anything here yet.'
+            : 'Nothing here yet. Write a prompt to start, or bring an image in.'}
+        </p>
       )}
       <ol class="jobs">
-        {jobs.map((job) => (
-          <JobCard key={job.id} job={job} store={store} client={client} onOpenImage={onOpenImage} />
-        ))}
+        {entries.map((e) =>
+          e.kind === 'job' ? (
+            <JobCard key={`j${e.job.id}`} job={e.job} store={store} client={client} onOpenImage={onOpenImage} />
+          ) : (
+            <UploadCard key={`u${e.image.id}`} image={e.image} store={store} onOpenImage={onOpenImage} />
+          ),
+        )}
       </ol>
     </section>
   );
@@ -54,6 +62,8 @@ function JobCard({ job, store, client, onOpenImage }: { job: Job; store: RoomSto
   const preview = store.previews.value.get(job.id);
   const who = store.usernameOf(job.submitted_by);
   const parent = job.parent_image_id !== null ? store.images.value.get(job.parent_image_id) : undefined;
+  const lineage = lineageOf(job, parent, store);
+  const mask = job.mode === 'inpaint' ? (job.mask_image_id ?? null) : null;
   const place = store.placeInLine(job);
   const loras = job.loras ?? [];
   const warnings = job.warnings ?? [];
@@ -101,14 +111,24 @@ function JobCard({ job, store, client, onOpenImage }: { job: Job; store: RoomSto
           <p class="job-prompt">{job.prompt}</p>
           <p class="muted small">
             by {who}
-            {job.mode !== 'txt2img' && job.parent_image_id !== null && (
+            {lineage && (
               <>
                 {' · '}
-                {MODE_WORDS[job.mode]}{' '}
-                <button type="button" class="link" onClick={() => onOpenImage(job.parent_image_id as number)}>
-                  image #{job.parent_image_id}
+                <span data-testid="lineage">
+                  {lineage.words}{' '}
+                  <button type="button" class="link" onClick={() => onOpenImage(lineage.parentId)}>
+                    {lineage.parentLabel}
+                  </button>
+                  {lineage.by !== null ? ` by ${lineage.by}` : ''}
+                </span>
+              </>
+            )}
+            {mask !== null && (
+              <>
+                {' · mask '}
+                <button type="button" class="link" aria-label={`mask image #${mask}`} onClick={() => onOpenImage(mask)}>
+                  #{mask}
                 </button>
-                {parent ? ` by ${store.usernameOf(parent.created_by)}` : ''}
               </>
             )}
             {' · '}
@@ -152,6 +172,36 @@ function JobCard({ job, store, client, onOpenImage }: { job: Job; store: RoomSto
           {cancelError}
         </p>
       )}
+    </li>
+  );
+}
+
+/** An image someone brought in: its thumbnail, who uploaded it and its file name. */
+function UploadCard({ image, store, onOpenImage }: { image: Image; store: RoomStore; onOpenImage: (id: number) => void }) {
+  const who = store.nameOf(image.created_by);
+  const name = image.original_name ?? null;
+  return (
+    <li class="upload" data-testid="feed-upload" data-image-id={image.id} aria-label={`Upload #${image.id} by ${who}`}>
+      <button type="button" class="thumb" onClick={() => onOpenImage(image.id)} data-image={image.id}>
+        <img
+          src={image.thumb_url}
+          alt={name ? `Upload ${name} by ${who}` : `Upload #${image.id} by ${who}`}
+          loading="lazy"
+          width={96}
+          height={96}
+        />
+      </button>
+      <span class="avatar" aria-hidden="true">
+        {store.initialsOf(image.created_by)}
+      </span>
+      <div class="upload-meta">
+        <p class="upload-by">Uploaded by {who}</p>
+        <p class="muted small">
+          {name && <span class="upload-name">{name}</span>}
+          {name && ' · '}
+          upload #{image.id}, {image.width}×{image.height}
+        </p>
+      </div>
     </li>
   );
 }

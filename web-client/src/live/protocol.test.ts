@@ -2,7 +2,7 @@
 // here with the same fields, and the other way round; the same for cmd ops and close codes.
 import { describe, expect, it } from 'vitest';
 import doc from '../../../proto/websocket.md?raw';
-import { CLIENT_FIELDS, CloseCode, CMD_OPS, parseServerMessage, SERVER_FIELDS } from './protocol';
+import { CLIENT_FIELDS, CloseCode, CMD_OPS, EVENT_TYPES, imageOfEvent, parseServerMessage, SERVER_FIELDS } from './protocol';
 
 /** The rows of the first table after `heading`, as arrays of cells. */
 function table(heading: string): string[][] {
@@ -65,6 +65,26 @@ describe('protocol types against proto/websocket.md', () => {
     expect(ops.sort()).toEqual([...CMD_OPS].sort());
   });
 
+  it('event types: the list after "Event types in this version"', () => {
+    const start = doc.indexOf('Event types in this version:');
+    expect(start, 'websocket.md lists the event types').toBeGreaterThanOrEqual(0);
+    // The sentence runs to its full stop (dots inside backticks are part of the names);
+    // backticked names inside a parenthesised remark are not event types.
+    let sentence = '';
+    let quoted = false;
+    let depth = 0;
+    for (const ch of doc.slice(start + 'Event types in this version:'.length)) {
+      if (ch === '`') quoted = !quoted;
+      else if (!quoted && ch === '.') break;
+      else if (!quoted && ch === '(') depth += 1;
+      else if (!quoted && ch === ')') depth = Math.max(0, depth - 1);
+      if (depth === 0) sentence += ch;
+    }
+    const documented = [...sentence.matchAll(/`([a-z_.]+)`/g)].map((m) => m[1]);
+    expect(documented.sort()).toEqual([...EVENT_TYPES].sort());
+    expect(EVENT_TYPES).toContain('image.uploaded');
+  });
+
   it('close codes', () => {
     const codes = table('## Close codes').map((r) => Number(r[0]));
     expect(codes.sort()).toEqual(Object.values(CloseCode).sort());
@@ -82,5 +102,17 @@ describe('parseServerMessage', () => {
     expect(parseServerMessage('not json')).toBeNull();
     expect(parseServerMessage('[1,2]')).toBeNull();
     expect(parseServerMessage('{"type":"event","project":1}')).toBeNull();
+  });
+});
+
+describe('imageOfEvent', () => {
+  const image = { id: 12, project_id: 1, job_id: null, source: 'upload', original_name: 'cat.png' };
+  const event = (type: string, data: unknown) => ({ seq: 1, type, ts: '', actor: 7, data }) as never;
+
+  it('reads the image of image.uploaded, and nothing else', () => {
+    expect(imageOfEvent(event('image.uploaded', { image }))).toEqual(image);
+    expect(imageOfEvent(event('image.uploaded', {}))).toBeNull();
+    expect(imageOfEvent(event('image.uploaded', { image: { id: '12' } }))).toBeNull();
+    expect(imageOfEvent(event('job.done', { image }))).toBeNull();
   });
 });

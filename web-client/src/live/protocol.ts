@@ -4,7 +4,7 @@
 // WebSocket messages are described in proto/websocket.md's tables, so they are written here
 // once and protocol.test.ts checks every message type and field name against those tables:
 // a change on either side without the other fails the tests.
-import type { ApiEvent, Job, Me } from '../api/models';
+import type { ApiEvent, Image, Job, Me } from '../api/models';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -154,6 +154,26 @@ export const SERVER_FIELDS = {
 } as const satisfies Record<ServerMessage['type'], readonly string[]>;
 export const CMD_OPS: readonly CmdOp[] = ['job.submit', 'job.cancel', 'reaction.set', 'reaction.clear'];
 
+/** The durable event types of this protocol version, as proto/websocket.md lists them. */
+export const EVENT_TYPES = [
+  'project.created',
+  'project.updated',
+  'member.added',
+  'member.joined',
+  'member.role_changed',
+  'member.left',
+  'member.removed',
+  'job.queued',
+  'job.started',
+  'job.done',
+  'job.failed',
+  'job.cancelled',
+  'reaction.set',
+  'reaction.clear',
+  'image.uploaded',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
 // Compile-time tie between the tables above and the types: a field listed that the type lacks
 // (or a type without its table) does not compile.
 type FieldsOf<T> = Exclude<keyof T, 'type'>;
@@ -227,4 +247,11 @@ export function jobOfEvent(event: ApiEvent): Job | null {
   if (!event.type.startsWith('job.')) return null;
   const data = event.data as { job?: Job };
   return data.job && typeof data.job.id === 'number' ? data.job : null;
+}
+
+/** The image of an image.uploaded event (`data.image`), if it is one. */
+export function imageOfEvent(event: ApiEvent): Image | null {
+  if (event.type !== 'image.uploaded') return null;
+  const data = event.data as { image?: Image };
+  return data.image && typeof data.image.id === 'number' ? data.image : null;
 }

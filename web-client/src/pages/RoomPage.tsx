@@ -1,17 +1,22 @@
-// A project room at /p/{id}: the prompt box, the live feed, presence and members.
+// A project room at /p/{id}: the prompt box, uploads and sketches, the live feed, presence and
+// members.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { isApiError } from '../api/client';
-import type { ModelCatalog, User } from '../api/models';
+import type { Image, ModelCatalog, User } from '../api/models';
 import { rest } from '../api/rest';
+import { uploadImage } from '../api/uploads';
 import { describeError } from '../components/FieldError';
 import { Feed } from '../components/Feed';
 import { ImageDialog } from '../components/ImageDialog';
 import { MembersPanel } from '../components/MembersPanel';
 import { ConnectionIndicator, PresenceBar } from '../components/Presence';
 import { PromptBox } from '../components/PromptBox';
+import { SketchPad } from '../components/SketchPad';
+import { UploadDrop, UploadTools, usePasteUpload } from '../components/UploadDrop';
 import type { LiveClient } from '../live/live_client';
 import { draft } from '../state/draft';
 import { RoomStore } from '../state/room';
+import { remixDraft, UploadQueue } from '../state/uploads';
 import { NotFound } from './NotFound';
 
 let modelsCache: Promise<ModelCatalog> | null = null;
@@ -37,6 +42,13 @@ export function RoomPage({ project, user, client }: { project: number; user: Use
   const [renaming, setRenaming] = useState(false);
   const [newName, setNewName] = useState('');
   const [renameError, setRenameError] = useState<string | null>(null);
+  const [sketching, setSketching] = useState(false);
+  const [uploadNote, setUploadNote] = useState<string | null>(null);
+  // Uploads show up in the feed through their image.uploaded event, like everyone else's.
+  const uploads = useMemo(() => new UploadQueue((file) => uploadImage(project, file)), [project]);
+  useEffect(() => () => uploads.dispose(), [uploads]);
+  const canUpload = state === 'ready' && store.canEdit.value && !store.ended.value;
+  usePasteUpload(canUpload, (files) => uploads.add(files));
 
   useEffect(() => {
     let live = true;
@@ -100,6 +112,8 @@ export function RoomPage({ project, user, client }: { project: number; user: Use
   // A new room starts with a fresh prompt box.
   useEffect(() => {
     draft.value = null;
+    setSketching(false);
+    setUploadNote(null);
   }, [project]);
 
   if (state === 'not_found') return <NotFound what="project" />;
@@ -128,6 +142,20 @@ export function RoomPage({ project, user, client }: { project: number; user: Use
     );
   }
 
+  // The sketch pad's drawing is uploaded; the prompt box then remixes it.
+  const remixSketch = (image: Image) => {
+    setSketching(false);
+    const next = remixDraft(draft.value, image, models);
+    if (!next) {
+      setUploadNote(`Your sketch is upload #${image.id}; no model here can remix it.`);
+      return;
+    }
+    setUploadNote(null);
+    draft.value = next;
+    // After the sketch pad has closed and handed focus back.
+    setTimeout(() => document.getElementById('prompt')?.focus(), 0);
+  };
+
   const rename = async (e: Event) => {
     e.preventDefault();
     setRenameError(null);
@@ -141,7 +169,7 @@ export function RoomPage({ project, user, client }: { project: number; user: Use
   };
 
   return (
-    <div class="room">
+    <UploadDrop class="room" enabled={canUpload} onFiles={(files) => uploads.add(files)}>
       <header class="room-head">
         {renaming ? (
           <form class="inline-form" onSubmit={rename}>
@@ -185,6 +213,7 @@ export function RoomPage({ project, user, client }: { project: number; user: Use
       <div class="room-body">
         <div class="room-main">
           <PromptBox project={project} models={models} loraFiles={catalog.loras} client={client} canGenerate={store.canEdit.value} />
+          {canUpload && <UploadTools queue={uploads} onSketch={() => setSketching(true)} note={uploadNote} />}
           <Feed store={store} client={client} selfId={user.id} onOpenImage={setOpenImage} />
         </div>
         <aside class="room-side">
@@ -202,6 +231,9 @@ export function RoomPage({ project, user, client }: { project: number; user: Use
           onClose={() => setOpenImage(null)}
         />
       )}
-    </div>
+      {sketching && canUpload && (
+        <SketchPad projectId={project} onUploaded={remixSketch} onClose={() => setSketching(false)} />
+      )}
+    </UploadDrop>
   );
 }

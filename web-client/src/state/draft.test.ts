@@ -2,7 +2,22 @@
 // LoRAs kept per model, SDXL size conditioning, and the checks made before sending.
 import { describe, expect, it } from 'vitest';
 import type { ImageDetail, Model } from '../api/models';
-import { addLora, draftFor, removeLora, reuse, setLora, submission, switchModel, validate, type Draft } from './draft';
+import {
+  addLora,
+  draftFor,
+  editDraftFor,
+  editModels,
+  editSubmission,
+  removeLora,
+  reuse,
+  setLora,
+  submission,
+  switchModel,
+  validate,
+  validateEdit,
+  type Draft,
+  type EditDraft,
+} from './draft';
 
 const params = (w: number, h: number, steps: number, guidance: number, samplers: string[]): Model['params'] => ({
   width: { min: 64, max: 2048, default: w, multiple_of: 8 },
@@ -198,5 +213,62 @@ describe('validate', () => {
     expect(validate({ ...draftFor(broken), prompt: 'x' }, broken)).toEqual([
       { field: 'model', message: 'This model is unavailable: truncated file' },
     ]);
+  });
+});
+
+describe('edits (inpaint and outpaint)', () => {
+  const withEdits = (m: Model): Model => ({ ...m, params: { ...m.params, modes: [...m.params.modes, 'inpaint', 'outpaint'] } });
+  const cppn = withEdits(model);
+  const xl = withEdits(sdxl);
+  const offline: Model = { ...withEdits(sd15), id: 'offline', available: false, unavailable_reason: 'missing' };
+  const models = [model, offline, xl, cppn];
+
+  it('offers the available models that list the mode, preferring the prompt box one', () => {
+    expect(editModels(models, 'inpaint').map((m) => m.id)).toEqual(['sdxl-base', 'cppn']);
+    expect(editDraftFor(models, 'inpaint', 'a cat', ['cppn', 'sdxl-base'])?.model).toBe('cppn');
+    expect(editDraftFor(models, 'inpaint', 'a cat', ['offline', undefined])?.model).toBe('sdxl-base');
+    expect(editDraftFor([model], 'inpaint', 'a cat', ['cppn'])).toBeNull();
+    // An inpaint starts at the model's default strength, an outpaint at its maximum.
+    expect(editDraftFor(models, 'inpaint', 'a cat', ['cppn'])).toMatchObject({ strength: 0.6, mask_blur: 4, masked_only: false, prompt: 'a cat' });
+    expect(editDraftFor(models, 'outpaint', '', ['cppn'])?.strength).toBe(1);
+  });
+
+  it('submits an inpaint with its mask, blur and area, and no size', () => {
+    const e = { ...(editDraftFor(models, 'inpaint', 'a red door', ['cppn']) as EditDraft), masked_only: true, strength: 0.8 };
+    const body = editSubmission(e, 41, 42, null);
+    expect(body).toEqual({
+      model: 'cppn', prompt: 'a red door', seed: -1, mode: 'inpaint', priority: 0,
+      parent_image_id: 41, mask_image_id: 42, strength: 0.8, mask_blur: 4, inpaint_area: 'masked',
+    });
+  });
+
+  it('takes the prompt box settings when it has the same model, and never its size', () => {
+    const box: Draft = {
+      ...draftFor(xl, 'ignored'), steps: 9, seed: 77, negative_prompt: 'fog', loras: [{ name: 'ink', weight: 0.5 }],
+      conditioning: { original_size: [2048, 2048], target_size: [null, null], crop_top_left: [null, null] },
+      mode: 'remix', parent: { id: 3, thumb: '/t' },
+    };
+    const e = editDraftFor(models, 'outpaint', 'more sea', ['sdxl-base']) as EditDraft;
+    const body = editSubmission({ ...e, extend: { left: 0, right: 256, top: 0, bottom: 64 } }, 7, null, box);
+    expect(body).toMatchObject({
+      model: 'sdxl-base', prompt: 'more sea', steps: 9, seed: 77, negative_prompt: 'fog', loras: [{ name: 'ink', weight: 0.5 }],
+      mode: 'outpaint', parent_image_id: 7, strength: 1, mask_blur: 4, extend: { left: 0, right: 256, top: 0, bottom: 64 },
+    });
+    for (const key of ['width', 'height', 'original_size', 'mask_image_id', 'inpaint_area']) expect(body).not.toHaveProperty(key);
+    // Another model in the prompt box: the edit's model with its defaults.
+    expect(editSubmission({ ...e, model: 'cppn' }, 7, null, box)).not.toHaveProperty('steps');
+  });
+
+  it('checks the prompt, strength, blur and extension before sending, naming the server fields', () => {
+    const parent = { width: 8000, height: 600 };
+    const e = editDraftFor(models, 'outpaint', 'x', ['cppn']) as EditDraft;
+    expect(validateEdit({ ...e, extend: { left: 8, right: 0, top: 0, bottom: 0 } }, cppn, parent)).toEqual([]);
+    expect(validateEdit(e, cppn, parent)).toEqual([{ field: 'extend', message: 'Add pixels on at least one side.' }]);
+    expect(validateEdit({ ...e, extend: { left: 100, right: 100, top: 0, bottom: 0 } }, cppn, parent)[0]?.message).toMatch(/at most 8192/);
+    expect(validateEdit({ ...e, extend: { left: 2049, right: 0, top: 0, bottom: 0 } }, cppn, parent)[0]?.field).toBe('extend');
+    const bad = { ...e, mode: 'inpaint' as const, prompt: ' ', strength: 1.5, mask_blur: 65 };
+    expect(validateEdit(bad, cppn, parent).map((p) => p.field)).toEqual(['prompt', 'strength', 'mask_blur']);
+    expect(validateEdit({ ...bad, mask_blur: 2.5 }, cppn, parent).map((p) => p.field)).toContain('mask_blur');
+    expect(validateEdit({ ...e, prompt: 'x' }, undefined, parent)).toEqual([{ field: 'model', message: 'No model here can outpaint.' }]);
   });
 });

@@ -165,9 +165,16 @@ function pairOf(p: OptPair): SizePair | null {
   return p[0] !== null && p[1] !== null ? [p[0], p[1]] : null;
 }
 
+/**
+ * The body of job.submit. The spec gives `mask_blur` and `inpaint_area` defaults, so the
+ * generated type requires them; they are sent for edits only (the server refuses them in
+ * other modes).
+ */
+export type JobBody = Omit<JobSubmit, 'mask_blur' | 'inpaint_area'> & Partial<Pick<JobSubmit, 'mask_blur' | 'inpaint_area'>>;
+
 /** The body of job.submit for a draft (a remix keeps the parent's size). */
-export function submission(d: Draft): JobSubmit {
-  const base: JobSubmit = {
+export function submission(d: Draft): JobBody {
+  const base: JobBody = {
     model: d.model,
     prompt: d.prompt,
     steps: d.steps,
@@ -220,6 +227,107 @@ export function reuse(d: Draft, img: ImageDetail, withSeed: boolean): Draft {
       crop_top_left: unlessDefault(img.crop_top_left, [0, 0]),
     },
   };
+}
+
+/** The pixels an outpaint adds on each side. */
+export type Extend = NonNullable<JobSubmit['extend']>;
+export type EditMode = 'inpaint' | 'outpaint';
+
+export const MASK_BLUR_DEFAULT = 4;
+export const MASK_BLUR_MAX = 64;
+export const EXTEND_MAX = 2048;
+/** The longest side an outpaint may reach. */
+export const EDIT_MAX_SIDE = 8192;
+export const EXTEND_SIDES = ['left', 'right', 'top', 'bottom'] as const;
+
+/** An inpaint or outpaint as set up in the image dialog's Edit mode. */
+export interface EditDraft {
+  mode: EditMode;
+  model: string;
+  prompt: string;
+  strength: number;
+  mask_blur: number;
+  /** "Only masked area": inpaint_area `masked`. */
+  masked_only: boolean;
+  extend: Extend;
+}
+
+/** The available models that offer `mode`. */
+export function editModels(models: readonly Model[], mode: EditMode): Model[] {
+  return models.filter((m) => isAvailable(m) && (m.params.modes as string[]).includes(mode));
+}
+
+/**
+ * A fresh edit: the prompt box's model when it offers the mode (else the image's, else the
+ * first that does), the image's prompt, the model's default strength for an inpaint and its
+ * maximum for an outpaint (the new border has nothing to keep).
+ */
+export function editDraftFor(
+  models: readonly Model[],
+  mode: EditMode,
+  prompt: string,
+  prefer: readonly (string | undefined)[],
+): EditDraft | null {
+  const offered = editModels(models, mode);
+  const m = prefer.map((id) => offered.find((x) => x.id === id)).find((x) => x !== undefined) ?? offered[0];
+  if (!m) return null;
+  return {
+    mode,
+    model: m.id,
+    prompt,
+    strength: mode === 'outpaint' ? m.params.strength.max : m.params.strength.default,
+    mask_blur: MASK_BLUR_DEFAULT,
+    masked_only: false,
+    extend: { left: 0, right: 0, top: 0, bottom: 0 },
+  };
+}
+
+const isInt = (v: number, min: number, max: number) => Number.isInteger(v) && v >= min && v <= max;
+
+/** What the server would refuse in an edit of an image of `parent`'s size, checked before sending. */
+export function validateEdit(e: EditDraft, m: Model | undefined, parent: { width: number; height: number }): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  if (e.prompt.trim() === '') out.push({ field: 'prompt', message: 'Write a prompt first.' });
+  if (!m) {
+    out.push({ field: 'model', message: `No model here can ${e.mode}.` });
+    return out;
+  }
+  const s = m.params.strength;
+  if (!Number.isFinite(e.strength) || e.strength < s.min || e.strength > s.max) {
+    out.push({ field: 'strength', message: `Strength from ${s.min} to ${s.max}.` });
+  }
+  if (!isInt(e.mask_blur, 0, MASK_BLUR_MAX)) {
+    out.push({ field: 'mask_blur', message: `Mask blur: a whole number of pixels from 0 to ${MASK_BLUR_MAX}.` });
+  }
+  if (e.mode === 'outpaint') {
+    const x = e.extend;
+    if (!EXTEND_SIDES.every((k) => isInt(x[k], 0, EXTEND_MAX))) {
+      out.push({ field: 'extend', message: `Each side: a whole number of pixels from 0 to ${EXTEND_MAX}.` });
+    } else if (EXTEND_SIDES.every((k) => x[k] === 0)) {
+      out.push({ field: 'extend', message: 'Add pixels on at least one side.' });
+    } else if (parent.width + x.left + x.right > EDIT_MAX_SIDE || parent.height + x.top + x.bottom > EDIT_MAX_SIDE) {
+      out.push({ field: 'extend', message: `The result may be at most ${EDIT_MAX_SIDE} pixels on each side.` });
+    }
+  }
+  return out;
+}
+
+/**
+ * The body of job.submit for an edit of image `parentId` (with the uploaded mask for an
+ * inpaint). Steps, guidance, sampler, seed, count, negative prompt and LoRAs come from the
+ * prompt box when it has the same model (its settings apply), else the model's defaults; the
+ * size is left out (it follows the parent).
+ */
+export function editSubmission(e: EditDraft, parentId: number, maskId: number | null, box: Draft | null): JobBody {
+  const base: JobBody =
+    box && box.model === e.model
+      ? submission({ ...box, prompt: e.prompt, parent: null, conditioning: noConditioning() })
+      : { model: e.model, prompt: e.prompt, seed: -1, mode: 'txt2img', priority: 0 };
+  delete base.width;
+  delete base.height;
+  const out: JobBody = { ...base, mode: e.mode, parent_image_id: parentId, strength: e.strength, mask_blur: e.mask_blur };
+  if (e.mode === 'outpaint') return { ...out, extend: { ...e.extend } };
+  return { ...out, ...(maskId !== null ? { mask_image_id: maskId } : {}), inpaint_area: e.masked_only ? 'masked' : 'whole' };
 }
 
 export const draft = signal<Draft | null>(null);

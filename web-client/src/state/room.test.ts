@@ -1,6 +1,6 @@
 // RoomStore: the room built from events, progress and previews.
 import { describe, expect, it } from 'vitest';
-import type { ApiEvent, Job } from '../api/models';
+import type { ApiEvent, Image, Job } from '../api/models';
 import { RoomStore } from './room';
 
 function job(id: number, state: Job['state'], extra: Partial<Job> = {}): Job {
@@ -16,11 +16,16 @@ let seq = 0;
 function event(type: string, data: Record<string, unknown>): ApiEvent {
   return { seq: ++seq, type, ts: '2026-11-26T00:00:00Z', actor: 7, data };
 }
-const image = (id: number, parent: number | null = null) => ({
-  id, project_id: 1, job_id: 0, index: 0, created_by: 8, width: 64, height: 64, seed: 1,
-  parent_image_id: parent, sha256: '0'.repeat(64), bytes: 1, url: `/api/v1/images/${id}/file`,
+const image = (id: number, parent: number | null = null): Image => ({
+  id, project_id: 1, job_id: 0, source: 'generated', original_name: null, index: 0, created_by: 8, width: 64,
+  height: 64, seed: 1, parent_image_id: parent, sha256: '0'.repeat(64), bytes: 1, url: `/api/v1/images/${id}/file`,
   thumb_url: `/api/v1/images/${id}/thumb`, created_at: '',
 });
+const upload = (id: number, by: number, created_at = '', name: string | null = 'cat.png'): Image => ({
+  ...image(id), job_id: null, source: 'upload', original_name: name, created_by: by, seed: 0, created_at,
+});
+const at = (s: number) => `2026-11-26T00:00:${String(s).padStart(2, '0')}.000Z`;
+const order = (s: RoomStore) => s.timeline.value.map((e) => (e.kind === 'job' ? `job ${e.job.id}` : `upload ${e.image.id}`));
 
 describe('RoomStore', () => {
   it('keeps each job as its latest event says, in submission order, with images and lineage', () => {
@@ -73,6 +78,16 @@ describe('RoomStore', () => {
     expect(s.progress.value.has(3)).toBe(false);
   });
 
+  it('skips a replayed job event rather than going back to an older state', () => {
+    const s = new RoomStore(7);
+    const queued = event('job.queued', { job: job(4, 'queued') });
+    s.apply(queued);
+    s.apply(event('job.done', { job: job(4, 'done', { images: [image(20)] }) }));
+    s.apply(queued);
+    expect(s.jobs.value.get(4)?.state).toBe('done');
+    expect(s.feed.value).toHaveLength(1);
+  });
+
   it('tracks members, the caller’s role, reactions and renames', () => {
     const s = new RoomStore(7);
     s.project.value = { id: 1, name: 'Old', description: '', created_by: 7, created_at: '', updated_at: '', role: 'editor' };
@@ -101,5 +116,63 @@ describe('RoomStore', () => {
     expect(s.canCancel(job(2, 'running', { submitted_by: 8 }))).toBe(true);
     s.role.value = 'viewer';
     expect(s.canCancel(job(1, 'queued', { submitted_by: 7 }))).toBe(false);
+  });
+
+  it('keeps uploads from image.uploaded, once each however often an event is replayed', () => {
+    const s = new RoomStore(7);
+    const first = event('image.uploaded', { image: upload(10, 8) });
+    s.apply(first);
+    s.apply(event('image.uploaded', { image: upload(11, 7, '', null) }));
+    s.apply(first); // the same event again (a replay after a reconnect): nothing changes
+    expect(s.lastSeq.value).toBe(seq);
+    // The same upload in another event (a replay the server numbered anew) is still one.
+    s.apply(event('image.uploaded', { image: upload(10, 8) }));
+    expect([...s.uploads.value.keys()]).toEqual([10, 11]);
+    expect(order(s)).toEqual(['upload 10', 'upload 11']);
+    // Uploads are images of the room (so a job made from one finds its parent), next to the
+    // images of jobs, which stay.
+    s.apply(event('job.done', { job: job(3, 'done', { images: [image(12, 10)], parent_image_id: 10, mode: 'inpaint' }) }));
+    expect(s.images.value.get(10)?.source).toBe('upload');
+    expect(s.images.value.get(12)?.parent_image_id).toBe(10);
+    expect([...s.images.value.keys()].sort()).toEqual([10, 11, 12]);
+    s.apply(event('image.uploaded', {})); // malformed: skipped
+    s.apply(event('image.uploaded', { image: { id: 'x' } }));
+    expect(s.uploads.value.size).toBe(2);
+  });
+
+  it('puts uploads among the jobs in time order', () => {
+    const s = new RoomStore(7);
+    s.apply(event('job.queued', { job: job(1, 'queued', { created_at: at(1) }) }));
+    s.apply(event('image.uploaded', { image: upload(10, 8, at(2)) }));
+    s.apply(event('job.queued', { job: job(2, 'queued', { created_at: at(3) }) }));
+    s.apply(event('image.uploaded', { image: upload(11, 7, at(4)) }));
+    s.apply(event('job.started', { job: job(1, 'running', { created_at: at(1) }) }));
+    s.apply(event('job.done', { job: job(1, 'done', { created_at: at(1), images: [image(12)] }) }));
+    expect(order(s)).toEqual(['job 1', 'upload 10', 'job 2', 'upload 11']);
+    // A later job's events and the replay of an upload move nothing.
+    s.apply(event('image.uploaded', { image: upload(10, 8, at(2)) }));
+    s.apply(event('job.done', { job: job(2, 'done', { created_at: at(3) }) }));
+    expect(order(s)).toEqual(['job 1', 'upload 10', 'job 2', 'upload 11']);
+  });
+
+  it('orders by the events when times are equal or missing', () => {
+    const s = new RoomStore(7);
+    s.apply(event('image.uploaded', { image: upload(10, 8, at(5)) }));
+    s.apply(event('job.queued', { job: job(1, 'queued', { created_at: at(5) }) }));
+    s.apply(event('job.queued', { job: job(2, 'queued') }));
+    s.apply(event('image.uploaded', { image: upload(11, 8) }));
+    expect(order(s)).toEqual(['upload 10', 'job 1', 'job 2', 'upload 11']);
+  });
+
+  it('names the caller by username where “you” would not do', () => {
+    const s = new RoomStore(7);
+    s.members.value = [
+      { user_id: 7, username: 'ann', role: 'owner', added_at: '' },
+      { user_id: 8, username: 'bob', role: 'editor', added_at: '' },
+    ];
+    expect(s.usernameOf(7)).toBe('you');
+    expect(s.nameOf(7)).toBe('ann');
+    expect(s.nameOf(8)).toBe('bob');
+    expect(s.nameOf(null)).toBe('a former member');
   });
 });

@@ -1,13 +1,26 @@
 // RoomStore: what a project room shows, built from the project's ordered events (the live
 // client hands each one over once, in seq order) plus the ephemeral progress, previews and
 // presence. Plain signals: components that read them re-render on change.
+//
+// Applying an event again (a replay) changes nothing: an event at or below the last seq is
+// skipped, and jobs and uploads are kept by id (each with the seq of the event that first
+// brought it, which orders the feed where times do not).
 import { batch, computed, signal } from '@preact/signals';
 import type { ApiEvent, Image, Job, Member, Project, ReactionCounts, Role } from '../api/models';
-import { jobOfEvent, type PresenceMember } from '../live/protocol';
+import { imageOfEvent, jobOfEvent, type PresenceMember } from '../live/protocol';
 
 export interface StepProgress {
   step: number;
   steps: number;
+}
+
+/** One entry of the room's feed: a job, or an image someone uploaded. */
+export type FeedEntry = { kind: 'job'; job: Job } | { kind: 'upload'; image: Image };
+
+/** The time of an ISO timestamp in ms, or null when there is none to read. */
+function timeOf(iso: string): number | null {
+  const t = Date.parse(iso);
+  return Number.isFinite(t) ? t : null;
 }
 
 export class RoomStore {
@@ -18,6 +31,8 @@ export class RoomStore {
   readonly presence = signal<PresenceMember[]>([]);
   /** Every job, by id. */
   readonly jobs = signal<ReadonlyMap<number, Job>>(new Map());
+  /** Every uploaded image (image.uploaded events), by id. */
+  readonly uploads = signal<ReadonlyMap<number, Image>>(new Map());
   readonly progress = signal<ReadonlyMap<number, StepProgress>>(new Map());
   /** A running job's latest preview, as an object URL (made by `previewUrl`). */
   readonly previews = signal<ReadonlyMap<number, string>>(new Map());
@@ -30,12 +45,45 @@ export class RoomStore {
 
   /** Jobs in the order they were submitted. */
   readonly feed = computed(() => [...this.jobs.value.values()].sort((a, b) => a.id - b.id));
-  /** Every image of every finished job, by id. */
+  /**
+   * Jobs and uploads, oldest first: jobs in submission order, uploads in upload order, the two
+   * interleaved by creation time (the server's clock); when times are equal or unreadable, the
+   * one whose first event came first goes first.
+   */
+  readonly timeline = computed((): FeedEntry[] => {
+    const jobs = this.feed.value;
+    const uploads = [...this.uploads.value.values()].sort((a, b) => a.id - b.id);
+    const before = (job: Job, up: Image): boolean => {
+      const tj = timeOf(job.created_at);
+      const tu = timeOf(up.created_at);
+      if (tj !== null && tu !== null && tj !== tu) return tj < tu;
+      return (this.firstSeq.get(`j${job.id}`) ?? 0) <= (this.firstSeq.get(`u${up.id}`) ?? 0);
+    };
+    const out: FeedEntry[] = [];
+    let i = 0;
+    let k = 0;
+    while (i < jobs.length || k < uploads.length) {
+      const job = jobs[i];
+      const up = uploads[k];
+      if (job && (!up || before(job, up))) {
+        out.push({ kind: 'job', job });
+        i += 1;
+      } else if (up) {
+        out.push({ kind: 'upload', image: up });
+        k += 1;
+      }
+    }
+    return out;
+  });
+  /** Every image of every finished job, and every upload, by id. */
   readonly images = computed(() => {
-    const out = new Map<number, Image>();
+    const out = new Map<number, Image>(this.uploads.value);
     for (const job of this.jobs.value.values()) for (const img of job.images) out.set(img.id, img);
     return out;
   });
+
+  /** The seq of the event that first brought each job (`j<id>`) and upload (`u<id>`). */
+  private readonly firstSeq = new Map<string, number>();
 
   constructor(
     private readonly selfId: number,
@@ -43,14 +91,30 @@ export class RoomStore {
     private readonly revokePreviewUrl: (url: string) => void = () => {},
   ) {}
 
-  /** Applies one durable event (in seq order). Unknown types are skipped. */
+  /**
+   * Applies one durable event (in seq order). Unknown types are skipped, and so is an event at
+   * or below the last seq applied (a replay: it would only bring back an older state).
+   */
   apply(event: ApiEvent): void {
+    if (event.seq <= this.lastSeq.value) return;
     batch(() => {
       this.lastSeq.value = event.seq;
       const job = jobOfEvent(event);
-      if (job) return this.applyJob(job);
+      if (job) {
+        this.noteFirst(`j${job.id}`, event.seq);
+        return this.applyJob(job);
+      }
       const data = event.data as Record<string, unknown>;
       switch (event.type) {
+        case 'image.uploaded': {
+          const img = imageOfEvent(event);
+          if (!img) return;
+          this.noteFirst(`u${img.id}`, event.seq);
+          const next = new Map(this.uploads.value);
+          next.set(img.id, img);
+          this.uploads.value = next;
+          return;
+        }
         case 'project.updated': {
           const p = this.project.value;
           if (p) {
@@ -138,13 +202,24 @@ export class RoomStore {
     return this.usernameOf(userId).slice(0, 2).toUpperCase();
   }
 
-  usernameOf(userId: number | null | undefined): string {
+  /** The member's username, also for the caller (where usernameOf says "you"). */
+  nameOf(userId: number | null | undefined): string {
     if (userId === null || userId === undefined) return 'a former member';
-    if (userId === this.selfId) return 'you';
     const m = this.members.value.find((x) => x.user_id === userId);
     if (m) return m.username;
     const p = this.presence.value.find((x) => x.user === userId);
     return p ? p.username : `user ${userId}`;
+  }
+
+  usernameOf(userId: number | null | undefined): string {
+    if (userId === null || userId === undefined) return 'a former member';
+    if (userId === this.selfId) return 'you';
+    return this.nameOf(userId);
+  }
+
+  private noteFirst(key: string, seq: number): void {
+    const seen = this.firstSeq.get(key);
+    if (seen === undefined || seq < seen) this.firstSeq.set(key, seq);
   }
 
   private applyJob(job: Job): void {
