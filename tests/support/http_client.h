@@ -78,7 +78,8 @@ class Connection {
   std::string buf_;
 };
 
-// One request on a fresh connection. `extra_headers` are full lines without CRLF.
+// One request on a fresh connection. `extra_headers` are full lines without CRLF. nullopt when
+// the connection is refused or the answer does not come (a server that died meanwhile).
 std::optional<RawResponse> http_request(uint16_t port, const std::string& method,
                                         const std::string& target, const std::string& body = {},
                                         const std::string& extra_headers = {});
