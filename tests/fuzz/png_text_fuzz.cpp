@@ -9,9 +9,10 @@
 //     encode_png on a small image, and read back. Oracles: a refusal is kInvalidArgument naming
 //     "text_chunks"; an accepted set of chunks reads back exactly, in order, and the pixels too.
 //
-// Images declaring more than kMaxPixels are not decoded here: decode_png allocates the declared
-// size (up to 16384^2 * 4 bytes) before it finds the data short, which is by design bounded by
-// kMaxDimension, but at a gigabyte per input it would only make the fuzzer slow.
+// Images declaring more than kMaxPixels are not decoded here. decode_png refuses a file whose
+// compressed data is too short for its declared size before allocating (the bomb case), but one
+// with enough data may still declare up to 16384^2 * 4 bytes, bounded by kMaxDimension by design;
+// at a gigabyte per input it would only make the fuzzer slow.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
