@@ -12,6 +12,7 @@
 
 #include "tests/integration/job_test_helpers.h"
 #include "tests/integration/upload_test_files.h"
+#include "tests/support/multipart_form.h"
 #include "tests/support/ws_client.h"
 
 namespace atelier::apitest {
@@ -27,27 +28,7 @@ constexpr int64_t kMaxBytes = 256 * 1024;
 constexpr int64_t kMaxPixels = 1'000'000;
 constexpr int64_t kFraming = 64 * 1024;  // the route's allowance for multipart framing
 
-// A multipart body as curl -F and browsers frame it.
-struct Form {
-  std::string boundary;
-  std::string body;
-
-  Form& file(const std::string& name, const std::string& filename, const std::string& type,
-             const std::string& bytes) {
-    body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + name +
-            "\"; filename=\"" + filename + "\"\r\n";
-    if (!type.empty()) body += "Content-Type: " + type + "\r\n";
-    body += "\r\n" + bytes + "\r\n";
-    return *this;
-  }
-  Form& text(const std::string& name, const std::string& value) {
-    body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" +
-            value + "\r\n";
-    return *this;
-  }
-  std::string content_type() const { return "multipart/form-data; boundary=" + boundary; }
-  std::string finished() const { return body + "--" + boundary + "--\r\n"; }
-};
+using Form = testing::MultipartForm;
 
 class UploadsTest : public ProjectServerTest {
  protected:

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "server/api/errors.h"
+#include "tests/support/multipart_form.h"
 
 namespace atelier::api {
 namespace {
@@ -36,29 +37,11 @@ std::string view_text(std::span<const uint8_t> bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
 
-// A multipart body as curl -F and browsers frame it.
-struct Form {
-  std::string boundary = "------------------------d74496d66958873e";
-  std::string body;
+using Form = testing::MultipartForm;
 
-  Form& file(const std::string& name, const std::string& filename, const std::string& type,
-             const std::string& bytes) {
-    body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + name +
-            "\"; filename=\"" + filename + "\"\r\n";
-    if (!type.empty()) body += "Content-Type: " + type + "\r\n";
-    body += "\r\n" + bytes + "\r\n";
-    return *this;
-  }
-  Form& text(const std::string& name, const std::string& value) {
-    body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" +
-            value + "\r\n";
-    return *this;
-  }
-  std::string content_type() const { return "multipart/form-data; boundary=" + boundary; }
-  http::Request request(const std::string& query = {}) const {
-    return make(content_type(), body + "--" + boundary + "--\r\n", query);
-  }
-};
+http::Request request_of(const Form& form, const std::string& query = {}) {
+  return make(form.content_type(), form.finished(), query);
+}
 
 void expect_refused(const Result<UploadRequest>& r, std::string_view field) {
   ASSERT_FALSE(r.is_ok());
@@ -114,7 +97,7 @@ TEST(UploadRequestTest, OtherOrMissingContentTypesAre415WithTheAcceptedList) {
 
 TEST(UploadRequestTest, AnEmptyFileIsRefusedNamingFile) {
   expect_refused(parse_upload_request(make("image/png", "")), "file");
-  expect_refused(parse_upload_request(Form().file("f", "a.png", "image/png", "").request()),
+  expect_refused(parse_upload_request(request_of(Form().file("f", "a.png", "image/png", ""))),
                  "file");
 }
 
@@ -122,7 +105,7 @@ TEST(UploadRequestTest, MultipartLikeCurlDashF) {
   const std::string bytes = kJpegMagic + std::string("\r\n--not-the-boundary\r\n\0tail", 27);
   Form form;
   form.file("file", "cat.jpg", "image/jpeg", bytes);
-  http::Request req = form.request();
+  http::Request req = request_of(form);
   auto r = parse_upload_request(req);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_EQ(r->format, ImageFormat::kJpeg);
@@ -137,7 +120,7 @@ TEST(UploadRequestTest, MultipartLikeABrowserFormDataWithAnAlphaPart) {
   // Old browsers sent the whole path; quoted-pairs keep its backslashes.
   form.text("alpha", "keep")
       .file("image", "C:\\\\Users\\\\ada\\\\mask.png", "image/png", kPngMagic);
-  auto r = parse_upload_request(form.request());
+  auto r = parse_upload_request(request_of(form));
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_EQ(r->format, ImageFormat::kPng);
   EXPECT_EQ(r->alpha, AlphaMode::kKeep);
@@ -145,43 +128,43 @@ TEST(UploadRequestTest, MultipartLikeABrowserFormDataWithAnAlphaPart) {
 
   Form bad;
   bad.file("image", "a.png", "image/png", kPngMagic).text("alpha", "sometimes");
-  expect_refused(parse_upload_request(bad.request()), "alpha");
+  expect_refused(parse_upload_request(request_of(bad)), "alpha");
 }
 
 TEST(UploadRequestTest, AnUntypedPartIsSniffedAndOnlyImagesPass) {
   Form octet;
   octet.file("file", "photo", "application/octet-stream", kJpegMagic);
-  auto r = parse_upload_request(octet.request());
+  auto r = parse_upload_request(request_of(octet));
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_EQ(r->format, ImageFormat::kJpeg);
 
   Form untyped;
   untyped.file("file", "photo", "", kPngMagic);
-  auto u = parse_upload_request(untyped.request());
+  auto u = parse_upload_request(request_of(untyped));
   ASSERT_TRUE(u.is_ok()) << u.status().to_string();
   EXPECT_EQ(u->format, ImageFormat::kPng);
 
   Form gif_bytes;
   gif_bytes.file("file", "anim.gif", "application/octet-stream", kGifMagic);
-  expect_refused(parse_upload_request(gif_bytes.request()), kContentTypeField);
+  expect_refused(parse_upload_request(request_of(gif_bytes)), kContentTypeField);
   for (const std::string type : {"image/gif", "image/svg+xml", "text/plain"}) {
     Form typed;
     typed.file("file", "x", type, kPngMagic);
-    expect_refused(parse_upload_request(typed.request()), kContentTypeField);
+    expect_refused(parse_upload_request(request_of(typed)), kContentTypeField);
   }
 }
 
 TEST(UploadRequestTest, MultipartNeedsExactlyOneFilePartAndAWellFormedBody) {
   Form none;
   none.text("alpha", "keep");
-  expect_refused(parse_upload_request(none.request()), "file");
+  expect_refused(parse_upload_request(request_of(none)), "file");
   Form two;
   two.file("a", "a.png", "image/png", kPngMagic).file("b", "b.png", "image/png", kPngMagic);
-  expect_refused(parse_upload_request(two.request()), "file");
+  expect_refused(parse_upload_request(request_of(two)), "file");
   // A text part with another name counts as a file part (curl -F 'file=<x.png' has no filename).
   Form text_file;
   text_file.text("file", kPngMagic);
-  auto r = parse_upload_request(text_file.request());
+  auto r = parse_upload_request(request_of(text_file));
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_EQ(r->format, ImageFormat::kPng);
 
