@@ -16,6 +16,7 @@
 
 #include "server/store/sqlite.h"
 #include "tests/integration/api_test_helpers.h"
+#include "tests/integration/crash_server.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
@@ -25,56 +26,16 @@ namespace {
 using namespace std::chrono_literals;
 using apitest::bearer;
 using apitest::call;
-using testing::ChildProcess;
+using testing::CrashServer;
 
 const std::string kBin = ATELIER_BIN;
 constexpr int kCycles = 24;
 constexpr int kJobsPerCycle = 4;
 
-class Server {
- public:
-  Server(const testing::TempDir& dir, int cycle, const std::string& crash_at) {
-    std::vector<std::string> args = {kBin,
-                                     "serve",
-                                     "--port",
-                                     "0",
-                                     "--data-dir",
-                                     (dir / "data").string(),
-                                     "--web-root",
-                                     (dir / "no-web").string(),
-                                     "--enable-null-model",
-                                     "true",
-                                     "--null-step-ms",
-                                     "3",
-                                     "--job-max-attempts",
-                                     "50",
-                                     "--log-level",
-                                     "warn"};
-    std::map<std::string, std::string> env;
-    if (!crash_at.empty()) env["ATELIER_TEST_CRASH_AT"] = crash_at;
-    child_ = std::make_unique<ChildProcess>(
-        args, dir / ("server-" + std::to_string(cycle) + ".log"), env);
-    auto out = child_->wait_for_output("listening on", 30s);
-    if (!out) {
-      // Recovery runs the jobs a previous kill left before the listener opens, so an armed crash
-      // point can be reached during start-up: that is a crash like any other, not a failure.
-      if (!crash_at.empty() && child_->wait(10s) &&
-          child_->output().find("test crash point") != std::string::npos) {
-        return;
-      }
-      throw std::runtime_error("server did not start: " + child_->output());
-    }
-    port_ = testing::parse_listening_port(*out);
-  }
-  // False: the process killed itself at a crash point before it was listening.
-  bool listening() const { return port_ != 0; }
-  uint16_t port() const { return port_; }
-  ChildProcess& child() { return *child_; }
-
- private:
-  std::unique_ptr<ChildProcess> child_;
-  uint16_t port_ = 0;
-};
+// The null model, fast steps, and attempts enough to survive every kill.
+const std::vector<std::string> kServerArgs = {
+    "--enable-null-model", "true", "--null-step-ms", "3",
+    "--job-max-attempts",  "50",   "--log-level",    "warn"};
 
 TEST(JobCrashTest, KilledAtRandomPointsNoAcceptedJobIsLostOrDoubled) {
   testing::TempDir dir("atelier-crash-test");
@@ -88,7 +49,7 @@ TEST(JobCrashTest, KilledAtRandomPointsNoAcceptedJobIsLostOrDoubled) {
     // Alternate: crash points armed (the process kills itself inside a completion), or the
     // harness kills it at a random moment.
     std::string crash_at = cycle % 2 == 0 ? "after_rename:0.25,after_commit:0.25" : "";
-    Server server(dir, cycle, crash_at);
+    CrashServer server(kBin, dir, cycle, crash_at, kServerArgs);
     if (!server.listening()) {
       ++self_killed;
       continue;
@@ -123,7 +84,7 @@ TEST(JobCrashTest, KilledAtRandomPointsNoAcceptedJobIsLostOrDoubled) {
 
   // Final run without crash points: everything left must finish.
   {
-    Server server(dir, kCycles, "");
+    CrashServer server(kBin, dir, kCycles, "", kServerArgs);
     const uint16_t port = server.port();
     for (int64_t id : accepted) {
       auto deadline = std::chrono::steady_clock::now() + 60s;

@@ -18,6 +18,7 @@
 
 #include "server/store/sqlite.h"
 #include "tests/integration/api_test_helpers.h"
+#include "tests/integration/crash_server.h"
 #include "tests/integration/upload_test_files.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -27,44 +28,15 @@ namespace {
 
 using namespace std::chrono_literals;
 using apitest::bearer;
-using testing::ChildProcess;
+using testing::CrashServer;
 
 const std::string kBin = ATELIER_BIN;
 constexpr int kCycles = 12;
 constexpr int kUploadsPerCycle = 6;
 
-class UploadServer {
- public:
-  UploadServer(const testing::TempDir& dir, int cycle, const std::string& crash_at) {
-    std::vector<std::string> args = {kBin,
-                                     "serve",
-                                     "--port",
-                                     "0",
-                                     "--data-dir",
-                                     (dir / "data").string(),
-                                     "--web-root",
-                                     (dir / "no-web").string(),
-                                     "--models-dir",
-                                     (dir / "no-models").string(),
-                                     "--max-uploads-per-user-per-hour",
-                                     "100000",
-                                     "--log-level",
-                                     "warn"};
-    std::map<std::string, std::string> env;
-    if (!crash_at.empty()) env["ATELIER_TEST_CRASH_AT"] = crash_at;
-    child_ = std::make_unique<ChildProcess>(
-        args, dir / ("server-" + std::to_string(cycle) + ".log"), env);
-    auto out = child_->wait_for_output("listening on", 30s);
-    if (!out) throw std::runtime_error("server did not start: " + child_->output());
-    port_ = testing::parse_listening_port(*out);
-  }
-  uint16_t port() const { return port_; }
-  ChildProcess& child() { return *child_; }
-
- private:
-  std::unique_ptr<ChildProcess> child_;
-  uint16_t port_ = 0;
-};
+// No models; an hourly upload limit the test never reaches.
+const std::vector<std::string> kServerArgs = {"--max-uploads-per-user-per-hour", "100000",
+                                              "--log-level", "warn"};
 
 TEST(UploadCrashTest, KilledMidUploadLeavesNoOrphanFilesOrRows) {
   testing::TempDir dir("atelier-upload-crash");
@@ -82,7 +54,9 @@ TEST(UploadCrashTest, KilledMidUploadLeavesNoOrphanFilesOrRows) {
     // Alternate: crash points armed (the process kills itself inside an upload), or the harness
     // kills it at a random moment while uploads are in flight.
     const bool armed = cycle % 2 == 1;
-    UploadServer server(dir, cycle, armed ? "upload_after_put:0.3,upload_after_commit:0.3" : "");
+    CrashServer server(kBin, dir, cycle,
+                       armed ? "upload_after_put:0.3,upload_after_commit:0.3" : "", kServerArgs);
+    ASSERT_TRUE(server.listening()) << "no upload crash point lies in start-up";
     const uint16_t port = server.port();
     if (cycle == 0) {
       token = apitest::register_account(port, "crash").token;
@@ -134,7 +108,7 @@ TEST(UploadCrashTest, KilledMidUploadLeavesNoOrphanFilesOrRows) {
 
   // The final run without crash points: its start-up sweep removes what the kills left.
   {
-    UploadServer server(dir, kCycles, "");
+    CrashServer server(kBin, dir, kCycles, "", kServerArgs);
     for (const auto& [id, sha] : acknowledged) {
       auto r = apitest::call(server.port(), "GET", "/api/v1/images/" + std::to_string(id), "",
                              bearer(token));
